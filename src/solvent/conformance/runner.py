@@ -1,0 +1,140 @@
+"""Run conformance vectors: read case files, run each case's check, compare with tolerance.
+
+Contract (../shared/conformance/README.md): one ``FAIL <id>: ...`` line per failing case, then
+``N passed, M failed``; an unknown check fails, never skips.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+from ..core.errors import InvalidInput, SolventError
+from .checks import CHECKS
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    id: str
+    check: str
+    passed: bool
+    message: str = ""  # why it failed
+    source_file: str = ""
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "check": self.check, "passed": self.passed, "message": self.message,
+                "file": self.source_file}
+
+
+def case_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Every ``.json`` file named, or found below a named folder (sorted, for a stable order)."""
+    files: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*.json") if p.is_file()))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InvalidInput("path", f"{path} is neither a file nor a folder")
+    return files
+
+
+def load_cases(path: Path) -> Iterator[Mapping[str, Any]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise InvalidInput(str(path), f"not valid JSON: {error}") from None
+    cases = data.get("cases") if isinstance(data, Mapping) else None
+    if not isinstance(cases, list):
+        raise InvalidInput(str(path), "expected an object with a list 'cases'")
+    yield from cases
+
+
+# ------------------------------------------------------------------------------- comparison
+
+
+def _decimal(text: Any) -> Decimal | None:
+    if isinstance(text, bool) or not isinstance(text, (str, int)):
+        return None
+    try:
+        value = Decimal(str(text))
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() else None
+
+
+def _default_tolerance(expected: str, got: Any) -> Decimal:
+    """Half a unit of the last decimal place written; exact when both sides are integers."""
+    value = Decimal(expected)
+    exponent = value.as_tuple().exponent
+    if exponent >= 0 and isinstance(got, int) and not isinstance(got, bool):
+        return Decimal(0)
+    return Decimal(1).scaleb(int(exponent)) / 2
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value.normalize() if value == value.to_integral_value() else value, "f")
+    if value is None:
+        return "none"
+    if isinstance(value, list):
+        return "[" + ", ".join(_render(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{key}: {_render(item)}" for key, item in value.items()) + "}"
+    return str(value)
+
+
+def matches(expected: Any, got: Any, tolerance: Decimal | None) -> bool:
+    if isinstance(expected, bool) or expected is None:
+        return expected == got
+    if isinstance(expected, list):
+        return isinstance(got, list) and len(got) == len(expected) and all(
+            matches(e, g, tolerance) for e, g in zip(expected, got))
+    if isinstance(expected, Mapping):
+        return isinstance(got, Mapping) and all(
+            key in got and matches(value, got[key], tolerance) for key, value in expected.items())
+    want = _decimal(expected)
+    if want is None:  # a name (an account, a status): compare as text
+        return str(expected) == str(got)
+    if isinstance(got, bool) or not isinstance(got, (int, Decimal)):
+        return False
+    allowed = tolerance if tolerance is not None else _default_tolerance(str(expected), got)
+    return abs(Decimal(got) - want) <= allowed
+
+
+def run_case(case: Mapping[str, Any], source_file: str = "") -> CaseResult:
+    case_id = str(case.get("id", "<no id>"))
+    name = str(case.get("check", ""))
+    handler = CHECKS.get(name)
+    if handler is None:
+        return CaseResult(case_id, name, False, f"unsupported check {name}", source_file)
+    try:
+        outputs = handler(case.get("input", {}))
+    except (SolventError, ArithmeticError, ValueError, KeyError, TypeError) as error:
+        return CaseResult(case_id, name, False, f"error {type(error).__name__}: {error}", source_file)
+    tolerances = case.get("tol", {}) or {}
+    for field_name, expected in (case.get("expect", {}) or {}).items():
+        if field_name not in outputs:
+            return CaseResult(case_id, name, False, f"expected {field_name}={_render(expected)}, got nothing "
+                              f"(the check does not produce {field_name})", source_file, outputs)
+        tolerance = _decimal(tolerances[field_name]) if field_name in tolerances else None
+        got = outputs[field_name]
+        if not matches(expected, got, tolerance):
+            return CaseResult(case_id, name, False, f"expected {field_name}={_render(expected)}, got {_render(got)}",
+                              source_file, outputs)
+    return CaseResult(case_id, name, True, "", source_file, outputs)
+
+
+def run_paths(paths: Iterable[str | Path]) -> list[CaseResult]:
+    results = []
+    for path in case_files(paths):
+        for case in load_cases(path):
+            results.append(run_case(case, str(path)))
+    return results

@@ -1,0 +1,364 @@
+"""The exact ledger: balances, positions and cost bases in integer units.
+
+Every asset declares its unit (10**-decimals); every market declares its lot (10**-size_decimals
+contracts). Balances, isolated margins, pools and position cost bases are Python ints in the
+settle asset's units, so sums are exact and a conservation check can demand equality, not
+closeness.
+
+How value is conserved. A trade moves the same integer notional ``n = size × price`` (rounded
+half-even once, for both sides) into the buyer's and the seller's cost basis with opposite signs.
+Closing a position realizes ``direction·(n − cost_closed)`` where ``cost_closed`` is the closed
+share of the cost basis, rounded against the account (so the account never gains a unit from
+rounding; the unit stays in its remaining cost basis). Hence, per settle asset,
+
+    Σ balances + Σ isolated margins + Σ pools − Σ signed cost bases = net deposits
+
+holds exactly after every operation, provided every market's open interest nets to zero, which
+trades between accounts guarantee. ``signed cost`` is ``+cost`` for a linear long and for an
+inverse short (their value rises with the quantity they hold), ``−cost`` otherwise.
+
+Every operation validates everything first and mutates only once nothing can fail: it applies
+completely or raises and changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+
+from .domain import Asset, ContractKind, MarginMode, Market, PositionMode, Side
+from .errors import InsufficientFunds, InvalidInput, UnknownName
+from .numbers import from_units, non_negative, positive, to_decimal, to_units
+
+PROTOCOL_POOLS = ("insurance_fund", "fee_pool")
+
+
+@dataclass
+class Position:
+    """A position on one market. ``lots`` is signed: positive long, negative short.
+
+    ``cost`` is the entry value in settle-asset units (always >= 0). In hedge mode an account may
+    hold one LONG and one SHORT position per market, told apart by ``hedge_side``.
+    """
+
+    market: str
+    lots: int = 0
+    cost: int = 0
+    margin_mode: MarginMode = MarginMode.CROSS
+    hedge_side: Side | None = None
+    isolated_margin: int = 0
+    leverage: Decimal | None = None
+
+    @property
+    def side(self) -> Side | None:
+        if self.lots == 0:
+            return None
+        return Side.LONG if self.lots > 0 else Side.SHORT
+
+    @property
+    def key(self) -> tuple[str, Side | None]:
+        return (self.market, self.hedge_side)
+
+
+@dataclass
+class Account:
+    id: str
+    position_mode: PositionMode = PositionMode.ONE_WAY
+    balances: dict[str, int] = field(default_factory=dict)
+    positions: dict[tuple[str, Side | None], Position] = field(default_factory=dict)
+
+    def balance(self, asset: str) -> int:
+        return self.balances.get(asset, 0)
+
+    def open_positions(self) -> list[Position]:
+        return [position for position in self.positions.values() if position.lots != 0]
+
+
+@dataclass(frozen=True)
+class FillResult:
+    """What a fill did to one account, in settle-asset units."""
+
+    account: str
+    market: str
+    lots: int  # signed change of the position
+    notional: int
+    realized_pnl: int
+    fee: int
+    position_lots: int  # after the fill
+
+
+@dataclass(frozen=True)
+class ConservationReport:
+    """Per asset: where every unit is, and whether it adds up to what came in."""
+
+    expected: dict[str, int]  # net deposits
+    found: dict[str, int]  # balances + isolated margins + pools − signed cost bases
+    open_interest_imbalance: dict[str, int]  # market → net lots (must be 0)
+
+    @property
+    def holds(self) -> bool:
+        return self.expected == self.found and not any(self.open_interest_imbalance.values())
+
+    def describe(self) -> str:
+        lines = []
+        for asset in sorted(set(self.expected) | set(self.found)):
+            expected, found = self.expected.get(asset, 0), self.found.get(asset, 0)
+            mark = "ok" if expected == found else f"MISMATCH by {found - expected}"
+            lines.append(f"{asset}: expected {expected}, found {found} ({mark})")
+        for market, lots in sorted(self.open_interest_imbalance.items()):
+            if lots:
+                lines.append(f"{market}: open interest does not net to zero ({lots} lots)")
+        return "\n".join(lines)
+
+
+class Ledger:
+    """Accounts, positions and protocol pools of one or more venues, in exact integers."""
+
+    def __init__(self) -> None:
+        self.assets: dict[str, Asset] = {}
+        self.markets: dict[str, Market] = {}
+        self.accounts: dict[str, Account] = {}
+        self.pools: dict[str, dict[str, int]] = {name: {} for name in PROTOCOL_POOLS}
+        self.net_deposits: dict[str, int] = {}
+
+    # ---------------------------------------------------------------- registry
+
+    def add_asset(self, asset: Asset) -> Asset:
+        if asset.symbol in self.assets and self.assets[asset.symbol] != asset:
+            raise InvalidInput(f"asset[{asset.symbol}]", "already exists with other decimals")
+        self.assets[asset.symbol] = asset
+        return asset
+
+    def add_market(self, market: Market) -> Market:
+        if market.settle not in self.assets:
+            raise UnknownName("asset", market.settle, list(self.assets))
+        if market.symbol in self.markets and self.markets[market.symbol] != market:
+            raise InvalidInput(f"market[{market.symbol}]", "already exists with another specification")
+        self.markets[market.symbol] = market
+        return market
+
+    def open_account(self, account_id: str, position_mode: PositionMode = PositionMode.ONE_WAY) -> Account:
+        if not account_id:
+            raise InvalidInput("account", "must not be empty")
+        if account_id in self.accounts:
+            raise InvalidInput("account", f"{account_id!r} already exists")
+        account = Account(account_id, position_mode)
+        self.accounts[account_id] = account
+        return account
+
+    def asset(self, symbol: str) -> Asset:
+        try:
+            return self.assets[symbol]
+        except KeyError:
+            raise UnknownName("asset", symbol, list(self.assets)) from None
+
+    def market(self, symbol: str) -> Market:
+        try:
+            return self.markets[symbol]
+        except KeyError:
+            raise UnknownName("market", symbol, list(self.markets)) from None
+
+    def account(self, account_id: str) -> Account:
+        try:
+            return self.accounts[account_id]
+        except KeyError:
+            raise UnknownName("account", account_id) from None
+
+    # ---------------------------------------------------------------- amounts
+
+    def units(self, asset: str, amount: object, field_name: str = "amount") -> int:
+        """Exact integer units of an amount; refuses amounts finer than the asset's unit."""
+        decimals = self.asset(asset).decimals
+        value = to_decimal(amount, field_name)
+        scaled = value.scaleb(decimals)
+        if scaled != scaled.to_integral_value():
+            raise InvalidInput(field_name, f"{value} is finer than the unit 1e-{decimals} of {asset}")
+        return int(scaled)
+
+    def amount(self, asset: str, units: int) -> Decimal:
+        return from_units(units, self.asset(asset).decimals)
+
+    # ---------------------------------------------------------------- cash
+
+    def deposit(self, account_id: str, asset: str, amount: object) -> int:
+        units = self.units(asset, positive(amount, "amount"))
+        account = self.account(account_id)
+        account.balances[asset] = account.balance(asset) + units
+        self.net_deposits[asset] = self.net_deposits.get(asset, 0) + units
+        return units
+
+    def withdraw(self, account_id: str, asset: str, amount: object) -> int:
+        """Take an amount out. Margin rules (free collateral) are the engine's; this checks funds."""
+        units = self.units(asset, positive(amount, "amount"))
+        account = self.account(account_id)
+        if account.balance(asset) < units:
+            raise InsufficientFunds(
+                f"account {account_id!r} holds {self.amount(asset, account.balance(asset))} {asset}, "
+                f"cannot withdraw {self.amount(asset, units)}"
+            )
+        account.balances[asset] = account.balance(asset) - units
+        self.net_deposits[asset] -= units
+        return units
+
+    def move_isolated_margin(self, account_id: str, market: str, amount: object, hedge_side: Side | None = None) -> int:
+        """Move margin into (positive) or out of (negative) an isolated position."""
+        account = self.account(account_id)
+        spec = self.market(market)
+        units = self.units(spec.settle, amount)
+        position = account.positions.get((market, hedge_side))
+        if position is None and units > 0:  # fund an isolated position before its first fill
+            position = Position(market, margin_mode=MarginMode.ISOLATED, hedge_side=hedge_side)
+        if position is None or position.margin_mode is not MarginMode.ISOLATED:
+            raise InvalidInput("market", f"account {account_id!r} has no isolated position on {market}")
+        if units > 0 and account.balance(spec.settle) < units:
+            raise InsufficientFunds(f"account {account_id!r} lacks {self.amount(spec.settle, units)} {spec.settle}")
+        if units < 0 and position.isolated_margin < -units:
+            raise InsufficientFunds(f"isolated margin of {market} holds only {self.amount(spec.settle, position.isolated_margin)}")
+        account.balances[spec.settle] = account.balance(spec.settle) - units
+        position.isolated_margin += units
+        account.positions[(market, hedge_side)] = position
+        return units
+
+    # ---------------------------------------------------------------- trading
+
+    def fill_notional(self, market: Market, lots: int, price: Decimal) -> int:
+        """Units of settle asset a fill of ``lots`` at ``price`` is worth, the same for both sides."""
+        size = market.size_of(abs(lots))
+        return to_units(market.notional(size, price), self.asset(market.settle).decimals, rounding=ROUND_HALF_EVEN)
+
+    def apply_trade(
+        self,
+        buyer: str,
+        seller: str,
+        market: str,
+        size: object,
+        price: object,
+        *,
+        buyer_fee: object = "0",
+        seller_fee: object = "0",
+        buyer_mode: MarginMode = MarginMode.CROSS,
+        seller_mode: MarginMode = MarginMode.CROSS,
+        buyer_hedge_side: Side | None = None,
+        seller_hedge_side: Side | None = None,
+    ) -> tuple[FillResult, FillResult]:
+        """A match between two accounts, applied to both or to neither."""
+        if buyer == seller:
+            raise InvalidInput("seller", "an account cannot trade with itself")
+        plans = [
+            self._plan_fill(buyer, market, Side.LONG, size, price, buyer_fee, buyer_mode, buyer_hedge_side, "buyer"),
+            self._plan_fill(seller, market, Side.SHORT, size, price, seller_fee, seller_mode, seller_hedge_side, "seller"),
+        ]
+        return tuple(self._commit(plan) for plan in plans)  # type: ignore[return-value]
+
+    def apply_fill(
+        self,
+        account_id: str,
+        market: str,
+        side: Side,
+        size: object,
+        price: object,
+        *,
+        fee: object = "0",
+        margin_mode: MarginMode = MarginMode.CROSS,
+        hedge_side: Side | None = None,
+    ) -> FillResult:
+        """One side of a fill whose counterparty is outside this ledger (or applied separately)."""
+        return self._commit(self._plan_fill(account_id, market, side, size, price, fee, margin_mode, hedge_side, "fill"))
+
+    def _plan_fill(self, account_id, market_symbol, side, size, price, fee, margin_mode, hedge_side, where):
+        account = self.account(account_id)
+        market = self.market(market_symbol)
+        size = positive(size, f"{where}.size")
+        price = positive(price, f"{where}.price")
+        fee_amount = non_negative(fee, f"{where}.fee")
+        lots = market.lots(size, f"{where}.size")
+        if account.position_mode is PositionMode.HEDGE:
+            if hedge_side is None:
+                raise InvalidInput(f"{where}.hedge_side", "required for an account in hedge mode (long or short leg)")
+        elif hedge_side is not None:
+            raise InvalidInput(f"{where}.hedge_side", "only accounts in hedge mode have legs")
+        key = (market.symbol, hedge_side)
+        current = account.positions.get(key)
+        if current is not None and (current.lots != 0 or current.isolated_margin) and current.margin_mode is not margin_mode:
+            raise InvalidInput(f"{where}.margin_mode", f"the position on {market.symbol} is {current.margin_mode}")
+        signed = int(side) * lots
+        if hedge_side is not None:
+            held = current.lots if current else 0
+            new_lots = held + signed
+            if new_lots != 0 and (new_lots > 0) != (hedge_side is Side.LONG):
+                raise InvalidInput(f"{where}.size", f"would turn the {hedge_side} leg of {market.symbol} to the other side")
+        notional = self.fill_notional(market, lots, price)
+        fee_units = to_units(fee_amount, self.asset(market.settle).decimals, rounding=ROUND_CEILING)
+        return (account, market, key, signed, notional, fee_units, margin_mode, hedge_side)
+
+    def _commit(self, plan) -> FillResult:
+        account, market, key, signed, notional, fee_units, margin_mode, hedge_side = plan
+        position = account.positions.get(key)
+        if position is None or position.lots == 0:
+            position = Position(market.symbol, margin_mode=margin_mode, hedge_side=hedge_side,
+                                isolated_margin=position.isolated_margin if position else 0)
+            account.positions[key] = position
+        realized = 0
+        held = position.lots
+        direction = 1 if market.kind is ContractKind.LINEAR else -1
+        if held != 0 and (held > 0) != (signed > 0):
+            closing = min(abs(signed), abs(held))
+            position_direction = direction * (1 if held > 0 else -1)
+            # Closed share of the cost basis, rounded against the account: up when the
+            # account profits from a higher exit value, down otherwise.
+            rounding = ROUND_CEILING if position_direction > 0 else ROUND_FLOOR
+            cost_closed = int((Decimal(position.cost) * closing / abs(held)).to_integral_value(rounding=rounding))
+            exit_value = notional * closing // abs(signed) if closing != abs(signed) else notional
+            realized = position_direction * (exit_value - cost_closed)
+            position.cost -= cost_closed
+            position.lots += closing * (1 if signed > 0 else -1)
+            opening_notional = notional - exit_value
+            opening = abs(signed) - closing
+        else:
+            opening_notional = notional
+            opening = abs(signed)
+        if opening:
+            position.lots += opening * (1 if signed > 0 else -1)
+            position.cost += opening_notional
+        settle = market.settle
+        if position.margin_mode is MarginMode.ISOLATED:
+            position.isolated_margin += realized - fee_units
+            if position.lots == 0:  # what is left of the isolated margin returns to the wallet
+                account.balances[settle] = account.balance(settle) + position.isolated_margin
+                position.isolated_margin = 0
+        else:
+            account.balances[settle] = account.balance(settle) + realized - fee_units
+        if fee_units:
+            pool = self.pools["fee_pool"]
+            pool[settle] = pool.get(settle, 0) + fee_units
+        return FillResult(account.id, market.symbol, signed, notional, realized, fee_units, position.lots)
+
+    # ---------------------------------------------------------------- conservation
+
+    def signed_cost(self, position: Position) -> int:
+        market = self.markets[position.market]
+        direction = 1 if market.kind is ContractKind.LINEAR else -1
+        return direction * (1 if position.lots > 0 else -1) * position.cost if position.lots else 0
+
+    def conservation(self) -> ConservationReport:
+        found: dict[str, int] = {}
+        imbalance: dict[str, int] = {symbol: 0 for symbol in self.markets}
+
+        def add(asset: str, units: int) -> None:
+            found[asset] = found.get(asset, 0) + units
+
+        for account in self.accounts.values():
+            for asset, units in account.balances.items():
+                add(asset, units)
+            for position in account.positions.values():
+                settle = self.markets[position.market].settle
+                add(settle, position.isolated_margin - self.signed_cost(position))
+                imbalance[position.market] += position.lots
+        for pool in self.pools.values():
+            for asset, units in pool.items():
+                add(asset, units)
+        expected = {asset: units for asset, units in self.net_deposits.items() if units or found.get(asset)}
+        found = {asset: units for asset, units in found.items() if units or asset in expected}
+        for asset in expected:
+            found.setdefault(asset, 0)
+        return ConservationReport(expected, found, imbalance)

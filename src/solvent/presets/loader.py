@@ -1,0 +1,178 @@
+"""Load, validate and override venue presets."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..core.domain import Asset, ContractKind, Market
+from ..core.errors import InvalidInput, UnknownName
+from ..core.numbers import fraction, positive, to_int
+from ..policies.liquidation_price import LiquidationPriceRule
+from ..policies.margin import MarginModel, build_margin_model
+
+
+def _merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep merge: tables merge key by key, everything else (lists included) is replaced."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A venue's mechanism as data. Build with :func:`load_preset`."""
+
+    name: str
+    data: Mapping[str, Any] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        # Validate eagerly so that a broken preset fails when loaded, naming the field.
+        for key in ("title", "sources", "margin"):
+            if key not in self.data:
+                raise InvalidInput(f"preset[{self.name}].{key}", "missing")
+        self.liquidation_price_rule
+        self.assets
+        for symbol in self.markets:
+            self.margin_model(symbol)
+
+    # ------------------------------------------------------------ descriptive
+
+    @property
+    def title(self) -> str:
+        return str(self.data["title"])
+
+    @property
+    def summary(self) -> str:
+        return str(self.data.get("summary", ""))
+
+    @property
+    def sources(self) -> list[str]:
+        return list(self.data["sources"])
+
+    def section(self, name: str) -> dict[str, Any]:
+        return dict(self.data.get(name, {}))
+
+    # ------------------------------------------------------------ policies
+
+    @property
+    def liquidation_price_rule(self) -> LiquidationPriceRule:
+        spec = self.section("liquidation_price")
+        return LiquidationPriceRule(
+            maintenance_at=str(spec.get("maintenance_at", "price")),
+            fee_to_close=bool(spec.get("fee_to_close", False)),
+            isolated_margin=str(spec.get("isolated_margin", "balance")),
+        )
+
+    def margin_spec(self, market: str | None = None, **overrides: Any) -> dict[str, Any]:
+        """The preset's ``[margin]`` table, merged with a market's own and then ``overrides``."""
+        spec = self.section("margin")
+        if market is not None:
+            spec = _merge(spec, self._market_data(market).get("margin", {}))
+        return _merge(spec, overrides)
+
+    def margin_model(self, market: str | None = None, **overrides: Any) -> MarginModel:
+        """The margin model of a market (or of the preset's default, with parameters given)."""
+        where = f"preset[{self.name}].margin" if market is None else f"preset[{self.name}].markets[{market}].margin"
+        return build_margin_model(self.margin_spec(market, **overrides), where)
+
+    def fee_rate(self, kind: str = "taker") -> Decimal:
+        return fraction(self.section("fees").get(kind, "0"), f"preset[{self.name}].fees.{kind}")
+
+    def price_tick(self, market: str) -> Decimal | None:
+        tick = self._market_data(market).get("price_tick")
+        return None if tick is None else positive(tick, f"preset[{self.name}].markets[{market}].price_tick")
+
+    @property
+    def haircuts(self) -> dict[str, Decimal]:
+        """Collateral haircut per asset (0 = counted in full)."""
+        return {
+            asset: fraction(value, f"preset[{self.name}].collateral.{asset}")
+            for asset, value in self.section("collateral").items()
+        }
+
+    # ------------------------------------------------------------ markets
+
+    @property
+    def assets(self) -> dict[str, Asset]:
+        result = {}
+        for symbol, decimals in self.section("assets").items():
+            result[symbol] = Asset(symbol, to_int(decimals, f"preset[{self.name}].assets.{symbol}"))
+        return result
+
+    def _market_data(self, symbol: str) -> dict[str, Any]:
+        for entry in self.data.get("markets", []):
+            if entry.get("symbol") == symbol:
+                return dict(entry)
+        raise UnknownName("market", symbol, [entry.get("symbol") for entry in self.data.get("markets", [])])
+
+    @property
+    def markets(self) -> dict[str, Market]:
+        result = {}
+        for index, entry in enumerate(self.data.get("markets", [])):
+            where = f"preset[{self.name}].markets[{index}]"
+            symbol = entry.get("symbol")
+            if not symbol:
+                raise InvalidInput(f"{where}.symbol", "missing")
+            result[symbol] = Market(
+                symbol=symbol,
+                base=entry.get("base", ""),
+                quote=entry.get("quote", ""),
+                settle=entry.get("settle", entry.get("quote", "")),
+                kind=ContractKind.parse(entry.get("kind", "linear"), f"{where}.kind"),
+                size_decimals=to_int(entry.get("size_decimals", 3), f"{where}.size_decimals"),
+                contract_size=positive(entry.get("contract_size", "1"), f"{where}.contract_size"),
+            )
+        return result
+
+    def with_overrides(self, overrides: Mapping[str, Any], name: str | None = None) -> "Preset":
+        """A new preset: this one with some values replaced (a user's own design)."""
+        return Preset(name or f"{self.name}+overrides", _merge(self.data, overrides))
+
+
+PRESET_PACKAGE = "solvent.presets"
+
+
+def list_presets() -> list[str]:
+    """Names of the presets shipped with solvent."""
+    return sorted(
+        entry.name[: -len(".toml")]
+        for entry in resources.files(PRESET_PACKAGE).iterdir()
+        if entry.name.endswith(".toml")
+    )
+
+
+@cache
+def _load_builtin(name: str) -> Preset:
+    text = resources.files(PRESET_PACKAGE).joinpath(f"{name}.toml").read_text(encoding="utf-8")
+    return Preset(name, tomllib.loads(text))
+
+
+def load_preset(name_or_path: str | Path) -> Preset:
+    """A shipped preset by name (``binance``), or a preset file by path."""
+    text = str(name_or_path)
+    if text.endswith(".toml") or "/" in text:
+        path = Path(text)
+        if not path.is_file():
+            raise InvalidInput("preset", f"no preset file at {path}")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as error:
+            raise InvalidInput("preset", f"{path} is not valid TOML: {error}") from None
+        base = data.pop("extends", None)
+        if base:  # a user's design: an existing preset with overrides
+            return load_preset(base).with_overrides(data, name=path.stem)
+        return Preset(path.stem, data)
+    if text not in list_presets():
+        raise UnknownName("preset", text, list_presets())
+    return _load_builtin(text)
