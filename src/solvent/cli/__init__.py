@@ -1,0 +1,1 @@
+"""The ``solvent`` command line."""

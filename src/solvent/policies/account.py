@@ -1,0 +1,195 @@
+"""Exact margin of an account: equity, initial and maintenance margin, ratios, liquidation prices.
+
+An account's positions fall into margin pools: one cross pool per settle asset (its wallet
+balance, haircut collateral and every cross position settled in that asset) and one pool per
+isolated position (its isolated margin and that position). Everything here is Decimal and exact;
+it is the path the vectorized screen is re-checked against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Callable, Mapping
+
+from ..core.domain import MarginMode, Side
+from ..core.errors import InvalidInput, UnknownName
+from ..core.ledger import Account, Ledger, Position
+from ..core.numbers import ZERO
+from .liquidation_price import LiquidationPriceRule, PositionView, account_liquidation_price
+from .margin import MarginModel
+
+
+@dataclass(frozen=True)
+class PositionMargin:
+    market: str
+    side: Side
+    size: Decimal
+    entry_price: Decimal
+    mark_price: Decimal
+    notional: Decimal
+    unrealized_pnl: Decimal
+    initial_margin: Decimal
+    maintenance_margin: Decimal
+    margin_mode: MarginMode
+    liquidation_price: Decimal | None
+
+
+@dataclass(frozen=True)
+class PoolMargin:
+    """One margin pool of an account."""
+
+    account: str
+    settle: str
+    isolated_market: str | None  # None for the cross pool
+    collateral: Decimal  # wallet balance + haircut collateral (cross) or isolated margin
+    unrealized_pnl: Decimal
+    initial_margin: Decimal
+    maintenance_margin: Decimal
+    positions: tuple[PositionMargin, ...]
+
+    @property
+    def equity(self) -> Decimal:
+        return self.collateral + self.unrealized_pnl
+
+    @property
+    def margin_ratio(self) -> Decimal | None:
+        """Maintenance margin over equity (Binance's margin ratio); None when equity <= 0."""
+        if self.equity <= 0:
+            return None
+        return self.maintenance_margin / self.equity
+
+    @property
+    def free_collateral(self) -> Decimal:
+        return self.equity - self.initial_margin
+
+    @property
+    def below_maintenance(self) -> bool:
+        return self.maintenance_margin > 0 and self.equity < self.maintenance_margin
+
+
+ModelLookup = Callable[[str], MarginModel]
+
+
+def position_entry_price(ledger: Ledger, position: Position) -> Decimal:
+    market = ledger.markets[position.market]
+    size = market.size_of(abs(position.lots))
+    value = ledger.amount(market.settle, position.cost)
+    if size == 0 or value == 0:
+        return ZERO
+    # Linear: value = size·cs·price. Inverse: value = size·cs/price.
+    return value / (size * market.contract_size) if market.kind.value == "linear" else size * market.contract_size / value
+
+
+def _view(ledger: Ledger, position: Position, marks: Mapping[str, Decimal], models: ModelLookup) -> PositionView:
+    market = ledger.markets[position.market]
+    if position.market not in marks:
+        raise InvalidInput(f"marks.{position.market}", "no mark price for a market with an open position")
+    return PositionView(
+        symbol=position.market,
+        side=position.side,  # type: ignore[arg-type]
+        size=market.size_of(abs(position.lots)),
+        entry_price=position_entry_price(ledger, position),
+        mark_price=marks[position.market],
+        margin=models(position.market),
+        kind=market.kind,
+        contract_size=market.contract_size,
+    )
+
+
+def _cross_collateral(ledger: Ledger, account: Account, settle: str, prices: Mapping[str, Decimal],
+                      haircuts: Mapping[str, Decimal]) -> Decimal:
+    """Wallet balance in the settle asset plus other assets at price × (1 − haircut)."""
+    total = ledger.amount(settle, account.balance(settle))
+    for asset, units in account.balances.items():
+        if asset == settle or units == 0:
+            continue
+        if asset not in haircuts:
+            continue  # not accepted as collateral by this venue
+        if asset not in prices:
+            raise InvalidInput(f"prices.{asset}", f"no price for collateral asset {asset} (in {settle})")
+        total += ledger.amount(asset, units) * prices[asset] * (1 - haircuts[asset])
+    return total
+
+
+def _position_margin(view: PositionView, position: Position, liquidation_price: Decimal | None) -> PositionMargin:
+    notional = view.notional_at(view.mark_price)
+    leverage = position.leverage or view.margin.max_leverage(notional)
+    initial = view.margin.initial_margin(notional, view.size, leverage)
+    return PositionMargin(
+        market=view.symbol,
+        side=view.side,
+        size=view.size,
+        entry_price=view.entry_price,
+        mark_price=view.mark_price,
+        notional=notional,
+        unrealized_pnl=view.pnl_at(view.mark_price),
+        initial_margin=initial,
+        maintenance_margin=view.maintenance_at(view.mark_price),
+        margin_mode=position.margin_mode,
+        liquidation_price=liquidation_price,
+    )
+
+
+def account_margin(
+    ledger: Ledger,
+    account_id: str,
+    *,
+    models: ModelLookup,
+    marks: Mapping[str, Decimal],
+    prices: Mapping[str, Decimal] | None = None,
+    haircuts: Mapping[str, Decimal] | None = None,
+    rule: LiquidationPriceRule = LiquidationPriceRule(),
+) -> list[PoolMargin]:
+    """Every margin pool of an account at the given marks, with liquidation prices.
+
+    ``models(market)`` gives a market's margin model (``preset.margin_model``); ``prices`` and
+    ``haircuts`` value non-settle collateral (assets without a haircut are not collateral).
+    """
+    if account_id not in ledger.accounts:
+        raise UnknownName("account", account_id)
+    account = ledger.accounts[account_id]
+    prices = prices or {}
+    haircuts = haircuts or {}
+    pools: list[PoolMargin] = []
+
+    cross: dict[str, list[Position]] = {}
+    for position in account.open_positions():
+        if position.margin_mode is MarginMode.CROSS:
+            cross.setdefault(ledger.markets[position.market].settle, []).append(position)
+    # A cross pool for every settle asset the account trades in or holds a balance of.
+    settle_assets = {market.settle for market in ledger.markets.values()}
+    settles = set(cross) | {asset for asset, units in account.balances.items() if units and asset in settle_assets}
+    for settle in sorted(settles):
+        positions = cross.get(settle, [])
+        views = [_view(ledger, position, marks, models) for position in positions]
+        collateral = _cross_collateral(ledger, account, settle, prices, haircuts)
+        margins = []
+        for view, position in zip(views, positions):
+            price = account_liquidation_price(wallet_balance=collateral, positions=views, target=view.symbol, rule=rule)
+            margins.append(_position_margin(view, position, price))
+        pools.append(_pool(account_id, settle, None, collateral, margins))
+
+    for position in account.open_positions():
+        if position.margin_mode is not MarginMode.ISOLATED:
+            continue
+        market = ledger.markets[position.market]
+        view = _view(ledger, position, marks, models)
+        collateral = ledger.amount(market.settle, position.isolated_margin)
+        price = account_liquidation_price(wallet_balance=collateral, positions=[view], target=view.symbol,
+                                          rule=rule, margin_mode=MarginMode.ISOLATED)
+        pools.append(_pool(account_id, market.settle, position.market, collateral, [_position_margin(view, position, price)]))
+    return pools
+
+
+def _pool(account: str, settle: str, market: str | None, collateral: Decimal, margins: list[PositionMargin]) -> PoolMargin:
+    return PoolMargin(
+        account=account,
+        settle=settle,
+        isolated_market=market,
+        collateral=collateral,
+        unrealized_pnl=sum((m.unrealized_pnl for m in margins), ZERO),
+        initial_margin=sum((m.initial_margin for m in margins), ZERO),
+        maintenance_margin=sum((m.maintenance_margin for m in margins), ZERO),
+        positions=tuple(margins),
+    )
