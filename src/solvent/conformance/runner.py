@@ -81,7 +81,7 @@ def _render(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Decimal):
-        return format(value.normalize() if value == value.to_integral_value() else value, "f")
+        return format(value.normalize(), "f")
     if value is None:
         return "none"
     if isinstance(value, list):

@@ -1,0 +1,55 @@
+"""Presets are data: every shipped preset loads, cites sources and builds its models."""
+
+from decimal import Decimal as D
+
+import pytest
+
+from solvent.core.errors import InvalidInput, UnknownName
+from solvent.presets import list_presets, load_preset
+
+EXPECTED = {"binance", "bybit", "bitmex", "hyperliquid", "dydx_v4", "drift_v2", "gmx_v2"}
+
+
+def test_all_perpetual_presets_ship():
+    assert EXPECTED <= set(list_presets())
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_preset_loads_with_sources_and_models(name):
+    preset = load_preset(name)
+    assert preset.title and preset.sources and preset.markets
+    for symbol, market in preset.markets.items():
+        model = preset.margin_model(symbol)
+        assert model.maintenance_margin(D(1000), D(1)) > 0
+        assert market.settle in preset.assets
+
+
+def test_user_preset_extends_a_shipped_one(tmp_path):
+    path = tmp_path / "my_venue.toml"
+    path.write_text('extends = "binance"\ntitle = "My venue"\n[liquidation_price]\nmaintenance_at = "entry"\n')
+    preset = load_preset(path)
+    assert preset.title == "My venue" and preset.name == "my_venue"
+    assert preset.liquidation_price_rule.maintenance_at == "entry"
+    assert preset.margin_model("BTCUSDT").maintenance_margin(D(100000)) == D(450)
+
+
+def test_overrides_merge_tables_and_replace_lists():
+    base = load_preset("hyperliquid")
+    custom = base.with_overrides({"markets": [{"symbol": "X", "base": "X", "quote": "USD", "settle": "USDC",
+                                               "margin": {"tiers": [{"floor": "0", "max_leverage": "5"}]}}]})
+    assert list(custom.markets) == ["X"]
+    assert custom.margin_model("X").tiers[0].maintenance_rate == D("0.1")
+    assert list(base.markets) == ["BTC", "ETH", "SOL", "DOGE"]  # the original is untouched
+
+
+def test_unknown_preset_lists_the_known_ones():
+    with pytest.raises(UnknownName, match="binance"):
+        load_preset("nope")
+
+
+def test_broken_preset_fails_when_loaded_naming_the_field(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text('extends = "binance"\n[margin]\nmodel = "magic"\n')
+    with pytest.raises(InvalidInput) as error:
+        load_preset(path)
+    assert error.value.field.endswith("margin.model")
