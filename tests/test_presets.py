@@ -53,3 +53,17 @@ def test_broken_preset_fails_when_loaded_naming_the_field(tmp_path):
     with pytest.raises(InvalidInput) as error:
         load_preset(path)
     assert error.value.field.endswith("margin.model")
+
+
+def test_preset_oracle_rules_drive_the_index():
+    from solvent.core.oracle import OracleStatus, SourceQuote
+
+    quotes = [SourceQuote("a", D(100), D(1), 1000), SourceQuote("b", D(101), D(1), 1000),
+              SourceQuote("c", D(150), D(1), 1000), SourceQuote("d", D(90), D(1), 600)]
+    binance = load_preset("binance").index_price(quotes, 1000)  # weighted mean, 3% cap, 300 s
+    assert binance.status is OracleStatus.DEVIATED  # c capped at 101·1.03; d is stale
+    assert binance.price == (D(100) + D(101) + D(101) * D("1.03")) / 3
+    hyperliquid = load_preset("hyperliquid").index_price(quotes[:3], 1000)  # weighted median
+    assert hyperliquid.price == D(101)
+    stale = load_preset("hyperliquid").index_price(quotes, 2000)
+    assert stale.status is OracleStatus.STALE and not stale.usable_for_liquidation

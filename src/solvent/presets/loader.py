@@ -9,11 +9,12 @@ from decimal import Decimal
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from ..core.domain import Asset, ContractKind, Market
 from ..core.errors import InvalidInput, UnknownName
 from ..core.numbers import fraction, positive, to_int
+from ..core.oracle import OracleReading, SourceQuote, aggregate_index
 from ..policies.liquidation_price import LiquidationPriceRule
 from ..policies.margin import MarginModel, build_margin_model
 
@@ -92,6 +93,18 @@ class Preset:
     def price_tick(self, market: str) -> Decimal | None:
         tick = self._market_data(market).get("price_tick")
         return None if tick is None else positive(tick, f"preset[{self.name}].markets[{market}].price_tick")
+
+    def index_price(self, quotes: Iterable[SourceQuote], now: object, *,
+                    deviation_cap: object | None = None) -> OracleReading:
+        """The venue's index from source quotes, under its ``[oracle]`` rules (status, never a bare number)."""
+        spec = self.section("oracle")
+        return aggregate_index(
+            list(quotes), now,
+            stale_after=spec.get("stale_after_seconds", 300),
+            deviation_cap=deviation_cap if deviation_cap is not None else spec.get("deviation_cap", "0.03"),
+            min_sources=int(spec.get("min_sources", 1)),
+            method=str(spec.get("method", "weighted_mean")),
+        )
 
     @property
     def haircuts(self) -> dict[str, Decimal]:
