@@ -202,16 +202,26 @@ def demo(
     console.print(f"below maintenance: [red]{len(result.below_maintenance):,}[/red]   "
                   f"at risk (margin ratio >= 80%): [yellow]{len(result.at_risk):,}[/yellow]   "
                   f"decided by the exact re-check: {result.rechecked}")
-    ranked = sorted(result.at_risk, key=lambda pool: pool.margin_ratio or Decimal("Infinity"), reverse=True)
-    table = Table(title=f"accounts at risk (top {min(top, len(ranked))} by margin ratio)")
-    for column in ("account", "equity", "maint. margin", "margin ratio", "positions (side size @ entry → liq. price)"):
-        table.add_column(column, justify="left" if column.startswith(("account", "positions")) else "right")
+    # Least healthy first: equity as a multiple of the maintenance margin (negative when bankrupt).
+    ranked = sorted(result.at_risk, key=lambda pool: pool.equity / pool.maintenance_margin)
+    table = Table(title=f"the {min(top, len(ranked))} least healthy accounts after the shock")
+    for column in ("account", "equity", "maint. margin", "margin ratio", "market", "side", "size", "entry",
+                   "mark", "liq. price"):
+        table.add_column(column, justify="left" if column in ("account", "market", "side") else "right",
+                         no_wrap=column == "account")
     for pool in ranked[:top]:
         ratio = pool.margin_ratio
-        legs = "; ".join(
-            f"{p.market} {p.side} {p.size} @ {_fmt(p.entry_price)} → {_fmt(p.liquidation_price)}" for p in pool.positions)
-        table.add_row(pool.account, f"{_fmt(pool.equity)} {pool.settle}", _fmt(pool.maintenance_margin),
-                      "bankrupt" if ratio is None else f"{ratio:.1%}", legs)
+        for index, position in enumerate(pool.positions):
+            first = index == 0
+            table.add_row(
+                pool.account if first else "",
+                f"{_fmt(pool.equity)} {pool.settle}" if first else "",
+                _fmt(pool.maintenance_margin) if first else "",
+                ("bankrupt" if ratio is None else f"{ratio:.1%}") if first else "",
+                position.market, str(position.side), f"{position.size}", _fmt(position.entry_price),
+                _fmt(position.mark_price), _fmt(position.liquidation_price),
+                end_section=index == len(pool.positions) - 1,
+            )
     console.print(table)
     verdict = "[green]holds[/green]" if result.conservation.holds else "[red]BROKEN[/red]"
     console.print(f"conservation of value across the ledger: {verdict}")
