@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(BIN)/solvent demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 -p no:cacheprovider
+	$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
 
 conformance: $(STAMP)
 	$(BIN)/solvent conformance $(CONFORMANCE)

@@ -197,7 +197,7 @@ class Ledger:
                 f"cannot withdraw {self.amount(asset, units)}"
             )
         account.balances[asset] = account.balance(asset) - units
-        self.net_deposits[asset] -= units
+        self.net_deposits[asset] = self.net_deposits.get(asset, 0) - units
         return units
 
     def move_isolated_margin(self, account_id: str, market: str, amount: object, hedge_side: Side | None = None) -> int:
@@ -205,6 +205,9 @@ class Ledger:
         account = self.account(account_id)
         spec = self.market(market)
         units = self.units(spec.settle, amount)
+        if (hedge_side is None) != (account.position_mode is PositionMode.ONE_WAY):
+            raise InvalidInput("hedge_side", "required in hedge mode (long or short leg)" if hedge_side is None
+                               else "only accounts in hedge mode have legs")
         position = account.positions.get((market, hedge_side))
         if position is None and units > 0:  # fund an isolated position before its first fill
             position = Position(market, margin_mode=MarginMode.ISOLATED, hedge_side=hedge_side)

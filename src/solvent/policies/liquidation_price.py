@@ -215,6 +215,8 @@ def position_liquidation_price(
     size = positive(size, "size")
     entry_price = positive(entry_price, "entry_price")
     fee_rate = fraction(fee_rate, "fee_rate")
+    mark_price = None if mark_price is None else positive(mark_price, "mark_price")
+    leverage = None if leverage is None else positive(leverage, "leverage")
     leg = Leg(side, size, entry_price, margin_model, contract_size)
     if margin_mode is MarginMode.ISOLATED:
         collateral = isolated_collateral(

@@ -13,7 +13,7 @@ from typing import Any, Iterable, Mapping
 
 from ..core.domain import Asset, ContractKind, Market
 from ..core.errors import InvalidInput, UnknownName
-from ..core.numbers import fraction, positive, to_int
+from ..core.numbers import fraction, positive, to_decimal, to_int
 from ..core.oracle import OracleReading, SourceQuote, aggregate_index
 from ..policies.liquidation_price import LiquidationPriceRule
 from ..policies.margin import MarginModel, build_margin_model
@@ -44,8 +44,12 @@ class Preset:
                 raise InvalidInput(f"preset[{self.name}].{key}", "missing")
         self.liquidation_price_rule
         self.assets
+        self.haircuts
+        for kind in self.section("fees"):
+            self.fee_rate(kind)
         for symbol in self.markets:
             self.margin_model(symbol)
+            self.price_tick(symbol)
 
     # ------------------------------------------------------------ descriptive
 
@@ -69,9 +73,13 @@ class Preset:
     @property
     def liquidation_price_rule(self) -> LiquidationPriceRule:
         spec = self.section("liquidation_price")
+        fee_to_close = spec.get("fee_to_close", False)
+        if not isinstance(fee_to_close, bool):
+            raise InvalidInput(f"preset[{self.name}].liquidation_price.fee_to_close",
+                               f"expected true or false, got {fee_to_close!r}")
         return LiquidationPriceRule(
             maintenance_at=str(spec.get("maintenance_at", "price")),
-            fee_to_close=bool(spec.get("fee_to_close", False)),
+            fee_to_close=fee_to_close,
             isolated_margin=str(spec.get("isolated_margin", "balance")),
         )
 
@@ -88,7 +96,11 @@ class Preset:
         return build_margin_model(self.margin_spec(market, **overrides), where)
 
     def fee_rate(self, kind: str = "taker") -> Decimal:
-        return fraction(self.section("fees").get(kind, "0"), f"preset[{self.name}].fees.{kind}")
+        """A fee rate; negative for a maker rebate."""
+        rate = to_decimal(self.section("fees").get(kind, "0"), f"preset[{self.name}].fees.{kind}")
+        if not -1 <= rate <= 1:
+            raise InvalidInput(f"preset[{self.name}].fees.{kind}", f"must be within [-1, 1], got {rate}")
+        return rate
 
     def price_tick(self, market: str) -> Decimal | None:
         tick = self._market_data(market).get("price_tick")
