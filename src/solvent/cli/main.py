@@ -26,7 +26,8 @@ bench_app = typer.Typer(help="Benchmarks that report ratios against baselines me
                         no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
-console = Console()
+# Piped output (CI logs, files) gets room for the tables instead of rich's 80-column fallback.
+console = Console(width=None if sys.stdout.isatty() else 140)
 errors = Console(stderr=True)
 
 
