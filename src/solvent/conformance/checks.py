@@ -213,3 +213,7 @@ def gmx_is_liquidatable(data):
         non_negative(data.get("position_fee_rate", "0"), "position_fee_rate"),
     )
     return {"liquidatable": model.is_liquidatable(remaining, size_usd)}
+
+
+# Checks of the liquidation policies register themselves on import (they use ``check`` above).
+from . import checks_liquidation  # noqa: E402,F401

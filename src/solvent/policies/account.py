@@ -140,11 +140,15 @@ def account_margin(
     prices: Mapping[str, Decimal] | None = None,
     haircuts: Mapping[str, Decimal] | None = None,
     rule: LiquidationPriceRule = LiquidationPriceRule(),
+    with_liquidation_prices: bool = True,
+    markets: Callable[[str], bool] | None = None,
 ) -> list[PoolMargin]:
     """Every margin pool of an account at the given marks, with liquidation prices.
 
     ``models(market)`` gives a market's margin model (``preset.margin_model``); ``prices`` and
     ``haircuts`` value non-settle collateral (assets without a haircut are not collateral).
+    ``with_liquidation_prices=False`` skips solving them (the engine's trigger does not need
+    them); ``markets`` restricts the positions counted to the markets it accepts (a venue's).
     """
     if account_id not in ledger.accounts:
         raise UnknownName("account", account_id)
@@ -154,7 +158,8 @@ def account_margin(
     pools: list[PoolMargin] = []
 
     cross: dict[str, list[Position]] = {}
-    for position in account.open_positions():
+    open_positions = [p for p in account.open_positions() if markets is None or markets(p.market)]
+    for position in open_positions:
         if position.margin_mode is MarginMode.CROSS:
             cross.setdefault(ledger.markets[position.market].settle, []).append(position)
     # A cross pool for every settle asset the account trades in or holds a balance of.
@@ -166,18 +171,20 @@ def account_margin(
         collateral = _cross_collateral(ledger, account, settle, prices, haircuts)
         margins = []
         for view, position in zip(views, positions):
-            price = account_liquidation_price(wallet_balance=collateral, positions=views, target=view.symbol, rule=rule)
+            price = (account_liquidation_price(wallet_balance=collateral, positions=views, target=view.symbol, rule=rule)
+                     if with_liquidation_prices else None)
             margins.append(_position_margin(view, position, price))
         pools.append(_pool(account_id, settle, None, collateral, margins))
 
-    for position in account.open_positions():
+    for position in open_positions:
         if position.margin_mode is not MarginMode.ISOLATED:
             continue
         market = ledger.markets[position.market]
         view = _view(ledger, position, marks, models)
         collateral = ledger.amount(market.settle, position.isolated_margin)
-        price = account_liquidation_price(wallet_balance=collateral, positions=[view], target=view.symbol,
-                                          rule=rule, margin_mode=MarginMode.ISOLATED)
+        price = (account_liquidation_price(wallet_balance=collateral, positions=[view], target=view.symbol,
+                                           rule=rule, margin_mode=MarginMode.ISOLATED)
+                 if with_liquidation_prices else None)
         pools.append(_pool(account_id, market.settle, position.market, collateral, [_position_margin(view, position, price)]))
     return pools
 

@@ -321,8 +321,9 @@ class LiquidityTier:
         return cls(initial, fraction_ppm, non_negative(oi_lower_cap, "oi_lower_cap"), non_negative(oi_upper_cap, "oi_upper_cap"))
 
     @property
-    def maintenance_ppm(self) -> int:
-        return self.initial_ppm * self.maintenance_fraction_ppm // PPM
+    def maintenance_rate(self) -> Decimal:
+        """IMF·MF exactly (a product of two ppm rates)."""
+        return Decimal(self.initial_ppm * self.maintenance_fraction_ppm) / PPM**2
 
     def adjusted_initial_ppm(self, open_interest: Decimal | None) -> int:
         if open_interest is None or self.oi_upper_cap == 0 or open_interest <= self.oi_lower_cap:
@@ -337,13 +338,15 @@ class LiquidityTier:
         return -((-abs(quote_quantums) * self.adjusted_initial_ppm(open_interest)) // PPM)
 
     def maintenance_margin_quantums(self, quote_quantums: int) -> int:
-        return -((-abs(quote_quantums) * self.maintenance_ppm) // PPM)
+        """``⌈⌈|quote|·IMF⌉·MF⌉``: dYdX rounds the base initial margin up, then its fraction up."""
+        initial = -((-abs(quote_quantums) * self.initial_ppm) // PPM)
+        return -((-initial * self.maintenance_fraction_ppm) // PPM)
 
     def maintenance_line(self, notional: Decimal, size: Decimal | None = None) -> tuple[Decimal, Decimal]:
-        return Decimal(self.maintenance_ppm) / PPM, ZERO
+        return self.maintenance_rate, ZERO
 
     def maintenance_margin(self, notional: Decimal, size: Decimal | None = None) -> Decimal:
-        return abs(notional) * Decimal(self.maintenance_ppm) / PPM
+        return abs(notional) * self.maintenance_rate
 
     def initial_margin(self, notional, size=None, leverage=None, open_interest=None) -> Decimal:
         rate = Decimal(self.adjusted_initial_ppm(open_interest)) / PPM
@@ -353,7 +356,7 @@ class LiquidityTier:
         return required
 
     def maintenance_table(self, size: Decimal | None = None) -> list[TableRow]:
-        return [(ZERO, Decimal(self.maintenance_ppm) / PPM, ZERO)]
+        return [(ZERO, self.maintenance_rate, ZERO)]
 
     def max_leverage(self, notional: Decimal) -> Decimal | None:
         return None if self.initial_ppm == 0 else Decimal(PPM) / self.initial_ppm

@@ -1,0 +1,391 @@
+"""Auto-deleveraging: who is closed against a bankrupt position the backstop could not absorb.
+
+Reference: ../shared/reference/perp-venues.md §1.5 (Binance), §2.5 (BitMEX), §3.5 (Bybit),
+§4.5 (Hyperliquid), §5.5 (dYdX), §6.5 (Drift), §10 (policy matrix).
+
+The candidates are the accounts on the opposite side of the bankrupt position. A rule decides the
+order in which they are closed; the queue then closes each candidate fully until ``deficit_size``
+(base units) is covered, the last one partially. Rules:
+
+- ``binance``: ``PnL% = max(0, uPnL) / max(1, WB)``; ``margin ratio = MM / (WB + uPnL)`` if that
+  is positive, else 0; score = PnL% × margin ratio.
+- ``bitmex``: ``PnL% = (mark value − entry value) / |entry value|``; ``effective leverage =
+  |mark value| / (mark value − bankrupt value)``; score = PnL% × leverage if PnL% > 0, else
+  PnL% / leverage. Values are signed (a short's are negative), so a short's bankrupt price above
+  its mark still gives a positive leverage.
+- ``hyperliquid``: score = ``(mark / entry) × (notional / account value)``, as documented.
+- ``dydx``: no ranking. Candidates are visited in the order given, starting at a pseudorandom
+  ``offset`` (wrapping around); the engine supplies the draw, this module never makes one.
+- ``pro_rata``: no queue. Every candidate closes ``deficit × size / Σ size`` (Drift socializes
+  this way through funding; it is also the baseline ADL "overshoot" is measured against).
+
+Any candidate may carry a precomputed ``score`` instead of the inputs its rule needs.
+
+Ranking is high to low score; equal scores are ordered by account id (ascending, as text), so the
+queue is a pure function of its inputs. Scores are computed on exact rationals, so two candidates
+tie only when their scores are truly equal.
+
+Each candidate's standing is reported as venues display it: ``rank`` (1 = first to be closed),
+``quantile = rank / n`` (Binance's "rank / total users") and ``lights`` (BitMEX/Binance's 1–5
+indicator: the top 20% of the queue show 5 lights, the bottom 20% one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+from fractions import Fraction
+from typing import Any, Iterable, Mapping, Sequence
+
+from ..core.domain import Side
+from ..core.errors import InvalidInput
+from ..core.numbers import non_negative, positive, to_decimal, to_int
+
+RULES = ("binance", "bitmex", "hyperliquid", "dydx", "pro_rata")
+RANKED_RULES = ("binance", "bitmex", "hyperliquid")
+
+# Input names a candidate may use for each ranking input (the venues' own vocabulary first).
+_ALIASES: dict[str, tuple[str, ...]] = {
+    "score": ("score", "ranking", "sorting_index", "leverage_pnl"),
+    "upnl": ("upnl", "unrealized_pnl", "unrealised_pnl"),
+    "wallet_balance": ("wallet_balance",),
+    "maintenance_margin": ("maintenance_margin",),
+    "mark_price": ("mark_price",),
+    "entry_price": ("entry_price", "avg_entry_price"),
+    "bankrupt_price": ("bankrupt_price", "bankruptcy_price"),
+    "mark_value": ("mark_value",),
+    "entry_value": ("entry_value", "avg_entry_value"),
+    "bankrupt_value": ("bankrupt_value", "bankruptcy_value"),
+    "notional": ("notional", "notional_position", "position_value"),
+    "account_value": ("account_value",),
+}
+
+
+@dataclass(frozen=True)
+class AdlCandidate:
+    """An account that may be deleveraged: its id, its position size (base units, > 0) and either a
+    precomputed ``score`` or the inputs its rule needs (all optional here; the rule checks)."""
+
+    account: str
+    size: Decimal
+    side: Side | None = None
+    score: Decimal | None = None
+    upnl: Decimal | None = None
+    wallet_balance: Decimal | None = None
+    maintenance_margin: Decimal | None = None
+    mark_price: Decimal | None = None
+    entry_price: Decimal | None = None
+    bankrupt_price: Decimal | None = None
+    mark_value: Decimal | None = None
+    entry_value: Decimal | None = None
+    bankrupt_value: Decimal | None = None
+    notional: Decimal | None = None
+    account_value: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.account, str) or not self.account:
+            raise InvalidInput("account", "must be a non-empty account id")
+        object.__setattr__(self, "size", positive(self.size, f"candidates[{self.account}].size"))
+
+    @classmethod
+    def parse(cls, row: Mapping[str, Any], where: str = "candidate") -> "AdlCandidate":
+        """From a mapping in the venues' vocabulary (see ``_ALIASES``); numbers as decimal strings."""
+        if not isinstance(row, Mapping):
+            raise InvalidInput(where, "expected an object")
+        account = row.get("account")
+        if account is None or str(account) == "":
+            raise InvalidInput(f"{where}.account", "missing")
+        values: dict[str, Any] = {}
+        for name, aliases in _ALIASES.items():
+            present = [alias for alias in aliases if alias in row]
+            if len(present) > 1:
+                raise InvalidInput(f"{where}.{present[1]}", f"given twice (also as {present[0]})")
+            if present:
+                values[name] = to_decimal(row[present[0]], f"{where}.{present[0]}")
+        side = row.get("side")
+        return cls(
+            account=str(account),
+            size=positive(row.get("size"), f"{where}.size"),
+            side=None if side is None else Side.parse(side, f"{where}.side"),
+            **values,
+        )
+
+
+@dataclass(frozen=True)
+class AdlClose:
+    """One deleveraging fill: ``size`` base units of ``account``'s position closed."""
+
+    account: str
+    size: Decimal
+
+
+@dataclass(frozen=True)
+class QueueStanding:
+    """Where a candidate stands in the queue. ``None`` fields for ``pro_rata``, which has no queue."""
+
+    account: str
+    rank: int | None
+    quantile: Decimal | None
+    lights: int | None
+    score: Decimal | None
+
+
+@dataclass(frozen=True)
+class AdlResult:
+    """The closes in the order they happen, every candidate's standing (queue order), and the part
+    of the deficit no candidate could cover."""
+
+    closes: tuple[AdlClose, ...]
+    standings: tuple[QueueStanding, ...]
+    uncovered: Decimal
+
+    @property
+    def closed_size(self) -> Decimal:
+        with _exact():
+            return sum((close.size for close in self.closes), Decimal(0))
+
+    def standing(self, account: str) -> QueueStanding:
+        for standing in self.standings:
+            if standing.account == account:
+                return standing
+        raise InvalidInput("account", f"{account!r} is not a candidate")
+
+
+# --------------------------------------------------------------------------------------------
+# Scores
+# --------------------------------------------------------------------------------------------
+
+
+def _need(candidate: AdlCandidate, name: str, rule: str) -> Fraction:
+    value = getattr(candidate, name)
+    if value is None:
+        raise InvalidInput(f"candidates[{candidate.account}].{name}", f"required by the {rule} rule (or give a score)")
+    return Fraction(value)
+
+
+def binance_score(candidate: AdlCandidate) -> Fraction:
+    """``max(0, uPnL)/max(1, WB) × (MM/(WB + uPnL) if WB + uPnL > 0 else 0)``."""
+    upnl = _need(candidate, "upnl", "binance")
+    wallet = _need(candidate, "wallet_balance", "binance")
+    maintenance = _need(candidate, "maintenance_margin", "binance")
+    if maintenance < 0:
+        raise InvalidInput(f"candidates[{candidate.account}].maintenance_margin", "must not be negative")
+    pnl_pct = max(Fraction(0), upnl) / max(Fraction(1), wallet)
+    equity = wallet + upnl
+    margin_ratio = maintenance / equity if equity > 0 else Fraction(0)
+    return pnl_pct * margin_ratio
+
+
+def _bitmex_values(candidate: AdlCandidate) -> tuple[Fraction, Fraction, Fraction]:
+    """Signed (mark, entry, bankrupt) values: given, or side × size × price."""
+    if candidate.mark_value is not None or candidate.entry_value is not None or candidate.bankrupt_value is not None:
+        return (_need(candidate, "mark_value", "bitmex"), _need(candidate, "entry_value", "bitmex"),
+                _need(candidate, "bankrupt_value", "bitmex"))
+    sign = int(candidate.side) if candidate.side is not None else 1
+    quantity = Fraction(candidate.size) * sign
+    prices = []
+    for name in ("mark_price", "entry_price", "bankrupt_price"):
+        price = _need(candidate, name, "bitmex")
+        if price <= 0:
+            raise InvalidInput(f"candidates[{candidate.account}].{name}", "must be positive")
+        prices.append(quantity * price)
+    return prices[0], prices[1], prices[2]
+
+
+def bitmex_score(candidate: AdlCandidate) -> Fraction:
+    """``PnL% × effective leverage`` when in profit, ``PnL% / effective leverage`` otherwise."""
+    mark, entry, bankrupt = _bitmex_values(candidate)
+    where = f"candidates[{candidate.account}]"
+    if entry == 0:
+        raise InvalidInput(f"{where}.entry_value", "must not be zero")
+    if mark - bankrupt <= 0:
+        raise InvalidInput(f"{where}.bankrupt_value", "must lie beyond the mark (the position would already be bankrupt)")
+    pnl_pct = (mark - entry) / abs(entry)
+    leverage = abs(mark) / (mark - bankrupt)
+    if leverage == 0:
+        raise InvalidInput(f"{where}.mark_value", "must not be zero")
+    return pnl_pct * leverage if pnl_pct > 0 else pnl_pct / leverage
+
+
+def hyperliquid_score(candidate: AdlCandidate) -> Fraction:
+    """``(mark / entry) × (notional / account value)``; notional defaults to size × mark."""
+    where = f"candidates[{candidate.account}]"
+    mark = _need(candidate, "mark_price", "hyperliquid")
+    entry = _need(candidate, "entry_price", "hyperliquid")
+    account_value = _need(candidate, "account_value", "hyperliquid")
+    if mark <= 0:
+        raise InvalidInput(f"{where}.mark_price", "must be positive")
+    if entry <= 0:
+        raise InvalidInput(f"{where}.entry_price", "must be positive")
+    if account_value <= 0:
+        raise InvalidInput(f"{where}.account_value", "must be positive for a ranked candidate")
+    notional = Fraction(candidate.notional) if candidate.notional is not None else Fraction(candidate.size) * mark
+    if notional < 0:
+        raise InvalidInput(f"{where}.notional", "must not be negative")
+    return (mark / entry) * (notional / account_value)
+
+
+_SCORERS = {"binance": binance_score, "bitmex": bitmex_score, "hyperliquid": hyperliquid_score}
+
+
+def score(rule: str, candidate: AdlCandidate) -> Fraction:
+    """The candidate's ranking score under ``rule`` (its given ``score`` when it carries one)."""
+    if candidate.score is not None:
+        return Fraction(candidate.score)
+    if rule not in _SCORERS:
+        raise InvalidInput("rule", f"{rule!r} does not rank by score")
+    return _SCORERS[rule](candidate)
+
+
+# --------------------------------------------------------------------------------------------
+# Queue
+# --------------------------------------------------------------------------------------------
+
+
+# Sizes are added and subtracted at a precision no realistic input reaches, so the queue's
+# arithmetic is exact (the default 28 digits could round a sum up past the deficit).
+_EXACT_DIGITS = 100
+PRO_RATA_PLACES = 18  # pro-rata shares without a lot are rounded down to 1e-18 base units
+
+
+def _exact():
+    return localcontext(prec=_EXACT_DIGITS)
+
+
+def _as_decimal(value: Fraction) -> Decimal:
+    with localcontext() as context:
+        context.prec = 34
+        return Decimal(value.numerator) / Decimal(value.denominator)
+
+
+def _lights(rank: int, total: int) -> int:
+    """5 lights for the first 20% of the queue, down to 1 for the last 20%."""
+    return 5 - (rank - 1) * 5 // total
+
+
+def _check_unique(candidates: Sequence[AdlCandidate]) -> None:
+    seen: set[str] = set()
+    for index, candidate in enumerate(candidates):
+        if candidate.account in seen:
+            raise InvalidInput(f"candidates[{index}].account", f"{candidate.account!r} appears twice")
+        seen.add(candidate.account)
+
+
+def queue_order(rule: str, candidates: Sequence[AdlCandidate], *, offset: int | None = None
+                ) -> list[tuple[AdlCandidate, Fraction | None]]:
+    """Candidates in the order they would be closed, with their scores (None for ``dydx``)."""
+    if rule in RANKED_RULES:
+        scored = [(candidate, score(rule, candidate)) for candidate in candidates]
+        # High score first; equal scores by account id so the order never depends on input order.
+        return sorted(scored, key=lambda pair: (-pair[1], pair[0].account))
+    if rule == "dydx":
+        if offset is None:
+            raise InvalidInput("offset", "the dydx rule needs the pseudorandom offset drawn by the engine")
+        if not candidates:
+            return []
+        start = offset % len(candidates)
+        ordered = list(candidates[start:]) + list(candidates[:start])
+        return [(candidate, None) for candidate in ordered]
+    raise InvalidInput("rule", f"expected one of {', '.join(RULES)}, got {rule!r}")
+
+
+def _pro_rata(candidates: Sequence[AdlCandidate], deficit: Decimal, lot: Decimal | None) -> AdlResult:
+    with _exact():
+        total = sum((candidate.size for candidate in candidates), Decimal(0))
+    standings = tuple(QueueStanding(candidate.account, None, None, None, None) for candidate in candidates)
+    if total == 0 or deficit == 0:
+        return AdlResult((), standings, deficit)
+    target = min(deficit, total)
+    exact = [Fraction(target) * Fraction(candidate.size) / Fraction(total) for candidate in candidates]
+    if lot is None:
+        # Round each share down to 1e-18: the sum never exceeds the deficit nor any candidate's size.
+        unit = 10**PRO_RATA_PLACES
+        shares = [Decimal((share * unit).numerator // (share * unit).denominator).scaleb(-PRO_RATA_PLACES)
+                  for share in exact]
+    else:
+        # Whole lots: floor every share, then hand the leftover lots out one each by largest
+        # remainder (ties by account id), never beyond a candidate's size.
+        step = Fraction(lot)
+        lots = [share // step for share in exact]
+        leftover = int(Fraction(target) // step) - sum(lots)
+        order = sorted(range(len(candidates)), key=lambda i: (-(exact[i] - lots[i] * step), candidates[i].account))
+        for index in order:
+            if leftover <= 0:
+                break
+            if (lots[index] + 1) * step <= Fraction(candidates[index].size):
+                lots[index] += 1
+                leftover -= 1
+        shares = [Decimal(int(count)) * lot for count in lots]
+    closes = tuple(AdlClose(candidate.account, share)
+                   for candidate, share in zip(candidates, shares) if share > 0)
+    with _exact():
+        uncovered = deficit - sum(shares, Decimal(0))
+    return AdlResult(closes, standings, uncovered)
+
+
+def deleverage(rule: str, candidates: Iterable[AdlCandidate], deficit_size: object, *,
+               offset: int | None = None, lot: object | None = None, max_visits: int | None = None) -> AdlResult:
+    """Close candidates' positions until ``deficit_size`` base units are covered.
+
+    Ranked rules and ``dydx``: each candidate in queue order closes ``min(remaining, size)``; the
+    last one partially. ``pro_rata``: every candidate closes its share. ``offset`` (an int the
+    engine drew) is required by ``dydx``; ``lot`` makes ``pro_rata`` shares whole lots;
+    ``max_visits`` stops after that many candidates (dYdX iterates at most 500 subaccounts).
+    """
+    candidates = list(candidates)
+    if not all(isinstance(candidate, AdlCandidate) for candidate in candidates):
+        raise InvalidInput("candidates", "expected AdlCandidate records (use AdlCandidate.parse)")
+    _check_unique(candidates)
+    deficit = non_negative(deficit_size, "deficit_size")
+    if offset is not None:
+        offset = to_int(offset, "offset")
+        if offset < 0:
+            raise InvalidInput("offset", "must not be negative")
+    if max_visits is not None:
+        max_visits = to_int(max_visits, "max_visits")
+        if max_visits < 1:
+            raise InvalidInput("max_visits", "must be at least 1")
+    if rule == "pro_rata":
+        return _pro_rata(candidates, deficit, None if lot is None else positive(lot, "lot"))
+    ordered = queue_order(rule, candidates, offset=offset)
+    total = len(ordered)
+    standings = []
+    closes = []
+    remaining = deficit
+    for rank, (candidate, candidate_score) in enumerate(ordered, start=1):
+        standings.append(QueueStanding(
+            account=candidate.account,
+            rank=rank,
+            quantile=Decimal(rank) / Decimal(total),
+            lights=_lights(rank, total),
+            score=None if candidate_score is None else _as_decimal(candidate_score),
+        ))
+        if remaining > 0 and (max_visits is None or rank <= max_visits):
+            size = min(remaining, candidate.size)
+            closes.append(AdlClose(candidate.account, size))
+            with _exact():
+                remaining -= size
+    return AdlResult(tuple(closes), tuple(standings), remaining)
+
+
+def parse_candidates(rows: Iterable[Mapping[str, Any]], field: str = "candidates") -> list[AdlCandidate]:
+    """Candidate records from rows in the venues' vocabulary."""
+    if isinstance(rows, (str, bytes)) or not isinstance(rows, Iterable):
+        raise InvalidInput(field, "expected a list of candidates")
+    return [AdlCandidate.parse(row, f"{field}[{index}]") for index, row in enumerate(rows)]
+
+
+__all__ = [
+    "AdlCandidate",
+    "AdlClose",
+    "AdlResult",
+    "QueueStanding",
+    "RULES",
+    "binance_score",
+    "bitmex_score",
+    "deleverage",
+    "hyperliquid_score",
+    "parse_candidates",
+    "queue_order",
+    "score",
+]
