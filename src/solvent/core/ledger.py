@@ -222,6 +222,22 @@ class Ledger:
         account.positions[(market, hedge_side)] = position
         return units
 
+    def transfer(self, source: str, target: str, asset: str, units: int, *, allow_overdraft: bool = False) -> None:
+        """Move units of an asset between two accounts (fees, insurance payouts, socialized losses).
+
+        The source must hold them unless ``allow_overdraft`` (a loss charged to an account that
+        the waterfall will cover or report as bad debt).
+        """
+        if units < 0:
+            raise InvalidInput("units", f"must not be negative, got {units}")
+        self.asset(asset)
+        giver, taker = self.account(source), self.account(target)
+        if not allow_overdraft and giver.balance(asset) < units:
+            raise InsufficientFunds(f"account {source!r} holds {self.amount(asset, giver.balance(asset))} {asset}, "
+                                    f"cannot pay {self.amount(asset, units)}")
+        giver.balances[asset] = giver.balance(asset) - units
+        taker.balances[asset] = taker.balance(asset) + units
+
     # ---------------------------------------------------------------- trading
 
     def fill_notional(self, market: Market, lots: int, price: Decimal) -> int:
@@ -243,15 +259,16 @@ class Ledger:
         seller_mode: MarginMode = MarginMode.CROSS,
         buyer_hedge_side: Side | None = None,
         seller_hedge_side: Side | None = None,
+        fee_pool: str = "fee_pool",
     ) -> tuple[FillResult, FillResult]:
-        """A match between two accounts, applied to both or to neither."""
+        """A match between two accounts, applied to both or to neither; fees go to ``fee_pool``."""
         if buyer == seller:
             raise InvalidInput("seller", "an account cannot trade with itself")
         plans = [
             self._plan_fill(buyer, market, Side.LONG, size, price, buyer_fee, buyer_mode, buyer_hedge_side, "buyer"),
             self._plan_fill(seller, market, Side.SHORT, size, price, seller_fee, seller_mode, seller_hedge_side, "seller"),
         ]
-        return tuple(self._commit(plan) for plan in plans)  # type: ignore[return-value]
+        return tuple(self._commit(plan, fee_pool) for plan in plans)  # type: ignore[return-value]
 
     def apply_fill(
         self,
@@ -294,7 +311,7 @@ class Ledger:
         fee_units = to_units(fee_amount, self.asset(market.settle).decimals, rounding=ROUND_CEILING)
         return (account, market, key, signed, notional, fee_units, margin_mode, hedge_side)
 
-    def _commit(self, plan) -> FillResult:
+    def _commit(self, plan, fee_pool: str = "fee_pool") -> FillResult:
         account, market, key, signed, notional, fee_units, margin_mode, hedge_side = plan
         position = account.positions.get(key)
         if position is None or position.lots == 0:
@@ -332,7 +349,7 @@ class Ledger:
         else:
             account.balances[settle] = account.balance(settle) + realized - fee_units
         if fee_units:
-            pool = self.pools["fee_pool"]
+            pool = self.pools.setdefault(fee_pool, {})
             pool[settle] = pool.get(settle, 0) + fee_units
         return FillResult(account.id, market.symbol, signed, notional, realized, fee_units, position.lots)
 

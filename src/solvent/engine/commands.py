@@ -1,0 +1,150 @@
+"""Commands: what a caller asks the engine to do (imperative names).
+
+Every field is plain data (strings for numbers, so that a command round-trips through JSON
+exactly); the engine validates them when applying and rejects a command as a whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar, Mapping
+
+
+@dataclass(frozen=True)
+class Command:
+    kind: ClassVar[str] = "command"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **asdict(self)}
+
+
+COMMANDS: dict[str, type[Command]] = {}
+
+
+def command(cls):
+    cls = dataclass(frozen=True)(cls)
+    COMMANDS[cls.kind] = cls
+    return cls
+
+
+def command_from_dict(data: Mapping[str, Any]) -> Command:
+    from ..core.errors import InvalidInput
+
+    kind = data.get("kind")
+    if kind not in COMMANDS:
+        raise InvalidInput("kind", f"unknown command {kind!r} (known: {', '.join(sorted(COMMANDS))})")
+    cls = COMMANDS[kind]
+    names = {f.name for f in fields(cls)}
+    unknown = set(data) - names - {"kind"}
+    if unknown:
+        raise InvalidInput(sorted(unknown)[0], f"not a field of {kind}")
+    return cls(**{key: value for key, value in data.items() if key != "kind"})
+
+
+@command
+class CreateVenue(Command):
+    """A venue under a preset. Its insurance fund (and order book, when the preset models one) are
+    protocol accounts ``<venue>/insurance`` and ``<venue>/book``."""
+
+    kind: ClassVar[str] = "create_venue"
+    venue: str
+    preset: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+@command
+class CreateBackstop(Command):
+    """A backstop vault shared by several venues, each able to draw at most its cap."""
+
+    kind: ClassVar[str] = "create_backstop"
+    backstop: str
+    asset: str
+    venues: tuple[str, ...]
+    caps: Mapping[str, str]
+
+
+@command
+class OpenAccount(Command):
+    """A trader's account on a venue; ``cross_venues`` lets its collateral back positions there too."""
+
+    kind: ClassVar[str] = "open_account"
+    account: str
+    venue: str
+    position_mode: str = "one_way"
+    cross_venues: tuple[str, ...] = ()
+
+
+@command
+class Deposit(Command):
+    kind: ClassVar[str] = "deposit"
+    account: str
+    asset: str
+    amount: str
+
+
+@command
+class Withdraw(Command):
+    kind: ClassVar[str] = "withdraw"
+    account: str
+    asset: str
+    amount: str
+
+
+@command
+class FundInsurance(Command):
+    """New money into a venue's insurance fund (or a shared backstop, with ``backstop``)."""
+
+    kind: ClassVar[str] = "fund_insurance"
+    asset: str
+    amount: str
+    venue: str | None = None
+    backstop: str | None = None
+
+
+@command
+class ApplyFill(Command):
+    """A match reported by the venue's matching engine."""
+
+    kind: ClassVar[str] = "apply_fill"
+    venue: str
+    market: str
+    buyer: str
+    seller: str
+    size: str
+    price: str
+    buyer_fee: str = "0"
+    seller_fee: str = "0"
+    buyer_margin_mode: str = "cross"
+    seller_margin_mode: str = "cross"
+    buyer_hedge_side: str | None = None
+    seller_hedge_side: str | None = None
+
+
+@command
+class UpdateOracle(Command):
+    """New mark prices for some of a venue's markets, at ``timestamp`` (seconds)."""
+
+    kind: ClassVar[str] = "update_oracle"
+    venue: str
+    prices: Mapping[str, str]
+    timestamp: int
+
+
+@command
+class AdvanceTime(Command):
+    """Time (seconds) and, for chains, the block height move forward; ``seed`` is this block's
+    random draw (dYdX's pseudorandom offsets come from it, never from a global RNG)."""
+
+    kind: ClassVar[str] = "advance_time"
+    timestamp: int
+    block: int | None = None
+    seed: int = 0
+
+
+@command
+class SetParams(Command):
+    """Override part of a venue's preset (e.g. ``{"liquidation": {"fee": "0.01"}}``)."""
+
+    kind: ClassVar[str] = "set_params"
+    venue: str
+    overrides: Mapping[str, Any]

@@ -1,0 +1,361 @@
+"""The engine: a deterministic state machine over the exact ledger.
+
+State: one :class:`~solvent.core.ledger.Ledger` holding every venue's markets (``venue/SYMBOL``),
+accounts and protocol accounts (``venue/insurance``, ``venue/book``, ``venue/liquidator``,
+``backstop/NAME``), the marks, the time, and the liquidation bookkeeping (margin calls, accounts
+in liquidation, cooldowns, per-block caps).
+
+Each command is validated in full before anything changes; a command that fails validation raises
+:class:`CommandRejected` and changes nothing. After a command that moves prices, fills or time,
+the liquidation pipeline (:mod:`solvent.engine.pipeline`) runs over the accounts it may affect,
+in a fixed order, so that the same commands always produce the same events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Callable
+
+from ..core.domain import Asset, MarginMode, Market, PositionMode, Side
+from ..core.errors import InvalidInput, SolventError, UnknownName
+from ..core.ledger import Ledger
+from ..core.numbers import positive, to_int
+from ..policies.margin import MarginModel
+from ..presets import Preset, load_preset
+from . import commands as c
+from . import events as e
+from .config import VenueRules
+
+PROTOCOL_SEPARATOR = "/"
+
+
+class CommandRejected(SolventError):
+    """A command the engine refused; nothing changed. ``field`` names the offending field if known."""
+
+    def __init__(self, kind: str, reason: str, field: str | None = None):
+        self.kind = kind
+        self.reason = reason
+        self.field = field
+        super().__init__(f"{kind} rejected: {reason}")
+
+
+@dataclass
+class VenueState:
+    name: str
+    preset: Preset
+    rules: VenueRules
+    markets: dict[str, str]  # venue symbol → ledger market key
+    models: dict[str, MarginModel]  # ledger market key → margin model
+    accounts: set[str] = field(default_factory=set)
+    backstop: str | None = None
+
+    @property
+    def insurance(self) -> str:
+        return f"{self.name}/insurance"
+
+    @property
+    def book(self) -> str:
+        return f"{self.name}/book"
+
+    @property
+    def liquidator(self) -> str:
+        return f"{self.name}/liquidator"
+
+    @property
+    def fee_pool(self) -> str:
+        return f"{self.name}/fees"
+
+
+@dataclass
+class BackstopState:
+    name: str
+    asset: str
+    venues: tuple[str, ...]
+    caps: dict[str, int]
+    drawn: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def account(self) -> str:
+        return f"backstop/{self.name}"
+
+
+class Engine:
+    """Commands in, events out. ``apply`` is the only way state changes."""
+
+    def __init__(self) -> None:
+        self.ledger = Ledger()
+        self.venues: dict[str, VenueState] = {}
+        self.backstops: dict[str, BackstopState] = {}
+        self.home_venue: dict[str, str] = {}  # account → venue whose rules liquidate it
+        self.member_venues: dict[str, set[str]] = {}  # account → venues it may trade on
+        self.marks: dict[str, Decimal] = {}
+        self.previous_marks: dict[str, Decimal] = {}
+        self.holders: dict[str, set[str]] = {}  # ledger market → accounts with a position
+        self.timestamp = 0
+        self.block = 0
+        self.seed = 0
+        # Liquidation bookkeeping, keyed by (account, settle asset).
+        self.margin_called: set[tuple[str, str]] = set()
+        self.liquidating: dict[tuple[str, str], int] = {}  # → block the liquidation started
+        self.cooldown_until: dict[tuple[str, str], int] = {}
+        self.notional_this_block: dict[tuple[str, str], Decimal] = {}
+        self.commands_applied = 0
+        self._handlers: dict[type, Callable[[c.Command], list[e.Event]]] = {
+            c.CreateVenue: self._create_venue,
+            c.CreateBackstop: self._create_backstop,
+            c.OpenAccount: self._open_account,
+            c.Deposit: self._deposit,
+            c.Withdraw: self._withdraw,
+            c.FundInsurance: self._fund_insurance,
+            c.ApplyFill: self._apply_fill,
+            c.UpdateOracle: self._update_oracle,
+            c.AdvanceTime: self._advance_time,
+            c.SetParams: self._set_params,
+        }
+
+    # ------------------------------------------------------------------ entry point
+
+    def apply(self, command: c.Command) -> list[e.Event]:
+        handler = self._handlers.get(type(command))
+        if handler is None:
+            raise CommandRejected(getattr(command, "kind", type(command).__name__), "unknown command")
+        try:
+            events = handler(command)
+        except CommandRejected:
+            raise
+        except SolventError as error:
+            raise CommandRejected(command.kind, str(error), getattr(error, "field", None)) from error
+        self.commands_applied += 1
+        return events
+
+    # ------------------------------------------------------------------ lookups
+
+    def venue(self, name: str) -> VenueState:
+        if name not in self.venues:
+            raise UnknownName("venue", name, list(self.venues))
+        return self.venues[name]
+
+    def market_key(self, venue: VenueState, symbol: str) -> str:
+        if symbol not in venue.markets:
+            raise UnknownName(f"market of {venue.name}", symbol, list(venue.markets))
+        return venue.markets[symbol]
+
+    def model(self, market_key: str) -> MarginModel:
+        venue = self.venues[market_key.split(PROTOCOL_SEPARATOR, 1)[0]]
+        return venue.models[market_key]
+
+    def venue_of_market(self, market_key: str) -> VenueState:
+        return self.venues[market_key.split(PROTOCOL_SEPARATOR, 1)[0]]
+
+    @staticmethod
+    def is_protocol(account: str) -> bool:
+        return PROTOCOL_SEPARATOR in account
+
+    # ------------------------------------------------------------------ venues and accounts
+
+    def _create_venue(self, command: c.CreateVenue) -> list[e.Event]:
+        name = command.venue
+        if not name or PROTOCOL_SEPARATOR in name:
+            raise InvalidInput("venue", f"must be non-empty without {PROTOCOL_SEPARATOR!r}")
+        if name in self.venues:
+            raise InvalidInput("venue", f"{name!r} already exists")
+        preset = load_preset(command.preset)
+        if command.overrides:
+            preset = preset.with_overrides(command.overrides, name=f"{preset.name}+{name}")
+        rules = VenueRules.from_preset(preset)
+        for symbol, asset in preset.assets.items():
+            known = self.ledger.assets.get(symbol)
+            if known is not None and known.decimals != asset.decimals:
+                raise InvalidInput(f"assets.{symbol}", f"{preset.name} counts {symbol} in 1e-{asset.decimals}, "
+                                   f"another venue in 1e-{known.decimals}")
+        # Validated: now change state.
+        for asset in preset.assets.values():
+            self.ledger.add_asset(asset)
+        markets: dict[str, str] = {}
+        models: dict[str, MarginModel] = {}
+        for symbol, spec in preset.markets.items():
+            key = f"{name}{PROTOCOL_SEPARATOR}{symbol}"
+            market = Market(key, spec.base, spec.quote, spec.settle, spec.kind, spec.size_decimals, spec.contract_size)
+            self.ledger.add_market(market)
+            markets[symbol] = key
+            models[key] = preset.margin_model(symbol)
+            self.holders[key] = set()
+        venue = VenueState(name, preset, rules, markets, models)
+        self.venues[name] = venue
+        for account in (venue.insurance, venue.book, venue.liquidator):
+            self.ledger.open_account(account)
+            self.home_venue[account] = name
+            self.member_venues[account] = {name}
+        return [e.VenueCreated(name, preset.name, tuple(markets))]
+
+    def _create_backstop(self, command: c.CreateBackstop) -> list[e.Event]:
+        if command.backstop in self.backstops:
+            raise InvalidInput("backstop", f"{command.backstop!r} already exists")
+        self.ledger.asset(command.asset)
+        venues = tuple(command.venues)
+        for venue in venues:
+            state = self.venue(venue)
+            if state.backstop is not None:
+                raise InvalidInput("venues", f"{venue} already draws on backstop {state.backstop}")
+        caps = {}
+        for venue, amount in dict(command.caps).items():
+            if venue not in venues:
+                raise InvalidInput(f"caps.{venue}", "not one of the backstop's venues")
+            caps[venue] = self.ledger.units(command.asset, positive(amount, f"caps.{venue}"), f"caps.{venue}")
+        backstop = BackstopState(command.backstop, command.asset, venues, caps)
+        self.ledger.open_account(backstop.account)
+        self.backstops[command.backstop] = backstop
+        for venue in venues:
+            self.venues[venue].backstop = command.backstop
+        return [e.BackstopCreated(command.backstop, venues)]
+
+    def _open_account(self, command: c.OpenAccount) -> list[e.Event]:
+        if PROTOCOL_SEPARATOR in command.account:
+            raise InvalidInput("account", f"account ids may not contain {PROTOCOL_SEPARATOR!r}")
+        venue = self.venue(command.venue)
+        others = [self.venue(name) for name in command.cross_venues]
+        mode = PositionMode.parse(command.position_mode, "position_mode")
+        self.ledger.open_account(command.account, mode)
+        self.home_venue[command.account] = venue.name
+        self.member_venues[command.account] = {venue.name, *(other.name for other in others)}
+        venue.accounts.add(command.account)
+        return [e.AccountOpened(command.account, venue.name)]
+
+    # ------------------------------------------------------------------ cash
+
+    def _deposit(self, command: c.Deposit) -> list[e.Event]:
+        self._require_user(command.account)
+        units = self.ledger.deposit(command.account, command.asset, command.amount)
+        return [e.Deposited(command.account, command.asset, str(self.ledger.amount(command.asset, units)))]
+
+    def _withdraw(self, command: c.Withdraw) -> list[e.Event]:
+        from .pipeline import withdrawal_allowed
+
+        self._require_user(command.account)
+        units = self.ledger.units(command.asset, positive(command.amount, "amount"))
+        reason = withdrawal_allowed(self, command.account, command.asset, units)
+        if reason:
+            raise InvalidInput("amount", reason)
+        self.ledger.withdraw(command.account, command.asset, command.amount)
+        return [e.Withdrawn(command.account, command.asset, str(self.ledger.amount(command.asset, units)))]
+
+    def _fund_insurance(self, command: c.FundInsurance) -> list[e.Event]:
+        if (command.venue is None) == (command.backstop is None):
+            raise InvalidInput("venue", "give exactly one of venue or backstop")
+        if command.venue is not None:
+            account = self.venue(command.venue).insurance
+        else:
+            if command.backstop not in self.backstops:
+                raise UnknownName("backstop", command.backstop, list(self.backstops))
+            account = self.backstops[command.backstop].account
+        units = self.ledger.deposit(account, command.asset, command.amount)
+        return [e.Deposited(account, command.asset, str(self.ledger.amount(command.asset, units)))]
+
+    def _require_user(self, account: str) -> None:
+        if account not in self.ledger.accounts:
+            raise UnknownName("account", account)
+        if self.is_protocol(account) and not account.endswith(("/book", "/liquidator")):
+            raise InvalidInput("account", f"{account!r} is a protocol account")
+
+    # ------------------------------------------------------------------ trading
+
+    def _apply_fill(self, command: c.ApplyFill) -> list[e.Event]:
+        from .pipeline import evaluate
+
+        venue = self.venue(command.venue)
+        key = self.market_key(venue, command.market)
+        for role, account in (("buyer", command.buyer), ("seller", command.seller)):
+            self._require_user(account)
+            if venue.name not in self.member_venues.get(account, set()):
+                raise InvalidInput(role, f"account {account!r} is not on venue {venue.name}")
+        modes = [MarginMode.parse(command.buyer_margin_mode, "buyer_margin_mode"),
+                 MarginMode.parse(command.seller_margin_mode, "seller_margin_mode")]
+        if MarginMode.ISOLATED in modes:
+            raise InvalidInput("margin_mode", "isolated positions are not liquidated by the engine yet; use cross")
+        if key not in self.marks:
+            raise InvalidInput("market", f"{command.market} has no oracle price yet: send update_oracle first")
+        hedge = [None if side is None else Side.parse(side, f"{role}_hedge_side")
+                 for role, side in (("buyer", command.buyer_hedge_side), ("seller", command.seller_hedge_side))]
+        self.ledger.apply_trade(command.buyer, command.seller, key, command.size, command.price,
+                                buyer_fee=command.buyer_fee, seller_fee=command.seller_fee,
+                                buyer_hedge_side=hedge[0], seller_hedge_side=hedge[1], fee_pool=venue.fee_pool)
+        self._track_holders(key, (command.buyer, command.seller))
+        events: list[e.Event] = [e.FillApplied(venue.name, command.market, command.buyer, command.seller,
+                                               command.size, command.price)]
+        events += evaluate(self, sorted({command.buyer, command.seller}))
+        return events
+
+    def _track_holders(self, key: str, accounts) -> None:
+        for account in accounts:
+            held = any(p.lots for (market, _), p in self.ledger.accounts[account].positions.items() if market == key)
+            if held:
+                self.holders[key].add(account)
+            else:
+                self.holders[key].discard(account)
+
+    # ------------------------------------------------------------------ prices and time
+
+    def _update_oracle(self, command: c.UpdateOracle) -> list[e.Event]:
+        from .pipeline import evaluate
+
+        venue = self.venue(command.venue)
+        timestamp = to_int(command.timestamp, "timestamp")
+        if timestamp < self.timestamp:
+            raise InvalidInput("timestamp", f"{timestamp} is before the engine's time {self.timestamp}")
+        if not command.prices:
+            raise InvalidInput("prices", "no price given")
+        updates = {}
+        for symbol, price in sorted(dict(command.prices).items()):
+            key = self.market_key(venue, symbol)
+            updates[key] = positive(price, f"prices.{symbol}")
+        self.timestamp = timestamp
+        events: list[e.Event] = []
+        affected: set[str] = set()
+        for key, price in updates.items():
+            if key in self.marks:
+                self.previous_marks[key] = self.marks[key]
+            self.marks[key] = price
+            affected |= self.holders[key]
+            events.append(e.OraclePriceUpdated(venue.name, key.split(PROTOCOL_SEPARATOR, 1)[1], str(price), timestamp))
+        events += evaluate(self, sorted(affected))
+        return events
+
+    def _advance_time(self, command: c.AdvanceTime) -> list[e.Event]:
+        from .pipeline import evaluate
+
+        timestamp = to_int(command.timestamp, "timestamp")
+        if timestamp < self.timestamp:
+            raise InvalidInput("timestamp", f"{timestamp} is before the engine's time {self.timestamp}")
+        block = self.block + 1 if command.block is None else to_int(command.block, "block")
+        if block < self.block:
+            raise InvalidInput("block", f"{block} is before the engine's block {self.block}")
+        self.timestamp = timestamp
+        if block != self.block:
+            self.notional_this_block.clear()
+        self.block = block
+        self.seed = to_int(command.seed, "seed")
+        events: list[e.Event] = [e.TimeAdvanced(timestamp, block)]
+        # Time alone changes what a liquidation may do (cooldowns end, fees ramp, caps reset).
+        waiting = sorted({account for account, _ in self.liquidating} | {account for account, _ in self.cooldown_until})
+        events += evaluate(self, waiting)
+        return events
+
+    def _set_params(self, command: c.SetParams) -> list[e.Event]:
+        venue = self.venue(command.venue)
+        preset = venue.preset.with_overrides(command.overrides, name=venue.preset.name)
+        rules = VenueRules.from_preset(preset)
+        models = {key: preset.margin_model(symbol) for symbol, key in venue.markets.items()}
+        unknown = set(preset.markets) - set(venue.markets)
+        if unknown:
+            raise InvalidInput("overrides.markets", f"cannot add markets by set_params ({', '.join(sorted(unknown))})")
+        venue.preset, venue.rules, venue.models = preset, rules, models
+        return [e.ParamsSet(venue.name)]
+
+    # ------------------------------------------------------------------ views
+
+    def balance(self, account: str, asset: str) -> Decimal:
+        return self.ledger.amount(asset, self.ledger.account(account).balance(asset))
+
+    def conservation(self):
+        return self.ledger.conservation()

@@ -1,0 +1,641 @@
+"""The liquidation pipeline: margin calls, trigger, sizing, execution, fees and the loss waterfall.
+
+Run by the engine after a command moves prices, fills or time, over the accounts it may affect
+(sorted, so the order of events is a function of the commands alone). Every step is a part of the
+venue's preset (:class:`~solvent.engine.config.VenueRules`):
+
+1. margin call when MM/equity reaches the warning ratio, cleared when it falls back;
+2. trigger: equity below (or at) maintenance; once in liquidation an account stays there until
+   equity is back above maintenance plus the exit buffer (Drift's hysteresis);
+3. sizing: the whole position, Hyperliquid's fraction above a notional with a cooldown, or dYdX's
+   per-block portion, minimum and cap;
+4. execution: an IOC against the venue's book (a depth model: the price moves linearly with the
+   notional) within a limit (none, the bankruptcy price, dYdX's fillable price); a liquidator taking
+   over at the mark ∓ a fee that ramps with blocks (Drift); a keeper closing at the mark against
+   the pool (GMX); the backstop vault taking the whole account below a fraction of maintenance
+   (Hyperliquid); the insurance fund taking over at the bankruptcy price what the book did not
+   fill (Binance, BitMEX, Bybit);
+5. fees on the notional closed, capped by what the account has left, to the receivers the preset
+   names; the margin left above bankruptcy to the fund where the venue says so;
+6. the waterfall for what is left below zero: insurance fund (with a cap), shared backstop (with
+   a per-venue cap), the pool, socialized over open positions (Drift); auto-deleveraging happens
+   before execution when the fill would lose more than the fund and backstop can pay. Whatever no
+   layer absorbs is a ``BadDebt`` event with its amount.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_UP, Decimal
+from typing import TYPE_CHECKING
+
+from ..core.domain import ContractKind, Side
+from ..core.ledger import Position
+from ..policies import adl
+from ..policies.account import PoolMargin, account_margin, position_entry_price
+from ..policies.liquidation_price import Leg, solve_price
+from ..policies.margin import LiquidityTier
+from . import events as e
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .engine import Engine, VenueState
+
+PRICE_QUANTUM = Decimal("1e-8")
+
+
+# --------------------------------------------------------------------------------------------
+# Valuation
+# --------------------------------------------------------------------------------------------
+
+
+def cross_pools(engine: "Engine", account: str) -> list[PoolMargin]:
+    pools = account_margin(engine.ledger, account, models=engine.model, marks=engine.marks,
+                           with_liquidation_prices=False)
+    return [pool for pool in pools if pool.isolated_market is None]
+
+
+def cross_pool(engine: "Engine", account: str, settle: str) -> PoolMargin | None:
+    return next((pool for pool in cross_pools(engine, account) if pool.settle == settle), None)
+
+
+def _liquidatable(engine: "Engine", venue: "VenueState", pool: PoolMargin) -> bool:
+    if pool.maintenance_margin <= 0:
+        return False
+    if venue.rules.trigger == "at_or_below":
+        return pool.equity <= pool.maintenance_margin
+    return pool.equity < pool.maintenance_margin
+
+
+def _recovered(engine: "Engine", venue: "VenueState", pool: PoolMargin) -> bool:
+    if not pool.positions:
+        return True
+    liability = sum((position.notional for position in pool.positions), Decimal(0))
+    return pool.equity >= pool.maintenance_margin + venue.rules.exit_buffer * liability and not _liquidatable(
+        engine, venue, pool)
+
+
+def withdrawal_allowed(engine: "Engine", account: str, asset: str, units: int) -> str | None:
+    """Why a withdrawal must be refused, or None. Blocked in liquidation, below zero equity, or
+    when it would leave less than the initial margin of the open positions."""
+    if any(key[0] == account for key in engine.liquidating):
+        return f"withdrawals are blocked while account {account!r} is being liquidated"
+    pool = cross_pool(engine, account, asset)
+    if pool is None or not pool.positions:
+        return None
+    if pool.equity <= 0:
+        return f"account {account!r} has non-positive equity ({pool.equity} {asset})"
+    amount = engine.ledger.amount(asset, units)
+    if pool.equity - amount < pool.initial_margin:
+        return (f"would leave equity {pool.equity - amount} {asset} below the initial margin "
+                f"{pool.initial_margin} of the open positions")
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# The pipeline
+# --------------------------------------------------------------------------------------------
+
+
+def evaluate(engine: "Engine", accounts) -> list[e.Event]:
+    events: list[e.Event] = []
+    for account in accounts:
+        if engine.is_protocol(account) or account not in engine.home_venue:
+            continue
+        venue = engine.venues[engine.home_venue[account]]
+        for pool in cross_pools(engine, account):
+            key = (account, pool.settle)
+            events += _margin_call(engine, venue, key, pool)
+            if key in engine.liquidating or _liquidatable(engine, venue, pool):
+                events += _liquidate(engine, venue, key, pool)
+    return events
+
+
+def _margin_call(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> list[e.Event]:
+    account, _ = key
+    if pool.maintenance_margin <= 0 and key not in engine.margin_called:
+        return []
+    ratio = pool.margin_ratio  # None when equity <= 0
+    called = pool.maintenance_margin > 0 and (ratio is None or ratio >= venue.rules.warning_ratio)
+    if called and key not in engine.margin_called:
+        engine.margin_called.add(key)
+        return [e.MarginCallIssued(account, venue.name, "inf" if ratio is None else _text(ratio),
+                                   _text(pool.equity), _text(pool.maintenance_margin))]
+    if not called and key in engine.margin_called:
+        engine.margin_called.discard(key)
+        return [e.MarginCallCleared(account, venue.name, "0" if ratio is None else _text(ratio))]
+    return []
+
+
+def _liquidate(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> list[e.Event]:
+    account, settle = key
+    rules = venue.rules
+    events: list[e.Event] = []
+    if key not in engine.liquidating:
+        engine.liquidating[key] = engine.block
+        events.append(e.LiquidationStarted(account, venue.name, _text(pool.equity), _text(pool.maintenance_margin)))
+    elif _recovered(engine, venue, pool):
+        return events + _end(engine, venue, key, pool)
+    if engine.cooldown_until.get(key, -1) > engine.timestamp:
+        return events + [e.LiquidationPaused(account, venue.name, "cooldown after a partial liquidation")]
+    engine.cooldown_until.pop(key, None)
+
+    if rules.method == "backstop_vault" and rules.backstop_below is not None and (
+            pool.equity < rules.backstop_below * pool.maintenance_margin):
+        events += _vault_takeover(engine, venue, key, pool)
+    else:
+        closed = Decimal(0)
+        for position in _positions_to_liquidate(engine, pool, account, settle):
+            step_events, notional, finished = _liquidate_position(engine, venue, key, position)
+            events += step_events
+            closed += notional
+            current = cross_pool(engine, account, settle)
+            if not finished or current is None or not _liquidatable(engine, venue, current):
+                break
+        events += _charge_fee(engine, venue, key, closed)
+    current = cross_pool(engine, account, settle)
+    if current is not None and not current.positions:
+        events += _settle_closed_account(engine, venue, key)
+        current = cross_pool(engine, account, settle)
+    if current is None or _recovered(engine, venue, current):
+        events += _end(engine, venue, key, current)
+    return events
+
+
+def _end(engine: "Engine", venue: "VenueState", key, pool: PoolMargin | None) -> list[e.Event]:
+    engine.liquidating.pop(key, None)
+    equity = pool.equity if pool is not None else engine.ledger.amount(key[1], engine.ledger.accounts[key[0]].balance(key[1]))
+    events: list[e.Event] = [e.LiquidationEnded(key[0], venue.name, _text(equity))]
+    if pool is not None:
+        events += _margin_call(engine, venue, key, pool)
+    return events
+
+
+def _positions_to_liquidate(engine: "Engine", pool: PoolMargin, account: str, settle: str) -> list[Position]:
+    """Open cross positions of the pool, the largest notional first (then by market, for order)."""
+    ledger = engine.ledger
+    notional = {margin.market: margin.notional for margin in pool.positions}
+    positions = [p for p in ledger.accounts[account].open_positions()
+                 if ledger.markets[p.market].settle == settle and p.margin_mode.value == "cross"]
+    return sorted(positions, key=lambda p: (-notional.get(p.market, Decimal(0)), p.market,
+                                            0 if p.hedge_side is None else int(p.hedge_side)))
+
+
+# --------------------------------------------------------------------------------------------
+# One position
+# --------------------------------------------------------------------------------------------
+
+
+def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Position):
+    """Close (part of) a position. Returns (events, notional closed, whole position closed)."""
+    account, settle = key
+    rules = venue.rules
+    ledger = engine.ledger
+    market = ledger.markets[position.market]
+    mark = engine.marks[position.market]
+    side = position.side
+    size = market.size_of(abs(position.lots))
+    events: list[e.Event] = []
+
+    close_size = _size_to_close(engine, venue, key, market, size, mark)
+    if close_size <= 0:
+        return [e.LiquidationPaused(account, venue.name, "per-block liquidation cap reached")], Decimal(0), False
+    bankruptcy = _bankruptcy_price(engine, account, settle, position)
+    price, fill_size, counterparty, method = _execution(engine, venue, key, position, close_size, mark, bankruptcy)
+
+    if fill_size > 0 and "adl" in rules.layers and _shortfall(market, side, fill_size, price, bankruptcy) > (
+            _waterfall_capacity(engine, venue, settle)):
+        # Filling this would lose more than the fund and backstop can pay: deleverage instead.
+        fill_size = Decimal(0)
+    if fill_size > 0:
+        _close(engine, venue, account, counterparty, position, fill_size, price)
+        events.append(e.PositionLiquidated(account, venue.name, _symbol(position.market), str(side), _text(fill_size),
+                                           _text(price), _text(bankruptcy), method, counterparty,
+                                           _text(size - fill_size)))
+    remainder = close_size - fill_size
+    if remainder > 0 and rules.method == "insurance_takeover" and bankruptcy is not None and _fund_can_hold(
+            engine, venue, market, remainder, mark):
+        _close(engine, venue, account, venue.insurance, position, remainder, bankruptcy)
+        events.append(e.PositionLiquidated(account, venue.name, _symbol(position.market), str(side), _text(remainder),
+                                           _text(bankruptcy), _text(bankruptcy), "insurance", venue.insurance,
+                                           _text(size - fill_size - remainder)))
+        fill_size += remainder
+        remainder = Decimal(0)
+    if remainder > 0 and "adl" in rules.layers:
+        events += _auto_deleverage(engine, venue, account, position, remainder, bankruptcy)
+        remainder = market.size_of(abs(position.lots)) - (size - close_size)
+    elif remainder > 0:
+        events.append(e.LiquidationPaused(account, venue.name, f"no fill within the limit for {_symbol(position.market)}"))
+    closed = close_size - max(remainder, Decimal(0))
+    engine._track_holders(position.market, sorted({account, counterparty, venue.insurance}))
+    notional = closed * market.contract_size * (mark if market.kind is ContractKind.LINEAR else 1)
+    if closed > 0:
+        engine.notional_this_block[key] = engine.notional_this_block.get(key, Decimal(0)) + notional
+    return events, notional, position.lots == 0
+
+
+def _size_to_close(engine: "Engine", venue: "VenueState", key, market, size: Decimal, mark: Decimal) -> Decimal:
+    rules = venue.rules
+    lot = Decimal(1).scaleb(-market.size_decimals)
+    unit_value = market.contract_size * (mark if market.kind is ContractKind.LINEAR else 1)
+    notional = size * unit_value
+    if rules.partial_fraction is not None and notional > rules.partial_above_notional:
+        engine.cooldown_until[key] = engine.timestamp + rules.cooldown_seconds
+        return min(size, max(lot, (size * rules.partial_fraction).quantize(lot, rounding=ROUND_UP)))
+    if rules.max_portion_per_block is None and rules.max_notional_per_block is None:
+        return size
+    # dYdX: at most a portion of the position (but at least the minimum notional) per block, and
+    # at most the subaccount's notional cap per block.
+    allowed = size
+    if rules.max_portion_per_block is not None:
+        allowed = max(size * rules.max_portion_per_block, rules.min_notional_per_block / unit_value)
+    if rules.max_notional_per_block is not None:
+        left = rules.max_notional_per_block - engine.notional_this_block.get(key, Decimal(0))
+        allowed = min(allowed, max(left, Decimal(0)) / unit_value)
+    allowed = min(size, allowed.quantize(lot, rounding=ROUND_DOWN))
+    return allowed
+
+
+def _bankruptcy_price(engine: "Engine", account: str, settle: str, position: Position) -> Decimal | None:
+    """Price of this position at which the pool's equity is zero, other positions at their marks."""
+    pool = cross_pool(engine, account, settle)
+    ledger = engine.ledger
+    market = ledger.markets[position.market]
+    view = next((m for m in pool.positions if m.market == position.market and m.side == position.side), None)
+    leg = Leg(position.side, market.size_of(abs(position.lots)), position_entry_price(ledger, position),
+              engine.model(position.market), market.contract_size)
+    other_pnl = pool.unrealized_pnl - (view.unrealized_pnl if view else Decimal(0))
+    return solve_price(market.kind, pool.collateral, [leg], other_pnl=other_pnl, bankruptcy=True).price
+
+
+def _book_price(venue: "VenueState", market, side: Side, size: Decimal, mark: Decimal) -> Decimal:
+    notional = size * market.contract_size * (mark if market.kind is ContractKind.LINEAR else 1)
+    impact = venue.rules.book_half_spread + notional / venue.rules.book_depth
+    # Closing a long sells into the bids (below the mark); closing a short buys the asks.
+    raw = mark * (1 - impact) if side is Side.LONG else mark * (1 + impact)
+    return max(raw, PRICE_QUANTUM).quantize(PRICE_QUANTUM, rounding=ROUND_FLOOR if side is Side.LONG else ROUND_CEILING)
+
+
+def _execution(engine: "Engine", venue: "VenueState", key, position: Position, size: Decimal, mark: Decimal,
+               bankruptcy: Decimal | None) -> tuple[Decimal, Decimal, str, str]:
+    """(price, size filled, counterparty, method) of the venue's execution for ``size``."""
+    rules = venue.rules
+    market = engine.ledger.markets[position.market]
+    side = position.side
+    if rules.method == "keeper":
+        return mark, size, venue.book, "keeper"
+    if rules.method == "liquidator":
+        started = engine.liquidating.get(key, engine.block)
+        fee = _ramped_fee(rules, engine.block - started)
+        price = mark * (1 - fee) if side is Side.LONG else mark * (1 + fee)
+        return price.quantize(PRICE_QUANTUM, rounding=ROUND_FLOOR if side is Side.LONG else ROUND_CEILING), size, \
+            venue.liquidator, "takeover"
+    limit = None
+    if rules.limit == "bankruptcy" or rules.method == "insurance_takeover":
+        limit = bankruptcy
+    elif rules.limit == "fillable":
+        limit = _fillable_price(engine, venue, key[0], position)
+    price = _book_price(venue, market, side, size, mark)
+    if limit is None or (side is Side.LONG and price >= limit) or (side is Side.SHORT and price <= limit):
+        return price, size, venue.book, "book"
+    # Only part of the order fills within the limit: the notional at which the price reaches it.
+    room = (1 - limit / mark) if side is Side.LONG else (limit / mark - 1)
+    room -= rules.book_half_spread
+    lot = Decimal(1).scaleb(-market.size_decimals)
+    unit_value = market.contract_size * (mark if market.kind is ContractKind.LINEAR else 1)
+    fillable = (room * rules.book_depth / unit_value).quantize(lot, rounding=ROUND_DOWN) if room > 0 else Decimal(0)
+    fillable = min(fillable, size)
+    if fillable <= 0:
+        return limit, Decimal(0), venue.book, "book"
+    return _book_price(venue, market, side, fillable, mark), fillable, venue.book, "book"
+
+
+def _ramped_fee(rules, blocks: int) -> Decimal:
+    """Drift: the base fee during the grace period, then rising per block up to the maximum."""
+    if blocks <= rules.fee_grace_blocks:
+        return rules.liquidator_fee
+    return min(rules.liquidator_max_fee, rules.liquidator_fee + rules.fee_increase_per_block * blocks)
+
+
+def _fillable_price(engine: "Engine", venue: "VenueState", account: str, position: Position) -> Decimal | None:
+    """dYdX's fillable price from the subaccount's TNC/TMMR (policies.dydx)."""
+    from ..policies import dydx
+
+    ledger = engine.ledger
+    holdings = [p for p in ledger.accounts[account].open_positions() if p.market.startswith(venue.name + "/")]
+    models = [engine.model(p.market) for p in holdings]
+    if not all(isinstance(model, LiquidityTier) for model in models):
+        return None
+    settle = ledger.markets[position.market].settle
+    quote = ledger.accounts[account].balance(settle) - sum(ledger.signed_cost(p) for p in holdings)
+    subaccount = dydx.Subaccount(quote, tuple(
+        dydx.DydxPosition(p.market, ledger.markets[p.market].size_of(p.lots), engine.marks[p.market], model)
+        for p, model in zip(holdings, models)))
+    config = dydx.DydxLiquidationConfig.from_table(venue.preset.section("liquidation"))
+    return dydx.fillable_price(subaccount, position.market, config)
+
+
+def _shortfall(market, side: Side, size: Decimal, price: Decimal, bankruptcy: Decimal | None) -> Decimal:
+    """Loss beyond the account's margin if ``size`` fills at ``price`` (0 when at or better than bankruptcy)."""
+    if bankruptcy is None:
+        return Decimal(0)
+    value = size * market.contract_size
+    if market.kind is ContractKind.LINEAR:
+        gap = (bankruptcy - price) if side is Side.LONG else (price - bankruptcy)
+        return max(gap * value, Decimal(0))
+    gap = (1 / price - 1 / bankruptcy) if side is Side.LONG else (1 / bankruptcy - 1 / price)
+    return max(gap * value, Decimal(0))
+
+
+def _fund_can_hold(engine: "Engine", venue: "VenueState", market, size: Decimal, mark: Decimal) -> bool:
+    """Binance: the insurance fund may hold a net notional up to a ratio of its balance."""
+    balance = engine.ledger.amount(market.settle, engine.ledger.accounts[venue.insurance].balance(market.settle))
+    if balance <= 0:
+        return False
+    ratio = venue.rules.insurance_max_position_ratio
+    if ratio is None:
+        return True
+    held = sum((abs(p.lots) for p in engine.ledger.accounts[venue.insurance].open_positions()), 0)
+    notional = (market.size_of(held) + size) * market.contract_size * (mark if market.kind is ContractKind.LINEAR else 1)
+    return notional <= ratio * balance
+
+
+def _close(engine: "Engine", venue: "VenueState", account: str, counterparty: str, position: Position,
+           size: Decimal, price: Decimal) -> None:
+    buyer, seller = (counterparty, account) if position.side is Side.LONG else (account, counterparty)
+    engine.ledger.apply_trade(
+        buyer, seller, position.market, size, price,
+        buyer_hedge_side=position.hedge_side if buyer == account else _hedge_for(engine, counterparty, Side.LONG),
+        seller_hedge_side=position.hedge_side if seller == account else _hedge_for(engine, counterparty, Side.SHORT),
+        fee_pool=venue.fee_pool,
+    )
+
+
+def _hedge_for(engine: "Engine", account: str, side: Side) -> Side | None:
+    return side if engine.ledger.accounts[account].position_mode.value == "hedge" else None
+
+
+# --------------------------------------------------------------------------------------------
+# Whole-account takeover (Hyperliquid's liquidator vault)
+# --------------------------------------------------------------------------------------------
+
+
+def _vault_takeover(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> list[e.Event]:
+    account, settle = key
+    ledger = engine.ledger
+    vault = venue.liquidator
+    events: list[e.Event] = []
+    for position in _positions_to_liquidate(engine, pool, account, settle):
+        size = ledger.markets[position.market].size_of(abs(position.lots))
+        mark = engine.marks[position.market]
+        side = position.side
+        _close(engine, venue, account, vault, position, size, mark)
+        engine._track_holders(position.market, (account, vault))
+        events.append(e.PositionLiquidated(account, venue.name, _symbol(position.market), str(side), _text(size),
+                                           _text(mark), "-", "backstop", vault, "0"))
+    # The vault keeps the margin (it is not returned), and pays for a negative balance.
+    balance = ledger.accounts[account].balance(settle)
+    if balance > 0:
+        ledger.transfer(account, vault, settle, balance)
+    elif balance < 0:
+        ledger.transfer(vault, account, settle, -balance, allow_overdraft=True)
+        events.append(e.BackstopDrawn(vault, venue.name, account, _text(ledger.amount(settle, -balance)), "0"))
+    return events
+
+
+# --------------------------------------------------------------------------------------------
+# Fees and the waterfall
+# --------------------------------------------------------------------------------------------
+
+
+def _receiver(venue: "VenueState", name: str) -> str:
+    return {"insurance": venue.insurance, "protocol": venue.fee_pool, "liquidator": venue.liquidator,
+            "pool": venue.book}[name]
+
+
+def _charge_fee(engine: "Engine", venue: "VenueState", key, notional: Decimal) -> list[e.Event]:
+    account, settle = key
+    rules = venue.rules
+    if notional <= 0 or rules.fee_rate == 0:
+        return []
+    pool = cross_pool(engine, account, settle)
+    equity = pool.equity if pool is not None else Decimal(0)
+    ledger = engine.ledger
+    cash = ledger.accounts[account].balance(settle)
+    fee = min(rules.fee_rate * notional, max(equity, Decimal(0)))
+    units = min(int((fee.scaleb(ledger.assets[settle].decimals)).to_integral_value(rounding=ROUND_FLOOR)), max(cash, 0))
+    events: list[e.Event] = []
+    paid = 0
+    for index, (name, share) in enumerate(rules.fee_to):
+        part = units - paid if index == len(rules.fee_to) - 1 else int(units * share)
+        if part <= 0:
+            continue
+        target = _receiver(venue, name)
+        if target == venue.fee_pool:
+            ledger.accounts[account].balances[settle] -= part
+            ledger.pools.setdefault(venue.fee_pool, {})
+            ledger.pools[venue.fee_pool][settle] = ledger.pools[venue.fee_pool].get(settle, 0) + part
+        else:
+            ledger.transfer(account, target, settle, part)
+        paid += part
+        events.append(e.LiquidationFeeCharged(account, venue.name, _text(ledger.amount(settle, part)), target))
+    return events
+
+
+def _settle_closed_account(engine: "Engine", venue: "VenueState", key) -> list[e.Event]:
+    """Everything is closed: hand the rest to the fund (where the venue says so) or cover the hole."""
+    account, settle = key
+    ledger = engine.ledger
+    balance = ledger.accounts[account].balance(settle)
+    if balance > 0 and venue.rules.remainder_to_insurance:
+        ledger.transfer(account, venue.insurance, settle, balance)
+        return [e.LiquidationFeeCharged(account, venue.name, _text(ledger.amount(settle, balance)), venue.insurance)]
+    if balance < 0:
+        return _waterfall(engine, venue, account, settle, -balance)
+    return []
+
+
+def _waterfall_capacity(engine: "Engine", venue: "VenueState", settle: str) -> Decimal:
+    """How much the cash layers (fund, backstop, pool) could pay now, in the settle asset."""
+    ledger = engine.ledger
+    total = 0
+    for layer in venue.rules.layers:
+        if layer == "insurance":
+            available = max(ledger.accounts[venue.insurance].balance(settle), 0)
+            if venue.rules.insurance_cap is not None:
+                available = min(available, ledger.units(settle, venue.rules.insurance_cap.quantize(
+                    Decimal(1).scaleb(-ledger.assets[settle].decimals), rounding=ROUND_FLOOR)))
+            total += available
+        elif layer == "backstop":
+            total += _backstop_available(engine, venue, settle)
+        elif layer == "pool":
+            total += max(ledger.accounts[venue.book].balance(settle), 0)
+    return ledger.amount(settle, total)
+
+
+def _backstop_available(engine: "Engine", venue: "VenueState", settle: str) -> int:
+    if venue.backstop is None:
+        return 0
+    backstop = engine.backstops[venue.backstop]
+    if backstop.asset != settle:
+        return 0
+    balance = max(engine.ledger.accounts[backstop.account].balance(settle), 0)
+    cap = backstop.caps.get(venue.name)
+    left = balance if cap is None else min(balance, cap - backstop.drawn.get(venue.name, 0))
+    return max(left, 0)
+
+
+def _waterfall(engine: "Engine", venue: "VenueState", account: str, settle: str, deficit: int) -> list[e.Event]:
+    ledger = engine.ledger
+    events: list[e.Event] = []
+    remaining = deficit
+    for layer in venue.rules.layers:
+        if remaining <= 0:
+            break
+        if layer == "insurance":
+            available = max(ledger.accounts[venue.insurance].balance(settle), 0)
+            if venue.rules.insurance_cap is not None:
+                available = min(available, ledger.units(settle, venue.rules.insurance_cap))
+            pay = min(remaining, available)
+            if pay > 0:
+                ledger.transfer(venue.insurance, account, settle, pay)
+                remaining -= pay
+                events.append(e.InsuranceFundDrawn(venue.name, account, _text(ledger.amount(settle, pay)), _text(
+                    ledger.amount(settle, ledger.accounts[venue.insurance].balance(settle)))))
+        elif layer == "backstop":
+            pay = min(remaining, _backstop_available(engine, venue, settle))
+            if pay > 0:
+                backstop = engine.backstops[venue.backstop]  # type: ignore[index]
+                ledger.transfer(backstop.account, account, settle, pay)
+                backstop.drawn[venue.name] = backstop.drawn.get(venue.name, 0) + pay
+                remaining -= pay
+                events.append(e.BackstopDrawn(backstop.name, venue.name, account, _text(ledger.amount(settle, pay)),
+                                              _text(ledger.amount(settle, backstop.drawn[venue.name]))))
+        elif layer == "pool":
+            pay = min(remaining, max(ledger.accounts[venue.book].balance(settle), 0))
+            if pay > 0:
+                ledger.transfer(venue.book, account, settle, pay)
+                remaining -= pay
+                events.append(e.BackstopDrawn(venue.book, venue.name, account, _text(ledger.amount(settle, pay)), "0"))
+        elif layer == "socialize":
+            paid, per_base_events = _socialize(engine, venue, account, settle, remaining)
+            remaining -= paid
+            events += per_base_events
+    if remaining > 0:
+        events.append(e.BadDebt(venue.name, account, _text(ledger.amount(settle, remaining))))
+    return events
+
+
+def _socialize(engine: "Engine", venue: "VenueState", account: str, settle: str, loss: int):
+    """Drift: the loss is paid by every open position of the venue's markets in this settle asset,
+    pro rata to its size, through cumulative funding; each payment is rounded up, and what the
+    rounding collects beyond the loss goes to the insurance fund."""
+    from ..policies.drift import socialized_loss_funding_delta
+
+    ledger = engine.ledger
+    markets = [key for key in venue.markets.values() if ledger.markets[key].settle == settle]
+    payers = []
+    for key in markets:
+        for holder in sorted(engine.holders[key] - {account}):
+            for position in ledger.accounts[holder].positions.values():
+                if position.market == key and position.lots:
+                    payers.append((holder, key, abs(position.lots)))
+    if not payers:
+        return 0, []
+    total_lots = sum(lots for _, _, lots in payers)
+    loss_amount = ledger.amount(settle, loss)
+    decimals = ledger.assets[settle].decimals
+    events: list[e.Event] = []
+    collected = 0
+    for key in markets:
+        rows = [(holder, lots) for holder, market, lots in payers if market == key]
+        if not rows:
+            continue
+        market = ledger.markets[key]
+        share = loss * sum(lots for _, lots in rows) // total_lots if len(markets) > 1 else loss
+        long = sum((market.size_of(lots) for holder, lots in rows), Decimal(0))
+        per_base = socialized_loss_funding_delta(ledger.amount(settle, share), long, Decimal(0))
+        for holder, lots in rows:
+            units = int((per_base * market.size_of(lots)).scaleb(decimals).to_integral_value(rounding=ROUND_CEILING))
+            ledger.transfer(holder, account, settle, units, allow_overdraft=True)
+            collected += units
+        events.append(e.LossSocialized(venue.name, _symbol(key), _text(ledger.amount(settle, share)), _text(per_base)))
+    excess = collected - loss
+    if excess > 0:
+        ledger.transfer(account, venue.insurance, settle, excess)
+    return min(collected, loss), events
+
+
+# --------------------------------------------------------------------------------------------
+# Auto-deleveraging
+# --------------------------------------------------------------------------------------------
+
+
+def _auto_deleverage(engine: "Engine", venue: "VenueState", account: str, position: Position, size: Decimal,
+                     bankruptcy: Decimal | None) -> list[e.Event]:
+    ledger = engine.ledger
+    market = ledger.markets[position.market]
+    rules = venue.rules
+    price = engine.previous_marks.get(position.market, engine.marks[position.market]) \
+        if rules.adl_price == "previous_mark" else bankruptcy
+    if price is None or price <= 0:
+        return [e.LiquidationPaused(account, venue.name, "no bankruptcy price to deleverage at")]
+    opposite = Side.SHORT if position.side is Side.LONG else Side.LONG
+    candidates = []
+    for holder in sorted(engine.holders[position.market] - {account}):
+        if engine.is_protocol(holder) and holder != venue.liquidator:
+            continue  # the book and the fund are not ranked; the backstop vault is (Hyperliquid)
+        for other in ledger.accounts[holder].open_positions():
+            if other.market != position.market or other.side is not opposite:
+                continue
+            candidates.append(_candidate(engine, holder, other))
+    if not candidates:
+        return [e.LiquidationPaused(account, venue.name, f"no counterparty to deleverage on {_symbol(position.market)}")]
+    lot = Decimal(1).scaleb(-market.size_decimals)
+    result = adl.deleverage(rules.adl_rule, candidates, size, offset=engine.seed if rules.adl_rule == "dydx" else None,
+                            lot=lot if rules.adl_rule == "pro_rata" else None)
+    events: list[e.Event] = [e.AdlQueueRanked(venue.name, _symbol(position.market), rules.adl_rule, tuple(
+        (standing.account, standing.rank or 0, standing.lights or 0) for standing in result.standings))]
+    for close in result.closes:
+        if close.size <= 0:
+            continue
+        counterparty_position = next(p for p in ledger.accounts[close.account].open_positions()
+                                     if p.market == position.market and p.side is opposite)
+        _close(engine, venue, account, close.account, position, close.size, price)
+        standing = result.standing(close.account)
+        events.append(e.PositionAutoDeleveraged(venue.name, _symbol(position.market), close.account, account,
+                                                _text(close.size), _text(price), standing.rank or 0))
+        del counterparty_position
+    engine._track_holders(position.market, [account] + [close.account for close in result.closes])
+    return events
+
+
+def _candidate(engine: "Engine", holder: str, position: Position) -> adl.AdlCandidate:
+    ledger = engine.ledger
+    market = ledger.markets[position.market]
+    settle = market.settle
+    pool = cross_pool(engine, holder, settle)
+    mark = engine.marks[position.market]
+    entry = position_entry_price(ledger, position)
+    size = market.size_of(abs(position.lots))
+    margin = next(m for m in pool.positions if m.market == position.market and m.side == position.side)
+    bankrupt = _bankruptcy_price(engine, holder, settle, position)
+    return adl.AdlCandidate(
+        account=holder, size=size, side=position.side,
+        upnl=margin.unrealized_pnl,
+        wallet_balance=ledger.amount(settle, ledger.accounts[holder].balance(settle)),
+        maintenance_margin=pool.maintenance_margin,
+        mark_price=mark, entry_price=entry,
+        bankrupt_price=bankrupt if bankrupt is not None else (Decimal(0) if position.side is Side.LONG else None),
+        notional=margin.notional, account_value=pool.equity,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def _symbol(market_key: str) -> str:
+    return market_key.split("/", 1)[1]
+
+
+def _text(value: Decimal | None) -> str:
+    """Plain decimal notation for events (never ``0E-8``)."""
+    return "-" if value is None else format(value, "f")
