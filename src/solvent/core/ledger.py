@@ -238,6 +238,17 @@ class Ledger:
         giver.balances[asset] = giver.balance(asset) - units
         taker.balances[asset] = taker.balance(asset) + units
 
+    def pay_to_pool(self, source: str, pool: str, asset: str, units: int) -> None:
+        """Move units an account holds into a protocol pool (a fee share to the protocol)."""
+        if units < 0:
+            raise InvalidInput("units", f"must not be negative, got {units}")
+        giver = self.account(source)
+        if giver.balance(asset) < units:
+            raise InsufficientFunds(f"account {source!r} cannot pay {self.amount(asset, units)} {asset}")
+        giver.balances[asset] = giver.balance(asset) - units
+        target = self.pools.setdefault(pool, {})
+        target[asset] = target.get(asset, 0) + units
+
     # ---------------------------------------------------------------- trading
 
     def fill_notional(self, market: Market, lots: int, price: Decimal) -> int:

@@ -38,7 +38,10 @@ def command_from_dict(data: Mapping[str, Any]) -> Command:
     unknown = set(data) - names - {"kind"}
     if unknown:
         raise InvalidInput(sorted(unknown)[0], f"not a field of {kind}")
-    return cls(**{key: value for key, value in data.items() if key != "kind"})
+    # JSON has no tuples: sequences come back as lists and are restored, so a replayed command
+    # equals the one recorded.
+    return cls(**{key: tuple(value) if isinstance(value, list) else value
+                  for key, value in data.items() if key != "kind"})
 
 
 @command

@@ -430,9 +430,7 @@ def _charge_fee(engine: "Engine", venue: "VenueState", key, notional: Decimal) -
             continue
         target = _receiver(venue, name)
         if target == venue.fee_pool:
-            ledger.accounts[account].balances[settle] -= part
-            ledger.pools.setdefault(venue.fee_pool, {})
-            ledger.pools[venue.fee_pool][settle] = ledger.pools[venue.fee_pool].get(settle, 0) + part
+            ledger.pay_to_pool(account, venue.fee_pool, settle, part)
         else:
             ledger.transfer(account, target, settle, part)
         paid += part
