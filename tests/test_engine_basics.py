@@ -96,3 +96,41 @@ def test_set_params_changes_the_rules_of_a_running_venue():
     assert "liquidation_fee_charged" not in [event.kind for event in events]
     with pytest.raises(CommandRejected):
         engine.apply(c.SetParams("v", {"execution": {"method": "magic"}}))
+
+
+def test_create_market_lists_a_market_with_its_own_margin_table():
+    engine = Engine()
+    setup(engine)
+    events = engine.apply(c.CreateMarket("v", "ETHUSDT", "ETH", "USDT", "USDT", size_decimals=2,
+                                         margin={"tiers": [{"floor": "0", "mmr": "0.01", "max_leverage": "50"}]}))
+    assert [event.kind for event in events] == ["market_listed"]
+    assert engine.model("v/ETHUSDT").maintenance_margin(__import__("decimal").Decimal(1000)) == 10
+    with pytest.raises(CommandRejected):
+        engine.apply(c.CreateMarket("v", "ETHUSDT", "ETH", "USDT", "USDT"))
+    with pytest.raises(CommandRejected):  # a malformed margin table names its field, and nothing is listed
+        engine.apply(c.CreateMarket("v", "XRPUSDT", "XRP", "USDT", "USDT", margin={"tiers": [{"floor": "0"}]}))
+    assert "XRPUSDT" not in engine.venues["v"].markets
+
+
+def test_cross_venue_collateral_is_liquidated_on_each_venue():
+    engine = Engine()
+    for venue in ("a", "b"):
+        engine.apply(c.CreateVenue(venue, "binance"))
+        engine.apply(c.Deposit(f"{venue}/book", "USDT", "100000000"))
+        engine.apply(c.UpdateOracle(venue, {"BTCUSDT": "60000"}, 1))
+    engine.apply(c.OpenAccount("t", "a", cross_venues=("b",)))
+    engine.apply(c.OpenAccount("mm", "a", cross_venues=("b",)))
+    engine.apply(c.Deposit("t", "USDT", "2000"))
+    engine.apply(c.Deposit("mm", "USDT", "10000000"))
+    engine.apply(c.ApplyFill("a", "BTCUSDT", "t", "mm", "0.5", "60000"))
+    engine.apply(c.ApplyFill("b", "BTCUSDT", "t", "mm", "0.5", "60000"))
+    # One collateral pool backs both: a fall on both venues liquidates through each venue's book.
+    engine.apply(c.UpdateOracle("a", {"BTCUSDT": "58100"}, 2))
+    events = engine.apply(c.UpdateOracle("b", {"BTCUSDT": "58100"}, 2))
+    liquidated = [(event.venue, event.counterparty) for event in events if event.kind == "position_liquidated"]
+    assert ("a", "a/book") in liquidated and ("b", "b/book") in liquidated
+    assert engine.conservation().holds
+    with pytest.raises(CommandRejected):  # an account not opted in cannot trade on another venue
+        engine.apply(c.OpenAccount("solo", "a"))
+        engine.apply(c.Deposit("solo", "USDT", "1000"))
+        engine.apply(c.ApplyFill("b", "BTCUSDT", "solo", "mm", "0.01", "58300"))

@@ -10,6 +10,7 @@ from .commands import (
     ApplyFill,
     Command,
     CreateBackstop,
+    CreateMarket,
     CreateVenue,
     Deposit,
     FundInsurance,
@@ -22,6 +23,6 @@ from .engine import CommandRejected, Engine
 from .events import Event
 
 __all__ = [
-    "AdvanceTime", "ApplyFill", "Command", "CommandRejected", "CreateBackstop", "CreateVenue", "Deposit",
+    "AdvanceTime", "ApplyFill", "Command", "CommandRejected", "CreateBackstop", "CreateMarket", "CreateVenue", "Deposit",
     "Engine", "Event", "FundInsurance", "OpenAccount", "SetParams", "UpdateOracle", "Withdraw",
 ]

@@ -56,6 +56,23 @@ class CreateVenue(Command):
 
 
 @command
+class CreateMarket(Command):
+    """List a new market on a venue: its contract and, unless the preset's default applies, its
+    margin table (the same keys as a preset's ``[markets.margin]``)."""
+
+    kind: ClassVar[str] = "create_market"
+    venue: str
+    symbol: str
+    base: str
+    quote: str
+    settle: str
+    contract: str = "linear"
+    size_decimals: int = 3
+    contract_size: str = "1"
+    margin: Mapping[str, Any] = field(default_factory=dict)
+
+
+@command
 class CreateBackstop(Command):
     """A backstop vault shared by several venues, each able to draw at most its cap."""
 

@@ -103,6 +103,7 @@ class Engine:
         self.commands_applied = 0
         self._handlers: dict[type, Callable[[c.Command], list[e.Event]]] = {
             c.CreateVenue: self._create_venue,
+            c.CreateMarket: self._create_market,
             c.CreateBackstop: self._create_backstop,
             c.OpenAccount: self._open_account,
             c.Deposit: self._deposit,
@@ -188,6 +189,26 @@ class Engine:
             self.home_venue[account] = name
             self.member_venues[account] = {name}
         return [e.VenueCreated(name, preset.name, tuple(markets))]
+
+    def _create_market(self, command: c.CreateMarket) -> list[e.Event]:
+        venue = self.venue(command.venue)
+        if command.symbol in venue.markets:
+            raise InvalidInput("symbol", f"{command.symbol!r} is already listed on {venue.name}")
+        entry = {"symbol": command.symbol, "base": command.base, "quote": command.quote, "settle": command.settle,
+                 "kind": command.contract, "size_decimals": command.size_decimals,
+                 "contract_size": command.contract_size, "margin": dict(command.margin)}
+        markets = list(venue.preset.data.get("markets", [])) + [entry]
+        preset = venue.preset.with_overrides({"markets": markets}, name=venue.preset.name)  # validates it all
+        self.ledger.asset(command.settle)
+        spec = preset.markets[command.symbol]
+        key = f"{venue.name}{PROTOCOL_SEPARATOR}{command.symbol}"
+        self.ledger.add_market(Market(key, spec.base, spec.quote, spec.settle, spec.kind, spec.size_decimals,
+                                      spec.contract_size))
+        venue.preset = preset
+        venue.markets[command.symbol] = key
+        venue.models[key] = preset.margin_model(command.symbol)
+        self.holders[key] = set()
+        return [e.MarketListed(venue.name, command.symbol)]
 
     def _create_backstop(self, command: c.CreateBackstop) -> list[e.Event]:
         if command.backstop in self.backstops:

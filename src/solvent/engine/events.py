@@ -27,6 +27,13 @@ class VenueCreated(Event):
 
 
 @event
+class MarketListed(Event):
+    kind: ClassVar[str] = "market_listed"
+    venue: str
+    market: str
+
+
+@event
 class BackstopCreated(Event):
     kind: ClassVar[str] = "backstop_created"
     backstop: str

@@ -142,15 +142,19 @@ def _liquidate(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> 
             pool.equity < rules.backstop_below * pool.maintenance_margin):
         events += _vault_takeover(engine, venue, key, pool)
     else:
-        closed = Decimal(0)
+        # Each position is closed through the venue that lists its market (its book, its fees,
+        # its fund): an account whose collateral backs several venues is liquidated on each.
+        closed: dict[str, Decimal] = {}
         for position in _positions_to_liquidate(engine, pool, account, settle):
-            step_events, notional, finished = _liquidate_position(engine, venue, key, position)
+            market_venue = engine.venue_of_market(position.market)
+            step_events, notional, finished = _liquidate_position(engine, market_venue, key, position)
             events += step_events
-            closed += notional
+            closed[market_venue.name] = closed.get(market_venue.name, Decimal(0)) + notional
             current = cross_pool(engine, account, settle)
             if not finished or current is None or not _liquidatable(engine, venue, current):
                 break
-        events += _charge_fee(engine, venue, key, closed)
+        for name in sorted(closed):
+            events += _charge_fee(engine, engine.venues[name], key, closed[name])
     current = cross_pool(engine, account, settle)
     if current is not None and not current.positions:
         events += _settle_closed_account(engine, venue, key)
