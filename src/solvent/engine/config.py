@@ -29,6 +29,13 @@ def _optional(table: Mapping[str, Any], key: str, parse, where: str):
     return None if value is None else parse(value, f"{where}.{key}")
 
 
+def _flag(table: Mapping[str, Any], key: str, where: str) -> bool:
+    value = table.get(key, False)
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{where}.{key}", f"expected true or false, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
 class VenueRules:
     # trigger
@@ -47,6 +54,8 @@ class VenueRules:
     max_portion_per_block: Decimal | None  # dYdX
     min_notional_per_block: Decimal
     max_notional_per_block: Decimal | None
+    step_down_tiers: bool  # Binance/Bybit/BitMEX: reduce below the bracket floor, tier by tier
+    once_per_block: bool  # dYdX: each (account, market) at most once per block
     liquidator_fee: Decimal  # Drift takeover discount at the start (ramps with time)
     liquidator_max_fee: Decimal
     fee_grace_blocks: int
@@ -101,6 +110,8 @@ class VenueRules:
                                                               liquidation.get("min_position_notional_liquidated", "0")),
                                                 f"{where}.execution.min_notional_per_block"),
             max_notional_per_block=None if cap is None else positive(cap, f"{where}.execution.max_notional_per_block"),
+            step_down_tiers=_flag(execution, "step_down_tiers", f"{where}.execution"),
+            once_per_block=_flag(execution, "once_per_block", f"{where}.execution"),
             liquidator_fee=fraction(execution.get("liquidator_fee", "0"), f"{where}.execution.liquidator_fee"),
             liquidator_max_fee=fraction(execution.get("liquidator_max_fee", execution.get("liquidator_fee", "0")),
                                         f"{where}.execution.liquidator_max_fee"),
@@ -111,7 +122,7 @@ class VenueRules:
                                                 f"{where}.execution.fee_increase_per_block"),
             fee_rate=fraction(execution.get("fee", "0"), f"{where}.execution.fee"),
             fee_to=fee_to,
-            remainder_to_insurance=bool(execution.get("remainder_to_insurance", False)),
+            remainder_to_insurance=_flag(execution, "remainder_to_insurance", f"{where}.execution"),
             layers=tuple(_choice(layer, LAYERS, f"{where}.waterfall.layers") for layer in layers),
             insurance_cap=_optional(waterfall, "insurance_cap", positive, f"{where}.waterfall"),
             insurance_max_position_ratio=_optional(waterfall, "insurance_max_position_ratio", positive,

@@ -98,8 +98,9 @@ class Engine:
         # Liquidation bookkeeping, keyed by (account, settle asset).
         self.margin_called: set[tuple[str, str]] = set()
         self.liquidating: dict[tuple[str, str], int] = {}  # → block the liquidation started
-        self.cooldown_until: dict[tuple[str, str], int] = {}
+        self.full_until: dict[tuple[str, str], int] = {}  # after a partial: whole-position orders until then
         self.notional_this_block: dict[tuple[str, str], Decimal] = {}
+        self.liquidated_in_block: dict[tuple[str, str], int] = {}  # (account, market) → block
         self.commands_applied = 0
         self._handlers: dict[type, Callable[[c.Command], list[e.Event]]] = {
             c.CreateVenue: self._create_venue,
@@ -358,7 +359,7 @@ class Engine:
         self.seed = to_int(command.seed, "seed")
         events: list[e.Event] = [e.TimeAdvanced(timestamp, block)]
         # Time alone changes what a liquidation may do (cooldowns end, fees ramp, caps reset).
-        waiting = sorted({account for account, _ in self.liquidating} | {account for account, _ in self.cooldown_until})
+        waiting = sorted({account for account, _ in self.liquidating})
         events += evaluate(self, waiting)
         return events
 

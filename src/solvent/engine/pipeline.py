@@ -25,6 +25,7 @@ venue's preset (:class:`~solvent.engine.config.VenueRules`):
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_UP, Decimal
 from typing import TYPE_CHECKING
 
@@ -125,6 +126,9 @@ def _margin_call(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -
     return []
 
 
+MAX_STEPS_PER_COMMAND = 64  # a bound on liquidation steps per account per command
+
+
 def _liquidate(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> list[e.Event]:
     account, settle = key
     rules = venue.rules
@@ -134,24 +138,27 @@ def _liquidate(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> 
         events.append(e.LiquidationStarted(account, venue.name, _text(pool.equity), _text(pool.maintenance_margin)))
     elif _recovered(engine, venue, pool):
         return events + _end(engine, venue, key, pool)
-    if engine.cooldown_until.get(key, -1) > engine.timestamp:
-        return events + [e.LiquidationPaused(account, venue.name, "cooldown after a partial liquidation")]
-    engine.cooldown_until.pop(key, None)
 
     if rules.method == "backstop_vault" and rules.backstop_below is not None and (
             pool.equity < rules.backstop_below * pool.maintenance_margin):
         events += _vault_takeover(engine, venue, key, pool)
     else:
-        # Each position is closed through the venue that lists its market (its book, its fees,
-        # its fund): an account whose collateral backs several venues is liquidated on each.
+        # Step by step, the largest position first, until the pool is healthy again (or a rule
+        # says to wait). Each position is closed through the venue that lists its market (its
+        # book, its fees, its fund): collateral that backs several venues is liquidated on each.
         closed: dict[str, Decimal] = {}
-        for position in _positions_to_liquidate(engine, pool, account, settle):
+        current: PoolMargin | None = pool
+        for _ in range(MAX_STEPS_PER_COMMAND):
+            if current is None or not current.positions or _recovered(engine, venue, current):
+                break
+            position = _positions_to_liquidate(engine, current, account, settle)[0]
             market_venue = engine.venue_of_market(position.market)
-            step_events, notional, finished = _liquidate_position(engine, market_venue, key, position)
+            step_events, notional, stop = _liquidate_position(engine, market_venue, key, position, current)
             events += step_events
-            closed[market_venue.name] = closed.get(market_venue.name, Decimal(0)) + notional
+            if notional:
+                closed[market_venue.name] = closed.get(market_venue.name, Decimal(0)) + notional
             current = cross_pool(engine, account, settle)
-            if not finished or current is None or not _liquidatable(engine, venue, current):
+            if stop:
                 break
         for name in sorted(closed):
             events += _charge_fee(engine, engine.venues[name], key, closed[name])
@@ -188,8 +195,8 @@ def _positions_to_liquidate(engine: "Engine", pool: PoolMargin, account: str, se
 # --------------------------------------------------------------------------------------------
 
 
-def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Position):
-    """Close (part of) a position. Returns (events, notional closed, whole position closed)."""
+def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Position, pool: PoolMargin):
+    """Close (part of) a position. Returns (events, notional closed, stop: no more steps now)."""
     account, settle = key
     rules = venue.rules
     ledger = engine.ledger
@@ -199,9 +206,15 @@ def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Po
     size = market.size_of(abs(position.lots))
     events: list[e.Event] = []
 
-    close_size = _size_to_close(engine, venue, key, market, size, mark)
+    if rules.once_per_block and engine.liquidated_in_block.get((account, position.market)) == engine.block:
+        return [e.LiquidationPaused(account, venue.name,
+                                    f"{_symbol(position.market)} was already liquidated in block {engine.block}")], \
+            Decimal(0), True
+    close_size, stop = _size_to_close(engine, venue, key, position, market, size, mark, pool)
     if close_size <= 0:
-        return [e.LiquidationPaused(account, venue.name, "per-block liquidation cap reached")], Decimal(0), False
+        return [e.LiquidationPaused(account, venue.name, "per-block liquidation cap reached")], Decimal(0), True
+    if rules.once_per_block:
+        engine.liquidated_in_block[(account, position.market)] = engine.block
     bankruptcy = _bankruptcy_price(engine, account, settle, position)
     price, fill_size, counterparty, method = _execution(engine, venue, key, position, close_size, mark, bankruptcy)
 
@@ -228,24 +241,43 @@ def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Po
         remainder = market.size_of(abs(position.lots)) - (size - close_size)
     elif remainder > 0:
         events.append(e.LiquidationPaused(account, venue.name, f"no fill within the limit for {_symbol(position.market)}"))
+        stop = True
     closed = close_size - max(remainder, Decimal(0))
     engine._track_holders(position.market, sorted({account, counterparty, venue.insurance}))
     notional = closed * market.contract_size * (mark if market.kind is ContractKind.LINEAR else 1)
     if closed > 0:
         engine.notional_this_block[key] = engine.notional_this_block.get(key, Decimal(0)) + notional
-    return events, notional, position.lots == 0
+    return events, notional, stop or closed <= 0
 
 
-def _size_to_close(engine: "Engine", venue: "VenueState", key, market, size: Decimal, mark: Decimal) -> Decimal:
+def _size_to_close(engine: "Engine", venue: "VenueState", key, position: Position, market, size: Decimal,
+                   mark: Decimal, pool: PoolMargin) -> tuple[Decimal, bool]:
+    """How much of the position this step closes, and whether to stop stepping afterwards."""
     rules = venue.rules
     lot = Decimal(1).scaleb(-market.size_decimals)
     unit_value = market.contract_size * (mark if market.kind is ContractKind.LINEAR else 1)
     notional = size * unit_value
-    if rules.partial_fraction is not None and notional > rules.partial_above_notional:
-        engine.cooldown_until[key] = engine.timestamp + rules.cooldown_seconds
-        return min(size, max(lot, (size * rules.partial_fraction).quantize(lot, rounding=ROUND_UP)))
+    if rules.partial_fraction is not None:
+        # Hyperliquid: above the threshold only a fraction, once per block; for the cooldown
+        # that follows, liquidation orders are for the entire position.
+        in_cooldown = engine.full_until.get(key, -1) > engine.timestamp
+        if notional > rules.partial_above_notional and not in_cooldown:
+            engine.full_until[key] = engine.timestamp + rules.cooldown_seconds
+            return min(size, max(lot, (size * rules.partial_fraction).quantize(lot, rounding=ROUND_UP))), True
+        return size, False
+    if rules.step_down_tiers and pool.equity > 0:
+        # Binance, Bybit, BitMEX: bring the position under its bracket's floor, one tier at a time
+        # (a bankrupt account is closed whole).
+        floors = [row[0] for row in engine.model(position.market).maintenance_table(size)]
+        tier = max(bisect_right(floors, notional) - 1, 0)
+        if tier == 0:
+            return size, False
+        excess = ((notional - floors[tier]) / unit_value).quantize(lot, rounding=ROUND_DOWN) + lot
+        return min(size, excess), False
+    if rules.method == "liquidator":
+        return _drift_size(engine, venue, position, market, size, mark, pool), False
     if rules.max_portion_per_block is None and rules.max_notional_per_block is None:
-        return size
+        return size, False
     # dYdX: at most a portion of the position (but at least the minimum notional) per block, and
     # at most the subaccount's notional cap per block.
     allowed = size
@@ -255,7 +287,26 @@ def _size_to_close(engine: "Engine", venue: "VenueState", key, market, size: Dec
         left = rules.max_notional_per_block - engine.notional_this_block.get(key, Decimal(0))
         allowed = min(allowed, max(left, Decimal(0)) / unit_value)
     allowed = min(size, allowed.quantize(lot, rounding=ROUND_DOWN))
-    return allowed
+    return allowed, True  # dYdX: each position at most once per block
+
+
+def _drift_size(engine: "Engine", venue: "VenueState", position: Position, market, size: Decimal, mark: Decimal,
+                pool: PoolMargin) -> Decimal:
+    """Drift: take over just enough base to cure the margin shortage (plus the buffer)."""
+    from ..policies import drift
+
+    rules = venue.rules
+    lot = Decimal(1).scaleb(-market.size_decimals)
+    liability = sum((margin.notional for margin in pool.positions), Decimal(0))
+    shortage = drift.margin_shortage(pool.equity, pool.maintenance_margin, rules.exit_buffer, liability)
+    rate, _ = engine.model(position.market).maintenance_line(size * mark, size)
+    if shortage <= 0 or market.kind is not ContractKind.LINEAR:
+        return size
+    fee = _ramped_fee(rules, engine.block - engine.liquidating.get((pool.account, pool.settle), engine.block))
+    base = drift.base_to_cover_shortage(shortage, rate + rules.exit_buffer, fee, "0", mark, "1")
+    if base is None:
+        return size
+    return min(size, max(lot, base.quantize(lot, rounding=ROUND_UP)))
 
 
 def _bankruptcy_price(engine: "Engine", account: str, settle: str, position: Position) -> Decimal | None:
