@@ -61,6 +61,7 @@ class VenueRules:
     fee_grace_blocks: int
     fee_increase_per_block: Decimal
     # fees
+    fee_rule: str  # "notional": fee_rate × notional, capped; "insurance_fund_delta": dYdX, per fill
     fee_rate: Decimal  # liquidation fee on the notional closed, capped by what is left
     fee_to: tuple[tuple[str, Decimal], ...]
     remainder_to_insurance: bool  # BitMEX/Bybit: margin above bankruptcy goes to the fund
@@ -120,6 +121,8 @@ class VenueRules:
             fee_increase_per_block=non_negative(execution.get("fee_increase_per_block",
                                                               liquidation.get("fee_increase_per_slot", "0")),
                                                 f"{where}.execution.fee_increase_per_block"),
+            fee_rule=_choice(execution.get("fee_rule", "notional"), ("notional", "insurance_fund_delta"),
+                             f"{where}.execution.fee_rule"),
             fee_rate=fraction(execution.get("fee", "0"), f"{where}.execution.fee"),
             fee_to=fee_to,
             remainder_to_insurance=_flag(execution, "remainder_to_insurance", f"{where}.execution"),

@@ -223,10 +223,14 @@ def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Po
         # Filling this would lose more than the fund and backstop can pay: deleverage instead.
         fill_size = Decimal(0)
     if fill_size > 0:
+        delta = _insurance_fund_delta(engine, venue, account, position, price, fill_size) \
+            if rules.fee_rule == "insurance_fund_delta" else None
         _close(engine, venue, account, counterparty, position, fill_size, price)
         events.append(e.PositionLiquidated(account, venue.name, _symbol(position.market), str(side), _text(fill_size),
                                            _text(price), _text(bankruptcy), method, counterparty,
                                            _text(size - fill_size)))
+        if delta:
+            events += _settle_fund_delta(engine, venue, account, settle, delta)
     remainder = close_size - fill_size
     if remainder > 0 and rules.method == "insurance_takeover" and bankruptcy is not None and _fund_can_hold(
             engine, venue, market, remainder, mark):
@@ -370,8 +374,8 @@ def _ramped_fee(rules, blocks: int) -> Decimal:
     return min(rules.liquidator_max_fee, rules.liquidator_fee + rules.fee_increase_per_block * blocks)
 
 
-def _fillable_price(engine: "Engine", venue: "VenueState", account: str, position: Position) -> Decimal | None:
-    """dYdX's fillable price from the subaccount's TNC/TMMR (policies.dydx)."""
+def _dydx_subaccount(engine: "Engine", venue: "VenueState", account: str, settle: str):
+    """The account as a dYdX subaccount: quote balance (cash − signed cost bases) and positions."""
     from ..policies import dydx
 
     ledger = engine.ledger
@@ -379,13 +383,47 @@ def _fillable_price(engine: "Engine", venue: "VenueState", account: str, positio
     models = [engine.model(p.market) for p in holdings]
     if not all(isinstance(model, LiquidityTier) for model in models):
         return None
-    settle = ledger.markets[position.market].settle
     quote = ledger.accounts[account].balance(settle) - sum(ledger.signed_cost(p) for p in holdings)
-    subaccount = dydx.Subaccount(quote, tuple(
+    return dydx.Subaccount(quote, tuple(
         dydx.DydxPosition(p.market, ledger.markets[p.market].size_of(p.lots), engine.marks[p.market], model)
         for p, model in zip(holdings, models)))
+
+
+def _fillable_price(engine: "Engine", venue: "VenueState", account: str, position: Position) -> Decimal | None:
+    """dYdX's fillable price from the subaccount's TNC/TMMR (policies.dydx)."""
+    from ..policies import dydx
+
+    subaccount = _dydx_subaccount(engine, venue, account, engine.ledger.markets[position.market].settle)
+    if subaccount is None:
+        return None
     config = dydx.DydxLiquidationConfig.from_table(venue.preset.section("liquidation"))
     return dydx.fillable_price(subaccount, position.market, config)
+
+
+def _insurance_fund_delta(engine: "Engine", venue: "VenueState", account: str, position: Position,
+                          price: Decimal, size: Decimal) -> int | None:
+    """dYdX: quantums the fill pays to (positive) or takes from (negative) the insurance fund."""
+    from ..policies import dydx
+
+    subaccount = _dydx_subaccount(engine, venue, account, engine.ledger.markets[position.market].settle)
+    if subaccount is None:
+        return None
+    config = dydx.DydxLiquidationConfig.from_table(venue.preset.section("liquidation"))
+    return dydx.insurance_fund_delta(subaccount, position.market, price, size, config)
+
+
+def _settle_fund_delta(engine: "Engine", venue: "VenueState", account: str, settle: str, delta: int) -> list[e.Event]:
+    """Apply a per-fill insurance-fund delta: the fee to the fund, or the fund covering the fill."""
+    ledger = engine.ledger
+    if delta > 0:
+        ledger.transfer(account, venue.insurance, settle, delta, allow_overdraft=True)
+        return [e.LiquidationFeeCharged(account, venue.name, _text(ledger.amount(settle, delta)), venue.insurance)]
+    pay = min(-delta, max(ledger.accounts[venue.insurance].balance(settle), 0))
+    if pay <= 0:
+        return []
+    ledger.transfer(venue.insurance, account, settle, pay)
+    return [e.InsuranceFundDrawn(venue.name, account, _text(ledger.amount(settle, pay)),
+                                 _text(ledger.amount(settle, ledger.accounts[venue.insurance].balance(settle))))]
 
 
 def _shortfall(market, side: Side, size: Decimal, price: Decimal, bankruptcy: Decimal | None) -> Decimal:
