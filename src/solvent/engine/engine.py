@@ -83,8 +83,12 @@ class BackstopState:
 class Engine:
     """Commands in, events out. ``apply`` is the only way state changes."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, screen_above: int | None = 2_000) -> None:
+        """``screen_above``: when a price update concerns more holders than this, the vectorized
+        screen picks which of them to value exactly (None: always value every holder)."""
         self.ledger = Ledger()
+        self.screen_above = screen_above
+        self._screen = None
         self.venues: dict[str, VenueState] = {}
         self.backstops: dict[str, BackstopState] = {}
         self.home_venue: dict[str, str] = {}  # account → venue whose rules liquidate it
@@ -340,6 +344,9 @@ class Engine:
             self.marks[key] = price
             affected |= self.holders[key]
             events.append(e.OraclePriceUpdated(venue.name, key.split(PROTOCOL_SEPARATOR, 1)[1], str(price), timestamp))
+        if self.screen_above is not None and len(affected) > self.screen_above:
+            affected &= self._screened() | {account for account, _ in self.liquidating} | {
+                account for account, _ in self.margin_called}
         events += evaluate(self, sorted(affected))
         return events
 
@@ -373,6 +380,13 @@ class Engine:
             raise InvalidInput("overrides.markets", f"cannot add markets by set_params ({', '.join(sorted(unknown))})")
         venue.preset, venue.rules, venue.models = preset, rules, models
         return [e.ParamsSet(venue.name)]
+
+    def _screened(self) -> set[str]:
+        from .screen import EngineScreen
+
+        if self._screen is None:
+            self._screen = EngineScreen(self)
+        return self._screen.candidates()
 
     # ------------------------------------------------------------------ views
 
