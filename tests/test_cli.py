@@ -55,3 +55,11 @@ def test_bench_screening_json_keys():
         assert key in data
     assert data["accounts"] == 2000 and data["positions"] == 20000
     assert data["naive_seconds"] > 0 and data["screen_seconds"] > 0
+
+
+def test_bench_engine_reports_both_paths_and_identical_events():
+    result = runner.invoke(app, ["bench", "engine", "--accounts", "300", "--updates", "5", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["same_events"] is True and data["accounts"] == 300
+    assert data["exact_seconds_per_update"] > 0 and data["screened_seconds_per_update"] > 0

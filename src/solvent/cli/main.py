@@ -270,6 +270,34 @@ def bench_screening(
                   f"built in {result.build_seconds:.1f} s")
 
 
+@bench_app.command("engine")
+def bench_engine(
+    accounts: int = typer.Option(20_000, "--accounts", min=1, help="Accounts holding a position."),
+    updates: int = typer.Option(20, "--updates", min=2, help="Price updates timed."),
+    seed: int = typer.Option(3, "--seed", help="Seed of the book and the price path."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Time the engine's price updates with the screen against valuing every holder exactly."""
+    from ..bench.engine import run_engine_benchmark
+
+    say = (lambda message: errors.print(f"[dim]{message}[/dim]")) if not as_json else None
+    result = run_engine_benchmark(accounts, updates, seed, progress=say)
+    if as_json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return
+    table = Table(title=f"engine: {accounts:,} accounts, {updates} price updates")
+    table.add_column("path")
+    table.add_column("seconds per update", justify="right")
+    table.add_row("every holder valued exactly (baseline)", f"{result.exact_seconds_per_update:.4f}")
+    table.add_row("screened, then exact on the candidates", f"{result.screened_seconds_per_update:.4f}")
+    console.print(table)
+    console.print(f"speed-up {result.speedup:.0f}×; first screened update (builds the columns) "
+                  f"{result.first_screened_update_seconds:.2f} s; liquidations {result.liquidations}; "
+                  f"identical events: {'yes' if result.same_events else '[red]NO[/red]'}")
+    if not result.same_events:
+        raise typer.Exit(1)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 
