@@ -14,6 +14,7 @@ from decimal import Decimal
 import numpy as np
 
 from .core.domain import MarginMode, Side
+from .core.errors import InvalidInput
 from .core.ledger import ConservationReport, Ledger
 from .policies.account import PoolMargin, account_margin
 from .presets import Preset
@@ -38,6 +39,9 @@ class DemoResult:
 
 def build_population(preset: Preset, accounts: int, seed: int = 1) -> tuple[Ledger, dict[str, Decimal]]:
     """A ledger of ``accounts`` leveraged traders (1–4 positions each) and their market makers."""
+    if not preset.markets:
+        raise InvalidInput("preset", f"{preset.name} has no perpetual markets to build a book on "
+                           "(the demo screens perpetual venues)")
     ledger = Ledger()
     for asset in preset.assets.values():
         ledger.add_asset(asset)

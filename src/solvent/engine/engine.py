@@ -167,6 +167,9 @@ class Engine:
         if name in self.venues:
             raise InvalidInput("venue", f"{name!r} already exists")
         preset = load_preset(command.preset)
+        if preset.data.get("kind") == "lending":
+            raise InvalidInput("preset", f"{preset.name} is a lending protocol: its policies and conformance checks "
+                               "exist, but the engine does not drive lending venues yet")
         if command.overrides:
             preset = preset.with_overrides(command.overrides, name=f"{preset.name}+{name}")
         rules = VenueRules.from_preset(preset)
