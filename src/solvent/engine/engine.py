@@ -119,6 +119,9 @@ class Engine:
             c.AdvanceTime: self._advance_time,
             c.SetParams: self._set_params,
         }
+        from .lending import lending_handlers
+
+        self._handlers.update(lending_handlers(self))
 
     # ------------------------------------------------------------------ entry point
 
@@ -168,8 +171,9 @@ class Engine:
             raise InvalidInput("venue", f"{name!r} already exists")
         preset = load_preset(command.preset)
         if preset.data.get("kind") == "lending":
-            raise InvalidInput("preset", f"{preset.name} is a lending protocol: its policies and conformance checks "
-                               "exist, but the engine does not drive lending venues yet")
+            from .lending import create_lending_venue
+
+            return create_lending_venue(self, name, preset, dict(command.overrides or {}))
         if command.overrides:
             preset = preset.with_overrides(command.overrides, name=f"{preset.name}+{name}")
         rules = VenueRules.from_preset(preset)
