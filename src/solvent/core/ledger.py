@@ -123,6 +123,8 @@ class Ledger:
         # Accounts whose balances or positions changed since the caller last cleared this set:
         # a columnar copy of the ledger knows exactly which of its rows went stale.
         self.touched: set[str] = set()
+        # The same, for the liquidation pipeline: who changed during the command being applied.
+        self.changed: set[str] = set()
 
     # ---------------------------------------------------------------- registry
 
@@ -167,6 +169,10 @@ class Ledger:
         except KeyError:
             raise UnknownName("account", account_id) from None
 
+    def _touch(self, *accounts: str) -> None:
+        self.touched.update(accounts)
+        self.changed.update(accounts)
+
     # ---------------------------------------------------------------- amounts
 
     def units(self, asset: str, amount: object, field_name: str = "amount") -> int:
@@ -188,7 +194,7 @@ class Ledger:
         account = self.account(account_id)
         account.balances[asset] = account.balance(asset) + units
         self.net_deposits[asset] = self.net_deposits.get(asset, 0) + units
-        self.touched.add(account_id)
+        self._touch(account_id)
         return units
 
     def withdraw(self, account_id: str, asset: str, amount: object) -> int:
@@ -202,7 +208,7 @@ class Ledger:
             )
         account.balances[asset] = account.balance(asset) - units
         self.net_deposits[asset] = self.net_deposits.get(asset, 0) - units
-        self.touched.add(account_id)
+        self._touch(account_id)
         return units
 
     def move_isolated_margin(self, account_id: str, market: str, amount: object, hedge_side: Side | None = None) -> int:
@@ -225,7 +231,7 @@ class Ledger:
         account.balances[spec.settle] = account.balance(spec.settle) - units
         position.isolated_margin += units
         account.positions[(market, hedge_side)] = position
-        self.touched.add(account_id)
+        self._touch(account_id)
         return units
 
     def transfer(self, source: str, target: str, asset: str, units: int, *, allow_overdraft: bool = False) -> None:
@@ -243,7 +249,7 @@ class Ledger:
                                     f"cannot pay {self.amount(asset, units)}")
         giver.balances[asset] = giver.balance(asset) - units
         taker.balances[asset] = taker.balance(asset) + units
-        self.touched.update((source, target))
+        self._touch(source, target)
 
     def pay_to_pool(self, source: str, pool: str, asset: str, units: int) -> None:
         """Move units an account holds into a protocol pool (a fee share to the protocol)."""
@@ -255,7 +261,7 @@ class Ledger:
         giver.balances[asset] = giver.balance(asset) - units
         target = self.pools.setdefault(pool, {})
         target[asset] = target.get(asset, 0) + units
-        self.touched.add(source)
+        self._touch(source)
 
     # ---------------------------------------------------------------- trading
 
@@ -332,7 +338,7 @@ class Ledger:
 
     def _commit(self, plan, fee_pool: str = "fee_pool") -> FillResult:
         account, market, key, signed, notional, fee_units, margin_mode, hedge_side = plan
-        self.touched.add(account.id)
+        self._touch(account.id)
         position = account.positions.get(key)
         if position is None or position.lots == 0:
             position = Position(market.symbol, margin_mode=margin_mode, hedge_side=hedge_side,

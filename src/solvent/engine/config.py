@@ -71,6 +71,7 @@ class VenueRules:
     insurance_max_position_ratio: Decimal | None  # fund may hold net notional <= ratio × balance
     adl_rule: str
     adl_price: str  # "bankruptcy" or "previous_mark"
+    adl_when: str  # "unfilled": what no one else takes; "negative_equity": only below zero (dYdX)
 
     @classmethod
     def from_preset(cls, preset: Preset) -> "VenueRules":
@@ -133,4 +134,6 @@ class VenueRules:
             adl_rule=_choice(waterfall.get("adl_rule", "pro_rata"), ADL_RULES, f"{where}.waterfall.adl_rule"),
             adl_price=_choice(waterfall.get("adl_price", "bankruptcy"), ("bankruptcy", "previous_mark"),
                               f"{where}.waterfall.adl_price"),
+            adl_when=_choice(waterfall.get("adl_when", "unfilled"), ("unfilled", "negative_equity"),
+                             f"{where}.waterfall.adl_when"),
         )

@@ -366,11 +366,14 @@ class Engine:
         block = self.block + 1 if command.block is None else to_int(command.block, "block")
         if block < self.block:
             raise InvalidInput("block", f"{block} is before the engine's block {self.block}")
+        seed = to_int(command.seed, "seed")
+        if seed < 0:
+            raise InvalidInput("seed", f"must not be negative, got {seed}")
         self.timestamp = timestamp
         if block != self.block:
             self.notional_this_block.clear()
         self.block = block
-        self.seed = to_int(command.seed, "seed")
+        self.seed = seed
         events: list[e.Event] = [e.TimeAdvanced(timestamp, block)]
         # Time alone changes what a liquidation may do (cooldowns end, fees ramp, caps reset).
         waiting = sorted({account for account, _ in self.liquidating})
@@ -386,7 +389,13 @@ class Engine:
         if unknown:
             raise InvalidInput("overrides.markets", f"cannot add markets by set_params ({', '.join(sorted(unknown))})")
         venue.preset, venue.rules, venue.models = preset, rules, models
-        return [e.ParamsSet(venue.name)]
+        if self._screen is not None:  # margin tables may have changed: rebuild the columnar copy
+            self._screen.book = None
+        # New rules apply at once: every account of the venue is checked against them.
+        from .pipeline import evaluate
+
+        holders = set().union(*(self.holders[key] for key in venue.markets.values())) if venue.markets else set()
+        return [e.ParamsSet(venue.name)] + evaluate(self, sorted(holders))
 
     def _screened(self) -> set[str]:
         from .screen import EngineScreen

@@ -213,6 +213,16 @@ class LiquidationPaused(Event):
 
 
 @event
+class LiquidationFailed(Event):
+    """The pipeline hit an error on this account: reported, never silent (a defect to fix)."""
+
+    kind: ClassVar[str] = "liquidation_failed"
+    account: str
+    venue: str
+    error: str
+
+
+@event
 class LiquidationEnded(Event):
     kind: ClassVar[str] = "liquidation_ended"
     account: str

@@ -30,6 +30,7 @@ from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_UP, Decimal
 from typing import TYPE_CHECKING
 
 from ..core.domain import ContractKind, Side
+from ..core.errors import SolventError
 from ..core.ledger import Position
 from ..policies import adl
 from ..policies.account import PoolMargin, account_margin, position_entry_price
@@ -96,17 +97,37 @@ def withdrawal_allowed(engine: "Engine", account: str, asset: str, units: int) -
 # --------------------------------------------------------------------------------------------
 
 
+MAX_ROUNDS = 4  # accounts hit by another's liquidation (ADL, socialized loss) are re-checked
+
+
 def evaluate(engine: "Engine", accounts) -> list[e.Event]:
     events: list[e.Event] = []
-    for account in accounts:
-        if engine.is_protocol(account) or account not in engine.home_venue:
-            continue
-        venue = engine.venues[engine.home_venue[account]]
-        for pool in cross_pools(engine, account):
-            key = (account, pool.settle)
-            events += _margin_call(engine, venue, key, pool)
-            if key in engine.liquidating or _liquidatable(engine, venue, pool):
+    queue = sorted(accounts)
+    for _ in range(MAX_ROUNDS):
+        hit_by_others: set[str] = set()
+        for account in queue:
+            if engine.is_protocol(account) or account not in engine.home_venue:
+                continue
+            engine.ledger.changed.clear()
+            events += _evaluate_account(engine, account)
+            hit_by_others |= engine.ledger.changed - {account}
+        queue = sorted(a for a in hit_by_others if not engine.is_protocol(a) and a in engine.home_venue)
+        if not queue:
+            break
+    return events
+
+
+def _evaluate_account(engine: "Engine", account: str) -> list[e.Event]:
+    venue = engine.venues[engine.home_venue[account]]
+    events: list[e.Event] = []
+    for pool in cross_pools(engine, account):
+        key = (account, pool.settle)
+        events += _margin_call(engine, venue, key, pool)
+        if key in engine.liquidating or _liquidatable(engine, venue, pool):
+            try:
                 events += _liquidate(engine, venue, key, pool)
+            except (ArithmeticError, ValueError, KeyError, SolventError) as error:  # a defect, reported
+                events.append(e.LiquidationFailed(account, venue.name, f"{type(error).__name__}: {error}"))
     return events
 
 
@@ -146,22 +167,25 @@ def _liquidate(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> 
         # Step by step, the largest position first, until the pool is healthy again (or a rule
         # says to wait). Each position is closed through the venue that lists its market (its
         # book, its fees, its fund): collateral that backs several venues is liquidated on each.
-        closed: dict[str, Decimal] = {}
         current: PoolMargin | None = pool
-        for _ in range(MAX_STEPS_PER_COMMAND):
+        for step in range(MAX_STEPS_PER_COMMAND):
             if current is None or not current.positions or _recovered(engine, venue, current):
                 break
             position = _positions_to_liquidate(engine, current, account, settle)[0]
             market_venue = engine.venue_of_market(position.market)
             step_events, notional, stop = _liquidate_position(engine, market_venue, key, position, current)
             events += step_events
-            if notional:
-                closed[market_venue.name] = closed.get(market_venue.name, Decimal(0)) + notional
+            if notional:  # the fee is part of the step: recovery is judged after it
+                events += _charge_fee(engine, market_venue, key, notional)
             current = cross_pool(engine, account, settle)
             if stop:
+                if stop != "paused" and current is not None and current.positions and not _recovered(
+                        engine, venue, current):
+                    events.append(e.LiquidationPaused(account, venue.name, stop))
                 break
-        for name in sorted(closed):
-            events += _charge_fee(engine, engine.venues[name], key, closed[name])
+        else:
+            events.append(e.LiquidationPaused(account, venue.name,
+                                              f"step limit of {MAX_STEPS_PER_COMMAND} per command reached"))
     current = cross_pool(engine, account, settle)
     if current is not None and not current.positions:
         events += _settle_closed_account(engine, venue, key)
@@ -195,8 +219,25 @@ def _positions_to_liquidate(engine: "Engine", pool: PoolMargin, account: str, se
 # --------------------------------------------------------------------------------------------
 
 
+def _model_notional(market, size: Decimal, mark: Decimal) -> Decimal:
+    """The notional a margin model sees: quote value (linear) or coin value (inverse)."""
+    quantity = size * market.contract_size
+    return quantity * mark if market.kind is ContractKind.LINEAR else quantity / mark
+
+
+def _size_of_notional(market, notional: Decimal, mark: Decimal) -> Decimal:
+    """Contracts worth ``notional`` in the model's unit (the inverse of :func:`_model_notional`)."""
+    per_contract = _model_notional(market, Decimal(1), mark)
+    return notional / per_contract
+
+
 def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Position, pool: PoolMargin):
-    """Close (part of) a position. Returns (events, notional closed, stop: no more steps now)."""
+    """Close (part of) a position through ``venue``.
+
+    Returns (events, notional closed, stop) where ``stop`` is None to keep stepping, "paused"
+    when a pause event was already emitted, or the reason to report if the account is still
+    liquidatable (a partial step that waits for the next block).
+    """
     account, settle = key
     rules = venue.rules
     ledger = engine.ledger
@@ -204,86 +245,104 @@ def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Po
     mark = engine.marks[position.market]
     side = position.side
     size = market.size_of(abs(position.lots))
+    symbol = _symbol(position.market)
     events: list[e.Event] = []
 
     if rules.once_per_block and engine.liquidated_in_block.get((account, position.market)) == engine.block:
-        return [e.LiquidationPaused(account, venue.name,
-                                    f"{_symbol(position.market)} was already liquidated in block {engine.block}")], \
-            Decimal(0), True
+        return [e.LiquidationPaused(account, venue.name, f"{symbol} was already liquidated in block {engine.block}")], \
+            Decimal(0), "paused"
     close_size, stop = _size_to_close(engine, venue, key, position, market, size, mark, pool)
     if close_size <= 0:
-        return [e.LiquidationPaused(account, venue.name, "per-block liquidation cap reached")], Decimal(0), True
+        return [e.LiquidationPaused(account, venue.name, "per-block liquidation cap reached")], Decimal(0), "paused"
     if rules.once_per_block:
         engine.liquidated_in_block[(account, position.market)] = engine.block
     bankruptcy = _bankruptcy_price(engine, account, settle, position)
     price, fill_size, counterparty, method = _execution(engine, venue, key, position, close_size, mark, bankruptcy)
-
     if fill_size > 0 and "adl" in rules.layers and _shortfall(market, side, fill_size, price, bankruptcy) > (
             _waterfall_capacity(engine, venue, settle)):
-        # Filling this would lose more than the fund and backstop can pay: deleverage instead.
-        fill_size = Decimal(0)
+        fill_size = Decimal(0)  # filling would lose more than the fund and backstop can pay: deleverage
+    delta = None
     if fill_size > 0:
-        delta = _insurance_fund_delta(engine, venue, account, position, price, fill_size) \
-            if rules.fee_rule == "insurance_fund_delta" else None
+        if rules.fee_rule == "insurance_fund_delta":
+            delta = _insurance_fund_delta(engine, venue, account, position, price, fill_size)
         _close(engine, venue, account, counterparty, position, fill_size, price)
-        events.append(e.PositionLiquidated(account, venue.name, _symbol(position.market), str(side), _text(fill_size),
-                                           _text(price), _text(bankruptcy), method, counterparty,
-                                           _text(size - fill_size)))
+        events.append(e.PositionLiquidated(account, venue.name, symbol, str(side), _text(fill_size), _text(price),
+                                           _text(bankruptcy), method, counterparty, _text(size - fill_size)))
         if delta:
             events += _settle_fund_delta(engine, venue, account, settle, delta)
     remainder = close_size - fill_size
-    if remainder > 0 and rules.method == "insurance_takeover" and bankruptcy is not None and _fund_can_hold(
-            engine, venue, market, remainder, mark):
-        _close(engine, venue, account, venue.insurance, position, remainder, bankruptcy)
-        events.append(e.PositionLiquidated(account, venue.name, _symbol(position.market), str(side), _text(remainder),
-                                           _text(bankruptcy), _text(bankruptcy), "insurance", venue.insurance,
-                                           _text(size - fill_size - remainder)))
-        fill_size += remainder
-        remainder = Decimal(0)
-    if remainder > 0 and "adl" in rules.layers:
-        events += _auto_deleverage(engine, venue, account, position, remainder, bankruptcy)
-        remainder = market.size_of(abs(position.lots)) - (size - close_size)
-    elif remainder > 0:
-        events.append(e.LiquidationPaused(account, venue.name, f"no fill within the limit for {_symbol(position.market)}"))
-        stop = True
+    if remainder > 0 and rules.method == "insurance_takeover" and bankruptcy is not None:
+        if _fund_can_hold(engine, venue, market, remainder, mark):
+            # The fund takes over at the bankruptcy price what the book could not fill within it.
+            _close(engine, venue, account, venue.insurance, position, remainder, bankruptcy)
+            events.append(e.PositionLiquidated(account, venue.name, symbol, str(side), _text(remainder),
+                                               _text(bankruptcy), _text(bankruptcy), "insurance", venue.insurance,
+                                               _text(size - close_size)))
+            remainder = Decimal(0)
+        else:
+            # The fund cannot hold it: sell into the book at any price if the cash layers (fund,
+            # shared backstop) can pay the loss beyond bankruptcy; otherwise deleverage.
+            book_price = _book_price(venue, market, side, remainder, mark)
+            if _shortfall(market, side, remainder, book_price, bankruptcy) <= _waterfall_capacity(engine, venue, settle):
+                _close(engine, venue, account, venue.book, position, remainder, book_price)
+                events.append(e.PositionLiquidated(account, venue.name, symbol, str(side), _text(remainder),
+                                                   _text(book_price), _text(bankruptcy), "book", venue.book,
+                                                   _text(size - close_size)))
+                remainder = Decimal(0)
+    if remainder > 0:
+        current = cross_pool(engine, account, settle)
+        may_deleverage = "adl" in rules.layers and (
+            rules.adl_when == "unfilled" or (current is not None and current.equity < 0))
+        if may_deleverage:
+            events += _auto_deleverage(engine, venue, account, position, remainder, bankruptcy)
+            remainder = market.size_of(abs(position.lots)) - (size - close_size)
+        if remainder > 0:
+            reason = f"no fill within the limit for {symbol}" if not may_deleverage else \
+                f"no counterparty for the rest of {symbol}"
+            events.append(e.LiquidationPaused(account, venue.name, reason))
+            stop = "paused"
     closed = close_size - max(remainder, Decimal(0))
-    engine._track_holders(position.market, sorted({account, counterparty, venue.insurance}))
+    engine._track_holders(position.market, sorted({account, counterparty, venue.insurance, venue.book}))
     notional = closed * market.contract_size * (mark if market.kind is ContractKind.LINEAR else 1)
     if closed > 0:
         engine.notional_this_block[key] = engine.notional_this_block.get(key, Decimal(0)) + notional
-    return events, notional, stop or closed <= 0
+    elif stop is None:
+        stop = "paused"
+    return events, notional, stop
 
 
 def _size_to_close(engine: "Engine", venue: "VenueState", key, position: Position, market, size: Decimal,
-                   mark: Decimal, pool: PoolMargin) -> tuple[Decimal, bool]:
-    """How much of the position this step closes, and whether to stop stepping afterwards."""
+                   mark: Decimal, pool: PoolMargin) -> tuple[Decimal, str | None]:
+    """How much of the position this step closes, and why to stop stepping afterwards (or None)."""
     rules = venue.rules
     lot = Decimal(1).scaleb(-market.size_decimals)
-    unit_value = market.contract_size * (mark if market.kind is ContractKind.LINEAR else 1)
-    notional = size * unit_value
+    quote_notional = size * market.contract_size * (mark if market.kind is ContractKind.LINEAR else 1)
     if rules.partial_fraction is not None:
         # Hyperliquid: above the threshold only a fraction, once per block; for the cooldown
         # that follows, liquidation orders are for the entire position.
         in_cooldown = engine.full_until.get(key, -1) > engine.timestamp
-        if notional > rules.partial_above_notional and not in_cooldown:
+        if quote_notional > rules.partial_above_notional and not in_cooldown:
             engine.full_until[key] = engine.timestamp + rules.cooldown_seconds
-            return min(size, max(lot, (size * rules.partial_fraction).quantize(lot, rounding=ROUND_UP))), True
-        return size, False
+            part = min(size, max(lot, (size * rules.partial_fraction).quantize(lot, rounding=ROUND_UP)))
+            return part, "partial liquidation: the rest waits for the next block"
+        return size, None
     if rules.step_down_tiers and pool.equity > 0:
         # Binance, Bybit, BitMEX: bring the position under its bracket's floor, one tier at a time
-        # (a bankrupt account is closed whole).
+        # (a bankrupt account is closed whole). Brackets are in the model's notional unit.
+        notional = _model_notional(market, size, mark)
         floors = [row[0] for row in engine.model(position.market).maintenance_table(size)]
         tier = max(bisect_right(floors, notional) - 1, 0)
         if tier == 0:
-            return size, False
-        excess = ((notional - floors[tier]) / unit_value).quantize(lot, rounding=ROUND_DOWN) + lot
-        return min(size, excess), False
+            return size, None
+        excess = _size_of_notional(market, notional - floors[tier], mark).quantize(lot, rounding=ROUND_DOWN) + lot
+        return min(size, excess), None
     if rules.method == "liquidator":
-        return _drift_size(engine, venue, position, market, size, mark, pool), False
+        return _drift_size(engine, venue, position, market, size, mark, pool), None
     if rules.max_portion_per_block is None and rules.max_notional_per_block is None:
-        return size, False
+        return size, None
     # dYdX: at most a portion of the position (but at least the minimum notional) per block, and
     # at most the subaccount's notional cap per block.
+    unit_value = market.contract_size * (mark if market.kind is ContractKind.LINEAR else 1)
     allowed = size
     if rules.max_portion_per_block is not None:
         allowed = max(size * rules.max_portion_per_block, rules.min_notional_per_block / unit_value)
@@ -291,7 +350,7 @@ def _size_to_close(engine: "Engine", venue: "VenueState", key, position: Positio
         left = rules.max_notional_per_block - engine.notional_this_block.get(key, Decimal(0))
         allowed = min(allowed, max(left, Decimal(0)) / unit_value)
     allowed = min(size, allowed.quantize(lot, rounding=ROUND_DOWN))
-    return allowed, True  # dYdX: each position at most once per block
+    return allowed, "liquidated once this block: the rest waits for the next block"
 
 
 def _drift_size(engine: "Engine", venue: "VenueState", position: Position, market, size: Decimal, mark: Decimal,
@@ -301,13 +360,18 @@ def _drift_size(engine: "Engine", venue: "VenueState", position: Position, marke
 
     rules = venue.rules
     lot = Decimal(1).scaleb(-market.size_decimals)
-    liability = sum((margin.notional for margin in pool.positions), Decimal(0))
-    shortage = drift.margin_shortage(pool.equity, pool.maintenance_margin, rules.exit_buffer, liability)
+    quote = Decimal("0.000001")  # Drift's QUOTE_PRECISION: valued against the account
+    liability = sum((margin.notional for margin in pool.positions), Decimal(0)).quantize(quote, rounding=ROUND_CEILING)
+    shortage = drift.margin_shortage(pool.equity.quantize(quote, rounding=ROUND_FLOOR),
+                                     pool.maintenance_margin.quantize(quote, rounding=ROUND_CEILING),
+                                     rules.exit_buffer, liability).quantize(quote, rounding=ROUND_CEILING)
     rate, _ = engine.model(position.market).maintenance_line(size * mark, size)
     if shortage <= 0 or market.kind is not ContractKind.LINEAR:
         return size
     fee = _ramped_fee(rules, engine.block - engine.liquidating.get((pool.account, pool.settle), engine.block))
-    base = drift.base_to_cover_shortage(shortage, rate + rules.exit_buffer, fee, "0", mark, "1")
+    base = drift.base_to_cover_shortage(shortage, (rate + rules.exit_buffer).quantize(Decimal("0.0001"), ROUND_CEILING),
+                                        fee.quantize(quote, rounding=ROUND_FLOOR), "0",
+                                        mark.quantize(quote, rounding=ROUND_FLOOR), "1")
     if base is None:
         return size
     return min(size, max(lot, base.quantize(lot, rounding=ROUND_UP)))
@@ -489,8 +553,12 @@ def _vault_takeover(engine: "Engine", venue: "VenueState", key, pool: PoolMargin
     if balance > 0:
         ledger.transfer(account, vault, settle, balance)
     elif balance < 0:
-        ledger.transfer(vault, account, settle, -balance, allow_overdraft=True)
-        events.append(e.BackstopDrawn(vault, venue.name, account, _text(ledger.amount(settle, -balance)), "0"))
+        pay = min(-balance, max(ledger.accounts[vault].balance(settle), 0))
+        if pay:
+            ledger.transfer(vault, account, settle, pay)
+            events.append(e.BackstopDrawn(vault, venue.name, account, _text(ledger.amount(settle, pay)), "0"))
+        if pay < -balance:
+            events.append(e.BadDebt(venue.name, account, _text(ledger.amount(settle, -balance - pay))))
     return events
 
 
@@ -715,7 +783,10 @@ def _candidate(engine: "Engine", holder: str, position: Position) -> adl.AdlCand
         wallet_balance=ledger.amount(settle, ledger.accounts[holder].balance(settle)),
         maintenance_margin=pool.maintenance_margin,
         mark_price=mark, entry_price=entry,
-        bankrupt_price=bankrupt if bankrupt is not None else (Decimal(0) if position.side is Side.LONG else None),
+        # No bankruptcy price: the position cannot go bankrupt (a long backed by more than its
+        # notional, a short by at least as much): rank it as if its bankruptcy price were out of reach.
+        bankrupt_price=bankrupt if bankrupt is not None else (
+            mark * Decimal("1e-30") if position.side is Side.LONG else mark * Decimal("1e30")),
         notional=margin.notional, account_value=pool.equity,
     )
 

@@ -1,0 +1,5 @@
+from .lending import LendingVenue
+
+
+class LiquityVenue(LendingVenue):
+    protocol = "liquity"
