@@ -36,7 +36,13 @@ changes nothing):
 - Liquity: ``ProvideToStabilityPool``, ``WithdrawFromStabilityPool``, ``LiquidateTrove``.
 
 Liquidations are never automatic here: they arrive as commands from a liquidator (keeper,
-absorber) account that pays and receives through the ledger.
+absorber) account that pays and receives through the ledger. Any user account of the ledger may
+call them; one that receives a supply position (Euler's vault shares, Aave's ``receive_a_token``)
+must have joined the venue.
+
+The command kinds register when this module is imported (the engine imports it when it starts);
+a process that parses a lending command log before creating an ``Engine`` must import
+``solvent.engine.lending`` first.
 """
 
 from __future__ import annotations
@@ -45,8 +51,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
-from ..core.errors import InvalidInput, SolventError, UnknownName
-from ..core.numbers import positive, to_decimal, to_int
+from ..core.errors import InvalidInput, UnknownName
+from ..core.numbers import positive, to_int
 from ..policies.lending import ProtocolRevert
 from .commands import COMMANDS, Command, command
 from .events import AccountOpened, Event, VenueCreated, event
@@ -1040,5 +1046,5 @@ __all__ = [
     "OpenLendingAccount", "ProvideToStabilityPool", "Redo", "Repay", "SetCollateralEnabled", "SetEMode", "Supply",
     "Take", "UpdatePrices", "WithdrawFromStabilityPool", "WithdrawSupply", "create_lending_venue",
     "lending_account", "lending_conservation", "lending_handlers", "lending_state", "all_lending_conservation",
-    "LendingConservation", "LendingVenue", "SharePool", "Moves", "to_decimal", "SolventError",
+    "LendingConservation", "LendingVenue", "SharePool", "Moves",
 ]

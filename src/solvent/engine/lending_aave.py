@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.errors import InvalidInput
+from ..core.numbers import to_int
 from ..policies.lending import WAD, aave
 from .lending import (
     BadDebtRecorded, Borrowed, CollateralEnabledSet, EModeSet, LendingVenue, LiquidationCall, LiquidationCalled,
@@ -179,7 +180,7 @@ class AaveVenue(LendingVenue):
 
     def set_emode(self, command) -> list:
         self.require_member(command.account)
-        category = int(command.category)
+        category = to_int(command.category, "category")
         if category and category not in self.market.emodes:
             raise InvalidInput("category", f"unknown e-mode category {category} "
                                f"(known: {', '.join(str(c) for c in sorted(self.market.emodes))})")

@@ -171,6 +171,8 @@ class CompoundVenue(LendingVenue):
 
     def absorb(self, command) -> list:
         self.require_caller(command.absorber, "absorber")
+        if isinstance(command.accounts, str):
+            raise InvalidInput("accounts", "expected a list of accounts")
         accounts = tuple(command.accounts)
         if not accounts:
             raise InvalidInput("accounts", "name at least one account")

@@ -238,7 +238,8 @@ class EulerVenue(LendingVenue):
         cool_off = config.liquidation.liquidation_cool_off_time
         last = self.last_status_check.get(command.borrower)
         if cool_off and last is not None and last + cool_off > self.engine.timestamp:
-            raise InvalidInput("borrower", f"in liquidation cool-off until {last + cool_off} (E_ViolatorLiquidityDeferred)")
+            raise InvalidInput("borrower", f"in liquidation cool-off until {last + cool_off} "
+                               "(E_ViolatorLiquidityDeferred)")
         adjusted, liability = self.liquidity(command.borrower, controller, liquidation=True)
         if not euler.is_violator(adjusted, liability):
             raise InvalidInput("borrower", f"{command.borrower!r} is healthy: risk-adjusted collateral "

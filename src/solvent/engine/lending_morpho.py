@@ -50,7 +50,8 @@ class MorphoVenue(LendingVenue):
         where = f"preset[{preset.name}]"
         table = preset.section("liquidation")
         self.morpho = morpho.MorphoConfig.from_table(table, f"{where}.liquidation")
-        enabled = {morpho._lltv(value, f"{where}.liquidation.enabled_lltvs") for value in table.get("enabled_lltvs", [])}
+        enabled = {morpho._lltv(value, f"{where}.liquidation.enabled_lltvs")
+                   for value in table.get("enabled_lltvs", [])}
         self.markets: dict[str, MarketConfig] = {}
         for market, spec in sorted(dict(self.settings.get("markets", {})).items()):
             at = f"{where}.lending.markets.{market}"
@@ -155,7 +156,8 @@ class MorphoVenue(LendingVenue):
         if not self.healthy(config, self.collateral[config.id].get(command.account, 0), borrowed):
             raise InvalidInput("amount", "the position would be unhealthy (insufficient collateral)")
         if units > pool.cash:
-            raise InvalidInput("amount", f"only {self.text(config.loan, pool.cash)} is available (insufficient liquidity)")
+            raise InvalidInput("amount", f"only {self.text(config.loan, pool.cash)} is available "
+                               "(insufficient liquidity)")
         moves = Moves(self.ledger)
         moves.add(self.pool, command.account, command.asset, units)
         moves.apply()
@@ -195,7 +197,8 @@ class MorphoVenue(LendingVenue):
             raise InvalidInput("borrower", f"{command.borrower!r} owes nothing on {config.id}")
         price = self.oracle_price(config)
         if morpho.is_healthy(collateral, borrowed, price, config.lltv):
-            raise InvalidInput("borrower", f"{command.borrower!r} is healthy: LTV {self.ltv_text(config, command.borrower)}"
+            raise InvalidInput("borrower", f"{command.borrower!r} is healthy: LTV "
+                               f"{self.ltv_text(config, command.borrower)}"
                                f" is not above the LLTV {morpho.from_units(config.lltv, 18)}")
         seize_given = command.seize is not None
         if seize_given and command.repay not in (None, "max"):
