@@ -136,3 +136,14 @@ def test_cross_venue_collateral_is_liquidated_on_each_venue():
         engine.apply(c.OpenAccount("solo", "a"))
         engine.apply(c.Deposit("solo", "USDT", "1000"))
         engine.apply(c.ApplyFill("b", "BTCUSDT", "solo", "mm", "0.01", "58300"))
+
+
+def test_readme_lending_example_runs_as_written():
+    text = README.read_text()
+    start = text.index("```python\nfrom solvent.engine import Engine, commands as c, lending as l")
+    code = text[start + len("```python\n"): text.index("```", start + 10)]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    engine = namespace["engine"]
+    assert engine.conservation().holds
+    assert engine.ledger.accounts["keeper"].balance("WETH") > 0
