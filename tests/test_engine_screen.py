@@ -58,3 +58,18 @@ def test_screened_engine_gives_the_same_events(preset, seed):
     assert screened.conservation().holds
     assert liquidations > 0  # the stream does exercise the pipeline
     assert screened._screen is not None and screened._screen.rebuilds >= 1
+
+
+def test_a_ledger_too_big_for_the_columns_falls_back_to_the_exact_path():
+    engine = Engine(screen_above=0)
+    engine.apply(c.CreateVenue("v", "binance"))
+    engine.apply(c.Deposit("v/book", "USDT", "1000000000000"))  # 1e20 units: beyond int64
+    engine.apply(c.OpenAccount("t", "v"))
+    engine.apply(c.OpenAccount("mm", "v"))
+    engine.apply(c.Deposit("t", "USDT", "1000"))
+    engine.apply(c.Deposit("mm", "USDT", "1000000"))
+    engine.apply(c.UpdateOracle("v", {"BTCUSDT": "60000"}, 1))
+    engine.apply(c.ApplyFill("v", "BTCUSDT", "t", "mm", "0.5", "60000"))
+    events = engine.apply(c.UpdateOracle("v", {"BTCUSDT": "58100"}, 2))
+    assert "position_liquidated" in [event.kind for event in events]
+    assert engine.conservation().holds

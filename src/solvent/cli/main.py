@@ -231,6 +231,76 @@ def demo(
         raise typer.Exit(1)
 
 
+# ------------------------------------------------------------------------------ simulate
+
+
+@app.command()
+def simulate(
+    scenario: str = typer.Option("oct_10_2025", "--scenario", "-s",
+                                 help="Scenario name (see --list-scenarios) or a scenario .toml path."),
+    preset: str = typer.Option("hyperliquid", "--preset", "-p", help="Venue preset the book is liquidated under."),
+    accounts: int = typer.Option(20_000, "--accounts", min=1, help="Leveraged traders in the synthetic book."),
+    seed: int = typer.Option(7, "--seed", help="Seed of the price path and the book."),
+    insurance_fund: str = typer.Option("2000000", "--insurance-fund", help="Insurance fund at the start (USD)."),
+    depth_scale: float = typer.Option(1.0, "--depth-scale", min=0.0001, help="Multiplies the documented 1% depths."),
+    no_feedback: bool = typer.Option(False, "--no-feedback", help="Prices follow the scenario alone (no cascade)."),
+    list_scenarios: bool = typer.Option(False, "--list-scenarios", help="List the shipped scenarios and exit."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+) -> None:
+    """Run a crash scenario against a synthetic book under a venue's liquidation design.
+
+    Forced sales move the price (square-root impact on a depth that thins as volatility rises),
+    which triggers further liquidations: the cascade. Prints bad debt, insurance-fund drawdown,
+    liquidated notional, ADL, price overshoot and cascade depth.
+    """
+    import time
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..sim.run import SimConfig, run
+    from ..sim.scenarios import list_scenarios as shipped, load_scenario
+
+    if list_scenarios:
+        for name in shipped():
+            item = load_scenario(name)
+            console.print(f"[bold]{name}[/bold]: {item.title}")
+        return
+    config = SimConfig(scenario=scenario, preset=preset, accounts=accounts, seed=seed,
+                       insurance_fund=insurance_fund, depth_scale=depth_scale, feedback=not no_feedback)
+    try:
+        began = time.perf_counter()
+        if as_json:
+            result = run(config)
+        else:
+            with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
+                          TextColumn("{task.completed}/{task.total} steps"), TimeRemainingColumn(),
+                          console=errors, transient=True) as bar:
+                task = bar.add_task(f"{scenario} · {preset} · {accounts:,} accounts", total=None)
+                result = run(config, progress=lambda step, steps: bar.update(task, completed=step, total=steps))
+        elapsed = time.perf_counter() - began
+    except SolventError as error:
+        _fail(error)
+    metrics = result.metrics
+    if as_json:
+        print(json.dumps({"config": config.__dict__, "metrics": metrics.__dict__, "seconds": elapsed}, indent=2,
+                         default=str))
+        return
+    table = Table(title=f"{scenario} under {preset}: {accounts:,} accounts, seed {seed} ({elapsed:.1f} s)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("liquidations", f"{metrics.liquidations:,}")
+    table.add_row("liquidated notional", f"${metrics.liquidated_notional:,.0f}")
+    table.add_row("bad debt", f"${metrics.bad_debt:,.2f}")
+    table.add_row("insurance fund drawdown", f"${metrics.insurance_drawdown:,.2f}")
+    table.add_row("backstop / vault drawdown", f"${metrics.backstop_drawdown:,.2f}")
+    table.add_row("ADL events / notional", f"{metrics.adl_events:,} / ${metrics.adl_notional:,.0f}")
+    for asset, overshoot in metrics.price_overshoot.items():
+        table.add_row(f"price overshoot {asset} (simulated low vs path low)", f"{overshoot:+.2%}")
+    table.add_row("cascade depth (consecutive steps)", str(metrics.cascade_depth))
+    table.add_row("time to stability (steps)", str(metrics.time_to_stability_steps))
+    console.print(table)
+
+
 # ------------------------------------------------------------------------------ bench
 
 

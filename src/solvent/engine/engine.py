@@ -352,8 +352,10 @@ class Engine:
             affected |= self.holders[key]
             events.append(e.OraclePriceUpdated(venue.name, key.split(PROTOCOL_SEPARATOR, 1)[1], str(price), timestamp))
         if self.screen_above is not None and len(affected) > self.screen_above:
-            affected &= self._screened() | {account for account, _ in self.liquidating} | {
-                account for account, _ in self.margin_called}
+            screened = self._screened()
+            if screened is not None:
+                affected &= screened | {account for account, _ in self.liquidating} | {
+                    account for account, _ in self.margin_called}
         events += evaluate(self, sorted(affected))
         return events
 
@@ -397,7 +399,7 @@ class Engine:
         holders = set().union(*(self.holders[key] for key in venue.markets.values())) if venue.markets else set()
         return [e.ParamsSet(venue.name)] + evaluate(self, sorted(holders))
 
-    def _screened(self) -> set[str]:
+    def _screened(self) -> set[str] | None:
         from .screen import EngineScreen
 
         if self._screen is None:

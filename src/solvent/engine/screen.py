@@ -13,6 +13,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from ..core.errors import InvalidInput
 from ..screening import ColumnarBook, Screener
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,12 +44,18 @@ class EngineScreen:
         ledger.touched.clear()
         self.rebuilds += 1
 
-    def candidates(self) -> set[str]:
-        """Accounts whose pools the screen finds at risk, plus every account with a stale row."""
+    def candidates(self) -> set[str] | None:
+        """Accounts whose pools the screen finds at risk, plus every account with a stale row;
+        None when the ledger cannot be screened (a balance beyond the columns' int64 range): the
+        engine then values every holder exactly."""
         ledger = self.engine.ledger
         stale = len(ledger.touched) > self.stale_fraction * max(len(ledger.accounts), 1)
         if self.book is None or stale or len(self.book.markets) != len(ledger.markets):
-            self.rebuild()
+            try:
+                self.rebuild()
+            except InvalidInput:
+                self.book = self.screener = None
+                return None
         assert self.screener is not None and self.book is not None
         result = self.screener.update(self._prices())
         at_risk = {self.book.pool_account[int(pool)] for pool in result.at_risk}

@@ -1,0 +1,205 @@
+"""One simulation run: a scenario drives the engine, forced sales feed back into the price.
+
+The simulator only generates commands; the engine is the same one that runs live. Per step:
+
+1. the exogenous price of each asset comes from the scenario path;
+2. the price the venue sees is that path moved by the impact of the forced sales so far (which
+   decays with the market model's half-life, and grows as depth thins with volatility);
+3. an ``UpdateOracle`` command goes to the engine; its events say what was liquidated, by whom,
+   at what price, what the fund paid, what was deleveraged, what was left as bad debt;
+4. the notional sold (or bought) by liquidations becomes the next impact: that loop is the
+   cascade.
+
+Metrics (:class:`~solvent.sim.metrics.RunMetrics`) are read from the events and the ledger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Callable
+
+import numpy as np
+
+from ..core.errors import InvalidInput
+from ..engine import Engine
+from ..engine import commands as c
+from ..presets import load_preset
+from .market import DEPTH_1PCT_USD, SqrtImpact, realized_volatility
+from .metrics import RunMetrics, cascade_depth, price_overshoot, time_to_stability
+from .population import sample_population
+from .scenarios import Scenario, load_scenario, scenario_paths
+
+VENUE = "v"
+PRICE_QUANTUM = Decimal("0.0001")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    scenario: str = "oct_10_2025"
+    preset: str = "hyperliquid"
+    accounts: int = 20_000
+    seed: int = 7
+    insurance_fund: str = "2000000"  # USD in the fund (the vault / HLP capital where the preset uses one)
+    backstop_capital: str = "50000000"
+    depth_scale: float = 1.0  # multiplies the documented 1% depths
+    feedback: bool = True  # forced sales move the price (False: the exogenous path alone)
+
+
+@dataclass
+class RunResult:
+    config: SimConfig
+    metrics: RunMetrics
+    markets: dict[str, str]  # scenario asset → venue market
+    exogenous: dict[str, np.ndarray]
+    simulated: dict[str, np.ndarray]
+    liquidated_per_step: np.ndarray  # notional liquidated (USD) per step
+    fund_per_step: np.ndarray  # insurance fund balance per step
+    events: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def _market_for(preset, asset: str) -> str | None:
+    for symbol, market in preset.markets.items():
+        if market.base == asset and market.kind.value == "linear":
+            return symbol
+    return None
+
+
+def _settle(preset) -> str:
+    settles = {market.settle for market in preset.markets.values() if market.kind.value == "linear"}
+    if len(settles) != 1:
+        raise InvalidInput("preset", f"{preset.name}: the simulator needs one settle asset for linear markets")
+    return settles.pop()
+
+
+def _price_text(value: float) -> str:
+    return str(Decimal(repr(float(value))).quantize(PRICE_QUANTUM))
+
+
+def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
+        scenario: Scenario | None = None) -> RunResult:
+    """Run one seeded simulation; ``progress(step, steps)`` is called as it goes."""
+    scenario = scenario or load_scenario(config.scenario)
+    preset = load_preset(config.preset)
+    markets = {asset: symbol for asset in scenario.assets if (symbol := _market_for(preset, asset))}
+    if not markets:
+        raise InvalidInput("scenario", f"none of {sorted(scenario.assets)} is a linear market of {preset.name}")
+    settle = _settle(preset)
+    seeds = np.random.SeedSequence(config.seed).spawn(2)
+    path_rng, population_rng = (np.random.default_rng(s) for s in seeds)
+    exogenous = {asset: path for asset, path in scenario_paths(scenario, path_rng).items() if asset in markets}
+    steps = len(next(iter(exogenous.values())))
+
+    engine = Engine()
+    commands = _setup(config, preset, markets, settle, exogenous, population_rng)
+    for command in commands:
+        engine.apply(command)
+    fund_account = f"{VENUE}/insurance"
+    initial_fund = engine.ledger.accounts[fund_account].balance(settle)
+    vault = f"{VENUE}/liquidator"
+    initial_vault = engine.ledger.accounts[vault].balance(settle)
+
+    impact = {asset: SqrtImpact(DEPTH_1PCT_USD.get(asset, 2_500_000.0) * config.depth_scale) for asset in markets}
+    simulated = {asset: np.empty(steps) for asset in markets}
+    liquidated = np.zeros(steps)
+    fund = np.zeros(steps)
+    counts = {"liquidations": 0, "adl_events": 0, "events": 0}
+    bad_debt = Decimal(0)
+    adl_notional = Decimal(0)
+    liquidated_total = Decimal(0)
+    forced_steps: list[int] = []
+    by_symbol = {symbol: asset for asset, symbol in markets.items()}
+    lowest_fund = initial_fund
+
+    for step in range(steps):
+        prices = {}
+        for asset, symbol in markets.items():
+            if config.feedback and step:
+                window = simulated[asset][max(0, step - 30):step]
+                impact[asset].step(realized_volatility(window, scenario.step_seconds) if len(window) > 2 else 0.0)
+            factor = impact[asset].price_factor if config.feedback else 1.0
+            simulated[asset][step] = float(exogenous[asset][step]) * factor
+            prices[symbol] = _price_text(simulated[asset][step])
+        timestamp = step * scenario.step_seconds + 1
+        events = engine.apply(c.AdvanceTime(timestamp, seed=int(population_rng.integers(0, 2**31))))
+        events += engine.apply(c.UpdateOracle(VENUE, prices, timestamp))
+        counts["events"] += len(events)
+        flow = {asset: 0.0 for asset in markets}  # signed notional the liquidations traded
+        step_notional = Decimal(0)
+        for event in events:
+            if event.kind == "position_liquidated":
+                notional = Decimal(event.size) * Decimal(event.price)
+                step_notional += notional
+                counts["liquidations"] += 1
+                asset = by_symbol.get(event.market)
+                if asset is not None and event.method in ("book", "keeper"):
+                    # Closing a long sells into the market, closing a short buys.
+                    flow[asset] += -float(notional) if event.side == "long" else float(notional)
+            elif event.kind == "position_auto_deleveraged":
+                counts["adl_events"] += 1
+                adl_notional += Decimal(event.size) * Decimal(event.price)
+            elif event.kind == "bad_debt":
+                bad_debt += Decimal(event.amount)
+        if step_notional > 0:
+            forced_steps.append(step)
+        liquidated[step] = float(step_notional)
+        liquidated_total += step_notional
+        balance = engine.ledger.accounts[fund_account].balance(settle)
+        lowest_fund = min(lowest_fund, balance)
+        fund[step] = float(engine.ledger.amount(settle, balance))
+        if config.feedback:
+            for asset, signed in flow.items():
+                if signed:
+                    impact[asset].trade(signed)
+        if progress is not None:
+            progress(step + 1, steps)
+
+    assert engine.conservation().holds, engine.conservation().describe()
+    metrics = RunMetrics(
+        bad_debt=float(bad_debt),
+        insurance_drawdown=float(engine.ledger.amount(settle, initial_fund - lowest_fund)),
+        backstop_drawdown=float(engine.ledger.amount(
+            settle, max(initial_vault - engine.ledger.accounts[vault].balance(settle), 0))),
+        liquidated_notional=float(liquidated_total),
+        liquidations=counts["liquidations"],
+        adl_events=counts["adl_events"],
+        adl_notional=float(adl_notional),
+        adl_excess_over_pro_rata=0.0,  # not measured yet
+        price_overshoot={asset: price_overshoot(simulated[asset], exogenous[asset]) for asset in markets},
+        cascade_depth=cascade_depth(forced_steps),
+        time_to_stability_steps=time_to_stability(forced_steps, steps - 1),
+        toxic_liquidations=0,  # a lending measure; perpetual venues have none
+    )
+    return RunResult(config, metrics, markets, exogenous, simulated, liquidated, fund, counts["events"], counts)
+
+
+def _setup(config: SimConfig, preset, markets: dict[str, str], settle: str, exogenous, rng) -> list[c.Command]:
+    """Commands that create the venue, its liquidity, and the population of leveraged traders."""
+    commands: list[c.Command] = [
+        c.CreateVenue(VENUE, preset.name),
+        c.FundInsurance(settle, config.insurance_fund, venue=VENUE),
+        c.Deposit(f"{VENUE}/book", settle, "10000000000"),
+        c.Deposit(f"{VENUE}/liquidator", settle, config.backstop_capital),
+        c.OpenAccount("maker", VENUE),
+        c.Deposit("maker", settle, "10000000000"),
+    ]
+    opening = {symbol: _price_text(exogenous[asset][0]) for asset, symbol in markets.items()}
+    commands.append(c.UpdateOracle(VENUE, opening, 0))
+    assets = list(markets)
+    population = sample_population(config.accounts, assets, rng)
+    lot_of = {symbol: Decimal(1).scaleb(-preset.markets[symbol].size_decimals) for symbol in markets.values()}
+    for index in range(config.accounts):
+        asset = assets[int(population.market[index])]
+        symbol = markets[asset]
+        price = Decimal(opening[symbol])
+        notional = Decimal(repr(float(population.notional_usd[index])))
+        size = max((notional / price).quantize(lot_of[symbol]), lot_of[symbol])
+        max_leverage = preset.margin_model(symbol).max_leverage(size * price) or Decimal(50)
+        leverage = min(Decimal(repr(float(population.leverage[index]))), max_leverage)
+        margin = (size * price / leverage).quantize(Decimal("0.01")) + Decimal("0.01")
+        name = f"t{index}"
+        commands += [c.OpenAccount(name, VENUE), c.Deposit(name, settle, str(margin))]
+        buyer, seller = (name, "maker") if int(population.side[index]) > 0 else ("maker", name)
+        commands.append(c.ApplyFill(VENUE, symbol, buyer, seller, str(size), str(price)))
+    return commands

@@ -1,0 +1,64 @@
+"""The simulation loop: the engine driven by a scenario, forced sales feeding back into prices."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from solvent.cli.main import app
+from solvent.core.errors import InvalidInput
+from solvent.sim.run import SimConfig, run
+
+
+@pytest.fixture(scope="module")
+def hyperliquid_run():
+    return run(SimConfig(accounts=600, seed=11))
+
+
+def test_same_seed_same_run(hyperliquid_run):
+    again = run(SimConfig(accounts=600, seed=11))
+    assert again.metrics == hyperliquid_run.metrics
+    for asset in again.simulated:
+        assert np.array_equal(again.simulated[asset], hyperliquid_run.simulated[asset])
+
+
+def test_a_crash_liquidates_and_forced_sales_push_the_price_below_the_path(hyperliquid_run):
+    metrics = hyperliquid_run.metrics
+    assert metrics.liquidations > 0 and metrics.liquidated_notional > 0
+    assert metrics.cascade_depth >= 1 and metrics.time_to_stability_steps >= metrics.cascade_depth
+    for asset, overshoot in metrics.price_overshoot.items():
+        assert overshoot > 0, asset  # the simulated low is below the exogenous low
+    # The liquidated notional per step adds up to the total reported.
+    assert hyperliquid_run.liquidated_per_step.sum() == pytest.approx(metrics.liquidated_notional)
+
+
+def test_without_feedback_the_price_is_the_scenario_path(hyperliquid_run):
+    calm = run(SimConfig(accounts=600, seed=11, feedback=False))
+    for asset, path in calm.simulated.items():
+        assert np.allclose(path, calm.exogenous[asset], rtol=1e-9)
+        assert calm.metrics.price_overshoot[asset] == pytest.approx(0, abs=1e-9)
+    assert calm.metrics.liquidated_notional <= hyperliquid_run.metrics.liquidated_notional
+
+
+@pytest.mark.parametrize("preset", ["binance", "dydx_v4", "drift_v2", "gmx_v2"])
+def test_other_presets_run_the_same_scenario(preset):
+    result = run(SimConfig(preset=preset, accounts=150, seed=3))
+    assert result.metrics.liquidations >= 0 and result.markets
+
+
+def test_a_venue_without_the_scenario_assets_is_refused():
+    with pytest.raises(InvalidInput, match="linear market"):
+        run(SimConfig(preset="bitmex", accounts=10))
+
+
+def test_cli_simulate_json_and_table():
+    runner = CliRunner()
+    result = runner.invoke(app, ["simulate", "--accounts", "150", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["metrics"]["liquidations"] >= 0 and data["config"]["preset"] == "hyperliquid"
+    table = runner.invoke(app, ["simulate", "--accounts", "150", "--scenario", "black_thursday_2020_03_12"])
+    assert table.exit_code == 0 and "cascade depth" in table.stdout
+    listed = runner.invoke(app, ["simulate", "--list-scenarios"])
+    assert "oct_10_2025" in listed.stdout and "may_19_2021" in listed.stdout
