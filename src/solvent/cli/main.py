@@ -301,6 +301,101 @@ def simulate(
     console.print(table)
 
 
+SUMMARY_METRICS = (("liquidations", "liquidations", "{:,.0f}"), ("liquidated_notional", "liquidated $", "{:,.0f}"),
+                   ("bad_debt", "bad debt $", "{:,.2f}"), ("insurance_drawdown", "fund drawdown $", "{:,.2f}"),
+                   ("adl_notional", "ADL $", "{:,.0f}"), ("cascade_depth", "cascade depth", "{:,.1f}"))
+
+
+def _summary_table(title: str, rows: list[tuple[str, dict]]) -> Table:
+    table = Table(title=title)
+    table.add_column("")
+    for _, label, _ in SUMMARY_METRICS:
+        table.add_column(f"{label}\nmean / p95", justify="right")
+    for name, summary in rows:
+        table.add_row(name, *(f"{fmt.format(summary[key]['mean'])} / {fmt.format(summary[key]['p95'])}"
+                              for key, _, fmt in SUMMARY_METRICS))
+    return table
+
+
+def _sim_base(scenario, preset, accounts, seed, insurance_fund, depth_scale):
+    from ..sim.run import SimConfig
+
+    return SimConfig(scenario=scenario, preset=preset, accounts=accounts, seed=seed,
+                     insurance_fund=insurance_fund, depth_scale=depth_scale)
+
+
+@app.command()
+def sweep(
+    param: List[str] = typer.Option(..., "--param", help="NAME=V1,V2,... a run setting (insurance_fund, depth_scale, "
+                                    "accounts, oracle_lag_steps, backstop_capital) or a preset path "
+                                    "(execution.fee, execution.partial_fraction, waterfall.adl_rule, ...). Repeat."),
+    scenario: str = typer.Option("oct_10_2025", "--scenario", "-s", help="Scenario name or file."),
+    preset: str = typer.Option("hyperliquid", "--preset", "-p", help="Venue preset."),
+    accounts: int = typer.Option(5_000, "--accounts", min=1, help="Traders in the synthetic book."),
+    paths: int = typer.Option(8, "--paths", min=1, help="Monte Carlo paths per grid point."),
+    seed: int = typer.Option(7, "--seed", help="Base seed; each path's seed is spawned from it."),
+    insurance_fund: str = typer.Option("2000000", "--insurance-fund", help="Insurance fund at the start (USD)."),
+    depth_scale: float = typer.Option(1.0, "--depth-scale", min=0.0001, help="Multiplies the documented depths."),
+    executor: str = typer.Option("local", "--executor", help="local (process pool), inline, or ray."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Process-pool workers (default: cores)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (with --executor ray)."),
+    as_json: bool = typer.Option(False, "--json", help="Print every grid point's summary as JSON."),
+) -> None:
+    """Monte Carlo over a grid of parameters: mean and p95 of each metric per grid point.
+
+    Every grid point runs the same seeds, so differences come from the parameters; results are
+    identical whichever executor or number of workers runs them.
+    """
+    from ..sim.sweep import executor_for, parse_grid, sweep as run_sweep
+
+    try:
+        base = _sim_base(scenario, preset, accounts, seed, insurance_fund, depth_scale)
+        grid = parse_grid(param)
+        with console.status(f"{paths} paths × {max(1, len(list(__import__('itertools').product(*grid.values()))))} "
+                            f"grid points on {executor}"):
+            points = run_sweep(base, grid, paths, executor_for(executor, workers, address))
+    except SolventError as error:
+        _fail(error)
+    if as_json:
+        print(json.dumps([{"parameters": dict(point.parameters), "summary": point.summary} for point in points],
+                         indent=2))
+        return
+    rows = [(", ".join(f"{name}={value}" for name, value in point.parameters), point.summary) for point in points]
+    console.print(_summary_table(f"{scenario} under {preset}: {accounts:,} accounts, {paths} paths per point", rows))
+
+
+@app.command()
+def compare(
+    presets: str = typer.Option("binance,hyperliquid,dydx_v4,drift_v2,gmx_v2", "--presets",
+                                help="Comma-separated presets to run the same scenario and book under."),
+    scenario: str = typer.Option("oct_10_2025", "--scenario", "-s", help="Scenario name or file."),
+    accounts: int = typer.Option(5_000, "--accounts", min=1, help="Traders in the synthetic book."),
+    paths: int = typer.Option(4, "--paths", min=1, help="Monte Carlo paths per preset."),
+    seed: int = typer.Option(7, "--seed", help="Base seed (the same paths for every preset)."),
+    insurance_fund: str = typer.Option("2000000", "--insurance-fund", help="Insurance fund at the start (USD)."),
+    depth_scale: float = typer.Option(1.0, "--depth-scale", min=0.0001, help="Multiplies the documented depths."),
+    executor: str = typer.Option("local", "--executor", help="local (process pool), inline, or ray."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Process-pool workers (default: cores)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (with --executor ray)."),
+    as_json: bool = typer.Option(False, "--json", help="Print each preset's summary as JSON."),
+) -> None:
+    """The same crash and the same book under several venues' designs, side by side."""
+    from ..sim.sweep import compare as run_compare, executor_for
+
+    names = [name.strip() for name in presets.split(",") if name.strip()]
+    try:
+        base = _sim_base(scenario, names[0] if names else "hyperliquid", accounts, seed, insurance_fund, depth_scale)
+        with console.status(f"{len(names)} presets × {paths} paths on {executor}"):
+            table = run_compare(base, names, paths, executor_for(executor, workers, address))
+    except SolventError as error:
+        _fail(error)
+    if as_json:
+        print(json.dumps({name: point.summary for name, point in table.items()}, indent=2))
+        return
+    console.print(_summary_table(f"{scenario}: {accounts:,} accounts, {paths} paths per preset",
+                                 [(name, point.summary) for name, point in table.items()]))
+
+
 # ------------------------------------------------------------------------------ bench
 
 

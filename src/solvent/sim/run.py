@@ -44,6 +44,19 @@ class SimConfig:
     backstop_capital: str = "50000000"
     depth_scale: float = 1.0  # multiplies the documented 1% depths
     feedback: bool = True  # forced sales move the price (False: the exogenous path alone)
+    oracle_lag_steps: int = 0  # the venue sees the price of this many steps ago
+    overrides: tuple[tuple[str, str], ...] = ()  # (dotted preset path, value), e.g. ("execution.fee", "0.01")
+
+    def preset_overrides(self) -> dict:
+        """The overrides as nested tables for ``CreateVenue``."""
+        tables: dict = {}
+        for path, value in self.overrides:
+            parts = path.split(".")
+            node = tables
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = value
+        return tables
 
 
 @dataclass
@@ -81,7 +94,11 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
         scenario: Scenario | None = None) -> RunResult:
     """Run one seeded simulation; ``progress(step, steps)`` is called as it goes."""
     scenario = scenario or load_scenario(config.scenario)
+    if config.oracle_lag_steps < 0:
+        raise InvalidInput("oracle_lag_steps", "must not be negative")
     preset = load_preset(config.preset)
+    if config.overrides:
+        preset = preset.with_overrides(config.preset_overrides(), name=preset.name)
     markets = {asset: symbol for asset in scenario.assets if (symbol := _market_for(preset, asset))}
     if not markets:
         raise InvalidInput("scenario", f"none of {sorted(scenario.assets)} is a linear market of {preset.name}")
@@ -120,7 +137,8 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
                 impact[asset].step(realized_volatility(window, scenario.step_seconds) if len(window) > 2 else 0.0)
             factor = impact[asset].price_factor if config.feedback else 1.0
             simulated[asset][step] = float(exogenous[asset][step]) * factor
-            prices[symbol] = _price_text(simulated[asset][step])
+            seen = simulated[asset][max(0, step - config.oracle_lag_steps)]  # a lagging oracle
+            prices[symbol] = _price_text(seen)
         timestamp = step * scenario.step_seconds + 1
         events = engine.apply(c.AdvanceTime(timestamp, seed=int(population_rng.integers(0, 2**31))))
         events += engine.apply(c.UpdateOracle(VENUE, prices, timestamp))
@@ -176,11 +194,13 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
 
 def _setup(config: SimConfig, preset, markets: dict[str, str], settle: str, exogenous, rng) -> list[c.Command]:
     """Commands that create the venue, its liquidity, and the population of leveraged traders."""
-    commands: list[c.Command] = [
-        c.CreateVenue(VENUE, preset.name),
-        c.FundInsurance(settle, config.insurance_fund, venue=VENUE),
+    commands: list[c.Command] = [c.CreateVenue(VENUE, config.preset, config.preset_overrides())]
+    if Decimal(config.insurance_fund) > 0:  # an empty fund is a design to test, not an error
+        commands.append(c.FundInsurance(settle, config.insurance_fund, venue=VENUE))
+    if Decimal(config.backstop_capital) > 0:
+        commands.append(c.Deposit(f"{VENUE}/liquidator", settle, config.backstop_capital))
+    commands += [
         c.Deposit(f"{VENUE}/book", settle, "10000000000"),
-        c.Deposit(f"{VENUE}/liquidator", settle, config.backstop_capital),
         c.OpenAccount("maker", VENUE),
         c.Deposit("maker", settle, "10000000000"),
     ]

@@ -1,0 +1,166 @@
+"""Monte Carlo paths, parameter sweeps and venue comparisons, on an executor of your choice.
+
+Every path gets its own seed, spawned from the base seed with ``numpy.random.SeedSequence``
+by its index, so a sweep gives the same numbers in-process, on a local process pool of any
+size, or on a Ray cluster (reference: simulation.md §5; radCAD maps the same way).
+
+Executors:
+
+- ``inline``: in this process (tests, debugging);
+- ``local`` (default): a ``concurrent.futures`` process pool, one worker per core unless told;
+- ``ray``: Ray tasks, on a cluster given by ``address`` or a local Ray (``pip install 'solvent[ray]'``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from ..core.errors import InvalidInput
+from .metrics import RunMetrics, summarize
+from .run import SimConfig, run
+
+CONFIG_FIELDS = {"insurance_fund", "depth_scale", "accounts", "oracle_lag_steps", "backstop_capital"}
+
+
+def path_seeds(seed: int, paths: int) -> list[int]:
+    """One seed per path, from the base seed and the path's index only."""
+    if paths <= 0:
+        raise InvalidInput("paths", "must be positive")
+    return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(seed).spawn(paths)]
+
+
+def _run_metrics(config: SimConfig) -> RunMetrics:
+    return run(config).metrics
+
+
+class InlineExecutor:
+    name = "inline"
+
+    def map(self, function: Callable, tasks: Sequence) -> list:
+        return [function(task) for task in tasks]
+
+
+class LocalExecutor:
+    """A process pool; results come back in task order whatever the number of workers."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or os.cpu_count() or 1
+
+    def map(self, function: Callable, tasks: Sequence) -> list:
+        if self.workers == 1 or len(tasks) == 1:
+            return [function(task) for task in tasks]
+        with ProcessPoolExecutor(max_workers=self.workers) as pool:
+            return list(pool.map(function, tasks))
+
+
+class RayExecutor:
+    name = "ray"
+
+    def __init__(self, address: str | None = None):
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise InvalidInput("executor", "Ray is not installed: pip install 'solvent[ray]' "
+                               "(or choose --executor local)") from None
+        self.address = address
+
+    def map(self, function: Callable, tasks: Sequence) -> list:
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=self.address, ignore_reinit_error=True, log_to_driver=False)
+        remote = ray.remote(function)
+        return ray.get([remote.remote(task) for task in tasks])
+
+
+def executor_for(name: str, workers: int | None = None, address: str | None = None):
+    if name == "inline":
+        return InlineExecutor()
+    if name == "local":
+        return LocalExecutor(workers)
+    if name == "ray":
+        return RayExecutor(address)
+    raise InvalidInput("executor", f"expected inline, local or ray, got {name!r}")
+
+
+def monte_carlo(config: SimConfig, paths: int, executor=None) -> list[RunMetrics]:
+    """``paths`` runs of one configuration, each with its own spawned seed."""
+    tasks = [replace(config, seed=seed) for seed in path_seeds(config.seed, paths)]
+    return (executor or LocalExecutor()).map(_run_metrics, tasks)
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    parameters: tuple[tuple[str, str], ...]
+    summary: dict[str, dict[str, float]]
+    runs: tuple[RunMetrics, ...]
+
+
+def parse_grid(specs: Iterable[str]) -> dict[str, list[str]]:
+    """``NAME=V1,V2,...`` → {NAME: [V1, V2, ...]}; NAME is a run setting (insurance_fund,
+    depth_scale, accounts, oracle_lag_steps, backstop_capital) or a dotted preset path
+    (``execution.fee``, ``execution.partial_fraction``, ``waterfall.adl_rule``, ...)."""
+    grid: dict[str, list[str]] = {}
+    for spec in specs:
+        name, separator, values = spec.partition("=")
+        name = name.strip()
+        if not separator or not name or not values.strip():
+            raise InvalidInput("param", f"expected NAME=V1,V2,... got {spec!r}")
+        if name not in CONFIG_FIELDS and "." not in name:
+            raise InvalidInput("param", f"{name!r} is neither a run setting ({', '.join(sorted(CONFIG_FIELDS))}) "
+                               "nor a dotted preset path such as execution.fee")
+        grid[name] = [value.strip() for value in values.split(",") if value.strip()]
+    return grid
+
+
+def _configure(base: SimConfig, parameters: dict[str, str]) -> SimConfig:
+    settings: dict[str, Any] = {}
+    overrides = list(base.overrides)
+    for name, value in parameters.items():
+        if name in CONFIG_FIELDS:
+            kind = type(getattr(base, name))
+            try:
+                settings[name] = kind(value) if kind is not str else value
+            except ValueError:
+                raise InvalidInput(f"param.{name}", f"{value!r} is not a {kind.__name__}") from None
+        else:
+            overrides.append((name, value))
+    return replace(base, overrides=tuple(overrides), **settings)
+
+
+def sweep(base: SimConfig, grid: dict[str, list[str]], paths: int, executor=None) -> list[GridPoint]:
+    """Every combination of the grid, ``paths`` Monte Carlo runs each (the same seeds for every
+    combination, so differences come from the parameters, not the draws)."""
+    names = list(grid)
+    combinations = list(itertools.product(*(grid[name] for name in names))) or [()]
+    configs = [_configure(base, dict(zip(names, values))) for values in combinations]
+    seeds = path_seeds(base.seed, paths)
+    tasks = [replace(config, seed=seed) for config in configs for seed in seeds]
+    results = (executor or LocalExecutor()).map(_run_metrics, tasks)
+    points = []
+    for index, values in enumerate(combinations):
+        runs = tuple(results[index * paths:(index + 1) * paths])
+        points.append(GridPoint(tuple(zip(names, values)), summarize(list(runs)), runs))
+    return points
+
+
+def compare(base: SimConfig, presets: Sequence[str], paths: int, executor=None) -> dict[str, GridPoint]:
+    """The same scenario, book and seeds under each preset."""
+    if not presets:
+        raise InvalidInput("presets", "name at least one preset")
+    seeds = path_seeds(base.seed, paths)
+    tasks = [replace(base, preset=preset, seed=seed) for preset in presets for seed in seeds]
+    results = (executor or LocalExecutor()).map(_run_metrics, tasks)
+    table = {}
+    for index, preset in enumerate(presets):
+        runs = tuple(results[index * paths:(index + 1) * paths])
+        table[preset] = GridPoint((("preset", preset),), summarize(list(runs)), runs)
+    return table
