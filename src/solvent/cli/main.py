@@ -435,6 +435,33 @@ def bench_screening(
                   f"built in {result.build_seconds:.1f} s")
 
 
+@bench_app.command("simulate")
+def bench_simulate(
+    accounts: int = typer.Option(20_000, "--accounts", min=1, help="Traders in the default scenario's book."),
+    paths: int = typer.Option(4, "--paths", min=1, help="Monte Carlo paths timed (1,000 is projected from them)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Workers for the pooled sweep (default: cores)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Time the default simulation (account-steps per second) and a sweep on one worker vs all."""
+    from ..bench.simulate import run_simulate_benchmark
+
+    say = (lambda message: errors.print(f"[dim]{message}[/dim]")) if not as_json else None
+    result = run_simulate_benchmark(accounts, paths, workers, progress=say)
+    if as_json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return
+    table = Table(title=f"simulate: {accounts:,} accounts × {result.steps} steps")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("one run", f"{result.run_seconds:.2f} s")
+    table.add_row("account-steps per second", f"{result.account_steps_per_second:,.0f}")
+    table.add_row(f"{paths} paths, 1 worker (baseline)", f"{result.sweep_seconds_one_worker:.2f} s")
+    table.add_row(f"{paths} paths, {result.workers} workers", f"{result.sweep_seconds_all_workers:.2f} s "
+                  f"({result.speedup:.2f}× the baseline)")
+    table.add_row("1,000 paths, projected from the above", f"{result.projected_1000_paths_seconds / 60:.1f} min")
+    console.print(table)
+
+
 @bench_app.command("engine")
 def bench_engine(
     accounts: int = typer.Option(20_000, "--accounts", min=1, help="Accounts holding a position."),

@@ -83,7 +83,7 @@ class BackstopState:
 class Engine:
     """Commands in, events out. ``apply`` is the only way state changes."""
 
-    def __init__(self, *, screen_above: int | None = 2_000) -> None:
+    def __init__(self, *, screen_above: int | None = 256) -> None:
         """``screen_above``: when a price update concerns more holders than this, the vectorized
         screen picks which of them to value exactly (None: always value every holder)."""
         self.ledger = Ledger()
