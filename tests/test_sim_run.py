@@ -62,3 +62,15 @@ def test_cli_simulate_json_and_table():
     assert table.exit_code == 0 and "cascade depth" in table.stdout
     listed = runner.invoke(app, ["simulate", "--list-scenarios"])
     assert "oct_10_2025" in listed.stdout and "may_19_2021" in listed.stdout
+
+
+def test_cli_simulate_writes_the_report_with_the_book(tmp_path):
+    result = CliRunner().invoke(app, ["simulate", "--accounts", "150", "--report", str(tmp_path / "report"), "--json"])
+    assert result.exit_code == 0, result.output
+    page = tmp_path / "report" / "index.html"
+    assert json.loads(result.stdout)["report"] == str(page)
+    html = page.read_text()
+    for chart in ("price_paths.png", "liquidations.png", "insurance_fund.png", "loss_distribution.png",
+                  "liquidation_heatmap.png"):
+        assert chart in html and (tmp_path / "report" / chart).stat().st_size > 1000
+    assert "not given" not in html  # the book's liquidation prices were computed and drawn

@@ -245,6 +245,7 @@ def simulate(
     depth_scale: float = typer.Option(1.0, "--depth-scale", min=0.0001, help="Multiplies the documented 1% depths."),
     no_feedback: bool = typer.Option(False, "--no-feedback", help="Prices follow the scenario alone (no cascade)."),
     list_scenarios: bool = typer.Option(False, "--list-scenarios", help="List the shipped scenarios and exit."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write an HTML report with charts (and PNGs) here."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
 ) -> None:
     """Run a crash scenario against a synthetic book under a venue's liquidation design.
@@ -270,20 +271,27 @@ def simulate(
     try:
         began = time.perf_counter()
         if as_json:
-            result = run(config)
+            result = run(config, with_book=report is not None)
         else:
             with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                           TextColumn("{task.completed}/{task.total} steps"), TimeRemainingColumn(),
                           console=errors, transient=True) as bar:
                 task = bar.add_task(f"{scenario} · {preset} · {accounts:,} accounts", total=None)
-                result = run(config, progress=lambda step, steps: bar.update(task, completed=step, total=steps))
+                result = run(config, progress=lambda step, steps: bar.update(task, completed=step, total=steps),
+                             with_book=report is not None)
         elapsed = time.perf_counter() - began
+        page = None
+        if report is not None:
+            from ..sim.report import write_report
+
+            page = write_report(report, [result], f"{scenario} under {preset}, {accounts:,} accounts",
+                                result.book_liquidation_prices)
     except SolventError as error:
         _fail(error)
     metrics = result.metrics
     if as_json:
-        print(json.dumps({"config": config.__dict__, "metrics": metrics.__dict__, "seconds": elapsed}, indent=2,
-                         default=str))
+        print(json.dumps({"config": config.__dict__, "metrics": metrics.__dict__, "seconds": elapsed,
+                          "report": None if page is None else str(page)}, indent=2, default=str))
         return
     table = Table(title=f"{scenario} under {preset}: {accounts:,} accounts, seed {seed} ({elapsed:.1f} s)")
     table.add_column("metric")
@@ -299,6 +307,8 @@ def simulate(
     table.add_row("cascade depth (consecutive steps)", str(metrics.cascade_depth))
     table.add_row("time to stability (steps)", str(metrics.time_to_stability_steps))
     console.print(table)
+    if page is not None:
+        console.print(f"report: {page}")
 
 
 SUMMARY_METRICS = (("liquidations", "liquidations", "{:,.0f}"), ("liquidated_notional", "liquidated $", "{:,.0f}"),

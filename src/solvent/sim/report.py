@@ -28,13 +28,14 @@ Liquidation heatmap. ``book_liquidation_prices`` gives, per asset, the liquidati
 every position of the book *relative to the opening price* (0.8: the position is liquidated
 20% under the open; longs sit below 1, shorts above). For each asset the figure is a 2-D
 histogram with the liquidation level on the rows and **time** (the steps of the first run) on
-the columns: a cell counts the positions whose liquidation level lies in that row's band and
-that the first run's simulated price has *not reached yet* at that step (a level under 1 is
-reached once the running low of the simulated price touches it, a level over 1 once the running
-high does). The simulated price relative to the open is drawn over it. So one sees where the
-book's liquidation levels are dense, and the price walking into them and consuming them: the
-cascade. Reaching a level is a first-order proxy for being liquidated (it ignores funding,
-partial liquidation and changes of margin); the engine's events are the exact record.
+the columns: a cell counts (colour on a square-root scale) the positions whose liquidation
+level lies in that row's band and that the first run's simulated price has *not reached yet*
+at that step (a level under 1 is reached once the running low of the simulated price touches
+it, a level over 1 once the running high does). The simulated price relative to the open is
+drawn over it. So one sees where the book's liquidation levels are dense, and the price walking
+into them and consuming them: the cascade. Reaching a level is a first-order proxy for being
+liquidated (it ignores funding, partial liquidation and changes of margin); the engine's events
+are the exact record.
 An array may also have shape ``(n, 2)``: liquidation level and notional in USD, in which case
 cells hold notional instead of counts. Non-finite or non-positive levels (positions that cannot
 be liquidated) are left out, as are levels outside the plotted band; the panel title says how
@@ -238,10 +239,23 @@ def _note(axes: Any, text: str) -> None:
 
 
 def _usd(axes: Any, which: str = "y") -> None:
-    from matplotlib.ticker import FuncFormatter
+    """Dollar tick labels with thousands separators and as many decimals as the tick step needs."""
+    from matplotlib.ticker import Formatter
 
-    formatter = FuncFormatter(lambda value, _: _compact_usd(value))
-    (axes.yaxis if which == "y" else axes.xaxis).set_major_formatter(formatter)
+    class Dollars(Formatter):
+        decimals = 2
+
+        def format_ticks(self, values):
+            ticks = np.asarray(values, dtype=np.float64)
+            exact = (d for d in range(7) if np.allclose(ticks, np.round(ticks, d), rtol=0, atol=1e-9))
+            self.decimals = next(exact, 6)
+            return [self(value, pos) for pos, value in enumerate(values)]
+
+        def __call__(self, value: float, pos: int | None = None) -> str:
+            text = f"{abs(value):,.{self.decimals}f}"
+            return "$0" if float(text.replace(",", "")) == 0 else f"{'−' if value < 0 else ''}${text}"
+
+    (axes.yaxis if which == "y" else axes.xaxis).set_major_formatter(Dollars())
 
 
 def _compact_usd(value: float) -> str:
@@ -349,7 +363,8 @@ def _draw_losses(new_figure, runs: list[RunResult]):
 
     figure = new_figure(10.0, 4.0)
     panels = figure.subplots(1, 2, squeeze=False)[0]
-    series = (("bad_debt", "bad debt", "VaR", "#8e44ad"), ("liquidated_notional", "liquidated notional", "LaR", "#c0392b"))
+    series = (("bad_debt", "bad debt", "VaR", "#8e44ad"),
+              ("liquidated_notional", "liquidated notional", "LaR", "#c0392b"))
     count = len(runs)
     for axes, (name, label, headline, color) in zip(panels, series):
         values = np.array([getattr(run.metrics, name) for run in runs], dtype=np.float64)
@@ -363,6 +378,7 @@ def _draw_losses(new_figure, runs: list[RunResult]):
         span = (low - pad, high + pad) if high == low else (low, high)
         axes.hist(values, bins=bins, range=span, color=color, alpha=0.8)
         axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.xaxis.set_major_locator(MaxNLocator(nbins=5))
         p95 = float(np.percentile(values, 95.0))
         axes.axvline(p95, color="#222", ls="--", lw=1.0, label=f"{headline} (p95) {_compact_usd(p95)}")
         axes.axvline(float(values.mean()), color="#888", ls=":", lw=1.0, label=f"mean {_compact_usd(values.mean())}")
@@ -391,6 +407,8 @@ def _draw_heatmap(new_figure, run: RunResult, axis: _TimeAxis, book):
         caption = ("The book's liquidation prices were not given to the report, so there is no heatmap."
                    if book is None else "The book given to the report has no positions.")
         return figure, caption
+    from matplotlib.colors import PowerNorm
+
     assets = list(book)
     figure = new_figure(max(4.6 * len(assets), 6.0), 4.8)
     panels = figure.subplots(1, len(assets), squeeze=False)[0]
@@ -405,27 +423,31 @@ def _draw_heatmap(new_figure, run: RunResult, axis: _TimeAxis, book):
         steps = len(relative) if relative is not None else max(len(run.liquidated_per_step), 1)
         matrix, edges, dropped = liquidation_map(levels, weights, relative, steps)
         x = axis.of(steps + 1)
-        image = axes.pcolormesh(x, edges, matrix, cmap="magma", shading="flat")
+        norm = PowerNorm(0.5, vmin=0.0, vmax=max(float(matrix.max()), 1.0))  # square root: thin bands show
+        image = axes.pcolormesh(x, edges, matrix, cmap="magma", shading="flat", norm=norm)
         bar = figure.colorbar(image, ax=axes, label="notional not yet reached (USD)" if weights is not None
                               else "positions not yet reached")
         if weights is not None:
             _usd(bar.ax)
         if relative is not None:
-            axes.plot(axis.of(steps) + axis.scale / 2, relative, color="#3fd0ff", lw=1.1, label="simulated price / open")
+            axes.plot(axis.of(steps) + axis.scale / 2, relative, color="#3fd0ff", lw=1.1,
+                      label="simulated price / open")
             axes.legend(fontsize=8, loc="lower left")
         axes.axhline(1.0, color="white", lw=0.6, ls=":")
         axes.set_ylim(edges[0], edges[-1])
         axes.set_xlabel(axis.label)
         axes.set_ylabel("liquidation price / opening price")
-        note = f"; {dropped} outside the band or not liquidable" if dropped else ""
+        notes = [f"{dropped:,} outside the band or not liquidable"] if dropped else []
         if relative is None:
-            note += "; no simulated path"
-        axes.set_title(f"{asset}: {len(levels):,} positions{note}", fontsize=10)
+            notes.append("no simulated path")
+        axes.set_title(f"{asset}: {len(levels):,} positions" + ("\n" + "; ".join(notes) if notes else ""),
+                       fontsize=10)
     figure.suptitle("Liquidation-price heatmap of the book over time")
     what = "number of positions (notional in USD for assets given with a notional column)" if weighted \
         else "number of positions"
     caption = ("Rows: liquidation price relative to the opening price (longs below 1, shorts above); "
-               f"columns: time in the first run; colour: {what} whose liquidation level lies in the row's band "
+               f"columns: time in the first run; colour (square-root scale): {what} whose liquidation level "
+               "lies in the row's band "
                "and that the simulated price had not reached yet (a level under 1 is reached when the running "
                "low touches it, over 1 when the running high does). Blue line: the simulated price over the "
                "open. Reaching a level is a proxy for being liquidated; the engine's events are exact.")

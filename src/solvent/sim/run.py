@@ -70,6 +70,9 @@ class RunResult:
     fund_per_step: np.ndarray  # insurance fund balance per step
     events: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    # Per asset, the liquidation price of each trader at the opening, relative to the opening price
+    # (only when asked for: it solves one liquidation price per account).
+    book_liquidation_prices: dict[str, np.ndarray] | None = None
 
 
 def _market_for(preset, asset: str) -> str | None:
@@ -91,8 +94,12 @@ def _price_text(value: float) -> str:
 
 
 def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
-        scenario: Scenario | None = None) -> RunResult:
-    """Run one seeded simulation; ``progress(step, steps)`` is called as it goes."""
+        scenario: Scenario | None = None, with_book: bool = False) -> RunResult:
+    """Run one seeded simulation; ``progress(step, steps)`` is called as it goes.
+
+    ``with_book``: also solve every trader's liquidation price at the opening (for the report's
+    heatmap).
+    """
     scenario = scenario or load_scenario(config.scenario)
     if config.oracle_lag_steps < 0:
         raise InvalidInput("oracle_lag_steps", "must not be negative")
@@ -112,6 +119,7 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
     commands = _setup(config, preset, markets, settle, exogenous, population_rng)
     for command in commands:
         engine.apply(command)
+    book = _book_liquidation_prices(engine, markets) if with_book else None
     fund_account = f"{VENUE}/insurance"
     initial_fund = engine.ledger.accounts[fund_account].balance(settle)
     vault = f"{VENUE}/liquidator"
@@ -189,7 +197,24 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
         time_to_stability_steps=time_to_stability(forced_steps, steps - 1),
         toxic_liquidations=0,  # a lending measure; perpetual venues have none
     )
-    return RunResult(config, metrics, markets, exogenous, simulated, liquidated, fund, counts["events"], counts)
+    return RunResult(config, metrics, markets, exogenous, simulated, liquidated, fund, counts["events"], counts, book)
+
+
+def _book_liquidation_prices(engine: Engine, markets: dict[str, str]) -> dict[str, np.ndarray]:
+    """Each trader's liquidation price relative to the opening mark, per asset (exact solver)."""
+    from ..policies.account import account_margin
+
+    by_market = {f"{VENUE}/{symbol}": asset for asset, symbol in markets.items()}
+    found: dict[str, list[float]] = {asset: [] for asset in markets}
+    for account in sorted(engine.venues[VENUE].accounts):
+        if account == "maker":
+            continue
+        for pool in account_margin(engine.ledger, account, models=engine.model, marks=engine.marks):
+            for position in pool.positions:
+                asset = by_market.get(position.market)
+                if asset is not None and position.liquidation_price is not None:
+                    found[asset].append(float(position.liquidation_price / position.mark_price))
+    return {asset: np.asarray(values) for asset, values in found.items()}
 
 
 def _setup(config: SimConfig, preset, markets: dict[str, str], settle: str, exogenous, rng) -> list[c.Command]:
