@@ -7,7 +7,6 @@ rather than in a policy, the policy is missing something. Add a check with ``@ch
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any, Callable, Mapping
 
 from ..core.domain import ContractKind, MarginMode, Side

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..core.errors import InvalidInput
 from ..core.numbers import to_int
 from ..policies import adl, drift, dydx
 from ..presets import load_preset

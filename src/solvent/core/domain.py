@@ -124,9 +124,3 @@ class Market:
         if self.kind is ContractKind.LINEAR:
             return size * self.contract_size * price
         return size * self.contract_size / price
-
-    def pnl(self, side_size: Decimal, entry_price: Decimal, price: Decimal) -> Decimal:
-        """PnL in the settle asset of a signed size moved from ``entry_price`` to ``price``."""
-        if self.kind is ContractKind.LINEAR:
-            return side_size * self.contract_size * (price - entry_price)
-        return side_size * self.contract_size * (1 / entry_price - 1 / price)

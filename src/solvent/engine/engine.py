@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable
 
-from ..core.domain import Asset, MarginMode, Market, PositionMode, Side
+from ..core.domain import MarginMode, Market, PositionMode, Side
 from ..core.errors import InvalidInput, SolventError, UnknownName
 from ..core.ledger import Ledger
 from ..core.numbers import positive, to_int

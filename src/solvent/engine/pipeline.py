@@ -700,7 +700,6 @@ def _socialize(engine: "Engine", venue: "VenueState", account: str, settle: str,
     if not payers:
         return 0, []
     total_lots = sum(lots for _, _, lots in payers)
-    loss_amount = ledger.amount(settle, loss)
     decimals = ledger.assets[settle].decimals
     events: list[e.Event] = []
     collected = 0

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 
@@ -236,8 +236,3 @@ def collateral_columns(asset: str, decimals: int, haircut: Decimal) -> MarketCol
         deductions=np.zeros(1),
         haircut=haircut,
     )
-
-
-def collateral_prices(prices: Mapping[str, Decimal], assets: Sequence[str]) -> dict[str, Decimal]:
-    """Prices of collateral assets under their pseudo-market names."""
-    return {COLLATERAL_PREFIX + asset: prices[asset] for asset in assets if asset in prices}

@@ -201,8 +201,4 @@ class Screener:
             incremental=incremental,
         )
 
-    def resync(self) -> None:
-        """Forget the cached state so the next update recomputes everything from the columns."""
-        self._g = None
-
 
