@@ -1,0 +1,307 @@
+"""The command log: the source of truth of an engine's history.
+
+``CommandLog(url)`` opens (and by default creates) the log in an SQLite file or a PostgreSQL
+database. Each entry is written in two steps, each one committed transaction:
+
+1. :meth:`CommandLog.append`: the command, with its sequence number, timestamp, idempotency key
+   and ``command_hash`` chained to the previous entry. Durable before the engine sees it.
+2. :meth:`CommandLog.record_outcome`: what the engine did with it (its events, or why it refused
+   it), and ``hash``, which chains the outcome too (see :mod:`.canonical`).
+
+So at most one entry, the last, can be *pending* (appended, outcome not yet recorded): the process
+stopped between the two steps. :class:`~solvent.store.durable.DurableEngine` completes it when it
+reopens the log; until then :meth:`append` refuses to add anything after it.
+
+One writer per log: the engine's state lives in one process. A second writer cannot fork the
+chain: the primary key on ``seq`` (and the unique idempotency key) make its append fail.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import sqlalchemy as sa
+
+from ..core.errors import SolventError
+from ..engine import Engine  # noqa: F401 - importing the engine registers every command kind
+from ..engine.commands import Command, command_from_dict
+from .canonical import GENESIS, canonical, command_hash, entry_hash
+from .schema import commands, database_url, metadata, redacted, snapshots, sqlite_file
+
+
+class StoreError(SolventError):
+    """The log cannot do what was asked (missing, pending entry, conflicting writer or key)."""
+
+
+class PendingEntry(StoreError):
+    """The last entry has no outcome yet: reopen the log with a DurableEngine to complete it."""
+
+
+class IdempotencyConflict(StoreError):
+    """An idempotency key already names a different command."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the log, as stored (payload and outcome are canonical JSON text)."""
+
+    seq: int
+    recorded_at: str
+    idempotency_key: str | None
+    kind: str
+    payload: str
+    prev_hash: str
+    command_hash: str
+    outcome: str | None
+    hash: str | None
+
+    @property
+    def pending(self) -> bool:
+        return self.outcome is None
+
+    def command(self) -> Command:
+        """The command, decoded from the payload (what the engine applies, live and in replay)."""
+        return command_from_dict(json.loads(self.payload))
+
+    @property
+    def result(self) -> dict[str, Any] | None:
+        return None if self.outcome is None else json.loads(self.outcome)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The events the engine produced (empty if rejected or pending)."""
+        result = self.result
+        return [] if result is None else list(result.get("events", []))
+
+    @property
+    def rejection(self) -> dict[str, Any] | None:
+        """``{"kind", "reason", "field"}`` if the engine refused the command, else None."""
+        result = self.result
+        return None if result is None else result.get("rejected")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    seq: int
+    taken_at: str
+    format: str
+    digest: str
+    state: bytes
+
+    def load(self) -> Engine:
+        """The engine as it was after entry ``seq``. Unpickles: trust it as far as the database."""
+        from .snapshots import load_engine
+
+        return load_engine(self.state, self.format)
+
+
+def timestamp_text(value: datetime | str | None) -> str:
+    """ISO-8601 text of a timestamp (now, in UTC, if None). The store is an edge: it may read the
+    clock; the engine never does (the timestamp is not a command field)."""
+    if value is None:
+        value = datetime.now(timezone.utc)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise StoreError("recorded_at: give a timezone-aware datetime (or ISO-8601 text)")
+        return value.isoformat()
+    return str(value)
+
+
+def _entry(row) -> Entry:
+    return Entry(int(row.seq), row.recorded_at, row.idempotency_key, row.kind, row.payload, row.prev_hash,
+                 row.command_hash, row.outcome, row.hash)
+
+
+class CommandLog:
+    """The command log in an SQLite file or a PostgreSQL database (see the module docstring)."""
+
+    def __init__(self, url: str | Path, *, create: bool = True, echo: bool = False) -> None:
+        self.url = database_url(url)
+        path = sqlite_file(self.url)
+        if path is not None and not create and not path.is_file():
+            raise StoreError(f"no log at {path}")
+        try:
+            self.db = sa.create_engine(self.url, echo=echo)
+        except (sa.exc.ArgumentError, ImportError) as error:
+            raise StoreError(f"cannot open {self.url.split('://', 1)[0]}:// logs: {error}") from None
+        if self.db.dialect.name == "sqlite":
+            sa.event.listen(self.db, "connect", _sqlite_pragmas)
+        try:
+            if create:
+                metadata.create_all(self.db)
+            elif not sa.inspect(self.db).has_table("commands"):
+                raise StoreError(f"{redacted(self.url)} holds no command log (no table 'commands')")
+        except sa.exc.SQLAlchemyError as error:
+            self.db.dispose()
+            raise StoreError(f"cannot open {redacted(self.url)}: {getattr(error, 'orig', None) or error}") from None
+
+    def __repr__(self) -> str:
+        return f"CommandLog({redacted(self.url)!r})"
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def __enter__(self) -> "CommandLog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- writing
+
+    def append(self, command: Command, recorded_at: datetime | str | None = None,
+               idempotency_key: str | None = None) -> Entry:
+        """Append a command (one transaction) and return its entry, pending its outcome.
+
+        A known ``idempotency_key`` returns the entry first recorded under it and appends nothing
+        (:class:`IdempotencyConflict` if that entry holds another command). Refused while the last
+        entry is pending (:class:`PendingEntry`).
+        """
+        return self.append_entry(command, recorded_at, idempotency_key)[0]
+
+    def append_entry(self, command: Command, recorded_at: datetime | str | None = None,
+                     idempotency_key: str | None = None) -> tuple[Entry, bool]:
+        """:meth:`append`, also telling whether the entry is new (False: the key's original)."""
+        payload = canonical(command.to_dict())
+        command_from_dict(json.loads(payload))  # it must decode, or replay could not apply it
+        when = timestamp_text(recorded_at)
+        try:
+            with self.db.begin() as connection:
+                if idempotency_key is not None:
+                    known = self._by_key(connection, idempotency_key)
+                    if known is not None:
+                        return self._check_same(known, payload), False
+                last = self._last(connection)
+                if last is not None and last.pending:
+                    raise PendingEntry(f"entry {last.seq} has no outcome yet: reopen the log to complete it")
+                seq = 1 if last is None else last.seq + 1
+                prev = GENESIS if last is None else last.hash
+                digest = command_hash(prev, seq, when, idempotency_key, command.kind, payload)
+                connection.execute(commands.insert().values(
+                    seq=seq, recorded_at=when, idempotency_key=idempotency_key, kind=command.kind,
+                    payload=payload, prev_hash=prev, command_hash=digest, outcome=None, hash=None))
+        except sa.exc.IntegrityError:
+            # Another writer got there first: the same key (return its entry) or the same seq.
+            known = self.by_key(idempotency_key) if idempotency_key is not None else None
+            if known is not None:
+                return self._check_same(known, payload), False
+            raise StoreError(f"another writer appended to {redacted(self.url)}: one writer per log") from None
+        return Entry(seq, when, idempotency_key, command.kind, payload, prev, digest, None, None), True
+
+    @staticmethod
+    def _check_same(known: Entry, payload: str) -> Entry:
+        if known.payload != payload:
+            raise IdempotencyConflict(f"idempotency key {known.idempotency_key!r} already names entry {known.seq} "
+                                      f"({known.kind}), a different command")
+        return known
+
+    def record_outcome(self, seq: int, outcome: dict[str, Any]) -> Entry:
+        """Record what the engine did with pending entry ``seq`` and close its link of the chain."""
+        text = canonical(outcome)
+        with self.db.begin() as connection:
+            row = connection.execute(sa.select(commands).where(commands.c.seq == seq)).one_or_none()
+            if row is None:
+                raise StoreError(f"no entry {seq}")
+            entry = _entry(row)
+            if not entry.pending:
+                if entry.outcome == text:
+                    return entry
+                raise StoreError(f"entry {seq} already has another outcome")
+            digest = entry_hash(entry.command_hash, text)
+            done = connection.execute(commands.update().where(commands.c.seq == seq, commands.c.outcome.is_(None))
+                                      .values(outcome=text, hash=digest))
+            if done.rowcount != 1:
+                raise StoreError(f"entry {seq} was completed by another writer")
+        return Entry(**{**entry.__dict__, "outcome": text, "hash": digest})
+
+    # ---------------------------------------------------------------- reading
+
+    def entry(self, seq: int) -> Entry | None:
+        with self.db.connect() as connection:
+            row = connection.execute(sa.select(commands).where(commands.c.seq == seq)).one_or_none()
+        return None if row is None else _entry(row)
+
+    def by_key(self, idempotency_key: str) -> Entry | None:
+        with self.db.connect() as connection:
+            return self._by_key(connection, idempotency_key)
+
+    def last(self) -> Entry | None:
+        with self.db.connect() as connection:
+            return self._last(connection)
+
+    def count(self) -> int:
+        with self.db.connect() as connection:
+            return int(connection.execute(sa.select(sa.func.count()).select_from(commands)).scalar_one())
+
+    def entries(self, from_seq: int = 0, to_seq: int | None = None, *, batch: int = 1000) -> Iterator[Entry]:
+        """Entries with ``from_seq <= seq <= to_seq`` in order, read in batches (no connection is
+        held between them, so the caller may write to the log while iterating)."""
+        cursor = from_seq
+        while True:
+            query = sa.select(commands).where(commands.c.seq >= cursor)
+            if to_seq is not None:
+                query = query.where(commands.c.seq <= to_seq)
+            with self.db.connect() as connection:
+                rows = connection.execute(query.order_by(commands.c.seq).limit(batch)).all()
+            for row in rows:
+                yield _entry(row)
+            if len(rows) < batch:
+                return
+            cursor = int(rows[-1].seq) + 1
+
+    @staticmethod
+    def _by_key(connection, key: str) -> Entry | None:
+        row = connection.execute(sa.select(commands).where(commands.c.idempotency_key == key)).one_or_none()
+        return None if row is None else _entry(row)
+
+    @staticmethod
+    def _last(connection) -> Entry | None:
+        row = connection.execute(sa.select(commands).order_by(commands.c.seq.desc()).limit(1)).one_or_none()
+        return None if row is None else _entry(row)
+
+    # ---------------------------------------------------------------- snapshots
+
+    def snapshot(self, seq: int, engine: Engine, taken_at: datetime | str | None = None) -> str:
+        """Store the engine's state as it is after entry ``seq`` (which must have its outcome);
+        returns the state digest. Replaces an older snapshot of the same seq."""
+        from .snapshots import FORMAT, dump_engine, state_digest
+
+        entry = self.entry(seq)
+        if entry is None or entry.pending:
+            raise StoreError(f"cannot snapshot at entry {seq}: " + ("no such entry" if entry is None else "pending"))
+        digest = state_digest(engine)
+        state = dump_engine(engine)
+        with self.db.begin() as connection:
+            connection.execute(snapshots.delete().where(snapshots.c.seq == seq))
+            connection.execute(snapshots.insert().values(seq=seq, taken_at=timestamp_text(taken_at), format=FORMAT,
+                                                         state=state, digest=digest))
+        return digest
+
+    def latest_snapshot(self, max_seq: int | None = None) -> Snapshot | None:
+        query = sa.select(snapshots)
+        if max_seq is not None:
+            query = query.where(snapshots.c.seq <= max_seq)
+        with self.db.connect() as connection:
+            row = connection.execute(query.order_by(snapshots.c.seq.desc()).limit(1)).one_or_none()
+        if row is None:
+            return None
+        return Snapshot(int(row.seq), row.taken_at, row.format, row.digest, bytes(row.state))
+
+    def snapshot_digests(self) -> dict[int, str]:
+        """seq → digest of every snapshot (without loading any state)."""
+        with self.db.connect() as connection:
+            rows = connection.execute(sa.select(snapshots.c.seq, snapshots.c.digest).order_by(snapshots.c.seq)).all()
+        return {int(row.seq): row.digest for row in rows}
+
+
+def _sqlite_pragmas(connection, _record) -> None:
+    # WAL: readers (replay, verify) never block the writer; FULL: a commit survives power loss.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
