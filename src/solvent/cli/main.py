@@ -502,6 +502,45 @@ def verify(
     print("OK: the log verifies")
 
 
+# ------------------------------------------------------------------------------ serve
+
+
+@app.command()
+def serve(
+    db: Optional[str] = typer.Option(None, "--db", help="The command log: sqlite:///file.db (default "
+                                     "sqlite:///solvent.db, in the working directory) or postgresql://..."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    snapshot_every: Optional[int] = typer.Option(None, "--snapshot-every", min=1,
+                                                 help="Snapshot the engine every N entries (faster restart)."),
+    create_admin_key: bool = typer.Option(False, "--create-admin-key",
+                                          help="Create an admin API key, print it once, and exit."),
+) -> None:
+    """Run the live service: REST, WebSocket stream, OpenAPI at /docs. Env SOLVENT_ADMIN_KEY
+    registers that admin key at start (stored hashed)."""
+    import os
+
+    from ..store import DEFAULT_URL
+
+    url = db or DEFAULT_URL
+    try:
+        if create_admin_key:
+            from ..service.keys import KeyStore
+            from ..store import CommandLog
+
+            with CommandLog(url) as log:
+                print(KeyStore(log.db).add("admin", label="created by solvent serve --create-admin-key"))
+            return
+        import uvicorn
+
+        from ..service import create_app
+
+        service_app = create_app(url, snapshot_every=snapshot_every, admin_key=os.environ.get("SOLVENT_ADMIN_KEY"))
+    except SolventError as error:
+        _fail(error)
+    uvicorn.run(service_app, host=host, port=port, log_level="warning")
+
+
 # ------------------------------------------------------------------------------ bench
 
 

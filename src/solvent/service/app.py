@@ -1,0 +1,322 @@
+"""The live service: REST and WebSocket over one durable engine (FastAPI).
+
+One process, one writer: every command goes through :meth:`Service.submit`, which holds a lock
+from the idempotency lookup to the recorded outcome. A request is answered only after its outcome
+is committed (see :mod:`solvent.store.durable`), so an acknowledged command survives SIGKILL, and a
+retry under the same ``Idempotency-Key`` returns the recorded result instead of applying it again.
+
+What is refused before anything is written (status, ``{"error", "field"}``): missing or unknown
+key (401), a role that may not do it (403), a body over the size limit (413), malformed JSON
+(400), a malformed command (422: unknown kind or field, NaN, floats, negative, absurd), unknown
+venue/market/account (404), a duplicate venue or account, time going backwards, or an
+idempotency key reused for another command (409). A command the *engine* refuses is appended and
+its refusal recorded (the log is the history of what was asked): 422 with ``seq`` and
+``"recorded": true``; its idempotency key answers the same refusal on retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request, WebSocket
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.websockets import WebSocketDisconnect
+
+from ..engine import CommandRejected
+from ..engine.commands import Command
+from ..store import DurableEngine, IdempotencyConflict, StoreError, state_digest
+from ..store.canonical import canonical
+from .keys import ROLES, KeyStore, Principal
+from .validation import EdgeError, check_references, parse_command, parse_json
+from .views import account_view, event_accounts, text, venue_view
+
+MAX_BODY = 64 * 1024
+MAX_KEY = 200
+
+ADMIN_KINDS = {"create_venue", "create_market", "create_backstop", "set_params", "fund_insurance", "open_account",
+               "open_lending_account", "fund_reserves"}
+OPERATOR_KINDS = {"apply_fill", "update_oracle", "update_prices", "advance_time", "liquidation_call", "absorb",
+                  "buy_collateral", "liquidate", "bark", "take", "redo", "liquidate_trove", "deposit"}
+ACCOUNT_KINDS = {"deposit", "withdraw", "supply", "withdraw_supply", "borrow", "repay", "set_emode",
+                 "set_collateral_enabled", "provide_to_stability_pool", "withdraw_from_stability_pool"}
+
+
+def authorize(principal: Principal, command: Command) -> None:
+    """403 unless the principal's role may submit this command (see :mod:`.keys`)."""
+    if principal.role == "admin":
+        return
+    data = command.to_dict()
+    if principal.role == "operator" and command.kind in OPERATOR_KINDS:
+        if principal.venue is None:
+            return
+        if data.get("venue") == principal.venue:
+            return
+        raise EdgeError(403, "venue", f"this operator key acts on venue {principal.venue!r} only")
+    if principal.role == "account" and command.kind in ACCOUNT_KINDS:
+        acting = data.get("payer") or data.get("account")
+        if acting == principal.account and data.get("account") == principal.account:
+            return
+        raise EdgeError(403, "account", "an account key acts on its own account only")
+    raise EdgeError(403, "kind", f"a {principal.role} key may not submit {command.kind}")
+
+
+class Service:
+    """The durable engine, its keys and the lock that makes it single-writer."""
+
+    def __init__(self, url: str, *, snapshot_every: int | None = None, admin_key: str | None = None,
+                 max_body: int = MAX_BODY) -> None:
+        self.durable = DurableEngine(url, snapshot_every=snapshot_every)
+        self.log = self.durable.log
+        self.keys = KeyStore(self.log.db)
+        self.lock = threading.Lock()
+        self.max_body = max_body
+        if admin_key:
+            self.keys.add("admin", key=admin_key, label="bootstrap")
+
+    def close(self) -> None:
+        self.durable.close()
+
+    # ------------------------------------------------------------ commands
+
+    def submit(self, principal: Principal, data: Any, key: str | None) -> JSONResponse:
+        command = parse_command(data)
+        authorize(principal, command)
+        with self.lock:
+            known = self.log.by_key(key) if key is not None else None
+            if known is not None and known.payload != canonical(command.to_dict()):
+                raise EdgeError(409, "Idempotency-Key",
+                                f"idempotency key already names entry {known.seq} ({known.kind}), another command")
+            if known is None:
+                check_references(self.durable.engine, command)
+            try:
+                submitted = self.durable.submit(command, key=key)
+            except CommandRejected as rejected:
+                return JSONResponse(status_code=422, content={
+                    "error": rejected.reason, "field": rejected.field, "kind": rejected.kind,
+                    "seq": getattr(rejected, "seq", None), "recorded": True, "replayed": known is not None})
+            except IdempotencyConflict as conflict:  # pragma: no cover - checked above
+                raise EdgeError(409, "Idempotency-Key", str(conflict)) from None
+        return JSONResponse({"seq": submitted.seq, "kind": command.kind, "events": submitted.events,
+                             "replayed": known is not None})
+
+    # ------------------------------------------------------------ reads
+
+    def account(self, principal: Principal, account: str) -> dict[str, Any]:
+        if principal.role == "account" and principal.account != account:
+            raise EdgeError(403, "account", "an account key reads its own account only")
+        with self.lock:
+            engine = self.durable.engine
+            if account not in engine.ledger.accounts:
+                raise EdgeError(404, "account", f"unknown account {account!r}")
+            return account_view(engine, account)
+
+    def venue(self, venue: str) -> dict[str, Any]:
+        from .validation import venue_exists
+
+        with self.lock:
+            engine = self.durable.engine
+            if not venue_exists(engine, venue):
+                raise EdgeError(404, "venue", f"unknown venue {venue!r}")
+            return venue_view(engine, venue)
+
+    def state(self) -> dict[str, Any]:
+        with self.lock:
+            return {"seq": self.durable.seq, "digest": state_digest(self.durable.engine), "entries": self.log.count()}
+
+
+def _key_from(headers, query=None) -> str | None:
+    value = headers.get("x-api-key")
+    authorization = headers.get("authorization", "")
+    if not value and authorization.lower().startswith("bearer "):
+        value = authorization[7:].strip()
+    if not value and query is not None:
+        value = query.get("key")
+    return value or None
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise EdgeError(413, None, f"payload larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise EdgeError(413, None, f"payload larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class NewKey(BaseModel):
+    role: str
+    account: str | None = None
+    venue: str | None = None
+    label: str | None = None
+
+
+CONVENIENCE = {  # path → command kind: the body is the command without "kind"
+    "/v1/venues": "create_venue", "/v1/markets": "create_market", "/v1/accounts": "open_account",
+    "/v1/deposits": "deposit", "/v1/withdrawals": "withdraw", "/v1/insurance": "fund_insurance",
+    "/v1/params": "set_params", "/v1/fills": "apply_fill", "/v1/prices": "update_oracle", "/v1/time": "advance_time",
+}
+
+COMMAND_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "description": "A command: {\"kind\": ..., ...fields} (numbers as decimal strings)",
+    "additionalProperties": True}}}}}
+
+
+def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | None = None,
+               max_body: int = MAX_BODY) -> FastAPI:
+    service = Service(url, snapshot_every=snapshot_every, admin_key=admin_key, max_body=max_body)
+
+    @asynccontextmanager
+    async def lifespan(_app):
+        yield
+        service.close()
+
+    app = FastAPI(title="solvent", summary="Margin and liquidation engine: commands in, events out.",
+                  version="1", lifespan=lifespan)
+    app.state.service = service
+
+    @app.exception_handler(EdgeError)
+    async def edge_error(_request, error: EdgeError):
+        return JSONResponse(status_code=error.status, content=error.body())
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request, error: RequestValidationError):
+        first = error.errors()[0] if error.errors() else {}
+        field = ".".join(str(part) for part in first.get("loc", ())[1:]) or None
+        return JSONResponse(status_code=422, content={"error": first.get("msg", "invalid request"), "field": field})
+
+    @app.exception_handler(StoreError)
+    async def store_error(_request, error: StoreError):
+        return JSONResponse(status_code=503, content={"error": str(error), "field": None})
+
+    def principal(request: Request) -> Principal:
+        key = _key_from(request.headers)
+        if key is None:
+            raise EdgeError(401, "Authorization", "an API key is required (Authorization: Bearer <key> or X-API-Key)")
+        found = service.keys.lookup(key)
+        if found is None:
+            raise EdgeError(401, "Authorization", "unknown API key")
+        return found
+
+    def admin(who: Principal = Depends(principal)) -> Principal:
+        if who.role != "admin":
+            raise EdgeError(403, "Authorization", "an admin key is required")
+        return who
+
+    async def command_response(request: Request, who: Principal, kind: str | None) -> JSONResponse:
+        key = request.headers.get("idempotency-key")
+        if key is not None and (not key or len(key) > MAX_KEY or not key.isprintable()):
+            raise EdgeError(422, "Idempotency-Key", f"1 to {MAX_KEY} printable characters")
+        data = parse_json(await read_body(request, service.max_body))
+        if kind is not None:
+            if not isinstance(data, dict):
+                raise EdgeError(422, None, "the body must be a JSON object")
+            if data.setdefault("kind", kind) != kind:
+                raise EdgeError(422, "kind", f"this route takes {kind} commands")
+        return await run_in_threadpool(service.submit, who, data, key)
+
+    @app.get("/v1/health", tags=["service"])
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "seq": service.durable.seq}
+
+    @app.post("/v1/commands", tags=["commands"], openapi_extra=COMMAND_BODY,
+              summary="Submit any command (header Idempotency-Key optional)")
+    async def submit(request: Request, who: Principal = Depends(principal)):
+        return await command_response(request, who, None)
+
+    def convenience(kind: str):
+        async def route(request: Request, who: Principal = Depends(principal)):
+            return await command_response(request, who, kind)
+        route.__name__ = f"submit_{kind}"
+        return route
+
+    for path, kind in CONVENIENCE.items():
+        app.post(path, tags=["commands"], openapi_extra=COMMAND_BODY, summary=f"Submit a {kind} command")(
+            convenience(kind))
+
+    @app.get("/v1/accounts/{account}", tags=["reads"])
+    def read_account(account: str, who: Principal = Depends(principal)) -> dict[str, Any]:
+        return service.account(who, account)
+
+    @app.get("/v1/venues/{venue}", tags=["reads"])
+    def read_venue(venue: str, who: Principal = Depends(principal)) -> dict[str, Any]:
+        return service.venue(venue)
+
+    @app.get("/v1/state", tags=["service"])
+    def read_state(who: Principal = Depends(admin)) -> dict[str, Any]:
+        return service.state()
+
+    @app.get("/v1/commands/{seq}", tags=["reads"])
+    def read_command(seq: int, who: Principal = Depends(principal)) -> dict[str, Any]:
+        if who.role == "account":
+            raise EdgeError(403, "Authorization", "account keys read their account and stream only")
+        entry = service.log.entry(seq)
+        if entry is None:
+            raise EdgeError(404, "seq", f"no entry {seq}")
+        return {"seq": entry.seq, "recordedAt": entry.recorded_at, "idempotencyKey": entry.idempotency_key,
+                "command": json.loads(entry.payload), "outcome": entry.result, "hash": entry.hash}
+
+    @app.post("/v1/keys", tags=["service"], status_code=201)
+    def create_key(body: NewKey, who: Principal = Depends(admin)) -> dict[str, Any]:
+        if body.role not in ROLES:
+            raise EdgeError(422, "role", f"one of {', '.join(ROLES)}")
+        if body.role == "account":
+            if not body.account:
+                raise EdgeError(422, "account", "an account key needs its account")
+            if body.account not in service.durable.engine.ledger.accounts:
+                raise EdgeError(404, "account", f"unknown account {body.account!r}")
+        key = service.keys.add(body.role, account=body.account, venue=body.venue, label=body.label)
+        return {"key": key, "role": body.role, "account": body.account if body.role == "account" else None,
+                "venue": body.venue if body.role == "operator" else None}
+
+    @app.websocket("/v1/stream")
+    async def stream(websocket: WebSocket):
+        """Every recorded event from ``from_seq`` on, then live ones: ``{"seq", "index", "event"}``.
+        ``key`` (query) or the usual headers authenticate; account keys get their own events only;
+        ``kinds`` (comma-separated) filters by event kind."""
+        key = _key_from(websocket.headers, websocket.query_params)
+        who = service.keys.lookup(key) if key else None
+        try:
+            from_seq = int(websocket.query_params.get("from_seq", "1"))
+        except ValueError:
+            from_seq = -1
+        if who is None or from_seq < 0:
+            await websocket.close(code=4401 if who is None else 4422)
+            return
+        kinds = {k for k in websocket.query_params.get("kinds", "").split(",") if k}
+        await websocket.accept()
+        next_seq = max(from_seq, 1)
+        try:
+            while True:
+                entries = await run_in_threadpool(lambda: list(service.log.entries(next_seq, next_seq + 499)))
+                for entry in entries:
+                    if entry.pending:
+                        break
+                    for index, event in enumerate(entry.events):
+                        if kinds and event.get("kind") not in kinds:
+                            continue
+                        if who.role == "account" and who.account not in event_accounts(event):
+                            continue
+                        await websocket.send_json({"seq": entry.seq, "index": index, "event": text(event)})
+                    next_seq = entry.seq + 1
+                if len(entries) < 500:
+                    try:  # idle: wait a little, noticing a client that went away
+                        message = await asyncio.wait_for(websocket.receive(), timeout=0.05)
+                        if message.get("type") == "websocket.disconnect":
+                            return
+                    except asyncio.TimeoutError:
+                        pass
+        except (WebSocketDisconnect, RuntimeError):
+            return
+
+    return app

@@ -1,0 +1,85 @@
+"""API keys: a role each, stored as SHA-256 hashes in the log's database (table ``api_keys``).
+
+Roles:
+
+- ``admin``: configures venues and parameters; may submit every command and read everything.
+- ``operator``: a venue's matching engine and price feeder (fills, prices, time, liquidator
+  calls, deposits from custody); ``venue`` optionally restricts it to one venue.
+- ``account``: one trader (``account``): reads only that account and its events, and may move
+  its own money (deposit, withdraw, supply, borrow, repay, ...).
+
+A key is shown once, when created; only its hash is kept, so a leaked database leaks no key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+ROLES = ("admin", "operator", "account")
+
+key_metadata = sa.MetaData()
+api_keys = sa.Table(
+    "api_keys", key_metadata,
+    sa.Column("key_hash", sa.String(64), primary_key=True),
+    sa.Column("role", sa.Text, nullable=False),
+    sa.Column("account", sa.Text, nullable=True),
+    sa.Column("venue", sa.Text, nullable=True),
+    sa.Column("label", sa.Text, nullable=True),
+    sa.Column("created_at", sa.Text, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request comes from."""
+
+    role: str
+    account: str | None = None
+    venue: str | None = None
+    label: str | None = None
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def new_key() -> str:
+    return "sk_" + secrets.token_urlsafe(32)
+
+
+class KeyStore:
+    def __init__(self, db: sa.engine.Engine) -> None:
+        self.db = db
+        key_metadata.create_all(db)
+
+    def add(self, role: str, *, account: str | None = None, venue: str | None = None, label: str | None = None,
+            key: str | None = None) -> str:
+        """Store a key (a new random one unless given) and return it; adding a known key is a no-op."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        if role == "account" and not account:
+            raise ValueError("an account key needs its account")
+        key = key or new_key()
+        digest = hash_key(key)
+        with self.db.begin() as connection:
+            known = connection.execute(sa.select(api_keys.c.key_hash).where(api_keys.c.key_hash == digest)).first()
+            if known is None:
+                connection.execute(api_keys.insert().values(
+                    key_hash=digest, role=role, account=account if role == "account" else None,
+                    venue=venue if role == "operator" else None, label=label,
+                    created_at=datetime.now(timezone.utc).isoformat()))
+        return key
+
+    def lookup(self, key: str) -> Principal | None:
+        with self.db.connect() as connection:
+            row = connection.execute(sa.select(api_keys).where(api_keys.c.key_hash == hash_key(key))).first()
+        return None if row is None else Principal(row.role, row.account, row.venue, row.label)
+
+    def count(self) -> int:
+        with self.db.connect() as connection:
+            return int(connection.execute(sa.select(sa.func.count()).select_from(api_keys)).scalar_one())

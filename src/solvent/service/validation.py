@@ -1,0 +1,229 @@
+"""Validation at the edge: what the service refuses *before* anything is written to the log.
+
+Two stages, both before the command is appended:
+
+1. :func:`parse_command` (stateless): the body is a JSON object, no NaN/Infinity literals, no
+   floats (numbers travel as decimal strings), a known ``kind``, known fields of the right JSON
+   type, no missing field, amounts finite, positive where the engine needs them positive and not
+   absurd (|x| <= 1e24, at most 40 significant digits), integers in 0..2**53.
+2. :func:`check_references` (against the live engine, under the service lock): the venue,
+   market and accounts a command names exist; a venue or account is not created twice; oracle
+   time does not go backwards.
+
+What only the engine can judge (a withdrawal larger than the free balance, an invalid preset
+override, ...) is left to the engine: the command is appended, refused by the engine, and the
+refusal is recorded with its reason (the log is the history of what was asked) and answered 422.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import MISSING, fields
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ..engine import Engine  # noqa: F401 - registers every command kind (lending included)
+from ..engine.commands import COMMANDS, Command
+from ..engine.lending import registry as lending_registry
+
+ABSURD = Decimal("1e24")
+MAX_DIGITS = 40
+MAX_INT = 2 ** 53
+MAX_TEXT = 200  # ids, symbols, assets
+
+POSITIVE = {"amount", "size", "price", "base_amount", "max_price", "contract_size", "debt_to_cover"}
+NON_NEGATIVE = {"min_amount", "min_yield", "repay", "seize"}
+POSITIVE_MAPS = {"prices"}
+NON_NEGATIVE_MAPS = {"caps"}
+SIGNED = {"buyer_fee", "seller_fee"}  # maker rebates are negative fees
+MAY_BE_MAX = {"amount", "debt_to_cover", "repay"}
+
+# Fields naming accounts that must already exist (open_account/open_lending_account create theirs).
+ACCOUNT_FIELDS = ("account", "buyer", "seller", "borrower", "liquidator", "absorber", "keeper", "payer")
+CREATES_ACCOUNT = {"open_account", "open_lending_account"}
+
+
+class EdgeError(Exception):
+    """A request refused at the edge: HTTP ``status``, ``field`` (dotted path) and a message."""
+
+    def __init__(self, status: int, field: str | None, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+        self.message = message
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.message, "field": self.field}
+
+
+class _Float(str):
+    """A JSON float literal, kept as text so that the path to it can be reported."""
+
+
+class _Constant(str):
+    """NaN, Infinity or -Infinity (Python's json accepts them; JSON does not)."""
+
+
+def parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw, parse_float=_Float, parse_constant=_Constant)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise EdgeError(400, None, f"malformed JSON: {error}") from None
+
+
+def _walk(value: Any, path: str) -> None:
+    """Refuse NaN/Infinity and floats anywhere, naming where."""
+    if isinstance(value, _Constant):
+        raise EdgeError(422, path or None, f"{value} is not a number: pass finite decimal strings")
+    if isinstance(value, _Float):
+        raise EdgeError(422, path or None, f"floats are not accepted ({value}): pass the decimal string \"{value}\"")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _walk(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _walk(item, f"{path}[{index}]")
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        raise EdgeError(422, path or None, f"integer out of range (|x| <= 2**53): {value}")
+    elif isinstance(value, str):
+        if len(value) > 10_000:
+            raise EdgeError(422, path or None, "string too long")
+        if value.strip().lower().lstrip("+-") in {"nan", "snan", "inf", "infinity"}:
+            raise EdgeError(422, path or None, f"{value!r} is not a finite number")
+
+
+def _decimal(value: Any, field: str, *, sign: str) -> None:
+    if not isinstance(value, str):
+        raise EdgeError(422, field, f"expected a decimal string, got {type(value).__name__}")
+    if value.strip().lower() == "max" and field.split(".")[0] in MAY_BE_MAX:
+        return
+    try:
+        number = Decimal(value.strip().replace("_", ""))
+    except InvalidOperation:
+        raise EdgeError(422, field, f"not a decimal number: {value!r}") from None
+    if not number.is_finite():
+        raise EdgeError(422, field, f"must be finite, got {value!r}")
+    if abs(number) > ABSURD or len(number.as_tuple().digits) > MAX_DIGITS:
+        raise EdgeError(422, field, f"absurd value {value!r} (|x| <= 1e24, at most {MAX_DIGITS} digits)")
+    if sign == "positive" and number <= 0:
+        raise EdgeError(422, field, f"must be positive, got {value!r}")
+    if sign == "non_negative" and number < 0:
+        raise EdgeError(422, field, f"must not be negative, got {value!r}")
+
+
+def _text(value: Any, field: str, *, nullable: bool = False) -> None:
+    if value is None and nullable:
+        return
+    if not isinstance(value, str):
+        raise EdgeError(422, field, f"expected a string, got {type(value).__name__}")
+    if len(value) > MAX_TEXT:
+        raise EdgeError(422, field, f"longer than {MAX_TEXT} characters")
+
+
+def _check_type(annotation: str, value: Any, name: str) -> None:
+    nullable = annotation.endswith("| None")
+    base = annotation.replace("| None", "").strip()
+    if value is None and nullable:
+        return
+    if base == "str":
+        _text(value, name)
+    elif base == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise EdgeError(422, name, f"expected an integer, got {type(value).__name__}")
+        if value < 0:
+            raise EdgeError(422, name, f"must not be negative, got {value}")
+    elif base == "bool":
+        if not isinstance(value, bool):
+            raise EdgeError(422, name, f"expected true or false, got {type(value).__name__}")
+    elif base.startswith("Mapping"):
+        if not isinstance(value, dict):
+            raise EdgeError(422, name, f"expected an object, got {type(value).__name__}")
+        if base == "Mapping[str, str]":
+            for key, item in value.items():
+                _text(key, f"{name}.{key}")
+                if not isinstance(item, str):
+                    raise EdgeError(422, f"{name}.{key}", f"expected a decimal string, got {type(item).__name__}")
+    elif base.startswith("tuple"):
+        if not isinstance(value, list):
+            raise EdgeError(422, name, f"expected an array, got {type(value).__name__}")
+        for index, item in enumerate(value):
+            _text(item, f"{name}[{index}]")
+
+
+def parse_command(data: Any) -> Command:
+    """A command from a decoded JSON body, or :class:`EdgeError` naming the offending field."""
+    _walk(data, "")
+    if not isinstance(data, dict):
+        raise EdgeError(422, None, "the body must be a JSON object: {\"kind\": ..., ...}")
+    kind = data.get("kind")
+    if kind not in COMMANDS:
+        raise EdgeError(422, "kind", f"unknown command {kind!r} (known: {', '.join(sorted(COMMANDS))})")
+    cls = COMMANDS[kind]
+    spec = {f.name: f for f in fields(cls)}
+    for name in data:
+        if name != "kind" and name not in spec:
+            raise EdgeError(422, name, f"not a field of {kind}")
+    for name, f in spec.items():
+        if name not in data:
+            if f.default is MISSING and f.default_factory is MISSING:  # type: ignore[misc]
+                raise EdgeError(422, name, f"missing (required by {kind})")
+            continue
+        value = data[name]
+        _check_type(str(f.type), value, name)
+        if value is None:
+            continue
+        if name in POSITIVE or name in NON_NEGATIVE or name in SIGNED:
+            _decimal(value, name, sign="positive" if name in POSITIVE else "non_negative" if name in NON_NEGATIVE
+                     else "any")
+        elif name in POSITIVE_MAPS or name in NON_NEGATIVE_MAPS:
+            if not value:
+                raise EdgeError(422, name, "empty")
+            for key, item in value.items():
+                _decimal(item, f"{name}.{key}", sign="positive" if name in POSITIVE_MAPS else "non_negative")
+    try:
+        return cls(**{key: tuple(value) if isinstance(value, list) else value
+                      for key, value in data.items() if key != "kind"})
+    except TypeError as error:  # pragma: no cover - the checks above cover the signature
+        raise EdgeError(422, None, str(error)) from None
+
+
+def venue_exists(engine: Engine, name: str) -> bool:
+    return name in engine.venues or name in lending_registry(engine)
+
+
+def check_references(engine: Engine, command: Command) -> None:
+    """Unknown ids (404), duplicates and out-of-order time (409), against the live engine."""
+    data = command.to_dict()
+    kind = command.kind
+    venue = data.get("venue")
+    if kind == "create_venue":
+        if venue_exists(engine, venue):
+            raise EdgeError(409, "venue", f"venue {venue!r} already exists")
+    elif venue is not None and not venue_exists(engine, venue):
+        raise EdgeError(404, "venue", f"unknown venue {venue!r}")
+    if kind == "fund_insurance" and data.get("backstop") is not None and data["backstop"] not in engine.backstops:
+        raise EdgeError(404, "backstop", f"unknown backstop {data['backstop']!r}")
+    if kind == "create_backstop":
+        for index, name in enumerate(data["venues"]):
+            if name not in engine.venues:
+                raise EdgeError(404, f"venues[{index}]", f"unknown venue {name!r}")
+    if kind in ("apply_fill", "update_oracle") and venue in engine.venues:
+        markets = engine.venues[venue].markets
+        symbols = [("market", data["market"])] if kind == "apply_fill" else [(f"prices.{s}", s) for s in data["prices"]]
+        for field, symbol in symbols:
+            if symbol not in markets:
+                raise EdgeError(404, field, f"unknown market {symbol!r} of {venue}")
+    if kind in ("update_oracle", "advance_time") and data["timestamp"] < engine.timestamp:
+        raise EdgeError(409, "timestamp", f"{data['timestamp']} is before the engine's time {engine.timestamp}")
+    accounts = engine.ledger.accounts
+    if kind in CREATES_ACCOUNT:
+        if kind == "open_account" and data["account"] in accounts:
+            raise EdgeError(409, "account", f"account {data['account']!r} already exists")
+    else:
+        for field in ACCOUNT_FIELDS:
+            name = data.get(field)
+            if isinstance(name, str) and name not in accounts:
+                raise EdgeError(404, field, f"unknown account {name!r}")
+        for index, name in enumerate(data.get("accounts") or ()):
+            if name not in accounts:
+                raise EdgeError(404, f"accounts[{index}]", f"unknown account {name!r}")

@@ -1,0 +1,369 @@
+"""One lending simulation run: a scenario drives a lending venue, keepers liquidate, sales move the price.
+
+The engine under a lending preset (``maker``: Liquidations 2.0 Dutch auctions; ``aave_v3``:
+fixed-bonus liquidation calls) is driven only by commands, as live. Per step:
+
+1. market makers thin or refill the depth of each collateral's market from its realised
+   volatility (:class:`~solvent.sim.agents.MarketMaker`, the :class:`SqrtImpact` thinning), and
+   the temporary impact of earlier sales decays;
+2. the market price is the scenario's exogenous path times the impact factor; the oracle sees it
+   (``feedback``) or the exogenous path alone (the oracle reads deep reference markets while
+   keepers sell into their own), ``oracle_lag_steps`` behind if asked (Maker's OSM is one hour);
+3. ``AdvanceTime`` (so auctions decay) and ``UpdatePrices`` go to the engine;
+4. keepers (:class:`~solvent.sim.agents.Liquidator`), in an order drawn from the run's
+   generator, bark unsafe vaults, redo auctions that need a reset, take lots or call Aave
+   liquidations when their profit gate passes, and sell what they bought into the market: the
+   sale moves the market price (the cascade's feedback loop).
+
+Metrics (:class:`~solvent.sim.metrics.RunMetrics`) come from the events:
+
+- ``bad_debt``: the sum of ``BadDebtRecorded`` amounts (Maker: debt an auction that sold its
+  whole lot did not cover; Aave 3.3: the reserve deficit), valued at the debt asset's price (1);
+- ``liquidations`` / ``liquidated_notional``: barks or liquidation calls, and the oracle value of
+  the collateral they sent to auction or seized;
+- ``toxic_liquidations``: ``LiquidationCalled`` events flagged ``toxic`` (LTV above 1/LB);
+- ``price_overshoot``, ``cascade_depth`` and ``time_to_stability_steps`` as in :mod:`.run`.
+
+:class:`LendingRunResult` adds the auction record: every take's price against the oracle
+(:attr:`LendingRunResult.take_price_ratio`), the Maker system debt left (unbacked DAI: the vow's
+sin the surplus does not cover, including auctions still running), and the engine itself for
+checks.
+
+Black Thursday (12–13 Mar 2020) ran under Liquidations 1.2 English ``flip`` auctions that
+accepted 0-DAI bids (reference/lending-protocols.md §9.1). The preset is Liquidations 2.0, whose
+``cusp``/``tail`` resets (at ≈ 0.495 of the OSM price for ETH-A, §3.7) exist to stop that: with
+them an auction no keeper will bid on is reset again and again instead of clearing near zero.
+Removing the reset floor (overrides ``ilks.ETH-A.cusp`` near 0 and a ``tail`` past the horizon,
+:data:`NO_RESET_FLOOR`) is the nearest 2.0 analogue of 1.2's missing floor; with it and a market
+keepers cannot sell into, the Black Thursday failure mode reappears: keepers wait until the price
+has decayed far, auctions clear near zero and the shortfall is system debt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_UP, Decimal
+from typing import Any, Callable
+
+import numpy as np
+
+from ..core.errors import InvalidInput
+from ..engine import Engine
+from ..engine import commands as c
+from ..engine import lending as L
+from ..presets import load_preset
+from .agents import ExitMarket, LendingView, Liquidator, MarketMaker, sample_borrowers
+from .market import DEPTH_1PCT_USD, realized_volatility
+from .metrics import RunMetrics, cascade_depth, price_overshoot, time_to_stability
+from .scenarios import Scenario, load_scenario, scenario_paths
+
+VENUE = "lend"
+PRICE_QUANTUM = Decimal("0.0001")
+VOL_WINDOW = 30  # steps of realised volatility the market makers watch
+LIQUIDATION_EVENTS = frozenset({"auction_started", "auction_taken", "auction_reset", "auction_settled",
+                                "liquidation_called", "bad_debt_recorded"})
+
+#: Default collateral per preset: scenario asset → venue market (a Maker ilk, an Aave reserve).
+DEFAULT_COLLATERAL = {"maker": (("ETH", "ETH-A"),), "aave_v3": (("ETH", "WETH"),)}
+#: Default debt asset per protocol (Maker's is the preset's stablecoin).
+DEFAULT_DEBT = {"aave": "USDC"}
+
+#: Overrides that remove Liquidations 2.0's reset floor on ETH-A for a 17-hour scenario: the
+#: price may decay to 0.1% of ``top`` before a reset is needed, and ``tail`` (one day) is past the
+#: horizon. The nearest 2.0 analogue of 1.2's flip auctions, which accepted any bid.
+NO_RESET_FLOOR: tuple[tuple[str, str], ...] = (("ilks.ETH-A.cusp", "0.001"), ("ilks.ETH-A.tail", "86400"))
+
+
+@dataclass(frozen=True)
+class LendingSimConfig:
+    """One lending run. Borrowers: see :func:`~solvent.sim.agents.sample_borrowers` (debt median
+    20,000 with log-sd 1.0; collateralization = the protocol minimum × (1 + buffer), buffer median
+    0.5, log-sd 0.6). Keepers: ``keepers`` :class:`~solvent.sim.agents.Liquidator` accounts with
+    ``keeper_capital`` each (assumption: 5M, enough that capital rarely binds), latency 1 step,
+    a 2% margin over cost and no gas by default (assumptions). Depth: ``depth_scale`` × the
+    documented 1% depth of each asset (ETH $8M), thinned by market makers down to
+    ``mm_min_depth_fraction``."""
+
+    scenario: str = "black_thursday_2020_03_12"
+    preset: str = "maker"  # "maker" or "aave_v3" (or another preset of the same protocols)
+    borrowers: int = 300  # vaults (Maker) or borrowing accounts (Aave)
+    seed: int = 7
+    keepers: int = 3
+    keeper_capital: str = "5000000"  # per keeper, in the debt asset (DAI / USDC)
+    keeper_latency_steps: int = 1
+    keeper_min_margin: float = 0.02  # the profit gate: proceeds − gas ≥ cost · (1 + margin)
+    keeper_gas: float = 0.0  # per transaction, in the debt asset
+    keeper_max_actions: int = 8  # liquidation commands per keeper per step
+    depth_scale: float = 1.0  # multiplies the documented 1% depths (market.DEPTH_1PCT_USD)
+    mm_min_depth_fraction: float = 0.05  # the most market makers withdraw: depth never below this fraction
+    feedback: bool = True  # keepers' sales move the price the oracle sees
+    oracle_lag_steps: int = 0
+    aftermath_steps: int = 0  # steps after the scenario's end at its last price, so running auctions can finish
+    collateral: tuple[tuple[str, str], ...] = ()  # scenario asset → ilk / reserve; empty: DEFAULT_COLLATERAL
+    debt_asset: str | None = None  # None: DAI on Maker, USDC on Aave
+    median_debt: float = 20_000.0
+    debt_sigma: float = 1.0
+    median_buffer: float = 0.5  # collateralization = minimum × (1 + buffer), buffer log-normal
+    buffer_sigma: float = 0.6
+    overrides: tuple[tuple[str, str], ...] = ()  # (dotted preset path, value)
+
+    def preset_overrides(self) -> dict:
+        tables: dict = {}
+        for path, value in self.overrides:
+            parts = path.split(".")
+            node = tables
+            for part in parts[:-1]:
+                node = node.setdefault(part, {})
+            node[parts[-1]] = value
+        return tables
+
+
+@dataclass(frozen=True)
+class TakeRecord:
+    step: int
+    auction_id: int
+    buyer: str
+    slice: float  # collateral bought
+    paid: float  # debt asset paid
+    price: float  # auction price
+    oracle: float  # oracle price of the collateral at the take
+    market: float  # exogenous (scenario) price at the take
+
+
+@dataclass
+class LendingRunResult:
+    config: LendingSimConfig
+    metrics: RunMetrics
+    markets: dict[str, str]  # scenario asset → venue collateral asset
+    exogenous: dict[str, np.ndarray]
+    simulated: dict[str, np.ndarray]  # the market keepers sell into: exogenous × impact
+    oracle: dict[str, np.ndarray]  # what the venue's oracle was sent
+    liquidated_per_step: np.ndarray
+    takes: list[TakeRecord]
+    keepers: list[Liquidator]
+    system_debt: float  # Maker: unbacked DAI left (sin − surplus); Aave: reserve deficits
+    counts: dict[str, int] = field(default_factory=dict)
+    events: list = field(default_factory=list, repr=False)  # the liquidation events, in order (LIQUIDATION_EVENTS)
+    engine: Engine | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def take_price_ratio(self) -> float | None:
+        """What auctions raised over the oracle value of the collateral they sold (None: no take)."""
+        value = sum(take.slice * take.oracle for take in self.takes)
+        return None if value == 0 else sum(take.paid for take in self.takes) / value
+
+    @property
+    def collateral_sold(self) -> float:
+        return sum(take.slice for take in self.takes)
+
+
+def _price_text(value: float) -> str:
+    return str(max(Decimal(repr(float(value))).quantize(PRICE_QUANTUM), PRICE_QUANTUM))
+
+
+def _amount(value: float, places: int, rounding=ROUND_UP) -> str:
+    return str(Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-places), rounding=rounding))
+
+
+def run_lending(config: LendingSimConfig, scenario: Scenario | None = None,
+                progress: Callable[[int, int], None] | None = None) -> LendingRunResult:
+    """Run one seeded lending simulation (see the module docstring)."""
+    scenario = scenario or load_scenario(config.scenario)
+    if min(config.oracle_lag_steps, config.keepers, config.aftermath_steps) < 0 or config.depth_scale <= 0:
+        raise InvalidInput("config", "oracle_lag_steps, keepers and aftermath_steps must not be negative, "
+                           "depth_scale must be positive")
+    preset = load_preset(config.preset)
+    if config.overrides:
+        preset = preset.with_overrides(config.preset_overrides(), name=preset.name)
+    protocol = str(preset.section("lending").get("protocol", ""))
+    if protocol not in ("maker", "aave"):
+        raise InvalidInput("preset", f"{config.preset}: the lending simulator drives maker and aave venues, "
+                           f"not {protocol or 'a non-lending preset'}")
+    collateral = dict(config.collateral or DEFAULT_COLLATERAL.get(config.preset, ()))
+    if not collateral:
+        raise InvalidInput("collateral", f"name the collateral of {config.preset} for each scenario asset")
+    for asset in collateral:
+        if asset not in scenario.assets:
+            raise InvalidInput("collateral", f"{asset} is not an asset of scenario {scenario.name}")
+    if protocol == "maker":
+        ilks = dict(preset.section("lending").get("ilks", {}))
+        debt_asset = config.debt_asset or str(preset.section("lending").get("stablecoin", "DAI"))
+        gem_of = {}
+        for asset, ilk in collateral.items():
+            if ilk not in ilks:
+                raise InvalidInput("collateral", f"{ilk} is not an ilk of {config.preset}")
+            gem_of[asset] = str(ilks[ilk]["gem"])
+        minimum = {ilk: float(preset.section("ilks")[ilk]["mat"]) for ilk in collateral.values()}
+        dust = min(float(preset.section("ilks")[ilk].get("dust", 0)) for ilk in collateral.values())
+    else:
+        debt_asset = config.debt_asset or DEFAULT_DEBT["aave"]
+        reserves = preset.section("reserves")
+        gem_of = {}
+        for asset, reserve in collateral.items():
+            if reserve not in reserves:
+                raise InvalidInput("collateral", f"{reserve} is not a reserve of {config.preset}")
+            gem_of[asset] = reserve
+        minimum = {reserve: 1.0 / float(reserves[reserve]["ltv"]) for reserve in collateral.values()}
+        dust = 0.0
+
+    seeds = np.random.SeedSequence(config.seed).spawn(3)
+    path_rng, book_rng, keeper_rng = (np.random.default_rng(s) for s in seeds)
+    exogenous = {asset: np.concatenate((path, np.full(config.aftermath_steps, path[-1])))
+                 for asset, path in scenario_paths(scenario, path_rng).items() if asset in collateral}
+    steps = len(next(iter(exogenous.values())))
+
+    engine = Engine()
+    apply_setup = engine.apply
+    market_of = {asset: collateral[asset] for asset in collateral}  # ilk or reserve
+    book = sample_borrowers(config.borrowers, list(collateral), {a: minimum[m] for a, m in market_of.items()},
+                            book_rng, median_debt=config.median_debt, debt_sigma=config.debt_sigma,
+                            min_debt=max(100.0, dust * 1.02), median_buffer=config.median_buffer,
+                            buffer_sigma=config.buffer_sigma)
+    for command in _setup(config, protocol, preset, book, exogenous, gem_of, market_of, debt_asset):
+        apply_setup(command)
+
+    market_makers = MarketMaker(min_depth_fraction=config.mm_min_depth_fraction)
+    impact = {asset: market_makers.impact(DEPTH_1PCT_USD.get(asset, 2_500_000.0) * config.depth_scale)
+              for asset in exogenous}
+    simulated = {asset: np.empty(steps) for asset in exogenous}
+    oracle = {asset: np.empty(steps) for asset in exogenous}
+    now = {"step": 0}
+    markets = {gem_of[asset]: ExitMarket(impact[asset], _mid(exogenous[asset], impact[asset], now))
+               for asset in exogenous}
+    keepers = [Liquidator(f"keeper{i}", debt_asset, config.keeper_latency_steps, config.keeper_min_margin,
+                          config.keeper_gas, config.keeper_max_actions) for i in range(config.keepers)]
+    view = LendingView(engine, VENUE)
+    asset_of_gem = {gem: asset for asset, gem in gem_of.items()}
+
+    liquidated = np.zeros(steps)
+    counts = {"events": 0, "barks": 0, "takes": 0, "redos": 0, "calls": 0, "settled": 0, "rejected": 0}
+    takes: list[TakeRecord] = []
+    kept: list = []
+    auction_ilk: dict[int, str] = {}
+    forced_steps: list[int] = []
+    totals = {"bad_debt": 0.0, "notional": 0.0, "toxic": 0}
+
+    def record(events: list, step: int) -> None:
+        counts["events"] += len(events)
+        for event in events:
+            kind = event.kind
+            if kind in LIQUIDATION_EVENTS:
+                kept.append(event)
+            if kind == "auction_started":
+                auction_ilk[event.auction_id] = event.ilk
+                gem = view.venue.gems[event.ilk]
+                notional = float(event.lot) * view.price(gem)
+                counts["barks"] += 1
+                totals["notional"] += notional
+                liquidated[step] += notional
+                forced_steps.append(step)
+            elif kind == "auction_taken":
+                gem = view.venue.gems[auction_ilk[event.auction_id]]
+                asset = asset_of_gem[gem]
+                counts["takes"] += 1
+                takes.append(TakeRecord(step, event.auction_id, event.buyer, float(event.slice), float(event.owe),
+                                        float(event.price), view.price(gem), float(exogenous[asset][step])))
+            elif kind == "auction_reset":
+                counts["redos"] += 1
+            elif kind == "auction_settled":
+                counts["settled"] += 1
+            elif kind == "liquidation_called":
+                notional = float(event.collateral_seized) * view.price(event.collateral_asset)
+                counts["calls"] += 1
+                totals["notional"] += notional
+                totals["toxic"] += int(bool(event.toxic))
+                liquidated[step] += notional
+                forced_steps.append(step)
+            elif kind == "bad_debt_recorded":
+                price = view.price(event.asset) if event.asset in view.venue.prices else 1.0
+                totals["bad_debt"] += float(event.amount) * price
+
+    for step in range(steps):
+        now["step"] = step
+        prices = {}
+        for asset, model in impact.items():
+            if step:
+                window = simulated[asset][max(0, step - VOL_WINDOW):step]
+                model.step(realized_volatility(window, scenario.step_seconds) if len(window) > 2 else 0.0)
+            simulated[asset][step] = float(exogenous[asset][step]) * model.price_factor
+            source = simulated[asset] if config.feedback else exogenous[asset]
+            oracle[asset][step] = float(source[max(0, step - config.oracle_lag_steps)])
+            prices[gem_of[asset]] = _price_text(oracle[asset][step])
+        if protocol == "aave":
+            prices[debt_asset] = "1"
+        timestamp = step * scenario.step_seconds + 1
+        record(engine.apply(c.AdvanceTime(timestamp)), step)
+        record(engine.apply(L.UpdatePrices(VENUE, prices, timestamp)), step)
+
+        def apply(command: c.Command, step: int = step) -> list:
+            try:
+                events = engine.apply(command)
+            except Exception:
+                counts["rejected"] += 1
+                raise
+            record(events, step)
+            return events
+
+        for index in keeper_rng.permutation(len(keepers)):
+            keepers[int(index)].act(view, markets, step, apply)
+        if progress is not None:
+            progress(step + 1, steps)
+
+    conservation = engine.conservation()
+    assert conservation.holds, conservation.describe()
+    lending = L.lending_conservation(engine, VENUE)
+    assert lending.holds, lending.describe()
+    if protocol == "maker":
+        system_debt = float(L.lending_state(engine, VENUE)["system_debt"])
+    else:
+        state = L.lending_state(engine, VENUE)["reserves"]
+        system_debt = sum(float(reserve["deficit"]) for reserve in state.values())
+    metrics = RunMetrics(
+        bad_debt=totals["bad_debt"],
+        liquidated_notional=totals["notional"],
+        liquidations=counts["barks"] + counts["calls"],
+        price_overshoot={asset: price_overshoot(simulated[asset], exogenous[asset]) for asset in exogenous},
+        cascade_depth=cascade_depth(forced_steps),
+        time_to_stability_steps=time_to_stability(forced_steps, steps - 1),
+        toxic_liquidations=totals["toxic"],
+    )
+    return LendingRunResult(config, metrics, {asset: gem_of[asset] for asset in exogenous}, exogenous, simulated,
+                            oracle, liquidated, takes, keepers, system_debt, counts, kept, engine)
+
+
+def _mid(path: np.ndarray, model, now: dict) -> Callable[[], float]:
+    return lambda: float(path[now["step"]]) * model.price_factor
+
+
+def _setup(config: LendingSimConfig, protocol: str, preset, book, exogenous: dict[str, np.ndarray],
+           gem_of: dict[str, str], market_of: dict[str, str], debt_asset: str) -> list[Any]:
+    """Commands that create the venue, its lenders, the borrowers' positions and the keepers."""
+    commands: list[Any] = [c.CreateVenue(VENUE, config.preset, config.preset_overrides())]
+    opening = {gem_of[asset]: _price_text(path[0]) for asset, path in exogenous.items()}
+    if protocol == "aave":
+        opening[debt_asset] = "1"
+    commands.append(L.UpdatePrices(VENUE, opening, 0))
+    debt_places = min(preset.assets[debt_asset].decimals, 2)
+    if protocol == "aave":
+        supply = _amount(float(book.debt.sum()) * 1.5 + 1_000_000.0, 0)
+        commands += [L.OpenLendingAccount("lender", VENUE), c.Deposit("lender", debt_asset, supply),
+                     L.Supply(VENUE, "lender", debt_asset, supply)]
+    for index in range(len(book)):
+        asset = book.markets[int(book.market[index])]
+        gem = gem_of[asset]
+        debt = _amount(float(book.debt[index]), debt_places)
+        units = float(Decimal(debt)) * float(book.collateralization[index]) / float(Decimal(opening[gem]))
+        ink = _amount(units, min(preset.assets[gem].decimals, 6))
+        name = f"b{index}"
+        market = market_of[asset] if protocol == "maker" else None
+        commands += [L.OpenLendingAccount(name, VENUE), c.Deposit(name, gem, ink),
+                     L.Supply(VENUE, name, gem, ink, market), L.Borrow(VENUE, name, debt_asset, debt, market)]
+    for index in range(config.keepers):
+        name = f"keeper{index}"
+        commands.append(L.OpenLendingAccount(name, VENUE))
+        if Decimal(config.keeper_capital) > 0:
+            commands.append(c.Deposit(name, debt_asset, config.keeper_capital))
+    return commands
+
+
+__all__ = ["LendingRunResult", "LendingSimConfig", "NO_RESET_FLOOR", "TakeRecord", "run_lending"]

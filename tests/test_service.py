@@ -1,0 +1,318 @@
+"""The live service: roles, validation at the edge, reads with ccxt names, the event stream, and
+crash safety against a real server process killed with SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+import httpx  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
+
+from solvent.engine import Engine  # noqa: E402
+from solvent.engine.commands import command_from_dict  # noqa: E402
+from solvent.service import create_app  # noqa: E402
+from solvent.store import CommandLog, state_digest  # noqa: E402
+
+ADMIN = "sk_admin_test"
+BIG = "100000000"
+
+SETUP = [
+    {"kind": "create_venue", "venue": "bn", "preset": "binance", "overrides": {}},
+    {"kind": "fund_insurance", "asset": "USDT", "amount": "100000", "venue": "bn"},
+    {"kind": "deposit", "account": "bn/book", "asset": "USDT", "amount": BIG},
+    {"kind": "deposit", "account": "bn/liquidator", "asset": "USDT", "amount": BIG},
+    {"kind": "open_account", "account": "alice", "venue": "bn"},
+    {"kind": "deposit", "account": "alice", "asset": "USDT", "amount": "1000"},
+    {"kind": "open_account", "account": "mm", "venue": "bn"},
+    {"kind": "deposit", "account": "mm", "asset": "USDT", "amount": BIG},
+    {"kind": "update_oracle", "venue": "bn", "prices": {"BTCUSDT": "60000"}, "timestamp": 1},
+    {"kind": "apply_fill", "venue": "bn", "market": "BTCUSDT", "buyer": "alice", "seller": "mm", "size": "0.5",
+     "price": "60000"},
+]
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.fixture
+def service(tmp_path):
+    url = f"sqlite:///{tmp_path}/service.db"
+    app = create_app(url, admin_key=ADMIN)
+    with TestClient(app) as client:
+        for command in SETUP:
+            response = client.post("/v1/commands", json=command, headers=auth(ADMIN))
+            assert response.status_code == 200, response.text
+        operator = client.post("/v1/keys", json={"role": "operator"}, headers=auth(ADMIN)).json()["key"]
+        alice = client.post("/v1/keys", json={"role": "account", "account": "alice"}, headers=auth(ADMIN)).json()["key"]
+        yield client, app.state.service.log, {"admin": ADMIN, "operator": operator, "alice": alice}
+
+
+# ============================================================================================
+# Roles: 401/403 and nothing written
+# ============================================================================================
+
+WITHDRAW_MM = {"kind": "withdraw", "account": "mm", "asset": "USDT", "amount": "1"}
+PRICE = {"kind": "update_oracle", "venue": "bn", "prices": {"BTCUSDT": "60100"}, "timestamp": 2}
+VENUE = {"kind": "create_venue", "venue": "hl", "preset": "hyperliquid", "overrides": {}}
+
+
+@pytest.mark.parametrize("who, command, status", [
+    (None, PRICE, 401),
+    ("sk_wrong", PRICE, 401),
+    ("alice", PRICE, 403),  # an account key cannot push prices
+    ("alice", WITHDRAW_MM, 403),  # nor move another account's money
+    ("operator", VENUE, 403),  # an operator does not configure venues
+    ("operator", WITHDRAW_MM, 403),
+])
+def test_a_request_without_the_right_key_is_refused_and_writes_nothing(service, who, command, status):
+    client, log, keys = service
+    before = log.count()
+    headers = {} if who is None else auth(keys.get(who, who))
+    response = client.post("/v1/commands", json=command, headers=headers)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]
+    assert log.count() == before
+
+
+def test_each_role_may_do_its_own_job(service):
+    client, log, keys = service
+    assert client.post("/v1/commands", json=PRICE, headers=auth(keys["operator"])).status_code == 200
+    withdraw = {"kind": "withdraw", "account": "alice", "asset": "USDT", "amount": "1"}
+    assert client.post("/v1/commands", json=withdraw, headers=auth(keys["alice"])).status_code == 200
+    assert client.post("/v1/venues", json={"venue": "hl", "preset": "hyperliquid"},
+                       headers=auth(keys["admin"])).status_code == 200
+    # An account key reads its own account only.
+    assert client.get("/v1/accounts/alice", headers=auth(keys["alice"])).status_code == 200
+    assert client.get("/v1/accounts/mm", headers=auth(keys["alice"])).status_code == 403
+    assert client.get("/v1/accounts/mm").status_code == 401
+    assert client.post("/v1/keys", json={"role": "admin"}, headers=auth(keys["operator"])).status_code == 403
+
+
+def test_keys_are_stored_hashed(service):
+    client, log, keys = service
+    import sqlalchemy as sa
+
+    with log.db.connect() as connection:
+        stored = {row.key_hash for row in connection.execute(sa.text("SELECT key_hash FROM api_keys"))}
+    assert not any(key in stored for key in keys.values())
+    assert len(stored) == 3
+
+
+# ============================================================================================
+# Bad input: a clear 4xx naming the field, nothing written
+# ============================================================================================
+
+FILL = SETUP[-1]
+
+
+@pytest.mark.parametrize("body, status, field", [
+    ('{"kind": "apply_fill", "venue": "bn", "market": "BTCUSDT", "buyer": "alice", "seller": "mm", '
+     '"size": NaN, "price": "60000"}', 422, "size"),
+    ({**FILL, "size": "NaN"}, 422, "size"),
+    ({**FILL, "price": "Infinity"}, 422, "price"),
+    ({**FILL, "size": "-1"}, 422, "size"),
+    ({**FILL, "size": "1e30"}, 422, "size"),
+    ('{"kind": "deposit", "account": "alice", "asset": "USDT", "amount": 1.5}', 422, "amount"),
+    ({**FILL, "venue": "nowhere"}, 404, "venue"),
+    ({**FILL, "market": "DOGEUSDT"}, 404, "market"),
+    ({**FILL, "buyer": "nobody"}, 404, "buyer"),
+    ({**PRICE, "prices": {"BTCUSDT": "0"}}, 422, "prices.BTCUSDT"),
+    ({**PRICE, "timestamp": 0}, 409, "timestamp"),  # out of order: time goes backwards
+    ({**FILL, "colour": "red"}, 422, "colour"),
+    ({"kind": "explode"}, 422, "kind"),
+    ({"kind": "deposit", "account": "alice", "asset": "USDT"}, 422, "amount"),
+    ({**FILL, "size": 1}, 422, "size"),
+    ({"kind": "open_account", "account": "alice", "venue": "bn"}, 409, "account"),  # a duplicate
+    ('{"kind": "deposit", ', 400, None),
+    ("[1, 2]", 422, None),
+])
+def test_bad_input_is_refused_at_the_edge_naming_the_field(service, body, status, field):
+    client, log, keys = service
+    before = log.count()
+    content = body if isinstance(body, str) else json.dumps(body)
+    response = client.post("/v1/commands", content=content,
+                           headers={**auth(keys["admin"]), "Content-Type": "application/json"})
+    assert response.status_code == status, response.text
+    assert response.json()["field"] == field
+    assert log.count() == before
+
+
+def test_an_oversized_payload_is_refused(service):
+    client, log, keys = service
+    before = log.count()
+    body = json.dumps({**VENUE, "overrides": {"padding": "x" * 70_000}})
+    response = client.post("/v1/commands", content=body, headers=auth(keys["admin"]))
+    assert response.status_code == 413
+    assert log.count() == before
+
+
+def test_an_engine_refusal_is_recorded_with_its_reason(service):
+    client, log, keys = service
+    before = log.count()
+    response = client.post("/v1/commands", json={"kind": "withdraw", "account": "alice", "asset": "USDT",
+                                                 "amount": "999999"}, headers=auth(keys["alice"]))
+    assert response.status_code == 422
+    body = response.json()
+    assert body["recorded"] and body["seq"] == before + 1 and body["error"]
+    assert log.count() == before + 1
+
+
+def test_a_duplicate_idempotency_key_returns_the_original_result(service):
+    client, log, keys = service
+    headers = {**auth(keys["operator"]), "Idempotency-Key": "price-2"}
+    first = client.post("/v1/commands", json=PRICE, headers=headers)
+    count = log.count()
+    again = client.post("/v1/commands", json=PRICE, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json()["seq"] == first.json()["seq"] and again.json()["events"] == first.json()["events"]
+    assert again.json()["replayed"] is True
+    other = client.post("/v1/commands", json={**PRICE, "timestamp": 3}, headers=headers)
+    assert other.status_code == 409 and other.json()["field"] == "Idempotency-Key"
+    assert log.count() == count
+
+
+# ============================================================================================
+# Reads and the stream
+# ============================================================================================
+
+
+def test_an_account_reads_with_ccxt_names_and_a_liquidation_price(service):
+    client, _, keys = service
+    body = client.get("/v1/accounts/alice", headers=auth(keys["alice"])).json()
+    [position] = body["positions"]
+    assert position["side"] == "long" and float(position["contracts"]) == 0.5 and position["marginMode"] == "cross"
+    for name in ("entryPrice", "markPrice", "notional", "collateral", "initialMargin", "maintenanceMargin",
+                 "unrealizedPnl"):
+        assert isinstance(position[name], str)
+    assert float(position["liquidationPrice"]) < 60000 and float(position["liquidationPrice"]) > 55000
+    assert body["pools"][0]["collateral"] and body["pools"][0]["maintenanceMargin"]
+    venue = client.get("/v1/venues/bn", headers=auth(keys["operator"])).json()
+    assert float(venue["insuranceFund"]["USDT"]) == 100000 and float(venue["markets"]["BTCUSDT"]["markPrice"]) == 60000
+    assert client.get("/v1/venues/nowhere", headers=auth(keys["operator"])).status_code == 404
+    assert client.get("/openapi.json").status_code == 200
+
+
+def test_the_stream_resumes_from_a_seq_and_filters_an_account_key(service):
+    client, log, keys = service
+    crash = {"kind": "update_oracle", "venue": "bn", "prices": {"BTCUSDT": "57000"}, "timestamp": 2}
+    liquidation = client.post("/v1/commands", json=crash, headers=auth(keys["operator"])).json()
+    kinds = {event["kind"] for event in liquidation["events"]}
+    assert "position_liquidated" in kinds or "liquidation_started" in kinds
+    with client.websocket_connect(f"/v1/stream?from_seq={liquidation['seq']}&key={keys['alice']}") as ws:
+        first = ws.receive_json()
+        assert first["seq"] == liquidation["seq"]
+        assert "alice" in json.dumps(first["event"])
+    with client.websocket_connect(f"/v1/stream?from_seq=1&key={keys['admin']}") as ws:
+        assert ws.receive_json()["seq"] == 1  # venue_created
+        seen = [ws.receive_json()["seq"] for _ in range(3)]
+        assert seen == sorted(seen)
+        live = client.post("/v1/commands", json={"kind": "advance_time", "timestamp": 5},
+                           headers=auth(keys["operator"])).json()
+        while True:
+            message = ws.receive_json()
+            if message["seq"] == live["seq"]:
+                break
+    with pytest.raises(Exception):
+        with client.websocket_connect("/v1/stream?from_seq=1&key=sk_wrong") as ws:
+            ws.receive_json()
+
+
+# ============================================================================================
+# Crash safety: SIGKILL a real server at random points
+# ============================================================================================
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start(url: str, port: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from solvent.cli.main import app; app()", "serve", "--db", url, "--port", str(port),
+         "--host", "127.0.0.1"],
+        env={**os.environ, "SOLVENT_ADMIN_KEY": ADMIN}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("the server did not start")
+
+
+def crash_commands() -> list[dict]:
+    commands = list(SETUP[:-1])
+    rng = random.Random(11)
+    for index in range(40):
+        buyer, seller = ("alice", "mm") if index % 2 == 0 else ("mm", "alice")
+        commands.append({"kind": "apply_fill", "venue": "bn", "market": "BTCUSDT", "buyer": buyer, "seller": seller,
+                         "size": "0.01", "price": str(60000 + rng.randint(-50, 50))})
+        if index % 5 == 4:
+            commands.append({"kind": "update_oracle", "venue": "bn",
+                             "prices": {"BTCUSDT": str(60000 + rng.randint(-300, 300))}, "timestamp": 2 + index})
+    return commands
+
+
+def test_sigkill_at_random_points_loses_no_acknowledged_command_and_applies_none_twice(tmp_path):
+    url = f"sqlite:///{tmp_path}/crash.db"
+    port = free_port()
+    commands = crash_commands()
+    rng = random.Random(2025)
+    kill_at = set(rng.sample(range(len(commands)), 5))
+    process = start(url, port)
+    kills, acknowledged = 0, {}
+    started = time.monotonic()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth(ADMIN), timeout=10) as client:
+            for index, command in enumerate(commands):
+                timer, victim = None, process
+                if index in kill_at:  # SIGKILL within 20 ms: before, during or after this request
+                    timer = threading.Timer(rng.uniform(0, 0.02), process.send_signal, (signal.SIGKILL,))
+                    timer.start()
+                while index not in acknowledged:
+                    assert time.monotonic() - started < 50, "the crash loop took too long"
+                    try:
+                        response = client.post("/v1/commands", json=command, headers={"Idempotency-Key": f"c{index}"})
+                    except httpx.TransportError:  # killed: restart and send it again under the same key
+                        process.wait(timeout=10)
+                        kills += 1
+                        process = start(url, port)
+                        continue
+                    assert response.status_code == 200, response.text
+                    acknowledged[index] = response.json()["seq"]
+                if timer is not None:
+                    timer.join()
+                    if process is victim:  # the kill landed after the answer: restart
+                        process.wait(timeout=10)
+                        kills += 1
+                        process = start(url, port)
+            state = client.get("/v1/state").json()
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    fresh = Engine()
+    for command in commands:
+        fresh.apply(command_from_dict(command))
+    assert kills == 5, kills
+    assert sorted(acknowledged.values()) == list(range(1, len(commands) + 1))  # once each, in order
+    assert state["entries"] == len(commands)
+    assert state["digest"] == state_digest(fresh)
+    with CommandLog(url) as log:
+        assert log.count() == len(commands)
