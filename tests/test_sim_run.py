@@ -74,3 +74,17 @@ def test_cli_simulate_writes_the_report_with_the_book(tmp_path):
                   "liquidation_heatmap.png"):
         assert chart in html and (tmp_path / "report" / chart).stat().st_size > 1000
     assert "not given" not in html  # the book's liquidation prices were computed and drawn
+
+
+def test_cli_simulates_a_lending_venue_and_black_thursday_from_the_command_line():
+    runner = CliRunner()
+    common = ["simulate", "--preset", "maker", "--scenario", "black_thursday_2020_03_12", "--accounts", "60", "--json"]
+    normal = json.loads(runner.invoke(app, common).stdout)
+    broken = runner.invoke(app, common + ["--depth-scale", "0.000001", "--no-feedback",
+                                          "--override", "ilks.ETH-A.cusp=0.001", "--override", "ilks.ETH-A.tail=86400"])
+    assert broken.exit_code == 0, broken.output
+    broken = json.loads(broken.stdout)
+    assert normal["take_price_ratio"] > 0.9 and normal["system_debt"] == 0
+    assert broken["take_price_ratio"] < 0.2 and broken["system_debt"] > 0  # auctions clear near zero
+    bad = runner.invoke(app, ["simulate", "--override", "fee=1"])
+    assert bad.exit_code == 2 and "PATH=VALUE" in bad.output

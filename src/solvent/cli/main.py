@@ -239,11 +239,14 @@ def simulate(
     scenario: str = typer.Option("oct_10_2025", "--scenario", "-s",
                                  help="Scenario name (see --list-scenarios) or a scenario .toml path."),
     preset: str = typer.Option("hyperliquid", "--preset", "-p", help="Venue preset the book is liquidated under."),
-    accounts: int = typer.Option(20_000, "--accounts", min=1, help="Leveraged traders in the synthetic book."),
+    accounts: int = typer.Option(20_000, "--accounts", min=1,
+                                 help="Leveraged traders in the synthetic book (borrowers on a lending preset)."),
     seed: int = typer.Option(7, "--seed", help="Seed of the price path and the book."),
     insurance_fund: str = typer.Option("2000000", "--insurance-fund", help="Insurance fund at the start (USD)."),
-    depth_scale: float = typer.Option(1.0, "--depth-scale", min=0.0001, help="Multiplies the documented 1% depths."),
+    depth_scale: float = typer.Option(1.0, "--depth-scale", min=1e-12, help="Multiplies the documented 1% depths."),
     no_feedback: bool = typer.Option(False, "--no-feedback", help="Prices follow the scenario alone (no cascade)."),
+    override: List[str] = typer.Option([], "--override", help="PATH=VALUE into the preset, e.g. execution.fee=0.01 "
+                                       "or ilks.ETH-A.cusp=0.001. Repeat."),
     list_scenarios: bool = typer.Option(False, "--list-scenarios", help="List the shipped scenarios and exit."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write an HTML report with charts (and PNGs) here."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
@@ -266,8 +269,19 @@ def simulate(
             item = load_scenario(name)
             console.print(f"[bold]{name}[/bold]: {item.title}")
         return
+    from ..presets import load_preset
+
+    try:
+        lending = load_preset(preset).data.get("kind") == "lending"
+    except SolventError as error:
+        _fail(error)
+    if lending:
+        _simulate_lending(scenario, preset, accounts, seed, depth_scale, not no_feedback, report, as_json,
+                          _overrides(override))
+        return
     config = SimConfig(scenario=scenario, preset=preset, accounts=accounts, seed=seed,
-                       insurance_fund=insurance_fund, depth_scale=depth_scale, feedback=not no_feedback)
+                       insurance_fund=insurance_fund, depth_scale=depth_scale, feedback=not no_feedback,
+                       overrides=_overrides(override))
     try:
         began = time.perf_counter()
         if as_json:
@@ -309,6 +323,52 @@ def simulate(
     console.print(table)
     if page is not None:
         console.print(f"report: {page}")
+
+
+def _overrides(specs: list[str]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for spec in specs:
+        path, separator, value = spec.partition("=")
+        if not separator or "." not in path or not value:
+            _fail(SolventError(f"override: expected PATH=VALUE with a dotted preset path, got {spec!r}"))
+        pairs.append((path.strip(), value.strip()))
+    return tuple(pairs)
+
+
+def _simulate_lending(scenario, preset, accounts, seed, depth_scale, feedback, report, as_json, overrides) -> None:
+    """A lending venue under a scenario: borrowers, and keepers with capital, latency and a profit gate."""
+    import time
+
+    from ..sim.lending_run import LendingSimConfig, run_lending
+
+    if report is not None:
+        _fail(SolventError("--report is not available for lending venues yet"))
+    config = LendingSimConfig(scenario=scenario, preset=preset, borrowers=accounts, seed=seed,
+                              depth_scale=depth_scale, feedback=feedback, overrides=overrides)
+    try:
+        began = time.perf_counter()
+        with console.status(f"{scenario} · {preset} · {accounts:,} borrowers"):
+            result = run_lending(config)
+        elapsed = time.perf_counter() - began
+    except SolventError as error:
+        _fail(error)
+    metrics = result.metrics
+    if as_json:
+        print(json.dumps({"config": config.__dict__, "metrics": metrics.__dict__, "seconds": elapsed,
+                          "take_price_ratio": result.take_price_ratio, "system_debt": result.system_debt},
+                         indent=2, default=str))
+        return
+    table = Table(title=f"{scenario} under {preset}: {accounts:,} borrowers, seed {seed} ({elapsed:.1f} s)")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("liquidations", f"{metrics.liquidations:,}")
+    table.add_row("liquidated collateral (oracle value)", f"${metrics.liquidated_notional:,.0f}")
+    ratio = result.take_price_ratio
+    table.add_row("auctions raised / oracle value sold", "-" if ratio is None else f"{ratio:.1%}")
+    table.add_row("bad debt", f"${metrics.bad_debt:,.2f}")
+    table.add_row("system debt left", f"${result.system_debt:,.2f}")
+    table.add_row("toxic liquidations", f"{metrics.toxic_liquidations:,}")
+    console.print(table)
 
 
 SUMMARY_METRICS = (("liquidations", "liquidations", "{:,.0f}"), ("liquidated_notional", "liquidated $", "{:,.0f}"),
@@ -578,6 +638,48 @@ def bench_screening(
     console.print(f"below maintenance: {result.below_maintenance:,}; at risk: {result.at_risk:,}; "
                   f"decided exactly: {result.rechecked_exactly}; book {result.book_megabytes:.0f} MiB, "
                   f"built in {result.build_seconds:.1f} s")
+
+
+@bench_app.command("serve")
+def bench_serve(
+    url: Optional[str] = typer.Option(None, "--url", help="A running server (loopback only), e.g. "
+                                      "http://127.0.0.1:8000; default: start one."),
+    db: Optional[str] = typer.Option(None, "--db", help="The log of the server it starts: sqlite:///file.db or "
+                                     "postgresql://... (default: a temporary SQLite file)."),
+    seconds: float = typer.Option(10.0, "--seconds", min=0.1, max=3600, help="How long the clients run."),
+    clients: int = typer.Option(8, "--clients", min=1, max=256, help="Concurrent clients."),
+    admin_key: Optional[str] = typer.Option(None, "--admin-key", help="Admin key for --url (default: env "
+                                            "SOLVENT_ADMIN_KEY)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+) -> None:
+    """Load a live server with concurrent fills and price updates; report commands per second, request
+    latency and the latency from a liquidating price update's acknowledgement to its stream event."""
+    from ..bench.serve import run_serve_benchmark
+
+    say = (lambda message: errors.print(f"[dim]{message}[/dim]")) if not as_json else None
+    try:
+        result = run_serve_benchmark(url=url, db=db, seconds=seconds, clients=clients, admin_key=admin_key,
+                                     progress=say)
+    except SolventError as error:
+        _fail(error)
+    if as_json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return
+    ms = lambda value: "-" if value is None else f"{value:.2f} ms"  # noqa: E731
+    table = Table(title=f"serve: {result.database}, {result.clients} clients, {result.seconds:.1f} s")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("commands sent / acknowledged / refused / errors", f"{result.commands_sent:,} / "
+                  f"{result.commands_acknowledged:,} / {result.commands_refused:,} / {result.errors:,}")
+    table.add_row("sustained commands per second", f"{result.commands_per_second:,.0f}")
+    table.add_row("request latency p50 / p99", f"{ms(result.latency_p50_ms)} / {ms(result.latency_p99_ms)}")
+    table.add_row("liquidating price updates (seen on the stream)",
+                  f"{result.liquidating_updates} ({result.liquidations_seen_on_stream})")
+    table.add_row("ack → liquidation event on the stream p50 / p99",
+                  f"{ms(result.liquidation_stream_p50_ms)} / {ms(result.liquidation_stream_p99_ms)}")
+    table.add_row(f"target met (≥ {result.target_commands_per_second:,} cmd/s, p99 < {result.target_p99_ms:g} ms)",
+                  result.target_met)
+    console.print(table)
 
 
 @bench_app.command("simulate")
