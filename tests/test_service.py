@@ -316,3 +316,10 @@ def test_sigkill_at_random_points_loses_no_acknowledged_command_and_applies_none
     assert state["digest"] == state_digest(fresh)
     with CommandLog(url) as log:
         assert log.count() == len(commands)
+
+
+def test_an_account_key_cannot_create_money_by_depositing():
+    """A deposit mints money in the engine: only custody (an operator or admin key) reports one."""
+    from solvent.service.app import ACCOUNT_KINDS, OPERATOR_KINDS
+
+    assert "deposit" not in ACCOUNT_KINDS and "deposit" in OPERATOR_KINDS

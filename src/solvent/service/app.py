@@ -44,7 +44,8 @@ ADMIN_KINDS = {"create_venue", "create_market", "create_backstop", "set_params",
                "open_lending_account", "fund_reserves"}
 OPERATOR_KINDS = {"apply_fill", "update_oracle", "update_prices", "advance_time", "liquidation_call", "absorb",
                   "buy_collateral", "liquidate", "bark", "take", "redo", "liquidate_trove", "deposit"}
-ACCOUNT_KINDS = {"deposit", "withdraw", "supply", "withdraw_supply", "borrow", "repay", "set_emode",
+# Not "deposit": a deposit creates money in the engine, so only custody (the operator) reports one.
+ACCOUNT_KINDS = {"withdraw", "supply", "withdraw_supply", "borrow", "repay", "set_emode",
                  "set_collateral_enabled", "provide_to_stability_pool", "withdraw_from_stability_pool"}
 
 

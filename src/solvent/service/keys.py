@@ -6,7 +6,7 @@ Roles:
 - ``operator``: a venue's matching engine and price feeder (fills, prices, time, liquidator
   calls, deposits from custody); ``venue`` optionally restricts it to one venue.
 - ``account``: one trader (``account``): reads only that account and its events, and may move
-  its own money (deposit, withdraw, supply, borrow, repay, ...).
+  its own money (withdraw, supply, borrow, repay, ...); deposits come from custody (the operator).
 
 A key is shown once, when created; only its hash is kept, so a leaked database leaks no key.
 """
