@@ -55,6 +55,7 @@ from ..presets import load_preset
 from .agents import ExitMarket, LendingView, Liquidator, MarketMaker, sample_borrowers
 from .market import DEPTH_1PCT_USD, realized_volatility
 from .metrics import RunMetrics, cascade_depth, price_overshoot, time_to_stability
+from .run import nested_overrides
 from .scenarios import Scenario, load_scenario, scenario_paths
 
 VENUE = "lend"
@@ -108,14 +109,7 @@ class LendingSimConfig:
     overrides: tuple[tuple[str, str], ...] = ()  # (dotted preset path, value)
 
     def preset_overrides(self) -> dict:
-        tables: dict = {}
-        for path, value in self.overrides:
-            parts = path.split(".")
-            node = tables
-            for part in parts[:-1]:
-                node = node.setdefault(part, {})
-            node[parts[-1]] = value
-        return tables
+        return nested_overrides(self.overrides)
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,18 @@ VENUE = "v"
 PRICE_QUANTUM = Decimal("0.0001")
 
 
+def nested_overrides(pairs: tuple[tuple[str, str], ...]) -> dict:
+    """(dotted preset path, value) pairs as the nested tables ``CreateVenue`` takes."""
+    tables: dict = {}
+    for path, value in pairs:
+        parts = path.split(".")
+        node = tables
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return tables
+
+
 @dataclass(frozen=True)
 class SimConfig:
     scenario: str = "oct_10_2025"
@@ -48,15 +60,7 @@ class SimConfig:
     overrides: tuple[tuple[str, str], ...] = ()  # (dotted preset path, value), e.g. ("execution.fee", "0.01")
 
     def preset_overrides(self) -> dict:
-        """The overrides as nested tables for ``CreateVenue``."""
-        tables: dict = {}
-        for path, value in self.overrides:
-            parts = path.split(".")
-            node = tables
-            for part in parts[:-1]:
-                node = node.setdefault(part, {})
-            node[parts[-1]] = value
-        return tables
+        return nested_overrides(self.overrides)
 
 
 @dataclass
