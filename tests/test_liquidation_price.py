@@ -122,3 +122,22 @@ def test_rounding_to_tick_goes_toward_earlier_liquidation(price, tick, side, exp
 def test_rule_validation():
     with pytest.raises(ValueError):
         LiquidationPriceRule(maintenance_at="mark")
+
+
+def test_a_solution_outside_the_marks_bracket_is_found_in_a_lower_one():
+    # Found by the property tests: 1,912.514 BTC long at 104,574.40 with 1.1x leverage sits in the
+    # 25% bracket at the mark, whose line has no positive solution; the liquidation price lies in
+    # the 5% bracket (notional 10M–20M), where equity meets the maintenance margin.
+    model = BINANCE.margin_model("BTCUSDT")
+    size, entry = D("1912.514"), D("104574.40")
+    collateral = size * entry / D("1.1")
+    price = position_liquidation_price(kind=ContractKind.LINEAR, margin_mode=MarginMode.ISOLATED, side=Side.LONG,
+                                       size=size, entry_price=entry, margin_model=model,
+                                       isolated_margin=collateral, mark_price=entry)
+    equity = collateral + size * (price - entry)
+    assert abs(equity - model.maintenance_margin(size * price)) < D("1e-12")
+    assert model.maintenance_line(size * price)[0] == D("0.05")
+    bankruptcy = position_liquidation_price(kind=ContractKind.LINEAR, margin_mode=MarginMode.ISOLATED,
+                                            side=Side.LONG, size=size, entry_price=entry, margin_model=model,
+                                            isolated_margin=collateral, bankruptcy=True)
+    assert bankruptcy < price

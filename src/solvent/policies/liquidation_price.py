@@ -93,6 +93,42 @@ def _coefficients(kind: ContractKind, collateral: Decimal, legs: Sequence[Leg]) 
     return a, b
 
 
+MAX_BRACKET_COMBINATIONS = 1024
+
+
+def _solve_in_brackets(legs: Sequence[Leg], solve) -> tuple[list[Decimal], int] | None:
+    """Solutions of every combination of the legs' brackets that fall inside those brackets.
+
+    ``solve(lines)`` gives t for one (rate, deduction) per leg; a leg's notional at t is
+    ``quantity·t`` (quote for linear, coin for inverse: the unit of its brackets). None when the
+    combinations are too many to enumerate (the caller iterates instead).
+    """
+    from itertools import product
+
+    tables = [leg.margin.maintenance_table(leg.size) for leg in legs]
+    combinations = 1
+    for table in tables:
+        combinations *= len(table)
+    if combinations > MAX_BRACKET_COMBINATIONS:
+        return None
+    candidates = []
+    for combo in product(*(range(len(table)) for table in tables)):
+        lines = tuple((tables[i][k][1], tables[i][k][2]) for i, k in enumerate(combo))
+        t = solve(lines)
+        if t is None or t <= 0:
+            continue
+        inside = True
+        for leg, table, k in zip(legs, tables, combo):
+            notional = leg.quantity * t
+            upper = table[k + 1][0] if k + 1 < len(table) else None
+            if notional < table[k][0] or (upper is not None and notional >= upper):
+                inside = False
+                break
+        if inside:
+            candidates.append(t)
+    return candidates, combinations
+
+
 def solve_price(
     kind: ContractKind,
     collateral: Decimal,
@@ -147,6 +183,15 @@ def solve_price(
         return None if b == r1 else (r0 - a) / (b - r1)
 
     t_start = t_of(reference_price if reference_price is not None else legs[0].entry_price)
+    if rule.maintenance_at == "price":
+        # Every bracket combination, each solution kept only if it lies in its own brackets;
+        # the trigger is the one closest to the reference price (the mark).
+        found = _solve_in_brackets(legs, solve)
+        if found is not None:
+            candidates, combinations = found
+            if candidates:
+                best = min(candidates, key=lambda value: abs(value - t_start))
+                return PriceSolution(price_of(best), combinations)
     t = t_start
     tried: dict[tuple, Decimal | None] = {}
     for iteration in range(1, MAX_BRACKET_ITERATIONS + 1):
