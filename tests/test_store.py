@@ -518,3 +518,102 @@ def test_cli_on_a_missing_log_is_a_clear_error(tmp_path):
     result = runner.invoke(app, ["verify", str(tmp_path / "nothing.db")])
     assert result.exit_code == 2 and "no log at" in result.output
     assert not (tmp_path / "nothing.db").exists()
+
+
+# ============================================================================================
+# Group commit: a batch of commands, one transaction
+# ============================================================================================
+
+
+def test_a_batch_is_applied_in_order_and_written_in_one_transaction(open_log):
+    from solvent.store import BatchItem
+
+    log = open_log()
+    durable = DurableEngine(log, snapshot_every=10)
+    setup = perp_venue("v", "hyperliquid", "USDC", "BTC", [("t", "1000")])
+
+    def no_unknown_accounts(engine, command):
+        if getattr(command, "account", None) == "ghost":
+            raise KeyError("ghost")
+
+    items = [BatchItem(command, f"s{index}") for index, command in enumerate(setup)]
+    items += [
+        BatchItem(Deposit("t", "USDC", "5"), "dup"),
+        BatchItem(Deposit("t", "USDC", "5"), "dup"),  # the same key and command in the same batch: once
+        BatchItem(Deposit("t", "USDC", "6"), "dup"),  # the same key, another command: a conflict
+        BatchItem(Deposit("ghost", "USDC", "1"), "ghost"),  # refused by the check: nothing written
+        BatchItem(Withdraw("t", "USDC", "999999"), "broke"),  # refused by the engine: recorded
+        BatchItem(Deposit("t", "USDC", "7")),
+    ]
+    results = durable.submit_batch(items, check=no_unknown_accounts)
+    n = len(setup)
+    assert [result.entry.seq for result in results[:n]] == list(range(1, n + 1))
+    first, again, conflict, ghost, broke, last = results[n:]
+    assert first.entry.seq == n + 1 and not first.replayed
+    assert again.replayed and again.entry == first.entry
+    assert isinstance(conflict.error, IdempotencyConflict)
+    assert isinstance(ghost.error, KeyError) and ghost.entry is None
+    assert broke.entry.rejection is not None and broke.entry.seq == n + 2
+    with pytest.raises(CommandRejected):
+        broke.submitted()
+    assert last.submitted().seq == n + 3 == durable.seq == log.count()
+    assert durable.engine.balance("t", "USDC") == D(1012)
+    assert log.latest_snapshot().seq == 10  # taken mid-batch, of the state right after entry 10
+    assert verify_log(log).entries == n + 3
+    # The batch and the one-command path write the same log: a restart replays it to the same state.
+    assert durable.submit(Deposit("t", "USDC", "1"), key="one").seq == n + 4
+    [replayed] = durable.submit_batch([BatchItem(Deposit("t", "USDC", "1"), "one")])
+    assert replayed.replayed and replayed.entry.seq == n + 4
+    reopened = DurableEngine(open_log(), use_snapshots=False)
+    assert state_digest(reopened.engine) == state_digest(durable.engine) and reopened.completed == []
+
+
+def test_a_failed_batch_write_answers_nothing_and_rebuilds_the_engine(open_log, monkeypatch):
+    from solvent.store import BatchItem
+
+    log = open_log()
+    durable = DurableEngine(log)
+    durable.submit_batch([BatchItem(command) for command in perp_venue("v", "hyperliquid", "USDC", "BTC",
+                                                                         [("t", "1000")])])
+    before = (log.count(), state_digest(durable.engine))
+
+    def fail(self, entries, after, snapshot_rows=()):
+        raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(CommandLog, "write_entries", fail)
+    results = durable.submit_batch([BatchItem(Deposit("t", "USDC", "5"), "a"), BatchItem(Deposit("t", "USDC", "6"))])
+    assert all(isinstance(result.error, StoreError) for result in results)
+    monkeypatch.undo()
+    assert (log.count(), state_digest(durable.engine)) == before  # nothing written, nothing applied
+    [retry] = durable.submit_batch([BatchItem(Deposit("t", "USDC", "5"), "a")])
+    assert retry.entry.seq == before[0] + 1 and durable.engine.balance("t", "USDC") == D(1005)
+
+
+def test_a_defect_in_a_batch_leaves_its_entry_pending_and_a_restart_applies_it_once(open_log, monkeypatch):
+    from solvent.store import BatchItem
+
+    log = open_log()
+    durable = DurableEngine(log)
+    durable.submit_batch([BatchItem(command) for command in perp_venue("v", "hyperliquid", "USDC", "BTC",
+                                                                         [("t", "1000")])])
+    n = log.count()
+    original = Engine.apply
+
+    def apply(self, command):
+        if getattr(command, "amount", None) == "7":
+            raise RuntimeError("a defect")
+        return original(self, command)
+
+    monkeypatch.setattr(Engine, "apply", apply)
+    results = durable.submit_batch([BatchItem(Deposit("t", "USDC", "5")), BatchItem(Deposit("t", "USDC", "7"), "k7"),
+                                    BatchItem(Deposit("t", "USDC", "9"))])
+    monkeypatch.undo()
+    assert results[0].entry.seq == n + 1 and isinstance(results[1].error, RuntimeError)
+    assert isinstance(results[2].error, StoreError)
+    assert log.count() == n + 2 and log.last().pending and log.last().idempotency_key == "k7"
+    with pytest.raises(StoreError, match="stopped at entry"):
+        durable.submit(Deposit("t", "USDC", "1"))
+    reopened = DurableEngine(open_log())
+    assert reopened.completed == [n + 2] and reopened.engine.balance("t", "USDC") == D(1012)
+    assert DurableEngine(open_log()).engine.balance("t", "USDC") == D(1012)
+    assert verify_log(log).entries == n + 2

@@ -1,9 +1,12 @@
 """The live service: REST and WebSocket over one durable engine (FastAPI).
 
-One process, one writer: every command goes through :meth:`Service.submit`, which holds a lock
-from the idempotency lookup to the recorded outcome. A request is answered only after its outcome
-is committed (see :mod:`solvent.store.durable`), so an acknowledged command survives SIGKILL, and a
-retry under the same ``Idempotency-Key`` returns the recorded result instead of applying it again.
+One process, one writer: every command is queued to one writer thread, which takes everything
+waiting and group-commits it (:meth:`DurableEngine.submit_batch`: idempotency lookup, validation
+against the live state, apply in queue order, then ONE transaction for the whole batch, commands
+with their outcomes). A request is answered only after its batch is committed, so an acknowledged
+command survives SIGKILL (and, with SQLite's ``synchronous=FULL``, power loss), and a retry under
+the same ``Idempotency-Key`` (or a duplicate in the same batch) returns the recorded result instead
+of applying it again. The WebSocket stream is woken by the writer after each commit (no polling).
 
 What is refused before anything is written (status, ``{"error", "field"}``): missing or unknown
 key (401), a role that may not do it (403), a body over the size limit (413), malformed JSON
@@ -29,16 +32,16 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
-from ..engine import CommandRejected
 from ..engine.commands import Command
-from ..store import DurableEngine, IdempotencyConflict, StoreError, state_digest
-from ..store.canonical import canonical
+from ..store import BatchItem, BatchResult, DurableEngine, IdempotencyConflict, StoreError, state_digest
+from ..store.durable import rejection_error
 from .keys import ROLES, KeyStore, Principal
 from .validation import EdgeError, check_references, parse_command, parse_json
 from .views import account_view, event_accounts, text, venue_view
 
 MAX_BODY = 64 * 1024
 MAX_KEY = 200
+MAX_BATCH = 512  # commands per group commit (one transaction)
 
 ADMIN_KINDS = {"create_venue", "create_market", "create_backstop", "set_params", "fund_insurance", "open_account",
                "open_lending_account", "fund_reserves"}
@@ -68,44 +71,163 @@ def authorize(principal: Principal, command: Command) -> None:
     raise EdgeError(403, "kind", f"a {principal.role} key may not submit {command.kind}")
 
 
+class _Waiter:
+    """One queued request: resolved by the writer thread, on its event loop or a thread."""
+
+    __slots__ = ("principal", "command", "key", "loop", "future", "event", "result")
+
+    def __init__(self, command: Command, key: str | None, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.command, self.key, self.loop = command, key, loop
+        self.future = loop.create_future() if loop is not None else None
+        self.event = threading.Event() if loop is None else None
+        self.result: BatchResult | None = None
+
+
+def _resolve(pairs: list[tuple[asyncio.Future, BatchResult]]) -> None:
+    for future, result in pairs:
+        if not future.done():  # the client may have gone away
+            future.set_result(result)
+
+
 class Service:
-    """The durable engine, its keys and the lock that makes it single-writer."""
+    """The durable engine, its keys, and the one writer thread that makes it single-writer.
+
+    Group commit. Requests are validated statelessly and authorized where they arrive, then
+    queued. The writer takes everything waiting (up to :attr:`max_batch`), and under
+    :attr:`lock` (which reads take too, so they never see a state the log does not hold yet)
+    runs :meth:`DurableEngine.submit_batch`: idempotency keys, validation against the live state
+    (each command sees the state the commands before it produced), apply, and one transaction
+    for the whole batch. Only after the commit are the requests answered and the streams woken.
+    """
 
     def __init__(self, url: str, *, snapshot_every: int | None = None, admin_key: str | None = None,
-                 max_body: int = MAX_BODY) -> None:
+                 max_body: int = MAX_BODY, max_batch: int = MAX_BATCH) -> None:
         self.durable = DurableEngine(url, snapshot_every=snapshot_every)
         self.log = self.durable.log
         self.keys = KeyStore(self.log.db)
         self.lock = threading.Lock()
         self.max_body = max_body
+        self.max_batch = max_batch
+        self._queue: list[_Waiter] = []
+        self._queued = threading.Condition(threading.Lock())
+        self._writer: threading.Thread | None = None
+        self._closing = False
+        self._listeners: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._listeners_lock = threading.Lock()
         if admin_key:
             self.keys.add("admin", key=admin_key, label="bootstrap")
 
     def close(self) -> None:
+        with self._queued:
+            self._closing = True
+            self._queued.notify_all()
+            writer = self._writer
+        if writer is not None:
+            writer.join(30)
         self.durable.close()
+
+    # ------------------------------------------------------------ the writer
+
+    def _enqueue(self, waiter: _Waiter) -> None:
+        with self._queued:
+            if self._closing:
+                raise StoreError("the service is stopping")
+            self._queue.append(waiter)
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._write_loop, name="solvent-writer", daemon=True)
+                self._writer.start()
+            self._queued.notify()
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._queued:
+                while not self._queue and not self._closing:
+                    self._queued.wait()
+                if not self._queue:
+                    return
+                batch = self._queue[:self.max_batch]
+                del self._queue[:self.max_batch]
+            self._write(batch)
+
+    def _write(self, batch: list[_Waiter]) -> None:
+        items = [BatchItem(waiter.command, waiter.key) for waiter in batch]
+        try:
+            with self.lock:
+                results = self.durable.submit_batch(items, check=check_references)
+        except BaseException as error:  # noqa: BLE001 - answered to every request of the batch
+            results = [BatchResult(error=error) for _ in batch]
+        self._notify()
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, BatchResult]]] = {}
+        for waiter, result in zip(batch, results):
+            if waiter.loop is None:
+                waiter.result = result
+                waiter.event.set()
+            else:
+                by_loop.setdefault(waiter.loop, []).append((waiter.future, result))
+        for loop, pairs in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, pairs)
+            except RuntimeError:  # that event loop is closed: nobody is waiting any more
+                pass
+
+    def _notify(self) -> None:
+        """Wake every stream: entries were committed."""
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for loop, event in listeners:
+            try:
+                loop.call_soon_threadsafe(event.set)
+            except RuntimeError:
+                pass
+
+    def listen(self) -> asyncio.Event:
+        """An event the writer sets after each commit (call from the event loop; see :meth:`unlisten`)."""
+        event = asyncio.Event()
+        with self._listeners_lock:
+            self._listeners.add((asyncio.get_running_loop(), event))
+        return event
+
+    def unlisten(self, event: asyncio.Event) -> None:
+        with self._listeners_lock:
+            self._listeners = {pair for pair in self._listeners if pair[1] is not event}
 
     # ------------------------------------------------------------ commands
 
-    def submit(self, principal: Principal, data: Any, key: str | None) -> JSONResponse:
+    def _prepare(self, principal: Principal, data: Any) -> Command:
         command = parse_command(data)
         authorize(principal, command)
-        with self.lock:
-            known = self.log.by_key(key) if key is not None else None
-            if known is not None and known.payload != canonical(command.to_dict()):
-                raise EdgeError(409, "Idempotency-Key",
-                                f"idempotency key already names entry {known.seq} ({known.kind}), another command")
-            if known is None:
-                check_references(self.durable.engine, command)
-            try:
-                submitted = self.durable.submit(command, key=key)
-            except CommandRejected as rejected:
-                return JSONResponse(status_code=422, content={
-                    "error": rejected.reason, "field": rejected.field, "kind": rejected.kind,
-                    "seq": getattr(rejected, "seq", None), "recorded": True, "replayed": known is not None})
-            except IdempotencyConflict as conflict:  # pragma: no cover - checked above
-                raise EdgeError(409, "Idempotency-Key", str(conflict)) from None
-        return JSONResponse({"seq": submitted.seq, "kind": command.kind, "events": submitted.events,
-                             "replayed": known is not None})
+        return command
+
+    def submit(self, principal: Principal, data: Any, key: str | None) -> JSONResponse:
+        """Submit from a thread: blocks until the command's batch is committed."""
+        waiter = _Waiter(self._prepare(principal, data), key, None)
+        self._enqueue(waiter)
+        waiter.event.wait()
+        return self._response(waiter.command, waiter.result)
+
+    async def submit_async(self, principal: Principal, data: Any, key: str | None) -> JSONResponse:
+        """Submit from the event loop: awaits the command's batch commit without holding a thread."""
+        waiter = _Waiter(self._prepare(principal, data), key, asyncio.get_running_loop())
+        self._enqueue(waiter)
+        return self._response(waiter.command, await waiter.future)
+
+    @staticmethod
+    def _response(command: Command, result: BatchResult) -> JSONResponse:
+        error = result.error
+        if error is not None:
+            if isinstance(error, IdempotencyConflict):
+                raise EdgeError(409, "Idempotency-Key", str(error))
+            raise error
+        entry = result.entry
+        if entry.rejection is not None:
+            rejected = rejection_error(entry)
+            return JSONResponse(status_code=422, content={
+                "error": rejected.reason, "field": rejected.field, "kind": rejected.kind,
+                "seq": entry.seq, "recorded": True, "replayed": result.replayed})
+        if entry.pending:  # pragma: no cover - only another writer's entry
+            raise StoreError(f"entry {entry.seq} has no outcome yet")
+        return JSONResponse({"seq": entry.seq, "kind": command.kind, "events": entry.events,
+                             "replayed": result.replayed})
 
     # ------------------------------------------------------------ reads
 
@@ -200,11 +322,13 @@ def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | 
     async def store_error(_request, error: StoreError):
         return JSONResponse(status_code=503, content={"error": str(error), "field": None})
 
-    def principal(request: Request) -> Principal:
+    async def principal(request: Request) -> Principal:
         key = _key_from(request.headers)
         if key is None:
             raise EdgeError(401, "Authorization", "an API key is required (Authorization: Bearer <key> or X-API-Key)")
-        found = service.keys.lookup(key)
+        found = service.keys.cached(key)
+        if found is None:
+            found = await run_in_threadpool(service.keys.lookup, key)
         if found is None:
             raise EdgeError(401, "Authorization", "unknown API key")
         return found
@@ -224,7 +348,7 @@ def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | 
                 raise EdgeError(422, None, "the body must be a JSON object")
             if data.setdefault("kind", kind) != kind:
                 raise EdgeError(422, "kind", f"this route takes {kind} commands")
-        return await run_in_threadpool(service.submit, who, data, key)
+        return await service.submit_async(who, data, key)
 
     @app.get("/v1/health", tags=["service"])
     def health() -> dict[str, Any]:
@@ -297,8 +421,11 @@ def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | 
         kinds = {k for k in websocket.query_params.get("kinds", "").split(",") if k}
         await websocket.accept()
         next_seq = max(from_seq, 1)
+        committed = service.listen()  # set by the writer after each commit: no polling delay
+        receiving = asyncio.ensure_future(websocket.receive())  # notices a client that went away
         try:
             while True:
+                committed.clear()
                 entries = await run_in_threadpool(lambda: list(service.log.entries(next_seq, next_seq + 499)))
                 for entry in entries:
                     if entry.pending:
@@ -310,14 +437,19 @@ def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | 
                             continue
                         await websocket.send_json({"seq": entry.seq, "index": index, "event": text(event)})
                     next_seq = entry.seq + 1
-                if len(entries) < 500:
-                    try:  # idle: wait a little, noticing a client that went away
-                        message = await asyncio.wait_for(websocket.receive(), timeout=0.05)
-                        if message.get("type") == "websocket.disconnect":
+                if len(entries) < 500:  # caught up: wait for the next commit (or, at most, a second)
+                    waiting = asyncio.ensure_future(committed.wait())
+                    done, _ = await asyncio.wait({receiving, waiting}, timeout=1.0,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    waiting.cancel()
+                    if receiving in done:
+                        if receiving.result().get("type") == "websocket.disconnect":
                             return
-                    except asyncio.TimeoutError:
-                        pass
+                        receiving = asyncio.ensure_future(websocket.receive())
         except (WebSocketDisconnect, RuntimeError):
             return
+        finally:
+            service.unlisten(committed)
+            receiving.cancel()
 
     return app

@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 
 ROLES = ("admin", "operator", "account")
+MAX_CACHED = 100_000  # principals kept in memory after a lookup
 
 key_metadata = sa.MetaData()
 api_keys = sa.Table(
@@ -55,6 +56,7 @@ def new_key() -> str:
 class KeyStore:
     def __init__(self, db: sa.engine.Engine) -> None:
         self.db = db
+        self._known: dict[str, Principal] = {}  # key hash -> principal, of keys found (never of unknown ones)
         key_metadata.create_all(db)
 
     def add(self, role: str, *, account: str | None = None, venue: str | None = None, label: str | None = None,
@@ -76,9 +78,22 @@ class KeyStore:
         return key
 
     def lookup(self, key: str) -> Principal | None:
+        digest = hash_key(key)
+        found = self._known.get(digest)
+        if found is not None:
+            return found
         with self.db.connect() as connection:
-            row = connection.execute(sa.select(api_keys).where(api_keys.c.key_hash == hash_key(key))).first()
-        return None if row is None else Principal(row.role, row.account, row.venue, row.label)
+            row = connection.execute(sa.select(api_keys).where(api_keys.c.key_hash == digest)).first()
+        if row is None:
+            return None
+        found = Principal(row.role, row.account, row.venue, row.label)
+        if len(self._known) < MAX_CACHED:
+            self._known[digest] = found
+        return found
+
+    def cached(self, key: str) -> Principal | None:
+        """A key already looked up (keys are never changed nor deleted): no database access."""
+        return self._known.get(hash_key(key))
 
     def count(self) -> int:
         with self.db.connect() as connection:

@@ -8,13 +8,13 @@ semantics), :mod:`.snapshots` (fast restart, the state digest) and :mod:`.audit`
 
 from .audit import LogMismatch, ReplayReport, check_chain, replay_log, verify_log
 from .canonical import GENESIS, canonical
-from .durable import DurableEngine, Submitted, outcome_of
+from .durable import BatchItem, BatchResult, DurableEngine, Submitted, outcome_of
 from .log import CommandLog, Entry, IdempotencyConflict, PendingEntry, Snapshot, StoreError
 from .schema import DEFAULT_URL, database_url
 from .snapshots import dump_engine, engine_state, load_engine, state_digest
 
 __all__ = [
-    "CommandLog", "DEFAULT_URL", "DurableEngine", "Entry", "GENESIS", "IdempotencyConflict", "LogMismatch",
+    "BatchItem", "BatchResult", "CommandLog", "DEFAULT_URL", "DurableEngine", "Entry", "GENESIS", "IdempotencyConflict", "LogMismatch",
     "PendingEntry", "ReplayReport", "Snapshot", "StoreError", "Submitted", "canonical", "check_chain",
     "database_url", "dump_engine", "engine_state", "load_engine", "outcome_of", "replay_log", "state_digest",
     "verify_log",

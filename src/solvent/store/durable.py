@@ -20,6 +20,12 @@ the rebuilt one includes each entry exactly once. Every acknowledged command has
 committed before the acknowledgement. A retry of an unacknowledged command under the same
 idempotency key returns the recorded entry instead of appending it again.
 
+Group commit (``submit_batch``, what the service uses): a batch of commands is applied in order
+and written with its outcomes in ONE transaction, before any of them is acknowledged. Nothing is
+pending in between: a crash before the commit leaves none of the batch in the log (and none of it
+was acknowledged); after it, all of it, complete. The single-command path above and the batch
+path write the same log, and replay cannot tell them apart.
+
 While rebuilding, every recorded outcome is compared with the recomputed one; a difference
 (:class:`~solvent.store.audit.LogMismatch`) means the log or the code changed underneath, and the
 engine refuses to start. If applying a command raises something other than ``CommandRejected``
@@ -29,15 +35,17 @@ retries the entry.
 
 from __future__ import annotations
 
+import json
 import threading
 import warnings
 from datetime import datetime
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
 
 from ..engine import CommandRejected, Engine
-from ..engine.commands import Command
-from .canonical import canonical
-from .log import CommandLog, Entry, StoreError
+from ..engine.commands import Command, command_from_dict
+from .canonical import GENESIS, canonical, command_hash, entry_hash
+from .log import CommandLog, Entry, IdempotencyConflict, PendingEntry, StoreError, timestamp_text
+from .schema import redacted
 
 
 class Submitted(NamedTuple):
@@ -61,6 +69,32 @@ def rejection_error(entry: Entry) -> CommandRejected:
     return error
 
 
+_UNKNOWN = object()
+
+
+class BatchItem(NamedTuple):
+    """One command of a :meth:`DurableEngine.submit_batch`."""
+
+    command: Command
+    key: str | None = None
+    recorded_at: datetime | str | None = None
+
+
+class BatchResult(NamedTuple):
+    """What became of one item of a batch: its entry (new, or the one its idempotency key
+    already named: ``replayed``), or ``error``, and then nothing was written for it."""
+
+    entry: Entry | None = None
+    replayed: bool = False
+    error: BaseException | None = None
+
+    def submitted(self) -> Submitted:
+        """:meth:`DurableEngine.submit`'s answer: Submitted, or raises (CommandRejected, ...)."""
+        if self.error is not None:
+            raise self.error
+        return DurableEngine._answer(self.entry)
+
+
 class DurableEngine:
     """The engine plus its log. ``engine`` is the live state; ``seq`` the last entry applied."""
 
@@ -74,6 +108,7 @@ class DurableEngine:
         self.completed: list[int] = []  # pending entries whose outcome this instance recorded at start
         self.restored_from: int | None = None  # the snapshot's seq, if one was used
         self._lock = threading.Lock()
+        self._head: Entry | None | object = _UNKNOWN  # the last entry, as submit_batch last wrote it
         self._broken: str | None = None
         self.engine = self._restore(use_snapshots)
 
@@ -117,6 +152,7 @@ class DurableEngine:
         with self._lock:
             if self._broken:
                 raise StoreError(f"this engine stopped at entry {self._broken}; reopen the log to recover")
+            self._head = _UNKNOWN
             entry, new = self.log.append_entry(command, recorded_at, key)
             if not new:  # a retry under a known key: the recorded outcome, nothing applied
                 return self._answer(entry)
@@ -132,6 +168,136 @@ class DurableEngine:
             if self.snapshot_every and entry.seq % self.snapshot_every == 0:
                 self.log.snapshot(entry.seq, self.engine)
         return self._answer(entry)
+
+    def submit_batch(self, items: Sequence[BatchItem], *,
+                     check: Callable[[Engine, Command], None] | None = None) -> list[BatchResult]:
+        """Group commit: apply a batch of commands in order and record them in ONE transaction.
+
+        For each item, in order: a known idempotency key (in the log, or earlier in this batch)
+        answers its original entry, applying nothing (:class:`IdempotencyConflict` if it names
+        another command); otherwise ``check(engine, command)`` (validation at the edge, against
+        the state every earlier command of the batch produced) may refuse it, and nothing is
+        written for it; otherwise the command, decoded from its canonical payload exactly as a
+        replay decodes it, is applied to the engine and its complete entry (command, outcome,
+        both hashes) is chained after the previous one. Then every new entry (and any snapshot
+        due, of the state right after its entry) is written in one transaction, and only then
+        are the results returned: acknowledged ⇒ durable, seq order = batch order.
+
+        Crash semantics. Nothing of the batch is in the log until its transaction commits, and
+        then all of it is, with its outcomes: a crash before the commit loses only commands no
+        one was answered for (a client retries under its idempotency key); a crash after it
+        loses nothing. No entry is left pending, except when applying a command raises
+        something other than ``CommandRejected`` (a defect): as in :meth:`submit`, that entry is
+        written pending (after the ones before it, complete), the items after it are refused
+        with :class:`StoreError`, this instance refuses further commands, and a restart applies
+        the pending entry exactly once. If the write itself fails, the engine has applied
+        commands the log does not hold: it is rebuilt from the log (the batch's items are
+        answered with :class:`StoreError`; nothing of them was written).
+        """
+        from .snapshots import FORMAT, dump_engine, state_digest
+
+        results: list[BatchResult | None] = [None] * len(items)
+        with self._lock:
+            if self._broken:
+                error = StoreError(f"this engine stopped at entry {self._broken}; reopen the log to recover")
+                return [BatchResult(error=error) for _ in items]
+            prepared: list[tuple[str, Command] | None] = []
+            for index, item in enumerate(items):
+                try:
+                    payload = canonical(item.command.to_dict())
+                    prepared.append((payload, command_from_dict(json.loads(payload))))  # what replay applies
+                except Exception as error:  # noqa: BLE001 - this item only: it must decode to be logged
+                    prepared.append(None)
+                    results[index] = BatchResult(error=error)
+            # The head as this instance last wrote it (re-read after any other kind of write); if
+            # another writer appended since, the insert of the next seq fails: nothing is forked.
+            head_known = self._head is not _UNKNOWN
+            last, known = self.log.head_and_keys((item.key for item in items if item.key is not None),
+                                                 head=not head_known)
+            if head_known:
+                last = self._head
+            if last is not None and last.pending:
+                error = PendingEntry(f"entry {last.seq} has no outcome yet: reopen the log to complete it")
+                return [BatchResult(error=error) for _ in items]
+            if (0 if last is None else last.seq) != self.seq:
+                error = StoreError(f"another writer appended to {redacted(self.log.url)}: one writer per log")
+                return [BatchResult(error=error) for _ in items]
+            previous, seq = (GENESIS, 0) if last is None else (last.hash, last.seq)
+            written: list[Entry] = []
+            snapshot_rows: list[dict[str, Any]] = []
+            stopped: BaseException | None = None
+            for index, item in enumerate(items):
+                if results[index] is not None:
+                    continue
+                if stopped is not None:
+                    results[index] = BatchResult(error=StoreError(
+                        f"this engine stopped at entry {self._broken}; reopen the log to recover"))
+                    continue
+                payload, command = prepared[index]
+                if item.key is not None and item.key in known:
+                    original = known[item.key]
+                    if original.payload != payload:
+                        results[index] = BatchResult(error=IdempotencyConflict(
+                            f"idempotency key {item.key!r} already names entry {original.seq} ({original.kind}), "
+                            "a different command"))
+                    else:
+                        results[index] = BatchResult(original, replayed=True)
+                    continue
+                if check is not None:
+                    try:
+                        check(self.engine, command)
+                    except Exception as error:  # noqa: BLE001 - refused at the edge: nothing written
+                        results[index] = BatchResult(error=error)
+                        continue
+                seq += 1
+                when = timestamp_text(item.recorded_at)
+                digest = command_hash(previous, seq, when, item.key, command.kind, payload)
+                try:
+                    outcome = canonical(outcome_of(self.engine, command))
+                except BaseException as error:  # a defect: written pending, see the docstring
+                    written.append(Entry(seq, when, item.key, command.kind, payload, previous, digest, None, None))
+                    self._broken = str(seq)
+                    stopped = error
+                    results[index] = BatchResult(error=error)
+                    continue
+                entry = Entry(seq, when, item.key, command.kind, payload, previous, digest, outcome,
+                              entry_hash(digest, outcome))
+                written.append(entry)
+                previous = entry.hash
+                results[index] = BatchResult(entry)
+                if item.key is not None:
+                    known[item.key] = entry
+                if self.snapshot_every and seq % self.snapshot_every == 0:
+                    snapshot_rows.append({"seq": seq, "taken_at": timestamp_text(None), "format": FORMAT,
+                                          "state": dump_engine(self.engine), "digest": state_digest(self.engine)})
+            try:
+                self._head = _UNKNOWN
+                self.log.write_entries(written, last, snapshot_rows)
+            except BaseException as error:
+                if written:
+                    self._rebuild()
+                fresh = {entry.seq for entry in written}
+                failure = error if isinstance(error, StoreError) else StoreError(
+                    f"the log could not be written: {type(error).__name__}: {error}")
+                for index, result in enumerate(results):
+                    if result is not None and result.entry is not None and result.entry.seq in fresh:
+                        results[index] = BatchResult(error=failure)
+                if not isinstance(error, Exception):
+                    raise
+                return results  # type: ignore[return-value]
+            done = [entry for entry in written if not entry.pending]
+            if done:
+                self.seq = done[-1].seq
+            if not written or not written[-1].pending:
+                self._head = written[-1] if written else last
+        return results  # type: ignore[return-value]
+
+    def _rebuild(self) -> None:
+        """The engine applied commands that are not in the log: rebuild it from the log, or stop."""
+        try:
+            self.engine = self._restore(True)
+        except Exception:  # noqa: BLE001 - cannot tell the true state: refuse further commands
+            self._broken = str(self.seq + 1)
 
     @staticmethod
     def _answer(entry: Entry) -> Submitted:

@@ -8,6 +8,10 @@ database. Each entry is written in two steps, each one committed transaction:
 2. :meth:`CommandLog.record_outcome`: what the engine did with it (its events, or why it refused
    it), and ``hash``, which chains the outcome too (see :mod:`.canonical`).
 
+:meth:`CommandLog.write_entries` is the group-commit path: entries already complete (command,
+outcome, both hashes, see :meth:`~solvent.store.durable.DurableEngine.submit_batch`) are written
+many at a time in one transaction, all or none.
+
 So at most one entry, the last, can be *pending* (appended, outcome not yet recorded): the process
 stopped between the two steps. :class:`~solvent.store.durable.DurableEngine` completes it when it
 reopens the log; until then :meth:`append` refuses to add anything after it.
@@ -22,7 +26,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 import sqlalchemy as sa
 
@@ -217,6 +221,52 @@ class CommandLog:
             if done.rowcount != 1:
                 raise StoreError(f"entry {seq} was completed by another writer")
         return Entry(**{**entry.__dict__, "outcome": text, "hash": digest})
+
+    # ---------------------------------------------------------------- group commit
+
+    def head_and_keys(self, keys: Iterable[str] = (), *, head: bool = True) -> tuple[Entry | None, dict[str, Entry]]:
+        """The last entry (None if ``head`` is false) and the entries recorded under any of
+        ``keys``: what :meth:`DurableEngine.submit_batch` reads before applying a batch."""
+        wanted = sorted(set(keys))
+        found: dict[str, Entry] = {}
+        if not head and not wanted:
+            return None, found
+        with self.db.connect() as connection:
+            last = self._last(connection) if head else None
+            for start in range(0, len(wanted), 500):
+                rows = connection.execute(sa.select(commands).where(
+                    commands.c.idempotency_key.in_(wanted[start:start + 500]))).all()
+                for row in rows:
+                    found[row.idempotency_key] = _entry(row)
+        return last, found
+
+    def write_entries(self, entries: list[Entry], after: Entry | None,
+                      snapshot_rows: list[dict[str, Any]] = ()) -> None:
+        """Write complete entries (command *and* outcome, hashes chained) after entry ``after``,
+        and any snapshots of states between them, in ONE transaction: all of them or none.
+
+        Only the last entry may be pending (a defect in the engine stopped the batch there). The
+        chain is checked before anything is written: ``entries`` must follow ``after`` (which must
+        still be the last entry) link by link, so a second writer cannot fork the log."""
+        previous, seq = (GENESIS, 0) if after is None else (after.hash, after.seq)
+        for index, entry in enumerate(entries):
+            if entry.seq != seq + 1 or entry.prev_hash != previous or previous is None:
+                raise StoreError(f"entry {entry.seq} does not follow entry {seq} in the chain")
+            if entry.pending and index != len(entries) - 1:
+                raise StoreError(f"entry {entry.seq} has no outcome but is not the last of its batch")
+            previous, seq = entry.hash, entry.seq
+        if not entries and not snapshot_rows:
+            return
+        try:
+            with self.db.begin() as connection:
+                if entries:
+                    # Inserting seq `after.seq + 1` fails (primary key) if anyone appended since.
+                    connection.execute(commands.insert(), [entry.__dict__ for entry in entries])
+                for row in snapshot_rows:
+                    connection.execute(snapshots.delete().where(snapshots.c.seq == row["seq"]))
+                    connection.execute(snapshots.insert().values(**row))
+        except sa.exc.IntegrityError:
+            raise StoreError(f"another writer appended to {redacted(self.url)}: one writer per log") from None
 
     # ---------------------------------------------------------------- reading
 
