@@ -362,3 +362,21 @@ def test_concurrent_commands_are_group_committed_in_seq_order_and_keys_deduplica
     assert getattr(refused.value, "status", None) == 404 and log.count() == before + 20
     state = client.get("/v1/state", headers=auth(keys["admin"])).json()
     assert state["seq"] == state["entries"] == before + 20
+
+
+def test_account_reads_use_the_venues_liquidation_price_conventions():
+    """Bybit values maintenance at the entry price: its doc's 1 BTC long at 20,000 with 400 USDT
+    liquidates at 19,700 (the default convention would give 19,698.49)."""
+    from decimal import Decimal
+
+    from solvent.engine import Engine, commands as c
+    from solvent.service.views import account_view
+
+    engine = Engine()
+    engine.apply(c.CreateVenue("by", "bybit"))
+    for account, amount in (("t", "400"), ("mm", "1000000")):
+        engine.apply(c.OpenAccount(account, "by"))
+        engine.apply(c.Deposit(account, "USDT", amount))
+    engine.apply(c.UpdateOracle("by", {"BTCUSDT": "20000"}, 1))
+    engine.apply(c.ApplyFill("by", "BTCUSDT", "t", "mm", "1", "20000"))
+    assert Decimal(account_view(engine, "t")["positions"][0]["liquidationPrice"]) == Decimal(19700)

@@ -14,6 +14,7 @@ from ..engine import Engine
 from ..engine.lending import lending_account, lending_state
 from ..engine.lending import registry as lending_registry
 from ..policies.account import account_margin
+from ..policies.liquidation_price import LiquidationPriceRule
 
 EVENT_ACCOUNT_FIELDS = ("account", "buyer", "seller", "against", "borrower", "owner", "liquidator", "payer")
 
@@ -41,7 +42,11 @@ def _balances(engine: Engine, account: str) -> dict[str, str]:
 
 def account_view(engine: Engine, account: str) -> dict[str, Any]:
     """Balances, margin pools and positions (with liquidation prices) of an existing account."""
-    pools = account_margin(engine.ledger, account, models=engine.model, marks=engine.marks,
+    # Liquidation prices follow the conventions of the venue whose rules liquidate the account
+    # (Bybit values maintenance at entry and reserves the fee to close, ...).
+    home = engine.venues.get(engine.home_venue.get(account, ""))
+    rule = home.preset.liquidation_price_rule if home is not None else LiquidationPriceRule()
+    pools = account_margin(engine.ledger, account, models=engine.model, marks=engine.marks, rule=rule,
                            with_liquidation_prices=True)
     positions, pool_views = [], []
     for pool in pools:
