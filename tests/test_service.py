@@ -4,12 +4,9 @@ crash safety against a real server process killed with SIGKILL."""
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 
@@ -21,6 +18,7 @@ import httpx  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from solvent.engine import Engine  # noqa: E402
+from solvent.bench.serve import free_port, start_server
 from solvent.engine.commands import command_from_dict  # noqa: E402
 from solvent.service import create_app  # noqa: E402
 from solvent.store import CommandLog, state_digest  # noqa: E402
@@ -237,26 +235,9 @@ def test_the_stream_resumes_from_a_seq_and_filters_an_account_key(service):
 # ============================================================================================
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start(url: str, port: int) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from solvent.cli.main import app; app()", "serve", "--db", url, "--port", str(port),
-         "--host", "127.0.0.1"],
-        env={**os.environ, "SOLVENT_ADMIN_KEY": ADMIN}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("the server did not start")
+    """``solvent serve`` on 127.0.0.1 with the tests' admin key, once it answers /v1/health."""
+    return start_server(url, ADMIN, port)
 
 
 def crash_commands() -> list[dict]:

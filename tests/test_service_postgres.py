@@ -7,12 +7,8 @@ SIGKILL and restart with the state digest unchanged and nothing lost or applied 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
-import time
 import uuid
 
 import pytest
@@ -23,6 +19,7 @@ pytest.importorskip("websockets")
 from websockets.sync.client import connect  # noqa: E402
 
 from solvent.engine import Engine  # noqa: E402
+from solvent.bench.serve import free_port, start_server
 from solvent.engine.commands import command_from_dict  # noqa: E402
 from solvent.store import CommandLog, state_digest  # noqa: E402
 
@@ -87,27 +84,9 @@ def pg_url():
             connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start(url: str, port: int) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from solvent.cli.main import app; app()", "serve", "--db", url, "--port", str(port),
-         "--host", "127.0.0.1"],
-        env={**os.environ, "SOLVENT_ADMIN_KEY": ADMIN}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    process.kill()
-    process.wait(timeout=10)
-    raise RuntimeError("the server did not start")
+    """``solvent serve`` on 127.0.0.1 with the tests' admin key, once it answers /v1/health."""
+    return start_server(url, ADMIN, port)
 
 
 def kill(process: subprocess.Popen) -> None:
