@@ -361,3 +361,19 @@ def test_account_reads_use_the_venues_liquidation_price_conventions():
     engine.apply(c.UpdateOracle("by", {"BTCUSDT": "20000"}, 1))
     engine.apply(c.ApplyFill("by", "BTCUSDT", "t", "mm", "1", "20000"))
     assert Decimal(account_view(engine, "t")["positions"][0]["liquidationPrice"]) == Decimal(19700)
+
+
+def test_an_admin_revokes_a_key_by_its_id_and_it_stops_working_at_once(service):
+    client, log, keys = service
+    created = client.post("/v1/keys", json={"role": "operator"}, headers=auth(keys["admin"])).json()
+    operator, key_id = created["key"], created["id"]
+    assert key_id not in operator and len(key_id) == 16  # the id names the key without revealing it
+    price = {"kind": "update_oracle", "venue": "bn", "prices": {"BTCUSDT": "60100"}, "timestamp": 5}
+    assert client.post("/v1/commands", json=price, headers=auth(operator)).status_code == 200  # now cached
+    assert client.delete(f"/v1/keys/{key_id}", headers=auth(keys["operator"])).status_code == 403
+    assert client.delete(f"/v1/keys/{key_id}", headers=auth(keys["admin"])).status_code == 204
+    before = log.count()
+    assert client.post("/v1/commands", json=dict(price, timestamp=6), headers=auth(operator)).status_code == 401
+    assert log.count() == before
+    assert client.delete(f"/v1/keys/{key_id}", headers=auth(keys["admin"])).status_code == 404
+    assert client.delete("/v1/keys/not-an-id", headers=auth(keys["admin"])).status_code == 422

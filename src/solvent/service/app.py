@@ -27,7 +27,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
@@ -35,7 +35,7 @@ from starlette.websockets import WebSocketDisconnect
 from ..engine.commands import Command
 from ..store import BatchItem, BatchResult, DurableEngine, IdempotencyConflict, StoreError, state_digest
 from ..store.durable import rejection_error
-from .keys import ROLES, KeyStore, Principal
+from .keys import ROLES, KeyStore, Principal, key_id
 from .validation import EdgeError, check_references, parse_command, parse_json
 from .views import account_view, event_accounts, text, venue_view
 
@@ -401,8 +401,20 @@ def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | 
             if body.account not in service.durable.engine.ledger.accounts:
                 raise EdgeError(404, "account", f"unknown account {body.account!r}")
         key = service.keys.add(body.role, account=body.account, venue=body.venue, label=body.label)
-        return {"key": key, "role": body.role, "account": body.account if body.role == "account" else None,
+        return {"key": key, "id": key_id(key), "role": body.role,
+                "account": body.account if body.role == "account" else None,
                 "venue": body.venue if body.role == "operator" else None}
+
+    @app.delete("/v1/keys/{key}", tags=["service"], status_code=204)
+    def revoke_key(key: str, who: Principal = Depends(admin)) -> Response:
+        """Revoke a key by its id (returned when it was created); it stops working at once."""
+        try:
+            revoked = service.keys.revoke(key)
+        except ValueError as error:
+            raise EdgeError(422, "key", str(error)) from None
+        if not revoked:
+            raise EdgeError(404, "key", f"no key with id {key!r}")
+        return Response(status_code=204)
 
     @app.websocket("/v1/stream")
     async def stream(websocket: WebSocket):

@@ -49,6 +49,14 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
+KEY_ID_LENGTH = 16
+
+
+def key_id(key: str) -> str:
+    """A key's public id: the start of its hash, enough to name it, useless to authenticate."""
+    return hash_key(key)[:KEY_ID_LENGTH]
+
+
 def new_key() -> str:
     return "sk_" + secrets.token_urlsafe(32)
 
@@ -92,8 +100,21 @@ class KeyStore:
         return found
 
     def cached(self, key: str) -> Principal | None:
-        """A key already looked up (keys are never changed nor deleted): no database access."""
+        """A key already looked up and not revoked since (revoking evicts it): no database access."""
         return self._known.get(hash_key(key))
+
+    def revoke(self, key_id: str) -> bool:
+        """Delete the key whose id (see :func:`key_id`) this is; False when there is none."""
+        if len(key_id) != KEY_ID_LENGTH or any(ch not in "0123456789abcdef" for ch in key_id):
+            raise ValueError(f"a key id is {KEY_ID_LENGTH} lowercase hex characters")
+        with self.db.begin() as connection:
+            rows = connection.execute(sa.select(api_keys.c.key_hash).where(
+                api_keys.c.key_hash.like(key_id + "%"))).fetchall()
+            for row in rows:
+                connection.execute(api_keys.delete().where(api_keys.c.key_hash == row.key_hash))
+        for row in rows:
+            self._known.pop(row.key_hash, None)
+        return bool(rows)
 
     def count(self) -> int:
         with self.db.connect() as connection:
