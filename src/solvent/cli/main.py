@@ -448,11 +448,46 @@ def compare(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Process-pool workers (default: cores)."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (with --executor ray)."),
     as_json: bool = typer.Option(False, "--json", help="Print each preset's summary as JSON."),
+    shared_backstop: bool = typer.Option(False, "--shared-backstop",
+                                         help="One engine, one venue per preset, one path: isolated funds vs one "
+                                              "backstop shared across venues (default presets: "
+                                              "hyperliquid,dydx_v4,drift_v2,gmx_v2; --accounts per venue)."),
 ) -> None:
     """The same crash and the same book under several venues' designs, side by side."""
     from ..sim.sweep import compare as run_compare, executor_for
 
     names = [name.strip() for name in presets.split(",") if name.strip()]
+    if shared_backstop:
+        from ..sim.shared import DEFAULT_SHARED_PRESETS, compare_shared
+
+        if presets == "binance,hyperliquid,dydx_v4,drift_v2,gmx_v2":  # the option's default: not one settle asset
+            names = list(DEFAULT_SHARED_PRESETS)
+        try:
+            base = _sim_base(scenario, names[0] if names else "hyperliquid", accounts, seed, insurance_fund,
+                             depth_scale)
+            with console.status(f"{len(names)} venues, isolated and shared"):
+                both = compare_shared(base, names)
+        except SolventError as error:
+            _fail(error)
+        if as_json:
+            print(json.dumps(both, indent=2))
+            return
+        iso, sh = both["isolated"], both["shared"]
+        table = Table(title=f"{scenario}: {len(names)} venues × {accounts:,} accounts, seed {seed}: isolated funds "
+                            f"of {insurance_fund} each vs one backstop of {sh['backstop']['capital']:,.0f}")
+        for column in ("venue", "bad debt\nisolated", "bad debt\nshared", "fund draws\nisolated",
+                       "fund draws\nshared", "ADL $\nisolated", "ADL $\nshared", "backstop\ndrawn"):
+            table.add_column(column, justify="left" if column == "venue" else "right")
+        drawn = sh["backstop"]["drawn_by_venue"]
+        rows = [(f"{v} {row['preset']}", row, sh["venues"][v], drawn.get(v, 0.0)) for v, row in iso["venues"].items()]
+        rows.append(("total", iso["totals"], sh["totals"], sum(drawn.values())))
+        for label, a, b, pulled in rows:
+            table.add_row(label, f"{a['bad_debt']:,.2f}", f"{b['bad_debt']:,.2f}", f"{a['fund_drawn']:,.2f}",
+                          f"{b['fund_drawn']:,.2f}", f"{a['adl_notional']:,.0f}", f"{b['adl_notional']:,.0f}",
+                          f"{pulled:,.2f}", end_section=label.startswith("v") and label == rows[-2][0])
+        console.print(table)
+        console.print(f"backstop left: {sh['backstop']['balance']:,.2f}")
+        return
     try:
         base = _sim_base(scenario, names[0] if names else "hyperliquid", accounts, seed, insurance_fund, depth_scale)
         with console.status(f"{len(names)} presets × {paths} paths on {executor}"):
