@@ -817,6 +817,38 @@ class LendingVenue:
             raise InvalidInput(field_name, f"{asset!r} is not an asset of {self.name} here "
                                f"(known: {', '.join(sorted(allowed))})")
 
+    def deposit_shares(self, account: str, asset: str, units: int, pool: "SharePool", *,
+                       zero_shares: str | None = None) -> None:
+        """Move ``units`` from the account into the venue's pool, as shares of ``pool``.
+
+        ``zero_shares``: the refusal when the deposit would mint no share (Euler, Morpho).
+        """
+        shares = pool.shares_for_deposit(units)
+        if zero_shares is not None and shares == 0:
+            raise InvalidInput("amount", zero_shares)
+        moves = Moves(self.ledger)
+        moves.add(account, self.pool, asset, units)
+        moves.apply()
+        pool.deposit(account, units, shares)
+
+    def repay_debt(self, command: "Repay", pool: "SharePool", nothing_owed: tuple[str, str]) -> tuple[str, int]:
+        """Repay (up to all of) the account's debt in ``pool`` from the payer; (payer, units).
+
+        ``nothing_owed``: the (field, message) of the refusal when there is no debt to repay.
+        """
+        payer = command.payer or command.account
+        self.require_caller(payer, "payer")
+        owed = pool.debt_of(command.account)
+        if owed == 0:
+            raise InvalidInput(*nothing_owed)
+        wanted = decimal_or_max(command.amount, "amount")
+        units = owed if wanted is None else min(owed, self.ledger.units(command.asset, wanted))
+        moves = Moves(self.ledger)
+        moves.add(payer, self.pool, command.asset, units)
+        moves.apply()
+        pool.reduce_debt(command.account, units)
+        return payer, units
+
     def check_price(self, asset: str, value: object, field_name: str) -> Decimal:
         price = positive(value, field_name)
         scaled = price.scaleb(self.price_decimals)

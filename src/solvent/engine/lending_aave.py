@@ -101,11 +101,7 @@ class AaveVenue(LendingVenue):
         self.require_member(command.account)
         pool = self.reserve(command.asset)
         units = self.units(command.asset, command.amount)
-        shares = pool.shares_for_deposit(units)
-        moves = Moves(self.ledger)
-        moves.add(command.account, self.pool, command.asset, units)
-        moves.apply()
-        pool.deposit(command.account, units, shares)
+        self.deposit_shares(command.account, command.asset, units, pool)
         return [SupplyAdded(self.name, command.account, command.asset, self.text(command.asset, units))]
 
     def withdraw_supply(self, command) -> list:
@@ -164,18 +160,8 @@ class AaveVenue(LendingVenue):
 
     def repay(self, command) -> list:
         self.require_member(command.account)
-        payer = command.payer or command.account
-        self.require_caller(payer, "payer")
-        pool = self.reserve(command.asset)
-        owed = pool.debt_of(command.account)
-        if owed == 0:
-            raise InvalidInput("asset", f"{command.account!r} owes no {command.asset} (NO_DEBT_OF_SELECTED_TYPE)")
-        wanted = decimal_or_max(command.amount, "amount")
-        units = owed if wanted is None else min(owed, self.ledger.units(command.asset, wanted))
-        moves = Moves(self.ledger)
-        moves.add(payer, self.pool, command.asset, units, field_name="amount")
-        moves.apply()
-        pool.reduce_debt(command.account, units)
+        payer, units = self.repay_debt(command, self.reserve(command.asset), (
+            "asset", f"{command.account!r} owes no {command.asset} (NO_DEBT_OF_SELECTED_TYPE)"))
         return [Repaid(self.name, command.account, payer, command.asset, self.text(command.asset, units))]
 
     def set_emode(self, command) -> list:

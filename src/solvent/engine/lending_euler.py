@@ -149,13 +149,8 @@ class EulerVenue(LendingVenue):
         self.require_member(command.account)
         pool = self.vault(command.asset)
         units = self.units(command.asset, command.amount)
-        shares = pool.shares_for_deposit(units)
-        if shares == 0:
-            raise InvalidInput("amount", "too small to mint a share (E_ZeroShares)")
-        moves = Moves(self.ledger)
-        moves.add(command.account, self.pool, command.asset, units)
-        moves.apply()
-        pool.deposit(command.account, units, shares)
+        self.deposit_shares(command.account, command.asset, units, pool,
+                            zero_shares="too small to mint a share (E_ZeroShares)")
         return [SupplyAdded(self.name, command.account, command.asset, self.text(command.asset, units))]
 
     def withdraw_supply(self, command) -> list:
@@ -201,18 +196,8 @@ class EulerVenue(LendingVenue):
 
     def repay(self, command) -> list:
         self.require_member(command.account)
-        payer = command.payer or command.account
-        self.require_caller(payer, "payer")
-        pool = self.vault(command.asset)
-        owed = pool.debt_of(command.account)
-        if owed == 0:
-            raise InvalidInput("asset", f"{command.account!r} owes nothing to the {command.asset} vault")
-        wanted = decimal_or_max(command.amount, "amount")
-        units = owed if wanted is None else min(owed, self.ledger.units(command.asset, wanted))
-        moves = Moves(self.ledger)
-        moves.add(payer, self.pool, command.asset, units)
-        moves.apply()
-        pool.reduce_debt(command.account, units)
+        payer, units = self.repay_debt(command, self.vault(command.asset), (
+            "asset", f"{command.account!r} owes nothing to the {command.asset} vault"))
         return [Repaid(self.name, command.account, payer, command.asset, self.text(command.asset, units))]
 
     # ---------------------------------------------------------------- liquidation

@@ -104,16 +104,12 @@ class MorphoVenue(LendingVenue):
         config = self.market(command)
         self.require_asset(command.asset, (config.loan, config.collateral))
         units = self.units(command.asset, command.amount)
-        moves = Moves(self.ledger)
-        moves.add(command.account, self.pool, command.asset, units)
         if command.asset == config.loan:
-            pool = self.pools[config.id]
-            shares = pool.shares_for_deposit(units)
-            if shares == 0:
-                raise InvalidInput("amount", "too small to mint a share")
-            moves.apply()
-            pool.deposit(command.account, units, shares)
+            self.deposit_shares(command.account, command.asset, units, self.pools[config.id],
+                                zero_shares="too small to mint a share")
         else:
+            moves = Moves(self.ledger)
+            moves.add(command.account, self.pool, command.asset, units)
             moves.apply()
             held = self.collateral[config.id]
             held[command.account] = held.get(command.account, 0) + units
@@ -167,20 +163,10 @@ class MorphoVenue(LendingVenue):
 
     def repay(self, command) -> list:
         self.require_member(command.account)
-        payer = command.payer or command.account
-        self.require_caller(payer, "payer")
         config = self.market(command)
         self.require_asset(command.asset, (config.loan,))
-        pool = self.pools[config.id]
-        owed = pool.debt_of(command.account)
-        if owed == 0:
-            raise InvalidInput("account", f"{command.account!r} owes nothing on {config.id}")
-        wanted = decimal_or_max(command.amount, "amount")
-        units = owed if wanted is None else min(owed, self.ledger.units(command.asset, wanted))
-        moves = Moves(self.ledger)
-        moves.add(payer, self.pool, command.asset, units)
-        moves.apply()
-        pool.reduce_debt(command.account, units)
+        payer, units = self.repay_debt(command, self.pools[config.id], (
+            "account", f"{command.account!r} owes nothing on {config.id}"))
         return [Repaid(self.name, command.account, payer, command.asset, self.text(command.asset, units), config.id)]
 
     # ---------------------------------------------------------------- liquidation
