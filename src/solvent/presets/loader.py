@@ -19,12 +19,12 @@ from ..policies.liquidation_price import LiquidationPriceRule
 from ..policies.margin import MarginModel, build_margin_model
 
 
-def _merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+def merge_tables(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     """Deep merge: tables merge key by key, everything else (lists included) is replaced."""
     merged = copy.deepcopy(dict(base))
     for key, value in overrides.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge_tables(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
@@ -87,8 +87,8 @@ class Preset:
         """The preset's ``[margin]`` table, merged with a market's own and then ``overrides``."""
         spec = self.section("margin")
         if market is not None:
-            spec = _merge(spec, self._market_data(market).get("margin", {}))
-        return _merge(spec, overrides)
+            spec = merge_tables(spec, self._market_data(market).get("margin", {}))
+        return merge_tables(spec, overrides)
 
     def margin_model(self, market: str | None = None, **overrides: Any) -> MarginModel:
         """The margin model of a market (or of the preset's default, with parameters given)."""
@@ -162,7 +162,7 @@ class Preset:
 
     def with_overrides(self, overrides: Mapping[str, Any], name: str | None = None) -> "Preset":
         """A new preset: this one with some values replaced (a user's own design)."""
-        return Preset(name or f"{self.name}+overrides", _merge(self.data, overrides))
+        return Preset(name or f"{self.name}+overrides", merge_tables(self.data, overrides))
 
 
 PRESET_PACKAGE = "solvent.presets"

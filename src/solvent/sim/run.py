@@ -222,21 +222,30 @@ def _book_liquidation_prices(engine: Engine, markets: dict[str, str]) -> dict[st
 
 
 def _setup(config: SimConfig, preset, markets: dict[str, str], settle: str, exogenous, rng) -> list[c.Command]:
-    """Commands that create the venue, its liquidity, and the population of leveraged traders."""
+    """Commands that create the venue, its fund, its liquidity, and the population of traders."""
     commands: list[c.Command] = [c.CreateVenue(VENUE, config.preset, config.preset_overrides())]
     if Decimal(config.insurance_fund) > 0:  # an empty fund is a design to test, not an error
         commands.append(c.FundInsurance(settle, config.insurance_fund, venue=VENUE))
+    return commands + venue_population(config, VENUE, preset, markets, settle, exogenous, rng)
+
+
+def venue_population(config: SimConfig, venue: str, preset, markets: dict[str, str], settle: str, exogenous, rng,
+                     *, prefix: str = "", median_leverage: float = 5.0) -> list[c.Command]:
+    """A venue's liquidator vault, book, market maker and population of leveraged traders
+    (account names start with ``prefix``), each trader filled against the maker at the opening."""
+    commands: list[c.Command] = []
     if Decimal(config.backstop_capital) > 0:
-        commands.append(c.Deposit(f"{VENUE}/liquidator", settle, config.backstop_capital))
+        commands.append(c.Deposit(f"{venue}/liquidator", settle, config.backstop_capital))
+    maker = f"{prefix}maker"
     commands += [
-        c.Deposit(f"{VENUE}/book", settle, "10000000000"),
-        c.OpenAccount("maker", VENUE),
-        c.Deposit("maker", settle, "10000000000"),
+        c.Deposit(f"{venue}/book", settle, "10000000000"),
+        c.OpenAccount(maker, venue),
+        c.Deposit(maker, settle, "10000000000"),
     ]
     opening = {symbol: _price_text(exogenous[asset][0]) for asset, symbol in markets.items()}
-    commands.append(c.UpdateOracle(VENUE, opening, 0))
+    commands.append(c.UpdateOracle(venue, opening, 0))
     assets = list(markets)
-    population = sample_population(config.accounts, assets, rng)
+    population = sample_population(config.accounts, assets, rng, median_leverage=median_leverage)
     lot_of = {symbol: Decimal(1).scaleb(-preset.markets[symbol].size_decimals) for symbol in markets.values()}
     for index in range(config.accounts):
         asset = assets[int(population.market[index])]
@@ -247,8 +256,8 @@ def _setup(config: SimConfig, preset, markets: dict[str, str], settle: str, exog
         max_leverage = preset.margin_model(symbol).max_leverage(size * price) or Decimal(50)
         leverage = min(Decimal(repr(float(population.leverage[index]))), max_leverage)
         margin = (size * price / leverage).quantize(Decimal("0.01")) + Decimal("0.01")
-        name = f"t{index}"
-        commands += [c.OpenAccount(name, VENUE), c.Deposit(name, settle, str(margin))]
-        buyer, seller = (name, "maker") if int(population.side[index]) > 0 else ("maker", name)
-        commands.append(c.ApplyFill(VENUE, symbol, buyer, seller, str(size), str(price)))
+        name = f"{prefix}t{index}"
+        commands += [c.OpenAccount(name, venue), c.Deposit(name, settle, str(margin))]
+        buyer, seller = (name, maker) if int(population.side[index]) > 0 else (maker, name)
+        commands.append(c.ApplyFill(venue, symbol, buyer, seller, str(size), str(price)))
     return commands

@@ -37,9 +37,9 @@ from ..core.errors import InvalidInput
 from ..engine import Engine
 from ..engine import commands as c
 from ..presets import load_preset
+from ..presets.loader import merge_tables
 from .market import DEPTH_1PCT_USD, SqrtImpact, realized_volatility
-from .population import sample_population
-from .run import SimConfig, _market_for, _price_text, _settle
+from .run import SimConfig, _market_for, _price_text, _settle, venue_population
 from .scenarios import load_scenario, scenario_paths
 
 BACKSTOP = "shared"
@@ -54,14 +54,6 @@ def _layers(layers: Sequence[str], shared: bool) -> list[str]:
         if layer not in out:
             out.append(layer)
     return out
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    merged = dict(base)
-    for key, value in extra.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) \
-            else value
-    return merged
 
 
 def run_shared(base: SimConfig, presets: Sequence[str], shared: bool, *, cap_fraction: float = 1.0,
@@ -112,7 +104,7 @@ def run_shared(base: SimConfig, presets: Sequence[str], shared: bool, *, cap_fra
     total = fund * n
     for i, (venue, preset) in enumerate(zip(venues, loaded)):
         layers = _layers(preset.data["waterfall"]["layers"], shared)
-        overrides = _merge(base.preset_overrides(), {"waterfall": {"layers": layers}})
+        overrides = merge_tables(base.preset_overrides(), {"waterfall": {"layers": layers}})
         engine.apply(c.CreateVenue(venue, presets[i], overrides))
     if shared:
         caps = {v: str(total * Decimal(repr(cap_fraction))) for v in venues} if total > 0 else {}
@@ -123,8 +115,8 @@ def run_shared(base: SimConfig, presets: Sequence[str], shared: bool, *, cap_fra
         if not shared and fund > 0:
             engine.apply(c.FundInsurance(settles[i], str(fund), venue=venue))
         leverage = 5.0 if median_leverage is None else float(median_leverage[i])
-        for command in _venue_setup(base, venue, loaded[i], markets[i], settles[i], exogenous, venue_rngs[i],
-                                    leverage):
+        for command in venue_population(base, venue, loaded[i], markets[i], settles[i], exogenous, venue_rngs[i],
+                                        prefix=f"{venue}-", median_leverage=leverage):
             engine.apply(command)
 
     scale = [base.depth_scale if depth_scales is None else float(depth_scales[i]) for i in range(n)]
@@ -215,33 +207,3 @@ def compare_shared(base: SimConfig, presets: Sequence[str], **options) -> dict:
     """Both modes on the same path and books: ``{"isolated": ..., "shared": ...}``."""
     return {"isolated": run_shared(base, presets, False, **options),
             "shared": run_shared(base, presets, True, **options)}
-
-
-def _venue_setup(base: SimConfig, venue: str, preset, markets: dict[str, str], settle: str, exogenous, rng,
-                 median_leverage: float) -> list[c.Command]:
-    """The venue's liquidator vault, book, maker and population (as ``run._setup``, named per venue)."""
-    commands: list[c.Command] = []
-    if Decimal(base.backstop_capital) > 0:
-        commands.append(c.Deposit(f"{venue}/liquidator", settle, base.backstop_capital))
-    maker = f"{venue}-maker"
-    commands += [c.Deposit(f"{venue}/book", settle, "10000000000"), c.OpenAccount(maker, venue),
-                 c.Deposit(maker, settle, "10000000000")]
-    opening = {symbol: _price_text(exogenous[asset][0]) for asset, symbol in markets.items()}
-    commands.append(c.UpdateOracle(venue, opening, 0))
-    assets = list(markets)
-    population = sample_population(base.accounts, assets, rng, median_leverage=median_leverage)
-    lot_of = {symbol: Decimal(1).scaleb(-preset.markets[symbol].size_decimals) for symbol in markets.values()}
-    for index in range(base.accounts):
-        asset = assets[int(population.market[index])]
-        symbol = markets[asset]
-        price = Decimal(opening[symbol])
-        notional = Decimal(repr(float(population.notional_usd[index])))
-        size = max((notional / price).quantize(lot_of[symbol]), lot_of[symbol])
-        max_leverage = preset.margin_model(symbol).max_leverage(size * price) or Decimal(50)
-        leverage = min(Decimal(repr(float(population.leverage[index]))), max_leverage)
-        margin = (size * price / leverage).quantize(Decimal("0.01")) + Decimal("0.01")
-        name = f"{venue}-t{index}"
-        commands += [c.OpenAccount(name, venue), c.Deposit(name, settle, str(margin))]
-        buyer, seller = (name, maker) if int(population.side[index]) > 0 else (maker, name)
-        commands.append(c.ApplyFill(venue, symbol, buyer, seller, str(size), str(price)))
-    return commands
