@@ -118,7 +118,7 @@ def test_drift_size_premium_in_model():
 
 def test_gmx_min_collateral_factor():
     model = MinCollateralFactor(D("0.01"), D("0.01"), min_collateral_usd=D(5))
-    remaining = model.remaining_collateral(D(2500), 1, D(100000), D(2000), D(1960), D("0.0006"))
+    remaining = model.remaining_collateral(D(2500), D(1), 1, D(100000), D(2000), D(1960), D("0.0006"))
     assert remaining == D(440)
     assert model.is_liquidatable(remaining, D(100000))
     assert not model.is_liquidatable(D(1000), D(100000))

@@ -200,11 +200,10 @@ def gmx_is_liquidatable(data):
         min_collateral_factor_for_liquidation=data.get("min_collateral_factor_for_liquidation",
                                                        _required(data, "min_collateral_factor")),
     )
-    collateral_usd = non_negative(_required(data, "collateral_amount"), "collateral_amount") * positive(
-        data.get("collateral_price", "1"), "collateral_price")
     size_usd = positive(_required(data, "size_usd"), "size_usd")
     remaining = model.remaining_collateral(
-        collateral_usd,
+        non_negative(_required(data, "collateral_amount"), "collateral_amount"),
+        positive(data.get("collateral_price", "1"), "collateral_price"),
         int(Side.parse(_required(data, "side"))),
         size_usd,
         positive(_required(data, "entry_price"), "entry_price"),

@@ -256,7 +256,7 @@ def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Po
         return [e.LiquidationPaused(account, venue.name, "per-block liquidation cap reached")], Decimal(0), "paused"
     if rules.once_per_block:
         engine.liquidated_in_block[(account, position.market)] = engine.block
-    bankruptcy = _bankruptcy_price(engine, account, settle, position)
+    bankruptcy = _bankruptcy_price(engine, pool, position)
     price, fill_size, counterparty, method = _execution(engine, venue, key, position, close_size, mark, bankruptcy)
     if fill_size > 0 and "adl" in rules.layers and _shortfall(market, side, fill_size, price, bankruptcy) > (
             _waterfall_capacity(engine, venue, settle)):
@@ -377,9 +377,9 @@ def _drift_size(engine: "Engine", venue: "VenueState", position: Position, marke
     return min(size, max(lot, base.quantize(lot, rounding=ROUND_UP)))
 
 
-def _bankruptcy_price(engine: "Engine", account: str, settle: str, position: Position) -> Decimal | None:
-    """Price of this position at which the pool's equity is zero, other positions at their marks."""
-    pool = cross_pool(engine, account, settle)
+def _bankruptcy_price(engine: "Engine", pool: PoolMargin, position: Position) -> Decimal | None:
+    """Price of this position at which the pool's equity is zero, other positions at their marks
+    (``pool``: the position's cross pool as it stands)."""
     ledger = engine.ledger
     market = ledger.markets[position.market]
     view = next((m for m in pool.positions if m.market == position.market and m.side == position.side), None)
@@ -775,7 +775,7 @@ def _candidate(engine: "Engine", holder: str, position: Position) -> adl.AdlCand
     entry = position_entry_price(ledger, position)
     size = market.size_of(abs(position.lots))
     margin = next(m for m in pool.positions if m.market == position.market and m.side == position.side)
-    bankrupt = _bankruptcy_price(engine, holder, settle, position)
+    bankrupt = _bankruptcy_price(engine, pool, position)
     return adl.AdlCandidate(
         account=holder, size=size, side=position.side,
         upnl=margin.unrealized_pnl,

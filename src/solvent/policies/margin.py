@@ -480,8 +480,8 @@ class MinCollateralFactor:
         return None if self.min_collateral_factor == 0 else ONE / self.min_collateral_factor
 
     @staticmethod
-    def remaining_collateral(collateral_usd: Decimal, side: int, size_usd: Decimal, entry_price: Decimal,
-                             price: Decimal, close_fee_rate: Decimal) -> Decimal:
+    def remaining_collateral(collateral_amount: Decimal, collateral_price: Decimal, side: int, size_usd: Decimal,
+                             entry_price: Decimal, price: Decimal, close_fee_rate: Decimal) -> Decimal:
         """Collateral left after PnL at ``price`` and the fee to close (GMX's liquidation check).
 
         PnL is on the size in tokens bought at entry; the position fee is on the size in USD.
@@ -489,7 +489,7 @@ class MinCollateralFactor:
         """
         size_in_tokens = size_usd / entry_price
         pnl = side * (size_in_tokens * price - size_usd)
-        return collateral_usd + pnl - size_usd * close_fee_rate
+        return collateral_amount * collateral_price + pnl - size_usd * close_fee_rate
 
     def is_liquidatable(self, remaining_collateral_usd: Decimal, size_usd: Decimal) -> bool:
         """GMX ``isPositionLiquidatable`` on remaining collateral (after PnL and close costs)."""
