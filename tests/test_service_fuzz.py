@@ -18,23 +18,10 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 
 from solvent.service import create_app  # noqa: E402
+from test_service import SETUP  # noqa: E402 - the same seeded venue and accounts
 
 ADMIN = "sk_admin_fuzz"
 HEADERS = {"Authorization": f"Bearer {ADMIN}"}
-BIG = "100000000"
-SETUP = [
-    {"kind": "create_venue", "venue": "bn", "preset": "binance", "overrides": {}},
-    {"kind": "fund_insurance", "asset": "USDT", "amount": "100000", "venue": "bn"},
-    {"kind": "deposit", "account": "bn/book", "asset": "USDT", "amount": BIG},
-    {"kind": "deposit", "account": "bn/liquidator", "asset": "USDT", "amount": BIG},
-    {"kind": "open_account", "account": "alice", "venue": "bn"},
-    {"kind": "deposit", "account": "alice", "asset": "USDT", "amount": "1000"},
-    {"kind": "open_account", "account": "mm", "venue": "bn"},
-    {"kind": "deposit", "account": "mm", "asset": "USDT", "amount": BIG},
-    {"kind": "update_oracle", "venue": "bn", "prices": {"BTCUSDT": "60000"}, "timestamp": 1},
-    {"kind": "apply_fill", "venue": "bn", "market": "BTCUSDT", "buyer": "alice", "seller": "mm", "size": "0.5",
-     "price": "60000"},
-]
 
 _directory = tempfile.TemporaryDirectory(prefix="solvent-fuzz-")
 app = create_app(f"sqlite:///{Path(_directory.name) / 'fuzz.db'}", admin_key=ADMIN)
