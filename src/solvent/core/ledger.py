@@ -310,6 +310,44 @@ class Ledger:
         """One side of a fill whose counterparty is outside this ledger (or applied separately)."""
         return self._commit(self._plan_fill(account_id, market, side, size, price, fee, margin_mode, hedge_side, "fill"))
 
+    def open_funded_positions(self, market_symbol: str, counterparty: str,
+                              rows: list[tuple[str, object, object, object]]) -> None:
+        """New accounts in bulk, each funded and holding a position taken from ``counterparty``.
+
+        ``rows`` are ``(account, deposit, signed size, price)``: the deposit is in the market's
+        settle asset, a positive size is a long. The result is exactly that of opening each
+        account, depositing and applying a fee-less fill against the counterparty, row by row;
+        everything is validated before anything changes.
+        """
+        market = self.market(market_symbol)
+        other = self.account(counterparty)
+        if other.position_mode is not PositionMode.ONE_WAY:
+            raise InvalidInput("counterparty", "must be in one-way mode")
+        held = other.positions.get((market.symbol, None))
+        if held is not None and held.margin_mode is not MarginMode.CROSS and (held.lots or held.isolated_margin):
+            raise InvalidInput("counterparty", f"its position on {market.symbol} is {held.margin_mode}")
+        planned = []
+        seen: set[str] = set()
+        for index, (account_id, deposit, size, price) in enumerate(rows):
+            where = f"rows[{index}]"
+            if not account_id or account_id in self.accounts or account_id in seen:
+                raise InvalidInput(f"{where}.account", f"{account_id!r} is empty, exists or is repeated")
+            seen.add(account_id)
+            units = self.units(market.settle, positive(deposit, f"{where}.deposit"), f"{where}.deposit")
+            signed_size = to_decimal(size, f"{where}.size")
+            if signed_size == 0:
+                raise InvalidInput(f"{where}.size", "must not be zero")
+            lots = market.lots(abs(signed_size), f"{where}.size")
+            notional = self.fill_notional(market, lots, positive(price, f"{where}.price"))
+            planned.append((account_id, units, lots if signed_size > 0 else -lots, notional))
+        for account_id, units, signed, notional in planned:
+            account = self.open_account(account_id)
+            account.balances[market.settle] = units
+            self.net_deposits[market.settle] = self.net_deposits.get(market.settle, 0) + units
+            key = (market.symbol, None)
+            self._commit((account, market, key, signed, notional, 0, MarginMode.CROSS, None))
+            self._commit((other, market, key, -signed, notional, 0, MarginMode.CROSS, None))
+
     def _plan_fill(self, account_id, market_symbol, side, size, price, fee, margin_mode, hedge_side, where):
         account = self.account(account_id)
         market = self.market(market_symbol)

@@ -141,6 +141,25 @@ class ApplyFill(Command):
 
 
 @command
+class OpenPositions(Command):
+    """New accounts in bulk on one market: each row opens an account on the venue, deposits
+    ``deposits[i]`` of the market's settle asset and takes a position of ``sizes[i]`` (signed,
+    positive long) at ``prices[i]`` from ``counterparty``, without fees. The ledger ends exactly
+    as after OpenAccount, Deposit and ApplyFill per row, but the pipeline runs once, over the rows
+    that may be at risk and the counterparty. For importing a venue's book or seeding a
+    simulated one."""
+
+    kind: ClassVar[str] = "open_positions"
+    venue: str
+    market: str
+    counterparty: str
+    accounts: tuple[str, ...]
+    deposits: tuple[str, ...]
+    sizes: tuple[str, ...]
+    prices: tuple[str, ...]
+
+
+@command
 class UpdateOracle(Command):
     """New mark prices for some of a venue's markets, at ``timestamp`` (seconds)."""
 

@@ -115,6 +115,7 @@ class Engine:
             c.Withdraw: self._withdraw,
             c.FundInsurance: self._fund_insurance,
             c.ApplyFill: self._apply_fill,
+            c.OpenPositions: self._open_positions,
             c.UpdateOracle: self._update_oracle,
             c.AdvanceTime: self._advance_time,
             c.SetParams: self._set_params,
@@ -319,6 +320,47 @@ class Engine:
         events += evaluate(self, sorted({command.buyer, command.seller}))
         return events
 
+    def _open_positions(self, command: c.OpenPositions) -> list[e.Event]:
+        from .pipeline import evaluate
+
+        venue = self.venue(command.venue)
+        key = self.market_key(venue, command.market)
+        self._require_user(command.counterparty)
+        if venue.name not in self.member_venues.get(command.counterparty, set()):
+            raise InvalidInput("counterparty", f"account {command.counterparty!r} is not on venue {venue.name}")
+        if key not in self.marks:
+            raise InvalidInput("market", f"{command.market} has no oracle price yet: send update_oracle first")
+        columns = (command.accounts, command.deposits, command.sizes, command.prices)
+        if not command.accounts or len({len(column) for column in columns}) != 1:
+            raise InvalidInput("accounts", "accounts, deposits, sizes and prices must be non-empty and equally long")
+        for account in command.accounts:
+            if not isinstance(account, str) or PROTOCOL_SEPARATOR in account:
+                raise InvalidInput("accounts", f"account ids are strings without {PROTOCOL_SEPARATOR!r}: {account!r}")
+        self.ledger.open_funded_positions(key, command.counterparty, list(zip(*columns)))
+        # Applied: register the accounts, then value those that may be at risk.
+        market = self.ledger.markets[key]
+        mark, model, warning = self.marks[key], self.model(key), min(venue.rules.warning_ratio, Decimal(1))
+        at_risk, sizes = [], {1: Decimal(0), -1: Decimal(0)}
+        for account in command.accounts:
+            self.home_venue[account] = venue.name
+            self.member_venues[account] = {venue.name}
+            venue.accounts.add(account)
+            holder = self.ledger.accounts[account]
+            position = holder.positions[(key, None)]
+            size = market.size_of(abs(position.lots))
+            sizes[1 if position.lots > 0 else -1] += size
+            equity = self.ledger.amount(market.settle, holder.balance(market.settle) - self.ledger.signed_cost(position))
+            equity += (1 if position.lots > 0 else -1) * market.notional(size, mark) * (
+                1 if market.kind.value == "linear" else -1)
+            maintenance = model.maintenance_margin(market.notional(size, mark), size)
+            if maintenance >= warning * equity:  # margin call or worse: the pipeline decides
+                at_risk.append(account)
+        self.holders[key].update(command.accounts)
+        self._track_holders(key, (command.counterparty,))
+        events: list[e.Event] = [e.PositionsOpened(venue.name, command.market, command.counterparty,
+                                                   len(command.accounts), str(sizes[1]), str(sizes[-1]))]
+        return events + evaluate(self, sorted({command.counterparty, *at_risk}))
+
     def _track_holders(self, key: str, accounts) -> None:
         for account in accounts:
             held = any(p.lots for (market, _), p in self.ledger.accounts[account].positions.items() if market == key)
@@ -344,18 +386,20 @@ class Engine:
             updates[key] = positive(price, f"prices.{symbol}")
         self.timestamp = timestamp
         events: list[e.Event] = []
-        affected: set[str] = set()
         for key, price in updates.items():
             if key in self.marks:
                 self.previous_marks[key] = self.marks[key]
             self.marks[key] = price
-            affected |= self.holders[key]
             events.append(e.OraclePriceUpdated(venue.name, key.split(PROTOCOL_SEPARATOR, 1)[1], str(price), timestamp))
-        if self.screen_above is not None and len(affected) > self.screen_above:
-            screened = self._screened()
-            if screened is not None:
-                affected &= screened | {account for account, _ in self.liquidating} | {
-                    account for account, _ in self.margin_called}
+        holders = [self.holders[key] for key in updates]
+        screened = None
+        if self.screen_above is not None and sum(map(len, holders)) > self.screen_above:
+            screened = self._screened(updates)
+        if screened is None:  # value every holder of the markets that moved
+            affected = set().union(*holders)
+        else:  # the screen's candidates and the accounts in liquidation, if they hold a moved market
+            screened |= {account for account, _ in self.liquidating}
+            affected = {account for account in screened if any(account in held for held in holders)}
         events += evaluate(self, sorted(affected))
         return events
 
@@ -391,20 +435,20 @@ class Engine:
         if unknown:
             raise InvalidInput("overrides.markets", f"cannot add markets by set_params ({', '.join(sorted(unknown))})")
         venue.preset, venue.rules, venue.models = preset, rules, models
-        if self._screen is not None:  # margin tables may have changed: rebuild the columnar copy
-            self._screen.book = None
+        if self._screen is not None:  # margin tables may have changed: the screen starts over
+            self._screen.invalidate()
         # New rules apply at once: every account of the venue is checked against them.
         from .pipeline import evaluate
 
         holders = set().union(*(self.holders[key] for key in venue.markets.values())) if venue.markets else set()
         return [e.ParamsSet(venue.name)] + evaluate(self, sorted(holders))
 
-    def _screened(self) -> set[str] | None:
+    def _screened(self, moved) -> set[str] | None:
         from .screen import EngineScreen
 
         if self._screen is None:
             self._screen = EngineScreen(self)
-        return self._screen.candidates()
+        return self._screen.candidates(moved)
 
     # ------------------------------------------------------------------ views
 

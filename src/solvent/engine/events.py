@@ -75,6 +75,17 @@ class FillApplied(Event):
 
 
 @event
+class PositionsOpened(Event):
+    kind: ClassVar[str] = "positions_opened"
+    venue: str
+    market: str
+    counterparty: str
+    accounts: int
+    long_size: str  # total size the new accounts hold long
+    short_size: str
+
+
+@event
 class OraclePriceUpdated(Event):
     kind: ClassVar[str] = "oracle_price_updated"
     venue: str

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -130,8 +130,9 @@ class ColumnarBook:
         models: Mapping[str, MarginModel],
         *,
         haircuts: Mapping[str, Decimal] | None = None,
+        accounts: Iterable[str] | None = None,
     ) -> "ColumnarBook":
-        """Columns of every pool of every account in a ledger.
+        """Columns of every pool of every account in a ledger (or of ``accounts`` only).
 
         ``models`` maps each market to its margin model; ``haircuts`` lists non-settle assets
         accepted as cross collateral (valued at price × (1 − haircut)).
@@ -164,7 +165,8 @@ class ColumnarBook:
                 quantity *= column.contract_size
             e_quantity.append(float(quantity))
 
-        for account in ledger.accounts.values():
+        chosen = ledger.accounts.values() if accounts is None else [ledger.accounts[a] for a in sorted(accounts)]
+        for account in chosen:
             cross: dict[str, list] = {}
             for position in account.open_positions():
                 if position.margin_mode is MarginMode.CROSS:
