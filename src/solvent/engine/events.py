@@ -184,6 +184,11 @@ class AdlQueueRanked(Event):
     market: str
     rule: str
     queue: tuple[tuple[str, int, int], ...]  # (account, rank, lights 5..1)
+    # What the episode covered and who could have covered it, so a reader can measure the rule
+    # against the pro-rata benchmark (policies.adl.overshoot). Defaults keep older producers valid.
+    deficit_size: str = "-"  # base units of the bankrupt position to deleverage
+    lot: str = "-"  # the market's size step
+    candidates: tuple[tuple[str, str, str], ...] = ()  # (account, position size, unrealized PnL in settle)
 
 
 @event

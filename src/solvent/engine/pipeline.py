@@ -751,7 +751,9 @@ def _auto_deleverage(engine: "Engine", venue: "VenueState", account: str, positi
     result = adl.deleverage(rules.adl_rule, candidates, size, offset=engine.seed if rules.adl_rule == "dydx" else None,
                             lot=lot if rules.adl_rule == "pro_rata" else None)
     events: list[e.Event] = [e.AdlQueueRanked(venue.name, _symbol(position.market), rules.adl_rule, tuple(
-        (standing.account, standing.rank or 0, standing.lights or 0) for standing in result.standings))]
+        (standing.account, standing.rank or 0, standing.lights or 0) for standing in result.standings),
+        deficit_size=_text(size), lot=_text(lot), candidates=tuple(
+            (candidate.account, _text(candidate.size), _text(candidate.upnl)) for candidate in candidates))]
     for close in result.closes:
         if close.size <= 0:
             continue

@@ -17,7 +17,9 @@ order in which they are closed; the queue then closes each candidate fully until
 - ``dydx``: no ranking. Candidates are visited in the order given, starting at a pseudorandom
   ``offset`` (wrapping around); the engine supplies the draw, this module never makes one.
 - ``pro_rata``: no queue. Every candidate closes ``deficit × size / Σ size`` (Drift socializes
-  this way through funding; it is also the baseline ADL "overshoot" is measured against).
+  this way through funding). Run on the profitable candidates, it is the benchmark ADL
+  "overshoot" is measured against: :func:`overshoot` compares the PnL haircut a rule took with
+  the pro-rata haircut of the same deficit (Chitra 2025, reference/simulation.md §2.2 item 11).
 
 Any candidate may carry a precomputed ``score`` instead of the inputs its rule needs.
 
@@ -289,6 +291,13 @@ def queue_order(rule: str, candidates: Sequence[AdlCandidate], *, offset: int | 
     raise InvalidInput("rule", f"expected one of {', '.join(RULES)}, got {rule!r}")
 
 
+def _scaled(value: Decimal, exponent: int) -> int:
+    """``value`` as an integer count of ``10**exponent`` (exact; ``exponent`` ≤ value's own)."""
+    sign, digits, own = value.as_tuple()
+    number = int("".join(map(str, digits)) or "0") * 10 ** (own - exponent)
+    return -number if sign else number
+
+
 def _pro_rata(candidates: Sequence[AdlCandidate], deficit: Decimal, lot: Decimal | None) -> AdlResult:
     with _exact():
         total = sum((candidate.size for candidate in candidates), Decimal(0))
@@ -296,26 +305,36 @@ def _pro_rata(candidates: Sequence[AdlCandidate], deficit: Decimal, lot: Decimal
     if total == 0 or deficit == 0:
         return AdlResult((), standings, deficit)
     target = min(deficit, total)
-    exact = [Fraction(target) * Fraction(candidate.size) / Fraction(total) for candidate in candidates]
+    # Exact integer arithmetic: every quantity counts units of 10**exponent, so candidate i's exact
+    # share is target·size_i/total = (t·s_i/T)·10**exponent (a rational with the common denominator T).
+    values = [target, total] + [candidate.size for candidate in candidates] + ([] if lot is None else [lot])
+    exponent = min(value.as_tuple().exponent for value in values)
+    t, big_t = _scaled(target, exponent), _scaled(total, exponent)
+    sizes = [_scaled(candidate.size, exponent) for candidate in candidates]
     if lot is None:
         # Round each share down to 1e-18: the sum never exceeds the deficit nor any candidate's size.
-        unit = 10**PRO_RATA_PLACES
-        shares = [Decimal((share * unit).numerator // (share * unit).denominator).scaleb(-PRO_RATA_PLACES)
-                  for share in exact]
+        shift = PRO_RATA_PLACES + exponent
+        if shift >= 0:
+            units = [t * size * 10**shift // big_t for size in sizes]
+        else:
+            units = [t * size // (big_t * 10**-shift) for size in sizes]
+        shares = [Decimal(unit).scaleb(-PRO_RATA_PLACES) for unit in units]
     else:
         # Whole lots: floor every share, then hand the leftover lots out one each by largest
         # remainder (ties by account id), never beyond a candidate's size.
-        step = Fraction(lot)
-        lots = [share // step for share in exact]
-        leftover = int(Fraction(target) // step) - sum(lots)
-        order = sorted(range(len(candidates)), key=lambda i: (-(exact[i] - lots[i] * step), candidates[i].account))
+        step = _scaled(lot, exponent)
+        denominator = big_t * step  # share_i / lot = t·s_i / (T·step)
+        lots = [t * size // denominator for size in sizes]
+        remainders = [t * size - count * denominator for size, count in zip(sizes, lots)]
+        leftover = t // step - sum(lots)
+        order = sorted(range(len(candidates)), key=lambda i: (-remainders[i], candidates[i].account))
         for index in order:
             if leftover <= 0:
                 break
-            if (lots[index] + 1) * step <= Fraction(candidates[index].size):
+            if (lots[index] + 1) * step <= sizes[index]:
                 lots[index] += 1
                 leftover -= 1
-        shares = [Decimal(int(count)) * lot for count in lots]
+        shares = [Decimal(count) * lot for count in lots]
     closes = tuple(AdlClose(candidate.account, share)
                    for candidate, share in zip(candidates, shares) if share > 0)
     with _exact():
@@ -368,6 +387,65 @@ def deleverage(rule: str, candidates: Iterable[AdlCandidate], deficit_size: obje
     return AdlResult(tuple(closes), tuple(standings), remaining)
 
 
+# --------------------------------------------------------------------------------------------
+# Overshoot against the pro-rata benchmark (Chitra 2025)
+# --------------------------------------------------------------------------------------------
+
+
+def pnl_haircut(closes: Iterable[AdlClose], candidates: Iterable[AdlCandidate]) -> Decimal:
+    """The profit an allocation takes from winners: ``Σ closed_i × max(0, uPnL_i) / size_i``.
+
+    Chitra's haircut applies to positive unrealized PnL, never to posted collateral: a winner
+    closed for ``closed_i`` of its ``size_i`` gives up that share of its positive uPnL (settle
+    asset); a loser closed gives up nothing. Every candidate in ``closes`` must carry ``upnl``.
+    """
+    by_account = {candidate.account: candidate for candidate in candidates}
+    total = Fraction(0)
+    for close in closes:
+        candidate = by_account.get(close.account)
+        if candidate is None:
+            raise InvalidInput("closes", f"{close.account!r} is not a candidate")
+        upnl = _need(candidate, "upnl", "haircut")
+        if upnl > 0:
+            total += Fraction(close.size) * upnl / Fraction(candidate.size)
+    return _as_decimal(total)
+
+
+@dataclass(frozen=True)
+class AdlOvershoot:
+    """One ADL episode measured against the pro-rata benchmark (settle-asset amounts, base units).
+
+    ``haircut``: :func:`pnl_haircut` of the closes the venue's rule made. ``benchmark_haircut``:
+    the same for :func:`deleverage` ``("pro_rata", winners, deficit, lot=lot)``, where the winners
+    are the candidates with positive uPnL (Chitra's pro-rata is over profitable positions only).
+    ``excess = max(0, haircut − benchmark_haircut)``: profit taken beyond the fair allocation of
+    the same deficit. ``closed`` / ``benchmark_closed``: base units each allocation closed.
+    """
+
+    haircut: Decimal
+    benchmark_haircut: Decimal
+    closed: Decimal
+    benchmark_closed: Decimal
+
+    @property
+    def excess(self) -> Decimal:
+        return max(self.haircut - self.benchmark_haircut, Decimal(0))
+
+
+def overshoot(closes: Iterable[AdlClose], candidates: Sequence[AdlCandidate], deficit_size: object, *,
+              lot: object | None = None) -> AdlOvershoot:
+    """Compare the closes a rule made for ``deficit_size`` with the pro-rata benchmark (see
+    :class:`AdlOvershoot`). The benchmark is this module's pro-rata rule, run on the winners."""
+    closes = [close for close in closes if close.size > 0]
+    candidates = list(candidates)
+    winners = [candidate for candidate in candidates if _need(candidate, "upnl", "haircut") > 0]
+    benchmark = deleverage("pro_rata", winners, deficit_size, lot=lot)
+    with _exact():
+        closed = sum((close.size for close in closes), Decimal(0))
+    return AdlOvershoot(pnl_haircut(closes, candidates), pnl_haircut(benchmark.closes, winners),
+                        closed, benchmark.closed_size)
+
+
 def parse_candidates(rows: Iterable[Mapping[str, Any]], field: str = "candidates") -> list[AdlCandidate]:
     """Candidate records from rows in the venues' vocabulary."""
     if isinstance(rows, (str, bytes)) or not isinstance(rows, Iterable):
@@ -378,6 +456,7 @@ def parse_candidates(rows: Iterable[Mapping[str, Any]], field: str = "candidates
 __all__ = [
     "AdlCandidate",
     "AdlClose",
+    "AdlOvershoot",
     "AdlResult",
     "QueueStanding",
     "RULES",
@@ -385,7 +464,9 @@ __all__ = [
     "bitmex_score",
     "deleverage",
     "hyperliquid_score",
+    "overshoot",
     "parse_candidates",
+    "pnl_haircut",
     "queue_order",
     "score",
 ]

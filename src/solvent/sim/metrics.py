@@ -19,8 +19,10 @@ Definitions the simulator must follow when it fills a :class:`RunMetrics`:
 - ``liquidated_notional`` / ``liquidations``: notional closed by liquidation and the count of
   liquidation events (partial steps count one each).
 - ``adl_events`` / ``adl_notional``: auto-deleveraging fills and their notional;
-  ``adl_excess_over_pro_rata``: ADL notional beyond what a pro-rata haircut covering the same
-  deficit would close (Chitra's overshoot, reference §2.2 item 11).
+  ``adl_excess_over_pro_rata``: Chitra's "excess haircut vs benchmark" (reference §2.2 item 11),
+  in USD, summed over ADL episodes by :func:`adl_excess_over_pro_rata`. A haircut, not a
+  notional: the reference (and the paper) measures the winners' *profit* taken beyond the
+  benchmark ($45.0–51.7M on 10 Oct 2025), the notional closed ($653.6M) being its translation.
 - ``price_overshoot``: per asset, :func:`price_overshoot` of the simulated path against the
   exogenous one (RiskDAO's "max drop" relative to the unimpacted path, reference §1.5).
 - ``cascade_depth``: :func:`cascade_depth`. ``time_to_stability_steps``:
@@ -32,11 +34,13 @@ Definitions the simulator must follow when it fills a :class:`RunMetrics`:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from ..core.errors import InvalidInput
+from ..policies import adl
 
 PERCENTILES = (95.0, 99.0)
 
@@ -169,3 +173,46 @@ def is_toxic(loan_to_value: float, liquidation_incentive: float) -> bool:
     an 8% incentive). For a perp, read LTV as the position's loss-adjusted debt over collateral.
     """
     return loan_to_value > 1.0 / (1.0 + liquidation_incentive)
+
+
+def adl_excess_over_pro_rata(events: Iterable[Any]) -> Decimal:
+    """The PnL haircut ADL took beyond the pro-rata benchmark, summed over the episodes in
+    ``events`` (engine events, in order), in the settle asset.
+
+    An episode is one ``adl_queue_ranked`` event (one bankrupt position whose remaining
+    ``deficit_size`` the venue deleveraged) and the ``position_auto_deleveraged`` closes after it.
+    Following Chitra (2025), haircuts fall on positive unrealized PnL only: a winner closed for
+    ``c`` of its ``s`` base units gives up ``c/s`` of its positive uPnL (at the marks of the
+    moment), a loser nothing (:func:`solvent.policies.adl.pnl_haircut`). The benchmark is the ADL
+    module's own pro-rata rule covering the same ``deficit_size`` across the eligible winners (the
+    opposing positions with positive uPnL), in whole lots of the market. Per episode
+
+        excess = max(0, haircut(venue's closes) − haircut(pro-rata closes))
+
+    (:func:`solvent.policies.adl.overshoot`); a rule that took less profit than the benchmark
+    (e.g. dYdX's offset landing on small winners) has no overshoot. Both allocations close the
+    same base units at the same price, so the USD loss socialized is the same: the excess is the
+    profit the queue took from the winners it picked beyond a fair share. Under the pro-rata rule
+    it is 0 when every opposing position is a winner (the two allocations are the same); with
+    losers among them the venue's pro-rata gives the winners less than the benchmark, so it is 0
+    up to one lot of rounding. Episodes whose event does not list its candidates (an older
+    producer) count 0.
+    """
+    total = Decimal(0)
+    episode: tuple[Any, list[adl.AdlClose]] | None = None
+    episodes = []
+    for event in events:
+        kind = getattr(event, "kind", None)
+        if kind == "adl_queue_ranked":
+            episode = (event, [])
+            episodes.append(episode)
+        elif kind == "position_auto_deleveraged" and episode is not None:
+            episode[1].append(adl.AdlClose(event.account, Decimal(event.size)))
+    for ranked, closes in episodes:
+        if not ranked.candidates:
+            continue
+        candidates = [adl.AdlCandidate(account, Decimal(size), upnl=Decimal(upnl))
+                      for account, size, upnl in ranked.candidates]
+        total += adl.overshoot(closes, candidates, ranked.deficit_size,
+                               lot=None if ranked.lot == "-" else ranked.lot).excess
+    return total
