@@ -1,15 +1,39 @@
-"""Benchmark of the simulator: account-steps per second of the default scenario, and a Monte
-Carlo sweep timed on one worker and on every core (the baseline, in the same run)."""
+"""Benchmark of the simulator, each figure next to a baseline measured in the same run.
+
+1. The default run (10 Oct 2025, 3 hours of minute steps): wall time and account-steps per second.
+2. A day-long run (the same anchors over 24 hours, 1,440 minute steps) of a bigger book (100,000
+   accounts by default): wall time, split into building the book and the steps.
+3. Per-step cost against book size on a calm path, where almost nobody is near a threshold: the
+   engine's screen (thresholds kept sorted per market) at two book sizes, against valuing every
+   holder exactly at the smaller size. The screened cost should not grow with the book.
+4. A Monte Carlo sweep of the default run on one worker (the baseline) and on every core, and the
+   1,000-path sweep projected from it.
+"""
 
 from __future__ import annotations
 
 import os
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Callable
 
-from ..sim.run import SimConfig, run
+import numpy as np
+
+from ..engine import Engine
+from ..engine import commands as c
+from ..presets import load_preset
+from ..sim.run import SimConfig, VENUE, _market_for, _settle, _setup, run
+from ..sim.scenarios import load_scenario
 from ..sim.sweep import LocalExecutor, monte_carlo
+
+
+@dataclass(frozen=True)
+class ScalingPoint:
+    accounts: int
+    screened_ms_per_step: float
+    exact_ms_per_step: float | None  # every holder valued exactly (the baseline; smaller book only)
 
 
 @dataclass(frozen=True)
@@ -18,6 +42,13 @@ class SimulateBenchmark:
     steps: int
     run_seconds: float
     account_steps_per_second: float
+    liquidations: int
+    day_accounts: int
+    day_steps: int
+    day_seconds: float
+    day_book_seconds: float  # of which building the book
+    day_liquidations: int
+    scaling: tuple[ScalingPoint, ...]
     paths: int
     workers: int
     sweep_seconds_one_worker: float
@@ -29,16 +60,71 @@ class SimulateBenchmark:
         return asdict(self)
 
 
+def day_scenario(name: str = "oct_10_2025"):
+    """The scenario's anchors over the whole UTC day they fall in."""
+    scenario = load_scenario(name)
+    day = datetime.combine(scenario.start.date(), datetime.min.time(), tzinfo=scenario.start.tzinfo)
+    return scenario.widened(day, day + timedelta(days=1))
+
+
+def _calm_book(accounts: int, screen_above: int | None, seed: int = 11) -> tuple[Engine, dict[str, Decimal]]:
+    """The default preset's book of ``accounts`` traders at the 10 Oct 2025 opening prices."""
+    config = SimConfig(accounts=accounts, seed=seed)
+    preset = load_preset(config.preset)
+    opening = {"BTC": 116_500.0, "ETH": 4_346.0, "SOL": 185.0}
+    markets = {asset: symbol for asset in opening if (symbol := _market_for(preset, asset))}
+    exogenous = {asset: np.array([opening[asset]]) for asset in markets}
+    engine = Engine(screen_above=screen_above)
+    for command in _setup(config, preset, markets, _settle(preset), exogenous, np.random.default_rng(seed)):
+        engine.apply(command)
+    return engine, {symbol: Decimal(str(opening[asset])) for asset, symbol in markets.items()}
+
+
+def per_step_ms(accounts: int, steps: int, screen_above: int | None, seed: int = 11) -> float:
+    """Mean engine time of a price update (all markets) on a calm path: ±0.05% a step."""
+    engine, prices = _calm_book(accounts, screen_above, seed)
+    rng = np.random.default_rng(seed)
+    engine.apply(c.UpdateOracle(VENUE, {s: str(p) for s, p in prices.items()}, 1))  # builds the screen
+    elapsed = 0.0
+    for step in range(steps):
+        for symbol in prices:
+            prices[symbol] = (prices[symbol] * Decimal(str(round(1 + rng.normal(0, 0.0005), 6)))).quantize(
+                Decimal("0.01"))
+        command = c.UpdateOracle(VENUE, {s: str(p) for s, p in prices.items()}, 2 + step)
+        began = time.perf_counter()
+        engine.apply(command)
+        elapsed += time.perf_counter() - began
+    return elapsed / steps * 1000
+
+
 def run_simulate_benchmark(accounts: int = 20_000, paths: int = 4, workers: int | None = None,
-                           progress: Callable[[str], None] | None = None) -> SimulateBenchmark:
+                           day_accounts: int = 100_000, progress: Callable[[str], None] | None = None
+                           ) -> SimulateBenchmark:
     say = progress or (lambda message: None)
     workers = workers or os.cpu_count() or 1
     config = SimConfig(accounts=accounts)
+
     say(f"one run of {config.scenario} with {accounts:,} accounts")
     began = time.perf_counter()
     result = run(config)
     run_seconds = time.perf_counter() - began
     steps = len(next(iter(result.simulated.values())))
+
+    scenario = day_scenario(config.scenario)
+    say(f"a day-long run ({scenario.steps:,} steps) with {day_accounts:,} accounts")
+    day_config = SimConfig(accounts=day_accounts)
+    began = time.perf_counter()
+    day = run(day_config, scenario=scenario)
+    day_seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    _calm_book(day_accounts, 256, seed=day_config.seed)
+    day_book_seconds = time.perf_counter() - began
+
+    small, big = max(accounts // 10, 1_000), max(accounts // 10, 1_000) * 10
+    say(f"per-step cost on a calm path: {small:,} and {big:,} accounts, and every holder valued at {small:,}")
+    scaling = (ScalingPoint(small, per_step_ms(small, 200, 256), per_step_ms(small, 10, None)),
+               ScalingPoint(big, per_step_ms(big, 200, 256), None))
+
     say(f"{paths} paths on 1 worker")
     began = time.perf_counter()
     single = monte_carlo(config, paths, LocalExecutor(1))
@@ -48,5 +134,7 @@ def run_simulate_benchmark(accounts: int = 20_000, paths: int = 4, workers: int 
     pooled = monte_carlo(config, paths, LocalExecutor(workers))
     many = time.perf_counter() - began
     assert single == pooled, "the executor changed the results"
-    return SimulateBenchmark(accounts, steps, run_seconds, accounts * steps / run_seconds, paths, workers, one, many,
-                             one / many, many / paths * 1000)
+    return SimulateBenchmark(
+        accounts, steps, run_seconds, accounts * steps / run_seconds, result.metrics.liquidations,
+        day_accounts, scenario.steps + 1, day_seconds, day_book_seconds, day.metrics.liquidations, scaling,
+        paths, workers, one, many, one / many, many / paths * 1000)

@@ -720,23 +720,37 @@ def bench_serve(
 @bench_app.command("simulate")
 def bench_simulate(
     accounts: int = typer.Option(20_000, "--accounts", min=1, help="Traders in the default scenario's book."),
-    paths: int = typer.Option(4, "--paths", min=1, help="Monte Carlo paths timed (1,000 is projected from them)."),
+    day_accounts: int = typer.Option(100_000, "--day-accounts", min=1, help="Traders in the day-long run's book."),
+    paths: int = typer.Option(8, "--paths", min=1, help="Monte Carlo paths timed (1,000 is projected from them)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Workers for the pooled sweep (default: cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
-    """Time the default simulation (account-steps per second) and a sweep on one worker vs all."""
+    """Time the default simulation, a day-long run of a big book, the per-step cost against book
+    size, and a sweep on one worker vs all."""
     from ..bench.simulate import run_simulate_benchmark
 
     say = (lambda message: errors.print(f"[dim]{message}[/dim]")) if not as_json else None
-    result = run_simulate_benchmark(accounts, paths, workers, progress=say)
+    result = run_simulate_benchmark(accounts, paths, workers, day_accounts, progress=say)
     if as_json:
         print(json.dumps(result.as_dict(), indent=2))
         return
-    table = Table(title=f"simulate: {accounts:,} accounts × {result.steps} steps")
+    table = Table(title="simulate")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    table.add_row("one run", f"{result.run_seconds:.2f} s")
+    table.add_row(f"default run: {accounts:,} accounts × {result.steps} steps",
+                  f"{result.run_seconds:.2f} s ({result.liquidations:,} liquidations)")
     table.add_row("account-steps per second", f"{result.account_steps_per_second:,.0f}")
+    table.add_row(f"day-long run: {result.day_accounts:,} accounts × {result.day_steps:,} steps",
+                  f"{result.day_seconds:.2f} s ({result.day_liquidations:,} liquidations)")
+    table.add_row("  of which building the book", f"{result.day_book_seconds:.2f} s")
+    smallest = result.scaling[0]
+    for point in result.scaling:
+        table.add_row(f"calm path, {point.accounts:,} accounts: ms per price update (screened)",
+                      f"{point.screened_ms_per_step:.2f}")
+    if smallest.exact_ms_per_step is not None:
+        table.add_row(f"calm path, {smallest.accounts:,} accounts: every holder valued (baseline)",
+                      f"{smallest.exact_ms_per_step:.1f} ({smallest.exact_ms_per_step / smallest.screened_ms_per_step:.0f}× "
+                      "the screen)")
     table.add_row(f"{paths} paths, 1 worker (baseline)", f"{result.sweep_seconds_one_worker:.2f} s")
     table.add_row(f"{paths} paths, {result.workers} workers", f"{result.sweep_seconds_all_workers:.2f} s "
                   f"({result.speedup:.2f}× the baseline)")

@@ -340,12 +340,14 @@ class Ledger:
             lots = market.lots(abs(signed_size), f"{where}.size")
             notional = self.fill_notional(market, lots, positive(price, f"{where}.price"))
             planned.append((account_id, units, lots if signed_size > 0 else -lots, notional))
+        key = (market.symbol, None)
         for account_id, units, signed, notional in planned:
             account = self.open_account(account_id)
             account.balances[market.settle] = units
             self.net_deposits[market.settle] = self.net_deposits.get(market.settle, 0) + units
-            key = (market.symbol, None)
-            self._commit((account, market, key, signed, notional, 0, MarginMode.CROSS, None))
+            # A fresh position: what a fill into an empty one commits, without the general path.
+            account.positions[key] = Position(market.symbol, lots=signed, cost=notional)
+            self._touch(account_id)
             self._commit((other, market, key, -signed, notional, 0, MarginMode.CROSS, None))
 
     def _plan_fill(self, account_id, market_symbol, side, size, price, fee, margin_mode, hedge_side, where):

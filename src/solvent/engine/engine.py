@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable
 
-from ..core.domain import MarginMode, Market, PositionMode, Side
+import numpy as np
+
+from ..core.domain import ContractKind, MarginMode, Market, PositionMode, Side
 from ..core.errors import InvalidInput, SolventError, UnknownName
 from ..core.ledger import Ledger
 from ..core.numbers import positive, to_int
 from ..policies.margin import MarginModel
 from ..presets import Preset, load_preset
+from ..screening.thresholds import MarketSchedule, at_risk
 from . import commands as c
 from . import events as e
 from .config import VenueRules
@@ -337,29 +340,34 @@ class Engine:
             if not isinstance(account, str) or PROTOCOL_SEPARATOR in account:
                 raise InvalidInput("accounts", f"account ids are strings without {PROTOCOL_SEPARATOR!r}: {account!r}")
         self.ledger.open_funded_positions(key, command.counterparty, list(zip(*columns)))
-        # Applied: register the accounts, then value those that may be at risk.
+        # Applied: register the accounts, then value exactly those that may be at risk (floats
+        # pick them, with a margin; the pipeline decides).
         market = self.ledger.markets[key]
-        mark, model, warning = self.marks[key], self.model(key), min(venue.rules.warning_ratio, Decimal(1))
-        at_risk, sizes = [], {1: Decimal(0), -1: Decimal(0)}
+        schedule = MarketSchedule.of(self.model(key), market.kind is ContractKind.INVERSE)
+        scale = 10.0 ** self.ledger.assets[market.settle].decimals
+        base, quantity, sizes = [], [], []
         for account in command.accounts:
             self.home_venue[account] = venue.name
             self.member_venues[account] = {venue.name}
             venue.accounts.add(account)
             holder = self.ledger.accounts[account]
             position = holder.positions[(key, None)]
-            size = market.size_of(abs(position.lots))
-            sizes[1 if position.lots > 0 else -1] += size
-            equity = self.ledger.amount(market.settle, holder.balance(market.settle) - self.ledger.signed_cost(position))
-            equity += (1 if position.lots > 0 else -1) * market.notional(size, mark) * (
-                1 if market.kind.value == "linear" else -1)
-            maintenance = model.maintenance_margin(market.notional(size, mark), size)
-            if maintenance >= warning * equity:  # margin call or worse: the pipeline decides
-                at_risk.append(account)
+            size = market.size_of(position.lots)
+            base.append((holder.balance(market.settle) - self.ledger.signed_cost(position)) / scale)
+            quantity.append(float(size * market.contract_size))
+            sizes.append(abs(size))
+        mark = float(self.marks[key])
+        risky = at_risk(schedule, np.array(base), np.array(quantity),
+                        np.full(len(base), min(float(venue.rules.warning_ratio), 1.0)),
+                        1.0 / mark if schedule.inverse else mark, schedule.size_rates(sizes))
+        at_risk_accounts = [command.accounts[row] for row in np.flatnonzero(risky).tolist()]
+        longs = sum((size for size, q in zip(sizes, quantity) if q > 0), Decimal(0))
+        shorts = sum((size for size, q in zip(sizes, quantity) if q < 0), Decimal(0))
         self.holders[key].update(command.accounts)
         self._track_holders(key, (command.counterparty,))
         events: list[e.Event] = [e.PositionsOpened(venue.name, command.market, command.counterparty,
-                                                   len(command.accounts), str(sizes[1]), str(sizes[-1]))]
-        return events + evaluate(self, sorted({command.counterparty, *at_risk}))
+                                                   len(command.accounts), str(longs), str(shorts))]
+        return events + evaluate(self, sorted({command.counterparty, *at_risk_accounts}))
 
     def _track_holders(self, key: str, accounts) -> None:
         for account in accounts:

@@ -163,6 +163,7 @@ def _liquidate(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> 
     if rules.method == "backstop_vault" and rules.backstop_below is not None and (
             pool.equity < rules.backstop_below * pool.maintenance_margin):
         events += _vault_takeover(engine, venue, key, pool)
+        current = cross_pool(engine, account, settle)
     else:
         # Step by step, the largest position first, until the pool is healthy again (or a rule
         # says to wait). Each position is closed through the venue that lists its market (its
@@ -186,7 +187,7 @@ def _liquidate(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> 
         else:
             events.append(e.LiquidationPaused(account, venue.name,
                                               f"step limit of {MAX_STEPS_PER_COMMAND} per command reached"))
-    current = cross_pool(engine, account, settle)
+    # ``current`` is the pool as the last step left it.
     if current is not None and not current.positions:
         events += _settle_closed_account(engine, venue, key)
         current = cross_pool(engine, account, settle)

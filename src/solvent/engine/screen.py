@@ -32,7 +32,6 @@ import numpy as np
 
 from ..core.domain import ContractKind, MarginMode
 from ..core.errors import InvalidInput
-from ..policies.margin import SizePremium
 from ..screening import ColumnarBook, Screener
 from ..screening.thresholds import MarketSchedule, ThresholdIndex, at_risk, breakpoints
 
@@ -63,12 +62,8 @@ class EngineScreen:
 
     def _schedule(self, key: str) -> MarketSchedule:
         if key not in self.schedules:
-            table = self.engine.model(key).maintenance_table()
-            self.schedules[key] = MarketSchedule(
-                inverse=self.engine.ledger.markets[key].kind is ContractKind.INVERSE,
-                floors=np.array([float(row[0]) for row in table]),
-                rates=np.array([float(row[1]) for row in table]),
-                deductions=np.array([float(row[2]) for row in table]))
+            self.schedules[key] = MarketSchedule.of(self.engine.model(key),
+                                                    self.engine.ledger.markets[key].kind is ContractKind.INVERSE)
         return self.schedules[key]
 
     def _enter(self, accounts: Iterable[str]) -> set[str]:
@@ -80,7 +75,7 @@ class EngineScreen:
         """
         engine, ledger, index = self.engine, self.engine.ledger, self.index
         assert index is not None
-        recorded = {account for account, _ in engine.margin_called} | {account for account, _ in engine.liquidating}
+        settles = {market.settle for market in ledger.markets.values()}
         found: set[str] = set()
         rows: dict[str, tuple[list, list, list, list, list]] = {}  # market → owners, base, qty, w, sizes
         for account in accounts:
@@ -89,7 +84,8 @@ class EngineScreen:
             holder = ledger.accounts.get(account)
             if holder is None or engine.is_protocol(account) or account not in engine.home_venue:
                 continue
-            if account in recorded:
+            if any((account, settle) in engine.margin_called or (account, settle) in engine.liquidating
+                   for settle in settles):  # recorded as called or in liquidation: look again
                 found.add(account)
             by_settle: dict[str, list] = {}
             single = True
@@ -124,11 +120,8 @@ class EngineScreen:
                 entry[3].append(warning)
                 entry[4].append(abs(size))
         for key, (owners, base, quantity, warning, sizes) in rows.items():
-            model = engine.model(key)
-            rates = None
-            if isinstance(model, SizePremium) and model.imf_factor:
-                rates = np.array([float(model.maintenance_line(Decimal(0), size)[0]) for size in sizes])
             schedule = self._schedule(key)
+            rates = schedule.size_rates(sizes)
             base_, quantity_, warning_ = np.array(base), np.array(quantity), np.array(warning)
             points, which = breakpoints(schedule, base_, quantity_, warning_, rates)
             index.add_many(key, owners, points, which, merge=len(owners) > index.merge_above)

@@ -23,8 +23,12 @@ small overlay and are merged into the sorted arrays in batches.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Sequence
 
 import numpy as np
+
+from ..policies.margin import MarginModel, SizePremium
 
 DEFAULT_BAND = 1e-7  # relative widening of a query's price band
 _ROOT_SLACK = 1e-9  # a root this close (relatively) to a bracket's edges still counts as inside
@@ -38,6 +42,20 @@ class MarketSchedule:
     floors: np.ndarray  # notional floors of the brackets (in the settle asset)
     rates: np.ndarray
     deductions: np.ndarray
+    model: MarginModel | None = None
+
+    @classmethod
+    def of(cls, model: MarginModel, inverse: bool) -> "MarketSchedule":
+        table = model.maintenance_table()
+        return cls(inverse, np.array([float(row[0]) for row in table]), np.array([float(row[1]) for row in table]),
+                   np.array([float(row[2]) for row in table]), model)
+
+    def size_rates(self, sizes: Sequence[Decimal]) -> np.ndarray | None:
+        """Per-position rates where the model's rate depends on the size (Drift's premium), else None."""
+        model = self.model
+        if not (isinstance(model, SizePremium) and model.imf_factor):
+            return None
+        return np.array([float(model.maintenance_line(Decimal(0), size)[0]) for size in sizes])
 
 
 def breakpoints(schedule: MarketSchedule, base: np.ndarray, quantity: np.ndarray, ratios: np.ndarray,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -86,6 +86,19 @@ class Scenario:
             vol = self.volatility.get(asset)
             if vol is None or not vol > 0:
                 raise InvalidInput(f"scenario[{self.name}].assets.{asset}.volatility", "must be positive")
+
+    def widened(self, start: datetime, end: datetime) -> "Scenario":
+        """The same anchors over a wider window (e.g. the whole day around a crash): the path runs
+        free before the first anchor and after the last, as it does inside the file's window."""
+        if self.start is None:
+            raise InvalidInput(f"scenario[{self.name}].start", "this scenario has no start time")
+        shift = _step_of(self.start, start, self.step_seconds, "start")
+        steps = _step_of(end, start, self.step_seconds, "end")
+        if shift < 0 or steps < shift + self.steps:
+            raise InvalidInput("end", f"{start}..{end} does not contain the scenario's window")
+        assets = {asset: tuple((step + shift, price) for step, price in anchors) for asset, anchors in self.assets.items()}
+        return replace(self, name=f"{self.name} ({start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M})", steps=steps,
+                       assets=assets, start=start)
 
     def anchor_step(self, when: datetime) -> int:
         """The step index of a UTC time inside this scenario (needs ``start``)."""
