@@ -48,8 +48,10 @@ def test_other_presets_run_the_same_scenario(preset):
 
 
 def test_a_venue_without_the_scenario_assets_is_refused():
-    with pytest.raises(InvalidInput, match="linear market"):
-        run(SimConfig(preset="bitmex", accounts=10))
+    # Drift lists SOL only; Black Thursday moves BTC and ETH. (BitMEX's inverse XBTUSD now runs:
+    # tests/test_sim_inverse.py.)
+    with pytest.raises(InvalidInput, match="market of drift_v2"):
+        run(SimConfig(scenario="black_thursday_2020_03_12", preset="drift_v2", accounts=10))
 
 
 def test_cli_simulate_json_and_table():

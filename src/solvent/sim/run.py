@@ -26,7 +26,7 @@ from ..engine import Engine
 from ..engine import commands as c
 from ..presets import load_preset
 from .market import DEPTH_1PCT_USD, SqrtImpact, realized_volatility
-from .metrics import RunMetrics, cascade_depth, price_overshoot, time_to_stability
+from .metrics import RunMetrics, adl_excess_over_pro_rata, cascade_depth, price_overshoot, time_to_stability
 from .population import sample_population
 from .scenarios import Scenario, load_scenario, scenario_paths
 
@@ -79,18 +79,71 @@ class RunResult:
     book_liquidation_prices: dict[str, np.ndarray] | None = None
 
 
+# Scenario assets carry the market-data name of the coin; a venue may list it under another one.
+ASSET_ALIASES = {"BTC": ("BTC", "XBT")}
+
+
+def _kind_simulated(preset) -> str:
+    """The contract kind the simulator trades on ``preset``: linear markets when it lists any,
+    otherwise inverse ones (BitMEX's XBTUSD, margined and settled in XBT)."""
+    kinds = {market.kind.value for market in preset.markets.values()}
+    return "linear" if "linear" in kinds or "inverse" not in kinds else "inverse"
+
+
 def _market_for(preset, asset: str) -> str | None:
+    kind = _kind_simulated(preset)
+    names = ASSET_ALIASES.get(asset, (asset,))
     for symbol, market in preset.markets.items():
-        if market.base == asset and market.kind.value == "linear":
+        if market.base in names and market.kind.value == kind:
             return symbol
     return None
 
 
 def _settle(preset) -> str:
-    settles = {market.settle for market in preset.markets.values() if market.kind.value == "linear"}
+    kind = _kind_simulated(preset)
+    settles = {market.settle for market in preset.markets.values() if market.kind.value == kind}
     if len(settles) != 1:
-        raise InvalidInput("preset", f"{preset.name}: the simulator needs one settle asset for linear markets")
+        raise InvalidInput("preset", f"{preset.name}: the simulator needs one settle asset for {kind} markets")
     return settles.pop()
+
+
+def _settle_asset(preset, markets: dict[str, str], settle: str) -> str | None:
+    """The scenario asset whose price values the settle asset (the coin of an inverse market), or
+    None when the settle asset is a dollar stablecoin, worth one USD."""
+    for asset, symbol in markets.items():
+        if preset.markets[symbol].kind.value == "inverse" and preset.markets[symbol].settle == settle:
+            return asset
+    return None
+
+
+def _quote_notional(market, size: Decimal, price: Decimal) -> Decimal:
+    """A fill's notional in the quote currency (USD): size·cs·price (linear), size·cs (inverse,
+    whose contracts are worth ``contract_size`` USD each)."""
+    return size * market.contract_size * (price if market.kind.value == "linear" else 1)
+
+
+def fill_terms(market, model, notional_usd: Decimal, price: Decimal, leverage: Decimal) -> tuple[Decimal, Decimal]:
+    """Contracts for about ``notional_usd`` at ``price`` (at least one lot) and the margin to deposit
+    for ``leverage`` (capped at the margin model's maximum, else 50), in the settle asset: USD for a
+    linear market, the coin for an inverse one (notional/price), rounded up to a cent or a satoshi."""
+    lot = Decimal(1).scaleb(-market.size_decimals)
+    linear = market.kind.value == "linear"
+    per_contract = market.contract_size * (price if linear else 1)  # USD per contract
+    size = max((notional_usd / per_contract).quantize(lot), lot)
+    model_notional = size * market.contract_size * (price if linear else 1 / price)  # the model's unit
+    leverage = min(leverage, model.max_leverage(model_notional) or Decimal(50))
+    step = Decimal("0.01") if linear else Decimal("1e-8")
+    margin = (model_notional / leverage).quantize(step) + step
+    return size, margin
+
+
+def usd_to_settle(amount_usd: str, preset, markets: dict[str, str], settle: str, exogenous) -> str:
+    """A USD amount of the configuration (fund, backstop capital) in the settle asset, at the
+    opening price when the settle asset is a coin."""
+    asset = _settle_asset(preset, markets, settle)
+    if asset is None:
+        return amount_usd
+    return str((Decimal(amount_usd) / Decimal(_price_text(exogenous[asset][0]))).quantize(Decimal("1e-8")))
 
 
 def _price_text(value: float) -> str:
@@ -141,6 +194,7 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
     by_symbol = {symbol: asset for asset, symbol in markets.items()}
     lowest_fund = initial_fund
 
+    adl_excess = Decimal(0)  # USD, see RunMetrics.adl_excess_over_pro_rata
     for step in range(steps):
         prices = {}
         for asset, symbol in markets.items():
@@ -151,15 +205,20 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
             simulated[asset][step] = float(exogenous[asset][step]) * factor
             seen = simulated[asset][max(0, step - config.oracle_lag_steps)]  # a lagging oracle
             prices[symbol] = _price_text(seen)
+        # USD per unit of the settle asset this step: 1 for a dollar stablecoin, the simulated
+        # price of the coin an inverse market settles in. Coin amounts are valued at it.
+        specs = preset.markets  # (built on each read)
+        coin = _settle_asset(preset, markets, settle)
+        usd = Decimal(1) if coin is None else Decimal(_price_text(simulated[coin][step]))
         timestamp = step * scenario.step_seconds + 1
         events = engine.apply(c.AdvanceTime(timestamp, seed=int(population_rng.integers(0, 2**31))))
         events += engine.apply(c.UpdateOracle(VENUE, prices, timestamp))
         counts["events"] += len(events)
-        flow = {asset: 0.0 for asset in markets}  # signed notional the liquidations traded
+        flow = {asset: 0.0 for asset in markets}  # signed notional (USD) the liquidations traded
         step_notional = Decimal(0)
         for event in events:
             if event.kind == "position_liquidated":
-                notional = Decimal(event.size) * Decimal(event.price)
+                notional = _quote_notional(specs[event.market], Decimal(event.size), Decimal(event.price))
                 step_notional += notional
                 counts["liquidations"] += 1
                 asset = by_symbol.get(event.market)
@@ -168,16 +227,18 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
                     flow[asset] += -float(notional) if event.side == "long" else float(notional)
             elif event.kind == "position_auto_deleveraged":
                 counts["adl_events"] += 1
-                adl_notional += Decimal(event.size) * Decimal(event.price)
+                adl_notional += _quote_notional(specs[event.market], Decimal(event.size),
+                                                Decimal(event.price))
             elif event.kind == "bad_debt":
-                bad_debt += Decimal(event.amount)
+                bad_debt += Decimal(event.amount) * usd
+        adl_excess += adl_excess_over_pro_rata(events) * usd
         if step_notional > 0:
             forced_steps.append(step)
         liquidated[step] = float(step_notional)
         liquidated_total += step_notional
         balance = engine.ledger.accounts[fund_account].balance(settle)
         lowest_fund = min(lowest_fund, balance)
-        fund[step] = float(engine.ledger.amount(settle, balance))
+        fund[step] = float(engine.ledger.amount(settle, balance) * usd)
         if config.feedback:
             for asset, signed in flow.items():
                 if signed:
@@ -186,16 +247,27 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
             progress(step + 1, steps)
 
     assert engine.conservation().holds, engine.conservation().describe()
+    coin = _settle_asset(preset, markets, settle)
+    if coin is None:
+        insurance_drawdown = float(engine.ledger.amount(settle, initial_fund - lowest_fund))
+        usd_last = 1.0
+    else:
+        # Peak-to-trough in coin, valued at the price of the step it was reached: the largest
+        # (initial coins − coins at step)·price(step); a fund that only lost USD value has not drawn.
+        start = float(engine.ledger.amount(settle, initial_fund))
+        usd_path = np.array([float(_price_text(value)) for value in simulated[coin]])
+        insurance_drawdown = max(float(np.max(start * usd_path - fund)), 0.0)
+        usd_last = float(usd_path[-1])
     metrics = RunMetrics(
         bad_debt=float(bad_debt),
-        insurance_drawdown=float(engine.ledger.amount(settle, initial_fund - lowest_fund)),
+        insurance_drawdown=insurance_drawdown,
         backstop_drawdown=float(engine.ledger.amount(
-            settle, max(initial_vault - engine.ledger.accounts[vault].balance(settle), 0))),
+            settle, max(initial_vault - engine.ledger.accounts[vault].balance(settle), 0))) * usd_last,
         liquidated_notional=float(liquidated_total),
         liquidations=counts["liquidations"],
         adl_events=counts["adl_events"],
         adl_notional=float(adl_notional),
-        adl_excess_over_pro_rata=0.0,  # not measured yet
+        adl_excess_over_pro_rata=float(adl_excess),
         price_overshoot={asset: price_overshoot(simulated[asset], exogenous[asset]) for asset in markets},
         cascade_depth=cascade_depth(forced_steps),
         time_to_stability_steps=time_to_stability(forced_steps, steps - 1),

@@ -1,0 +1,70 @@
+"""Inverse markets in the simulator: BitMEX's XBTUSD (contracts worth 1 USD, margined and settled
+in XBT) liquidated on a crash, with every metric in USD."""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal as D
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from solvent.cli.main import app
+from solvent.presets import load_preset
+from solvent.sim.run import SimConfig, _market_for, _settle, fill_terms, run
+
+
+@pytest.fixture(scope="module")
+def bitmex_run():
+    return run(SimConfig(preset="bitmex", accounts=400, seed=5, depth_scale=0.01))
+
+
+def test_inverse_markets_are_picked_when_a_venue_lists_no_linear_one():
+    bitmex, bybit = load_preset("bitmex"), load_preset("bybit")
+    assert (_market_for(bitmex, "BTC"), _settle(bitmex)) == ("XBTUSD", "XBT")  # BTC is XBT there
+    assert _market_for(bitmex, "ETH") is None
+    assert (_market_for(bybit, "BTC"), _settle(bybit)) == ("BTCUSDT", "USDT")  # linear first
+
+
+def test_fill_terms_size_contracts_in_usd_and_margin_in_coin():
+    preset = load_preset("bitmex")
+    size, margin = fill_terms(preset.markets["XBTUSD"], preset.margin_model("XBTUSD"), D("25000.4"), D("100000"),
+                              D(10))
+    assert size == 25000  # whole contracts of 1 USD
+    assert margin == D("0.025") + D("1e-8")  # 0.25 XBT of notional at 10x, plus a satoshi
+    linear = load_preset("binance")
+    size, margin = fill_terms(linear.markets["BTCUSDT"], linear.margin_model("BTCUSDT"), D("25000"), D("100000"),
+                              D(10))
+    assert (size, margin) == (D("0.250"), D("2500.01"))
+
+
+def test_a_crash_under_bitmex_liquidates_and_reports_usd(bitmex_run):
+    result = bitmex_run  # run() asserts conservation at the end
+    metrics = result.metrics
+    assert result.markets == {"BTC": "XBTUSD"}
+    assert metrics.liquidations > 0
+    assert all(math.isfinite(value) for value in metrics.scalars().values())
+    # USD, not XBT: contracts are worth 1 USD each, so liquidated notional is a whole number of
+    # dollars, and far above what it would be in coins (the book's traders hold $100s to $100ks).
+    assert metrics.liquidated_notional == pytest.approx(float(result.liquidated_per_step.sum()))
+    assert float(metrics.liquidated_notional).is_integer() and metrics.liquidated_notional > 10_000
+    # The fund is valued at each step's simulated price: in coins it only moves by what the
+    # liquidations paid in or drew, not by the price.
+    btc = result.simulated["BTC"]
+    coins = result.fund_per_step / np.array([float(D(repr(float(price))).quantize(D("0.0001"))) for price in btc])
+    assert coins[0] == pytest.approx(2_000_000, rel=1e-9)  # the fund's 2,000,000 XBT, not USD
+    assert result.fund_per_step[0] == pytest.approx(2_000_000 * btc[0], rel=1e-6)
+    assert np.all(np.abs(np.diff(coins)) < 1_000)  # a 10% price fall does not move 200,000 coins
+    assert metrics.price_overshoot["BTC"] > 0  # the forced flow (in USD) moved the price
+
+
+def test_the_cli_simulates_and_compares_bitmex():
+    runner = CliRunner()
+    out = runner.invoke(app, ["simulate", "--preset", "bitmex", "--accounts", "150", "--json"])
+    assert out.exit_code == 0, out.output
+    assert '"liquidations"' in out.output
+    out = runner.invoke(app, ["compare", "--presets", "binance,bitmex", "--accounts", "120", "--paths", "2",
+                              "--executor", "inline", "--json"])
+    assert out.exit_code == 0, out.output
+    assert '"bitmex"' in out.output
