@@ -160,6 +160,21 @@ class OpenPositions(Command):
 
 
 @command
+class TakeOver(Command):
+    """A liquidator takes over (part of) a position in liquidation, on a venue open to liquidators
+    (``[execution] method = "liquidator"``, ``takeover = "open"``: Drift's permissionless
+    liquidators), at the oracle ∓ the venue's ramped fee. ``size`` is the most it takes; the venue
+    may allow less (Drift: the base that cures the shortage)."""
+
+    kind: ClassVar[str] = "take_over"
+    venue: str
+    liquidator: str
+    account: str
+    market: str
+    size: str
+
+
+@command
 class UpdateOracle(Command):
     """New mark prices for some of a venue's markets, at ``timestamp`` (seconds)."""
 

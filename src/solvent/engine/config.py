@@ -56,6 +56,7 @@ class VenueRules:
     max_notional_per_block: Decimal | None
     step_down_tiers: bool  # Binance/Bybit/BitMEX: reduce below the bracket floor, tier by tier
     once_per_block: bool  # dYdX: each (account, market) at most once per block
+    takeover: str  # "venue": the venue's liquidator account takes over; "open": liquidators send TakeOver
     liquidator_fee: Decimal  # Drift takeover discount at the start (ramps with time)
     liquidator_max_fee: Decimal
     fee_grace_blocks: int
@@ -114,6 +115,7 @@ class VenueRules:
             max_notional_per_block=None if cap is None else positive(cap, f"{where}.execution.max_notional_per_block"),
             step_down_tiers=_flag(execution, "step_down_tiers", f"{where}.execution"),
             once_per_block=_flag(execution, "once_per_block", f"{where}.execution"),
+            takeover=_choice(execution.get("takeover", "venue"), ("venue", "open"), f"{where}.execution.takeover"),
             liquidator_fee=fraction(execution.get("liquidator_fee", "0"), f"{where}.execution.liquidator_fee"),
             liquidator_max_fee=fraction(execution.get("liquidator_max_fee", execution.get("liquidator_fee", "0")),
                                         f"{where}.execution.liquidator_max_fee"),

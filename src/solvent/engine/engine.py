@@ -119,6 +119,7 @@ class Engine:
             c.FundInsurance: self._fund_insurance,
             c.ApplyFill: self._apply_fill,
             c.OpenPositions: self._open_positions,
+            c.TakeOver: self._take_over,
             c.UpdateOracle: self._update_oracle,
             c.AdvanceTime: self._advance_time,
             c.SetParams: self._set_params,
@@ -368,6 +369,21 @@ class Engine:
         events: list[e.Event] = [e.PositionsOpened(venue.name, command.market, command.counterparty,
                                                    len(command.accounts), str(longs), str(shorts))]
         return events + evaluate(self, sorted({command.counterparty, *at_risk_accounts}))
+
+    def _take_over(self, command: c.TakeOver) -> list[e.Event]:
+        from .pipeline import take_over
+
+        venue = self.venue(command.venue)
+        key = self.market_key(venue, command.market)
+        self._require_user(command.liquidator)
+        if venue.name not in self.member_venues.get(command.liquidator, set()):
+            raise InvalidInput("liquidator", f"account {command.liquidator!r} is not on venue {venue.name}")
+        self._require_user(command.account)
+        if command.account == command.liquidator:
+            raise InvalidInput("liquidator", "an account cannot take over its own position")
+        size = positive(command.size, "size")
+        self.ledger.markets[key].lots(size)  # a whole number of lots
+        return take_over(self, venue, command.liquidator, command.account, key, size)
 
     def _track_holders(self, key: str, accounts) -> None:
         for account in accounts:

@@ -30,7 +30,7 @@ from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_UP, Decimal
 from typing import TYPE_CHECKING
 
 from ..core.domain import ContractKind, Side
-from ..core.errors import SolventError
+from ..core.errors import InvalidInput, SolventError
 from ..core.ledger import Position
 from ..policies import adl
 from ..policies.account import PoolMargin, account_margin, position_entry_price
@@ -174,6 +174,8 @@ def _liquidate(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> 
                 break
             position = _positions_to_liquidate(engine, current, account, settle)[0]
             market_venue = engine.venue_of_market(position.market)
+            if _awaits_liquidators(market_venue, current):
+                break  # liquidators take it over with TakeOver; the venue steps in only once it is bankrupt
             step_events, notional, stop = _liquidate_position(engine, market_venue, key, position, current)
             events += step_events
             if notional:  # the fee is part of the step: recovery is judged after it
@@ -232,8 +234,10 @@ def _size_of_notional(market, notional: Decimal, mark: Decimal) -> Decimal:
     return notional / per_contract
 
 
-def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Position, pool: PoolMargin):
-    """Close (part of) a position through ``venue``.
+def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Position, pool: PoolMargin,
+                        taker: str | None = None, most: Decimal | None = None):
+    """Close (part of) a position through ``venue`` (at most ``most``; ``taker``: the liquidator
+    taking it over, on venues where liquidators do).
 
     Returns (events, notional closed, stop) where ``stop`` is None to keep stepping, "paused"
     when a pause event was already emitted, or the reason to report if the account is still
@@ -253,12 +257,15 @@ def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Po
         return [e.LiquidationPaused(account, venue.name, f"{symbol} was already liquidated in block {engine.block}")], \
             Decimal(0), "paused"
     close_size, stop = _size_to_close(engine, venue, key, position, market, size, mark, pool)
+    if most is not None:
+        close_size = min(close_size, most)
     if close_size <= 0:
         return [e.LiquidationPaused(account, venue.name, "per-block liquidation cap reached")], Decimal(0), "paused"
     if rules.once_per_block:
         engine.liquidated_in_block[(account, position.market)] = engine.block
     bankruptcy = _bankruptcy_price(engine, pool, position)
-    price, fill_size, counterparty, method = _execution(engine, venue, key, position, close_size, mark, bankruptcy)
+    price, fill_size, counterparty, method = _execution(engine, venue, key, position, close_size, mark, bankruptcy,
+                                                        taker)
     if fill_size > 0 and "adl" in rules.layers and _shortfall(market, side, fill_size, price, bankruptcy) > (
             _waterfall_capacity(engine, venue, settle)):
         fill_size = Decimal(0)  # filling would lose more than the fund and backstop can pay: deleverage
@@ -399,7 +406,7 @@ def _book_price(venue: "VenueState", market, side: Side, size: Decimal, mark: De
 
 
 def _execution(engine: "Engine", venue: "VenueState", key, position: Position, size: Decimal, mark: Decimal,
-               bankruptcy: Decimal | None) -> tuple[Decimal, Decimal, str, str]:
+               bankruptcy: Decimal | None, taker: str | None = None) -> tuple[Decimal, Decimal, str, str]:
     """(price, size filled, counterparty, method) of the venue's execution for ``size``."""
     rules = venue.rules
     market = engine.ledger.markets[position.market]
@@ -407,11 +414,7 @@ def _execution(engine: "Engine", venue: "VenueState", key, position: Position, s
     if rules.method == "keeper":
         return mark, size, venue.book, "keeper"
     if rules.method == "liquidator":
-        started = engine.liquidating.get(key, engine.block)
-        fee = _ramped_fee(rules, engine.block - started)
-        price = mark * (1 - fee) if side is Side.LONG else mark * (1 + fee)
-        return price.quantize(PRICE_QUANTUM, rounding=ROUND_FLOOR if side is Side.LONG else ROUND_CEILING), size, \
-            venue.liquidator, "takeover"
+        return _takeover_price(engine, venue, key, side, mark), size, taker or venue.liquidator, "takeover"
     limit = None
     if rules.limit == "bankruptcy" or rules.method == "insurance_takeover":
         limit = bankruptcy
@@ -430,6 +433,62 @@ def _execution(engine: "Engine", venue: "VenueState", key, position: Position, s
     if fillable <= 0:
         return limit, Decimal(0), venue.book, "book"
     return _book_price(venue, market, side, fillable, mark), fillable, venue.book, "book"
+
+
+def _takeover_price(engine: "Engine", venue: "VenueState", key, side: Side, mark: Decimal) -> Decimal:
+    """Drift: a liquidator takes over at the oracle ∓ the fee, ramped since the liquidation began."""
+    fee = _ramped_fee(venue.rules, engine.block - engine.liquidating.get(key, engine.block))
+    price = mark * (1 - fee) if side is Side.LONG else mark * (1 + fee)
+    return price.quantize(PRICE_QUANTUM, rounding=ROUND_FLOOR if side is Side.LONG else ROUND_CEILING)
+
+
+def _awaits_liquidators(venue: "VenueState", pool: PoolMargin) -> bool:
+    """On a venue open to liquidators, a solvent account waits for their TakeOver commands."""
+    return venue.rules.method == "liquidator" and venue.rules.takeover == "open" and pool.equity > 0
+
+
+def take_over(engine: "Engine", venue: "VenueState", liquidator: str, account: str, market_key: str,
+              size: Decimal) -> list[e.Event]:
+    """A liquidator takes over at most ``size`` of an account's position in liquidation, at the
+    venue's takeover price, within what the venue lets it take this step (Drift: the base that
+    cures the shortage). Refused, changing nothing, if the account is not being liquidated or the
+    liquidator's own margin could not carry the position (its equity after the discount must
+    cover its initial margin plus that of the position taken)."""
+    rules = venue.rules
+    if rules.method != "liquidator" or rules.takeover != "open":
+        raise InvalidInput("venue", f"{venue.name} does not take liquidators' takeovers "
+                           "(its [execution] needs method = \"liquidator\" and takeover = \"open\")")
+    ledger = engine.ledger
+    market = ledger.markets[market_key]
+    key = (account, market.settle)
+    if key not in engine.liquidating:
+        raise InvalidInput("account", f"{account!r} is not being liquidated")
+    position = next((p for p in ledger.accounts[account].open_positions()
+                     if p.market == market_key and p.margin_mode.value == "cross"), None)
+    if position is None:
+        raise InvalidInput("market", f"{account!r} holds no cross position on {_symbol(market_key)}")
+    pool = cross_pool(engine, account, market.settle)
+    assert pool is not None
+    mark = engine.marks[market_key]
+    held = market.size_of(abs(position.lots))
+    allowed, _ = _size_to_close(engine, venue, key, position, market, held, mark, pool)
+    take = min(size, allowed)
+    if take <= 0:
+        raise InvalidInput("size", f"nothing of {account!r}'s {_symbol(market_key)} may be taken over now")
+    price = _takeover_price(engine, venue, key, position.side, mark)
+    gain = take * market.contract_size * abs(mark - price) if market.kind is ContractKind.LINEAR else \
+        take * market.contract_size * abs(1 / price - 1 / mark)
+    own = cross_pool(engine, liquidator, market.settle)
+    equity = own.equity if own is not None else Decimal(0)
+    required = (own.initial_margin if own is not None else Decimal(0)) + engine.model(market_key).initial_margin(
+        _model_notional(market, take, mark), take)
+    if equity + gain < required:
+        raise InvalidInput("liquidator", f"{liquidator!r} has equity {_text(equity)} {market.settle}: not enough "
+                           f"to carry {_text(take)} {_symbol(market_key)} (needs {_text(required - gain)})")
+    events, notional, _ = _liquidate_position(engine, venue, key, position, pool, taker=liquidator, most=take)
+    if notional:
+        events += _charge_fee(engine, venue, key, notional)
+    return events + evaluate(engine, sorted({account, liquidator}))
 
 
 def _ramped_fee(rules, blocks: int) -> Decimal:
