@@ -341,8 +341,6 @@ def _simulate_lending(scenario, preset, accounts, seed, depth_scale, feedback, r
 
     from ..sim.lending_run import LendingSimConfig, run_lending
 
-    if report is not None:
-        _fail(SolventError("--report is not available for lending venues yet"))
     config = LendingSimConfig(scenario=scenario, preset=preset, borrowers=accounts, seed=seed,
                               depth_scale=depth_scale, feedback=feedback, overrides=overrides)
     try:
@@ -350,13 +348,18 @@ def _simulate_lending(scenario, preset, accounts, seed, depth_scale, feedback, r
         with console.status(f"{scenario} · {preset} · {accounts:,} borrowers"):
             result = run_lending(config)
         elapsed = time.perf_counter() - began
+        page = None
+        if report is not None:
+            from ..sim.report import write_report
+
+            page = write_report(report, [result], f"{scenario} under {preset}, {accounts:,} borrowers")
     except SolventError as error:
         _fail(error)
     metrics = result.metrics
     if as_json:
         print(json.dumps({"config": config.__dict__, "metrics": metrics.__dict__, "seconds": elapsed,
-                          "take_price_ratio": result.take_price_ratio, "system_debt": result.system_debt},
-                         indent=2, default=str))
+                          "take_price_ratio": result.take_price_ratio, "system_debt": result.system_debt,
+                          "report": None if page is None else str(page)}, indent=2, default=str))
         return
     table = Table(title=f"{scenario} under {preset}: {accounts:,} borrowers, seed {seed} ({elapsed:.1f} s)")
     table.add_column("metric")
@@ -369,6 +372,8 @@ def _simulate_lending(scenario, preset, accounts, seed, depth_scale, feedback, r
     table.add_row("system debt left", f"${result.system_debt:,.2f}")
     table.add_row("toxic liquidations", f"{metrics.toxic_liquidations:,}")
     console.print(table)
+    if page is not None:
+        console.print(f"report: {page}")
 
 
 SUMMARY_METRICS = (("liquidations", "liquidations", "{:,.0f}"), ("liquidated_notional", "liquidated $", "{:,.0f}"),

@@ -139,6 +139,12 @@ class LendingRunResult:
     counts: dict[str, int] = field(default_factory=dict)
     events: list = field(default_factory=list, repr=False)  # the liquidation events, in order (LIQUIDATION_EVENTS)
     engine: Engine | None = field(default=None, repr=False, compare=False)
+    # Bad debt recorded so far (USD, running total) after each step: Maker's auction shortfalls,
+    # Aave 3.3's reserve deficits. Empty for results built without it.
+    bad_debt_per_step: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # Per scenario asset, each borrower's health-factor-1 price relative to the opening price (the
+    # collateral price at which the position becomes liquidatable), from the book at the opening.
+    liquidation_levels: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def take_price_ratio(self) -> float | None:
@@ -230,6 +236,7 @@ def run_lending(config: LendingSimConfig, scenario: Scenario | None = None,
     asset_of_gem = {gem: asset for asset, gem in gem_of.items()}
 
     liquidated = np.zeros(steps)
+    bad_debt_path = np.zeros(steps)
     counts = {"events": 0, "barks": 0, "takes": 0, "redos": 0, "calls": 0, "settled": 0, "rejected": 0}
     takes: list[TakeRecord] = []
     kept: list = []
@@ -300,6 +307,7 @@ def run_lending(config: LendingSimConfig, scenario: Scenario | None = None,
 
         for index in keeper_rng.permutation(len(keepers)):
             keepers[int(index)].act(view, markets, step, apply)
+        bad_debt_path[step] = totals["bad_debt"]
         if progress is not None:
             progress(step + 1, steps)
 
@@ -322,7 +330,31 @@ def run_lending(config: LendingSimConfig, scenario: Scenario | None = None,
         toxic_liquidations=totals["toxic"],
     )
     return LendingRunResult(config, metrics, {asset: gem_of[asset] for asset in exogenous}, exogenous, simulated,
-                            oracle, liquidated, takes, keepers, system_debt, counts, kept, engine)
+                            oracle, liquidated, takes, keepers, system_debt, counts, kept, engine,
+                            bad_debt_path, _liquidation_levels(protocol, preset, book, market_of))
+
+
+def _liquidation_levels(protocol: str, preset, book, market_of: dict[str, str]) -> dict[str, np.ndarray]:
+    """Each borrower's health-factor-1 collateral price over the opening price, per scenario asset.
+
+    A borrower holds ``debt × collateralization / open`` units of collateral. Maker liquidates
+    once ``units × price < debt × mat``; Aave once ``units × price × liquidation threshold <
+    debt``. So the level is ``mat / collateralization`` (Maker) or ``1 / (LT ×
+    collateralization)`` (Aave): exact for the book as drawn, before the amounts are rounded to
+    the token's decimals and before interest accrues (the runs are hours long).
+    """
+    levels: dict[str, np.ndarray] = {}
+    for index, asset in enumerate(book.markets):
+        if asset not in market_of:
+            continue
+        market = market_of[asset]
+        if protocol == "maker":
+            factor = float(preset.section("ilks")[market]["mat"])
+        else:
+            factor = 1.0 / float(preset.section("reserves")[market]["liquidation_threshold"])
+        chosen = np.asarray(book.market) == index
+        levels[asset] = factor / np.asarray(book.collateralization, dtype=np.float64)[chosen]
+    return levels
 
 
 def _mid(path: np.ndarray, model, now: dict) -> Callable[[], float]:

@@ -66,7 +66,10 @@ LIQUIDATIONS = "liquidations.png"
 INSURANCE_FUND = "insurance_fund.png"
 LOSS_DISTRIBUTION = "loss_distribution.png"
 LIQUIDATION_HEATMAP = "liquidation_heatmap.png"
+BAD_DEBT = "bad_debt.png"
 FIGURES = (PRICE_PATHS, LIQUIDATIONS, INSURANCE_FUND, LOSS_DISTRIBUTION, LIQUIDATION_HEATMAP)
+# A lending venue has no insurance fund: its report shows bad debt (reserve deficits) instead.
+LENDING_FIGURES = (PRICE_PATHS, LIQUIDATIONS, BAD_DEBT, LOSS_DISTRIBUTION, LIQUIDATION_HEATMAP)
 
 DPI = 110
 HEATMAP_ROWS = 60
@@ -118,6 +121,9 @@ def write_report(directory: str | Path, runs: Sequence[RunResult], title: str,
     ``directory`` or ``book_liquidation_prices[<asset>]`` when one is unusable.
     """
     runs = _check_runs(runs)
+    lending = _is_lending(runs[0])
+    if lending and book_liquidation_prices is None:
+        book_liquidation_prices = runs[0].liquidation_levels or None
     book = _check_book(book_liquidation_prices)
     out = _prepare_directory(directory)
     try:
@@ -139,12 +145,17 @@ def write_report(directory: str | Path, runs: Sequence[RunResult], title: str,
     captions = {
         PRICE_PATHS: _draw_price_paths(new_figure, first, axis),
         LIQUIDATIONS: _draw_liquidations(new_figure, first, axis),
-        INSURANCE_FUND: _draw_fund(new_figure, first, axis),
         LOSS_DISTRIBUTION: _draw_losses(new_figure, runs),
-        LIQUIDATION_HEATMAP: _draw_heatmap(new_figure, first, axis, book),
+        LIQUIDATION_HEATMAP: _draw_heatmap(new_figure, first, axis, book, lending),
     }
+    if lending:
+        captions[BAD_DEBT] = _draw_bad_debt(new_figure, first, axis)
+    else:
+        captions[INSURANCE_FUND] = _draw_fund(new_figure, first, axis)
     for name, (figure, _) in captions.items():
         save(figure, name)
+    for name in set(FIGURES + LENDING_FIGURES) - set(captions):  # a report of the other kind written here before
+        (out / name).unlink(missing_ok=True)
     page = _html(title, runs, {name: caption for name, (_, caption) in captions.items()})
     path = out / HTML_NAME
     path.write_text(page, encoding="utf-8")
@@ -154,15 +165,25 @@ def write_report(directory: str | Path, runs: Sequence[RunResult], title: str,
 # --------------------------------------------------------------------------- inputs
 
 
+def _is_lending(run: Any) -> bool:
+    from .lending_run import LendingRunResult
+
+    return isinstance(run, LendingRunResult)
+
+
 def _check_runs(runs: Sequence[RunResult]) -> list[RunResult]:
+    from .lending_run import LendingRunResult
+
     if runs is None or isinstance(runs, (str, bytes)):
         raise InvalidInput("runs", "need a list of RunResult")
     runs = list(runs)
     if not runs:
         raise InvalidInput("runs", "need at least one run")
     for index, run in enumerate(runs):
-        if not isinstance(run, RunResult):
-            raise InvalidInput(f"runs[{index}]", f"expected a RunResult, got {type(run).__name__}")
+        if not isinstance(run, (RunResult, LendingRunResult)):
+            raise InvalidInput(f"runs[{index}]", f"expected a RunResult or LendingRunResult, got {type(run).__name__}")
+    if len({_is_lending(run) for run in runs}) != 1:
+        raise InvalidInput("runs", "perpetual and lending runs cannot share one report")
     return runs
 
 
@@ -351,6 +372,31 @@ def _draw_fund(new_figure, run: RunResult, axis: _TimeAxis):
     return figure, caption
 
 
+def _draw_bad_debt(new_figure, run, axis: _TimeAxis):
+    figure = new_figure(9.0, 3.6)
+    axes = figure.add_subplot()
+    path = np.asarray(run.bad_debt_per_step, dtype=np.float64)
+    if not len(path):
+        path = np.zeros(len(run.liquidated_per_step))
+    x = axis.of(len(path))
+    axes.plot(x, path, color="#8e44ad", lw=1.3, label="bad debt recorded, running total")
+    axes.fill_between(x, path, 0.0, color="#8e44ad", alpha=0.15)
+    axes.set_ylabel("USD")
+    axes.set_xlabel(axis.label)
+    _usd(axes)
+    axes.set_ylim(bottom=0, top=max(float(path.max()) * 1.1 if len(path) else 0.0, 1.0))
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="upper left")
+    axes.set_title(f"Bad debt over time: {run.metrics.bad_debt:,.2f} USD; system debt / reserve deficit left "
+                   f"{run.system_debt:,.2f} USD")
+    caption = ("First run. Running total of the bad debt the venue recorded (Maker: what auctions that sold "
+               "their whole lot did not cover; Aave 3.3: reserve deficits written off). The title adds what is "
+               "left at the end: Maker's system debt (the vow's unbacked debt net of the surplus, auctions still "
+               "running included) or Aave's reserve deficits. A lending venue has no insurance fund, so this "
+               "chart replaces the perpetual report's insurance-fund chart.")
+    return figure, caption
+
+
 def _initial_fund(run: RunResult, fund: np.ndarray) -> float | None:
     try:
         return float(run.config.insurance_fund)
@@ -397,7 +443,7 @@ def _draw_losses(new_figure, runs: list[RunResult]):
     return figure, caption
 
 
-def _draw_heatmap(new_figure, run: RunResult, axis: _TimeAxis, book):
+def _draw_heatmap(new_figure, run: RunResult, axis: _TimeAxis, book, lending: bool = False):
     if book is None or not book:
         figure = new_figure(9.0, 3.0)
         axes = figure.add_subplot()
@@ -436,7 +482,7 @@ def _draw_heatmap(new_figure, run: RunResult, axis: _TimeAxis, book):
         axes.axhline(1.0, color="white", lw=0.6, ls=":")
         axes.set_ylim(edges[0], edges[-1])
         axes.set_xlabel(axis.label)
-        axes.set_ylabel("liquidation price / opening price")
+        axes.set_ylabel("health-factor-1 price / opening price" if lending else "liquidation price / opening price")
         notes = [f"{dropped:,} outside the band or not liquidable"] if dropped else []
         if relative is None:
             notes.append("no simulated path")
@@ -445,6 +491,15 @@ def _draw_heatmap(new_figure, run: RunResult, axis: _TimeAxis, book):
     figure.suptitle("Liquidation-price heatmap of the book over time")
     what = "number of positions (notional in USD for assets given with a notional column)" if weighted \
         else "number of positions"
+    if lending:
+        return figure, (
+            "Rows: each borrower's health-factor-1 price (the collateral price at which it becomes "
+            "liquidatable: Maker's liquidation ratio, Aave's liquidation threshold) relative to the opening "
+            "price, from the book as drawn (before rounding to token decimals and interest accrual); columns: "
+            f"time in the first run; colour (square-root scale): {what} whose level lies in the row's band and "
+            "that the running low of the market price had not reached yet. Blue line: the market price keepers "
+            "sell into, over the open. Reaching a level is a proxy for being liquidatable; the engine's events "
+            "are exact.")
     caption = ("Rows: liquidation price relative to the opening price (longs below 1, shorts above); "
                f"columns: time in the first run; colour (square-root scale): {what} whose liquidation level "
                "lies in the row's band "
@@ -508,6 +563,7 @@ def _band(levels: np.ndarray, path: np.ndarray | None, rows: int) -> np.ndarray:
 
 def _html(title: str, runs: list[RunResult], captions: dict[str, str]) -> str:
     first = runs[0]
+    lending = _is_lending(first)
     summary = summarize([run.metrics for run in runs])
     esc = html.escape
     count = len(runs)
@@ -524,8 +580,9 @@ def _html(title: str, runs: list[RunResult], captions: dict[str, str]) -> str:
         f"<h1>{esc(title)}</h1>",
         f'<p class="lead">Scenario <b>{esc(str(first.config.scenario))}</b> under preset '
         f"<b>{esc(str(first.config.preset))}</b>, {count} Monte Carlo run{'s' if count != 1 else ''}, "
-        f"{first.config.accounts:,} accounts each. Per-run figures show the first run "
-        f"(seed {esc(str(first.config.seed))}).</p>",
+        + (f"{first.config.borrowers:,} borrowers each (a lending venue). " if lending else
+           f"{first.config.accounts:,} accounts each. ")
+        + f"Per-run figures show the first run (seed {esc(str(first.config.seed))}).</p>",
         "<h2>Metrics</h2>",
         _metrics_table(summary, count),
         "<p>VaR (value at risk) is the 95th percentile of bad debt and LaR (liquidations at risk) the 95th "
@@ -538,14 +595,25 @@ def _html(title: str, runs: list[RunResult], captions: dict[str, str]) -> str:
         INSURANCE_FUND: "Insurance fund over time",
         LOSS_DISTRIBUTION: "Distribution of losses across runs",
         LIQUIDATION_HEATMAP: "Liquidation-price heatmap of the book",
+        BAD_DEBT: "Bad debt and reserve deficit over time",
     }
-    for name in FIGURES:
+    if lending:
+        headings[LIQUIDATION_HEATMAP] = "Health-factor-1 price heatmap of the book"
+    for name in LENDING_FIGURES if lending else FIGURES:
         parts += [
             f"<h2>{esc(headings[name])}</h2>",
             "<figure>",
             f'<img src="{esc(name)}" alt="{esc(headings[name])}">',
             f"<figcaption>{esc(captions[name])}</figcaption>",
             "</figure>",
+        ]
+    if lending:
+        parts += [
+            "<h2>Charts left out for a lending venue</h2>",
+            "<p><b>Insurance fund over time</b>: a lending venue has no insurance fund (losses land as bad "
+            "debt, reserve deficits or Maker's system debt), so the chart above of bad debt takes its place. "
+            "For the same reason the insurance-fund, backstop and ADL rows of the metrics table are 0 by "
+            "construction.</p>",
         ]
     parts += ["<h2>Run configuration</h2>", _config_table(runs), "</body>", "</html>", ""]
     return "\n".join(parts)
