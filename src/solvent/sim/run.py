@@ -318,18 +318,18 @@ def venue_population(config: SimConfig, venue: str, preset, markets: dict[str, s
     commands.append(c.UpdateOracle(venue, opening, 0))
     assets = list(markets)
     population = sample_population(config.accounts, assets, rng, median_leverage=median_leverage)
-    lot_of = {symbol: Decimal(1).scaleb(-preset.markets[symbol].size_decimals) for symbol in markets.values()}
+    specs = preset.markets
+    models = {symbol: preset.margin_model(symbol) for symbol in markets.values()}
+    rows: dict[str, list[tuple[str, str, str, str]]] = {symbol: [] for symbol in markets.values()}
     for index in range(config.accounts):
-        asset = assets[int(population.market[index])]
-        symbol = markets[asset]
-        price = Decimal(opening[symbol])
-        notional = Decimal(repr(float(population.notional_usd[index])))
-        size = max((notional / price).quantize(lot_of[symbol]), lot_of[symbol])
-        max_leverage = preset.margin_model(symbol).max_leverage(size * price) or Decimal(50)
-        leverage = min(Decimal(repr(float(population.leverage[index]))), max_leverage)
-        margin = (size * price / leverage).quantize(Decimal("0.01")) + Decimal("0.01")
-        name = f"{prefix}t{index}"
-        commands += [c.OpenAccount(name, venue), c.Deposit(name, settle, str(margin))]
-        buyer, seller = (name, maker) if int(population.side[index]) > 0 else (maker, name)
-        commands.append(c.ApplyFill(venue, symbol, buyer, seller, str(size), str(price)))
+        symbol = markets[assets[int(population.market[index])]]
+        size, margin = fill_terms(specs[symbol], models[symbol],
+                                  Decimal(repr(float(population.notional_usd[index]))), Decimal(opening[symbol]),
+                                  Decimal(repr(float(population.leverage[index]))))
+        signed = size if int(population.side[index]) > 0 else -size
+        rows[symbol].append((f"{prefix}t{index}", str(margin), str(signed), opening[symbol]))
+    for symbol, chosen in rows.items():  # each market's traders opened in one command, against the maker
+        if chosen:
+            accounts, deposits, sizes, prices = (tuple(column) for column in zip(*chosen))
+            commands.append(c.OpenPositions(venue, symbol, maker, accounts, deposits, sizes, prices))
     return commands
