@@ -53,9 +53,10 @@ def test_a_crash_under_bitmex_liquidates_and_reports_usd(bitmex_run):
     # liquidations paid in or drew, not by the price.
     btc = result.simulated["BTC"]
     coins = result.fund_per_step / np.array([float(D(repr(float(price))).quantize(D("0.0001"))) for price in btc])
-    assert coins[0] == pytest.approx(2_000_000, rel=1e-9)  # the fund's 2,000,000 XBT, not USD
-    assert result.fund_per_step[0] == pytest.approx(2_000_000 * btc[0], rel=1e-6)
-    assert np.all(np.abs(np.diff(coins)) < 1_000)  # a 10% price fall does not move 200,000 coins
+    opening = float(result.exogenous["BTC"][0])
+    assert coins[0] == pytest.approx(2_000_000 / opening, rel=1e-6)  # $2,000,000 in XBT at the opening
+    assert result.fund_per_step[0] == pytest.approx(2_000_000 * btc[0] / opening, rel=1e-6)
+    assert np.all(np.abs(np.diff(coins)) < 1)  # a 10% price fall does not move the fund's coins
     assert metrics.price_overshoot["BTC"] > 0  # the forced flow (in USD) moved the price
 
 

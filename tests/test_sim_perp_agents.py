@@ -59,3 +59,28 @@ def test_a_liquidator_without_capital_cannot_take_it_over():
     result = step(engine, PerpLiquidator("liq", latency_steps=0), 0)
     assert result.events == []
     assert ("t", "USDC") in engine.liquidating
+
+
+def test_a_drift_run_is_liquidated_by_the_agents_and_they_step_back_when_depth_vanishes(monkeypatch):
+    from solvent.sim import perp_agents
+    from solvent.sim.run import SimConfig, run
+
+    taken = []
+    original = perp_agents.act
+
+    def recording(*args, **kwargs):
+        result = original(*args, **kwargs)
+        taken.extend(e for e in result.events if e.kind == "position_liquidated" and e.counterparty.startswith(
+            "liquidator"))
+        return result
+
+    monkeypatch.setattr(perp_agents, "act", recording)
+    normal = run(SimConfig(preset="drift_v2", accounts=600))
+    by_agents = len(taken)
+    assert by_agents > 0 and normal.metrics.liquidations >= by_agents
+    taken.clear()
+    thin = run(SimConfig(preset="drift_v2", accounts=600, depth_scale=0.0001))
+    assert len(taken) < by_agents and thin.counts["declined_by_liquidators"] > normal.counts["declined_by_liquidators"]
+    taken.clear()
+    run(SimConfig(preset="drift_v2", accounts=600, liquidators=0))
+    assert taken == []  # no agents: the venue's own liquidator account takes over

@@ -245,6 +245,9 @@ def simulate(
     insurance_fund: str = typer.Option("2000000", "--insurance-fund", help="Insurance fund at the start (USD)."),
     depth_scale: float = typer.Option(1.0, "--depth-scale", min=1e-12, help="Multiplies the documented 1% depths."),
     no_feedback: bool = typer.Option(False, "--no-feedback", help="Prices follow the scenario alone (no cascade)."),
+    liquidators: int = typer.Option(3, "--liquidators", min=0,
+                                    help="Liquidator agents on a venue whose liquidators take positions over (Drift); "
+                                         "0: the venue's own liquidator account does it."),
     override: List[str] = typer.Option([], "--override", help="PATH=VALUE into the preset, e.g. execution.fee=0.01 "
                                        "or ilks.ETH-A.cusp=0.001. Repeat."),
     list_scenarios: bool = typer.Option(False, "--list-scenarios", help="List the shipped scenarios and exit."),
@@ -281,7 +284,7 @@ def simulate(
         return
     config = SimConfig(scenario=scenario, preset=preset, accounts=accounts, seed=seed,
                        insurance_fund=insurance_fund, depth_scale=depth_scale, feedback=not no_feedback,
-                       overrides=_overrides(override))
+                       overrides=_overrides(override), liquidators=liquidators)
     try:
         began = time.perf_counter()
         if as_json:
@@ -402,7 +405,8 @@ def _sim_base(scenario, preset, accounts, seed, insurance_fund, depth_scale):
 @app.command()
 def sweep(
     param: List[str] = typer.Option(..., "--param", help="NAME=V1,V2,... a run setting (insurance_fund, depth_scale, "
-                                    "accounts, oracle_lag_steps, backstop_capital) or a preset path "
+                                    "accounts, oracle_lag_steps, backstop_capital, liquidators, liquidator_capital, "
+                                    "liquidator_latency_steps) or a preset path "
                                     "(execution.fee, execution.partial_fraction, waterfall.adl_rule, ...). Repeat."),
     scenario: str = typer.Option("oct_10_2025", "--scenario", "-s", help="Scenario name or file."),
     preset: str = typer.Option("hyperliquid", "--preset", "-p", help="Venue preset."),

@@ -46,7 +46,7 @@ class PerpLiquidator:
     name: str
     latency_steps: int = 1
     min_profit: float = 0.0  # fraction of the notional taken, after slippage and gas
-    gas_usd: float = 1.0
+    gas_usd: float = 0.05  # assumption: a Solana transaction with a priority fee in a busy market
     first_seen: dict[str, int] = field(default_factory=dict)
 
 

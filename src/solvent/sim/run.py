@@ -15,7 +15,7 @@ Metrics (:class:`~solvent.sim.metrics.RunMetrics`) are read from the events and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Callable
 
@@ -26,7 +26,9 @@ from ..engine import Engine
 from ..engine import commands as c
 from ..presets import load_preset
 from .market import DEPTH_1PCT_USD, SqrtImpact, realized_volatility
+from . import perp_agents
 from .metrics import RunMetrics, adl_excess_over_pro_rata, cascade_depth, price_overshoot, time_to_stability
+from .perp_agents import PerpLiquidator
 from .population import sample_population
 from .scenarios import Scenario, load_scenario, scenario_paths
 
@@ -58,9 +60,22 @@ class SimConfig:
     feedback: bool = True  # forced sales move the price (False: the exogenous path alone)
     oracle_lag_steps: int = 0  # the venue sees the price of this many steps ago
     overrides: tuple[tuple[str, str], ...] = ()  # (dotted preset path, value), e.g. ("execution.fee", "0.01")
+    # Liquidator agents, on venues whose liquidators take positions over (Drift): the venue is
+    # opened to them (execution.takeover = "open") unless the overrides say otherwise; 0: none,
+    # the venue's own liquidator account takes over.
+    liquidators: int = 3
+    liquidator_capital: str = "2000000"  # USD each
+    liquidator_latency_steps: int = 1
 
     def preset_overrides(self) -> dict:
         return nested_overrides(self.overrides)
+
+    def with_agents(self, preset) -> "SimConfig":
+        """This configuration with the venue opened to liquidator agents, where they apply."""
+        if (self.liquidators <= 0 or preset.section("execution").get("method") != "liquidator"
+                or any(path == "execution.takeover" for path, _ in self.overrides)):
+            return self
+        return replace(self, overrides=self.overrides + (("execution.takeover", "open"),))
 
 
 @dataclass
@@ -161,8 +176,9 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
     if config.oracle_lag_steps < 0:
         raise InvalidInput("oracle_lag_steps", "must not be negative")
     preset = load_preset(config.preset)
-    if config.overrides:
-        preset = preset.with_overrides(config.preset_overrides(), name=preset.name)
+    configured = config.with_agents(preset)  # the configuration the venue is built with
+    if configured.overrides:
+        preset = preset.with_overrides(configured.preset_overrides(), name=preset.name)
     markets = {asset: symbol for asset in scenario.assets if (symbol := _market_for(preset, asset))}
     if not markets:
         raise InvalidInput("scenario", f"none of {sorted(scenario.assets)} is a linear market of {preset.name}")
@@ -173,7 +189,13 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
     steps = len(next(iter(exogenous.values())))
 
     engine = Engine()
-    commands = _setup(config, preset, markets, settle, exogenous, population_rng)
+    commands = _setup(configured, preset, markets, settle, exogenous, population_rng)
+    agents = []
+    if preset.section("execution").get("takeover") == "open":
+        capital = usd_to_settle(config.liquidator_capital, preset, markets, settle, exogenous)
+        for index in range(config.liquidators):
+            agents.append(PerpLiquidator(f"liquidator{index}", latency_steps=config.liquidator_latency_steps))
+            commands += [c.OpenAccount(agents[-1].name, VENUE), c.Deposit(agents[-1].name, settle, capital)]
     for command in commands:
         engine.apply(command)
     book = _book_liquidation_prices(engine, markets) if with_book else None
@@ -186,15 +208,17 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
     simulated = {asset: np.empty(steps) for asset in markets}
     liquidated = np.zeros(steps)
     fund = np.zeros(steps)
-    counts = {"liquidations": 0, "adl_events": 0, "events": 0}
+    counts = {"liquidations": 0, "adl_events": 0, "events": 0, "declined_by_liquidators": 0}
     bad_debt = Decimal(0)
     adl_notional = Decimal(0)
     liquidated_total = Decimal(0)
     forced_steps: list[int] = []
     by_symbol = {symbol: asset for asset, symbol in markets.items()}
-    lowest_fund = initial_fund
+    drawdown = Decimal(0)
 
     adl_excess = Decimal(0)  # USD, see RunMetrics.adl_excess_over_pro_rata
+    specs = preset.markets
+    coin = _settle_asset(preset, markets, settle)
     for step in range(steps):
         prices = {}
         for asset, symbol in markets.items():
@@ -207,14 +231,19 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
             prices[symbol] = _price_text(seen)
         # USD per unit of the settle asset this step: 1 for a dollar stablecoin, the simulated
         # price of the coin an inverse market settles in. Coin amounts are valued at it.
-        specs = preset.markets  # (built on each read)
-        coin = _settle_asset(preset, markets, settle)
         usd = Decimal(1) if coin is None else Decimal(_price_text(simulated[coin][step]))
         timestamp = step * scenario.step_seconds + 1
         events = engine.apply(c.AdvanceTime(timestamp, seed=int(population_rng.integers(0, 2**31))))
         events += engine.apply(c.UpdateOracle(VENUE, prices, timestamp))
-        counts["events"] += len(events)
         flow = {asset: 0.0 for asset in markets}  # signed notional (USD) the liquidations traded
+        if agents:
+            acted = perp_agents.act(engine, VENUE, "maker", agents, step, timestamp, markets, impact,
+                                    {asset: float(simulated[asset][step]) for asset in markets})
+            events += acted.events
+            counts["declined_by_liquidators"] += acted.declined
+            for asset, signed in acted.flow.items():
+                flow[asset] += signed
+        counts["events"] += len(events)
         step_notional = Decimal(0)
         for event in events:
             if event.kind == "position_liquidated":
@@ -237,7 +266,9 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
         liquidated[step] = float(step_notional)
         liquidated_total += step_notional
         balance = engine.ledger.accounts[fund_account].balance(settle)
-        lowest_fund = min(lowest_fund, balance)
+        # The fund's draw: what it paid out so far (in its asset), valued at this step's price;
+        # a coin fund that only lost USD value has not drawn.
+        drawdown = max(drawdown, engine.ledger.amount(settle, initial_fund - balance) * usd)
         fund[step] = float(engine.ledger.amount(settle, balance) * usd)
         if config.feedback:
             for asset, signed in flow.items():
@@ -247,22 +278,11 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
             progress(step + 1, steps)
 
     assert engine.conservation().holds, engine.conservation().describe()
-    coin = _settle_asset(preset, markets, settle)
-    if coin is None:
-        insurance_drawdown = float(engine.ledger.amount(settle, initial_fund - lowest_fund))
-        usd_last = 1.0
-    else:
-        # Peak-to-trough in coin, valued at the price of the step it was reached: the largest
-        # (initial coins − coins at step)·price(step); a fund that only lost USD value has not drawn.
-        start = float(engine.ledger.amount(settle, initial_fund))
-        usd_path = np.array([float(_price_text(value)) for value in simulated[coin]])
-        insurance_drawdown = max(float(np.max(start * usd_path - fund)), 0.0)
-        usd_last = float(usd_path[-1])
     metrics = RunMetrics(
         bad_debt=float(bad_debt),
-        insurance_drawdown=insurance_drawdown,
+        insurance_drawdown=float(drawdown),
         backstop_drawdown=float(engine.ledger.amount(
-            settle, max(initial_vault - engine.ledger.accounts[vault].balance(settle), 0))) * usd_last,
+            settle, max(initial_vault - engine.ledger.accounts[vault].balance(settle), 0)) * usd),
         liquidated_notional=float(liquidated_total),
         liquidations=counts["liquidations"],
         adl_events=counts["adl_events"],
@@ -297,7 +317,8 @@ def _setup(config: SimConfig, preset, markets: dict[str, str], settle: str, exog
     """Commands that create the venue, its fund, its liquidity, and the population of traders."""
     commands: list[c.Command] = [c.CreateVenue(VENUE, config.preset, config.preset_overrides())]
     if Decimal(config.insurance_fund) > 0:  # an empty fund is a design to test, not an error
-        commands.append(c.FundInsurance(settle, config.insurance_fund, venue=VENUE))
+        commands.append(c.FundInsurance(settle, usd_to_settle(config.insurance_fund, preset, markets, settle, exogenous),
+                                        venue=VENUE))
     return commands + venue_population(config, VENUE, preset, markets, settle, exogenous, rng)
 
 
@@ -307,7 +328,8 @@ def venue_population(config: SimConfig, venue: str, preset, markets: dict[str, s
     (account names start with ``prefix``), each trader filled against the maker at the opening."""
     commands: list[c.Command] = []
     if Decimal(config.backstop_capital) > 0:
-        commands.append(c.Deposit(f"{venue}/liquidator", settle, config.backstop_capital))
+        commands.append(c.Deposit(f"{venue}/liquidator", settle,
+                                  usd_to_settle(config.backstop_capital, preset, markets, settle, exogenous)))
     maker = f"{prefix}maker"
     commands += [
         c.Deposit(f"{venue}/book", settle, "10000000000"),

@@ -25,7 +25,8 @@ from ..core.errors import InvalidInput
 from .metrics import RunMetrics, summarize
 from .run import SimConfig, run
 
-CONFIG_FIELDS = {"insurance_fund", "depth_scale", "accounts", "oracle_lag_steps", "backstop_capital"}
+CONFIG_FIELDS = {"insurance_fund", "depth_scale", "accounts", "oracle_lag_steps", "backstop_capital", "liquidators",
+                 "liquidator_capital", "liquidator_latency_steps"}
 
 
 def path_seeds(seed: int, paths: int) -> list[int]:
@@ -106,7 +107,8 @@ class GridPoint:
 
 def parse_grid(specs: Iterable[str]) -> dict[str, list[str]]:
     """``NAME=V1,V2,...`` → {NAME: [V1, V2, ...]}; NAME is a run setting (insurance_fund,
-    depth_scale, accounts, oracle_lag_steps, backstop_capital) or a dotted preset path
+    depth_scale, accounts, oracle_lag_steps, backstop_capital, liquidators, liquidator_capital,
+    liquidator_latency_steps) or a dotted preset path
     (``execution.fee``, ``execution.partial_fraction``, ``waterfall.adl_rule``, ...)."""
     grid: dict[str, list[str]] = {}
     for spec in specs:
