@@ -104,3 +104,5 @@ def test_a_run_that_deleverages_reports_a_finite_excess(rule):
     assert metrics.adl_excess_over_pro_rata >= 0
     if rule == "pro_rata":
         assert metrics.adl_excess_over_pro_rata == 0
+    else:  # traders entered at different prices: Binance's queue takes more PnL than pro-rata would
+        assert metrics.adl_excess_over_pro_rata > 0

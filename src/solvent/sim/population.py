@@ -21,6 +21,11 @@ Defaults, and how much of each is sourced (reference/simulation.md):
   10 Oct 2025 was 91% longs on Hyperliquid (§3.1) and 83.9% across venues (Amberdata), but those
   shares are of what the fall liquidated, which over-weights longs.
 - Markets uniformly at random unless ``market_weights`` is given (e.g. by open interest).
+- Entry prices: the position was opened before the scenario starts, at ``opening · exp(−r)``
+  with ``r`` normal, sd 0.03 (``entry_sigma``; **assumption**: about a day of BTC moves at 50–60%
+  annualised volatility). Traders' equity at the opening is still ``notional / leverage``: what
+  they gained or lost since entry is part of it. Winners and losers of the same side then hold
+  different PnL, which is what makes auto-deleveraging rules differ from one another.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class Population:
     notional_usd: np.ndarray  # float64
     leverage: np.ndarray  # float64, notional / margin
     market: np.ndarray  # int32 index into markets
+    entry_return: np.ndarray  # float64, log return from the entry price to the opening price
 
     def __len__(self) -> int:
         return int(self.side.shape[0])
@@ -64,10 +70,10 @@ class Population:
 def sample_population(accounts: int, markets: Sequence[str], rng: Any, median_leverage: float = 5.0,
                       leverage_sigma: float = 0.7, max_leverage: float = 100.0, median_notional: float = 2_000.0,
                       notional_sigma: float = 1.3, long_share: float = 0.6,
-                      market_weights: Sequence[float] | None = None) -> Population:
+                      market_weights: Sequence[float] | None = None, entry_sigma: float = 0.03) -> Population:
     """Draw ``accounts`` traders. ``rng`` is a ``numpy.random.Generator`` or a seed.
 
-    Draw order, fixed so that one seed gives one book: leverage, notional, side, market.
+    Draw order, fixed so that one seed gives one book: leverage, notional, side, market, entry.
     """
     if accounts <= 0:
         raise InvalidInput("accounts", "must be positive")
@@ -77,7 +83,7 @@ def sample_population(accounts: int, markets: Sequence[str], rng: Any, median_le
         raise InvalidInput("long_share", "must be within [0, 1]")
     if not MIN_LEVERAGE <= median_leverage <= max_leverage:
         raise InvalidInput("median_leverage", f"must be within [{MIN_LEVERAGE}, max_leverage]")
-    if leverage_sigma < 0 or notional_sigma < 0:
+    if leverage_sigma < 0 or notional_sigma < 0 or entry_sigma < 0:
         raise InvalidInput("sigma", "log standard deviations must be non-negative")
     if not median_notional > 0:
         raise InvalidInput("median_notional", "must be positive")
@@ -94,4 +100,6 @@ def sample_population(accounts: int, markets: Sequence[str], rng: Any, median_le
                        MIN_NOTIONAL_USD, MAX_NOTIONAL_USD)
     side = np.where(rng.random(accounts) < long_share, 1, -1).astype(np.int8)
     market = rng.choice(len(markets), size=accounts, p=weights).astype(np.int32)
-    return Population(markets=tuple(markets), side=side, notional_usd=notional, leverage=leverage, market=market)
+    entry_return = rng.normal(0.0, entry_sigma, accounts) if entry_sigma > 0 else np.zeros(accounts)
+    return Population(markets=tuple(markets), side=side, notional_usd=notional, leverage=leverage, market=market,
+                      entry_return=entry_return)

@@ -16,7 +16,8 @@ Metrics (:class:`~solvent.sim.metrics.RunMetrics`) are read from the events and 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from decimal import Decimal
+import math
+from decimal import ROUND_CEILING, Decimal
 from typing import Callable
 
 import numpy as np
@@ -325,7 +326,8 @@ def _setup(config: SimConfig, preset, markets: dict[str, str], settle: str, exog
 def venue_population(config: SimConfig, venue: str, preset, markets: dict[str, str], settle: str, exogenous, rng,
                      *, prefix: str = "", median_leverage: float = 5.0) -> list[c.Command]:
     """A venue's liquidator vault, book, market maker and population of leveraged traders
-    (account names start with ``prefix``), each trader filled against the maker at the opening."""
+    (account names start with ``prefix``), each trader's position taken from the maker at its
+    entry price, with the deposit that gives it its drawn leverage at the opening."""
     commands: list[c.Command] = []
     if Decimal(config.backstop_capital) > 0:
         commands.append(c.Deposit(f"{venue}/liquidator", settle,
@@ -345,11 +347,18 @@ def venue_population(config: SimConfig, venue: str, preset, markets: dict[str, s
     rows: dict[str, list[tuple[str, str, str, str]]] = {symbol: [] for symbol in markets.values()}
     for index in range(config.accounts):
         symbol = markets[assets[int(population.market[index])]]
-        size, margin = fill_terms(specs[symbol], models[symbol],
-                                  Decimal(repr(float(population.notional_usd[index]))), Decimal(opening[symbol]),
-                                  Decimal(repr(float(population.leverage[index]))))
-        signed = size if int(population.side[index]) > 0 else -size
-        rows[symbol].append((f"{prefix}t{index}", str(margin), str(signed), opening[symbol]))
+        market, price = specs[symbol], Decimal(opening[symbol])
+        size, margin = fill_terms(market, models[symbol], Decimal(repr(float(population.notional_usd[index]))),
+                                  price, Decimal(repr(float(population.leverage[index]))))
+        direction = int(population.side[index])
+        entry = Decimal(_price_text(float(price) * math.exp(-float(population.entry_return[index]))))
+        # Equity at the opening = margin: the deposit is the margin less the PnL since entry.
+        quantity = direction * size * market.contract_size
+        pnl = quantity * (price - entry) if market.kind.value == "linear" else quantity * (1 / entry - 1 / price)
+        step = Decimal("0.01") if market.kind.value == "linear" else Decimal("1e-8")
+        deposit = max((margin - pnl).quantize(step, rounding=ROUND_CEILING), (margin / 100).quantize(
+            step, rounding=ROUND_CEILING), step)
+        rows[symbol].append((f"{prefix}t{index}", str(deposit), str(direction * size), str(entry)))
     for symbol, chosen in rows.items():  # each market's traders opened in one command, against the maker
         if chosen:
             accounts, deposits, sizes, prices = (tuple(column) for column in zip(*chosen))
