@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from solvent.cli.main import app
 from solvent.presets import load_preset
-from solvent.sim.run import SimConfig, _market_for, _settle, fill_terms, run
+from solvent.sim.run import SimConfig, _market_for, _settle, run, trader_rows
 
 
 @pytest.fixture(scope="module")
@@ -27,16 +27,31 @@ def test_inverse_markets_are_picked_when_a_venue_lists_no_linear_one():
     assert (_market_for(bybit, "BTC"), _settle(bybit)) == ("BTCUSDT", "USDT")  # linear first
 
 
-def test_fill_terms_size_contracts_in_usd_and_margin_in_coin():
+def test_trader_rows_size_contracts_in_usd_and_margin_in_coin():
     preset = load_preset("bitmex")
-    size, margin = fill_terms(preset.markets["XBTUSD"], preset.margin_model("XBTUSD"), D("25000.4"), D("100000"),
-                              D(10))
-    assert size == 25000  # whole contracts of 1 USD
-    assert margin == D("0.025") + D("1e-8")  # 0.25 XBT of notional at 10x, plus a satoshi
+    one = np.array([1])
+    rows = trader_rows(preset.markets["XBTUSD"], preset.margin_model("XBTUSD"), D("100000"), np.array([25000.4]),
+                       np.array([10.0]), one)
+    assert rows.sizes == ["25000"]  # whole contracts of 1 USD
+    assert rows.deposits == ["0.02500000"] and rows.prices == ["100000.0000"]  # 0.25 XBT of notional at 10x
     linear = load_preset("binance")
-    size, margin = fill_terms(linear.markets["BTCUSDT"], linear.margin_model("BTCUSDT"), D("25000"), D("100000"),
-                              D(10))
-    assert (size, margin) == (D("0.250"), D("2500.01"))
+    rows = trader_rows(linear.markets["BTCUSDT"], linear.margin_model("BTCUSDT"), D("100000"), np.array([25000.0]),
+                       np.array([10.0]), -one)
+    assert (rows.sizes, rows.deposits) == (["-0.250"], ["2500.00"])
+    # Entered 10% lower, a long holds 2,500 of profit already: it deposits what leaves 2,500 of
+    # equity at the opening, but never less than 1% of the margin.
+    rows = trader_rows(linear.markets["BTCUSDT"], linear.margin_model("BTCUSDT"), D("100000"),
+                       np.array([25000.0, 25000.0]), np.array([10.0, 10.0]), np.array([1, -1]),
+                       np.array([np.log(1 / 0.98), np.log(1 / 0.9)]))
+    assert rows.prices == ["98000.0000", "90000.0000"]
+    assert rows.deposits == ["2000.00", "5000.00"]  # 2500 − 0.25·2000; 2500 + 0.25·10000 for the short
+    rows = trader_rows(linear.markets["BTCUSDT"], linear.margin_model("BTCUSDT"), D("100000"), np.array([25000.0]),
+                       np.array([10.0]), one, np.array([np.log(1 / 0.5)]))
+    assert rows.deposits == ["25.00"]  # 2500 − 12500 < 0: 1% of the margin
+    # The maximum leverage of the position's bracket caps the drawn one (Binance BTCUSDT: 125x first).
+    rows = trader_rows(linear.markets["BTCUSDT"], linear.margin_model("BTCUSDT"), D("100000"), np.array([25000.0]),
+                       np.array([500.0]), one)
+    assert rows.deposits == ["200.00"]
 
 
 def test_a_crash_under_bitmex_liquidates_and_reports_usd(bitmex_run):

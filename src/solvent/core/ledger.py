@@ -117,6 +117,7 @@ class Ledger:
     def __init__(self) -> None:
         self.assets: dict[str, Asset] = {}
         self.markets: dict[str, Market] = {}
+        self.settle_assets: set[str] = set()  # assets some market settles in
         self.accounts: dict[str, Account] = {}
         self.pools: dict[str, dict[str, int]] = {name: {} for name in PROTOCOL_POOLS}
         self.net_deposits: dict[str, int] = {}
@@ -140,6 +141,7 @@ class Ledger:
         if market.symbol in self.markets and self.markets[market.symbol] != market:
             raise InvalidInput(f"market[{market.symbol}]", "already exists with another specification")
         self.markets[market.symbol] = market
+        self.settle_assets.add(market.settle)
         return market
 
     def open_account(self, account_id: str, position_mode: PositionMode = PositionMode.ONE_WAY) -> Account:

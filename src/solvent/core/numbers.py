@@ -28,20 +28,20 @@ def to_decimal(value: object, field: str) -> Decimal:
     Floats are refused: a float is not the decimal number a venue publishes, and building
     ledger values from one is how cents go missing. Pass the decimal string instead.
     """
-    if isinstance(value, bool):
-        raise InvalidInput(field, f"expected a number, got a boolean ({value})")
-    if isinstance(value, float):
-        raise InvalidInput(field, f"floats are not accepted ({value!r}); pass the decimal string")
     if isinstance(value, Decimal):
         result = value
-    elif isinstance(value, int):
-        result = Decimal(value)
     elif isinstance(value, str):
         text = value.strip().replace("_", "")
         try:
             result = Decimal(text)
         except InvalidOperation:
             raise InvalidInput(field, f"not a decimal number: {value!r}") from None
+    elif isinstance(value, bool):
+        raise InvalidInput(field, f"expected a number, got a boolean ({value})")
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, float):
+        raise InvalidInput(field, f"floats are not accepted ({value!r}); pass the decimal string")
     else:
         raise InvalidInput(field, f"expected a decimal string, int or Decimal, got {type(value).__name__}")
     if not result.is_finite():

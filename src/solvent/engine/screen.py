@@ -75,7 +75,7 @@ class EngineScreen:
         """
         engine, ledger, index = self.engine, self.engine.ledger, self.index
         assert index is not None
-        settles = {market.settle for market in ledger.markets.values()}
+        settles = ledger.settle_assets
         found: set[str] = set()
         rows: dict[str, tuple[list, list, list, list, list]] = {}  # market → owners, base, qty, w, sizes
         for account in accounts:

@@ -163,7 +163,7 @@ def account_margin(
         if position.margin_mode is MarginMode.CROSS:
             cross.setdefault(ledger.markets[position.market].settle, []).append(position)
     # A cross pool for every settle asset the account trades in or holds a balance of.
-    settle_assets = {market.settle for market in ledger.markets.values()}
+    settle_assets = ledger.settle_assets
     settles = set(cross) | {asset for asset, units in account.balances.items() if units and asset in settle_assets}
     for settle in sorted(settles):
         positions = cross.get(settle, [])

@@ -16,8 +16,7 @@ Metrics (:class:`~solvent.sim.metrics.RunMetrics`) are read from the events and 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-import math
-from decimal import ROUND_CEILING, Decimal
+from decimal import Decimal
 from typing import Callable
 
 import numpy as np
@@ -138,19 +137,50 @@ def _quote_notional(market, size: Decimal, price: Decimal) -> Decimal:
     return size * market.contract_size * (price if market.kind.value == "linear" else 1)
 
 
-def fill_terms(market, model, notional_usd: Decimal, price: Decimal, leverage: Decimal) -> tuple[Decimal, Decimal]:
-    """Contracts for about ``notional_usd`` at ``price`` (at least one lot) and the margin to deposit
-    for ``leverage`` (capped at the margin model's maximum, else 50), in the settle asset: USD for a
-    linear market, the coin for an inverse one (notional/price), rounded up to a cent or a satoshi."""
-    lot = Decimal(1).scaleb(-market.size_decimals)
+@dataclass(frozen=True)
+class TraderRows:
+    """One market's traders as the strings ``OpenPositions`` takes."""
+
+    sizes: list[str]  # signed contracts
+    deposits: list[str]  # settle asset
+    prices: list[str]  # entry prices
+
+
+def trader_rows(market, model, opening: Decimal, notional_usd: np.ndarray, leverage: np.ndarray,
+                direction: np.ndarray, entry_return: np.ndarray | None = None) -> TraderRows:
+    """Positions and deposits for traders of one market (vectorized; the simulator's own choices,
+    so floats are fine here: the engine takes the strings exactly).
+
+    Size: contracts for about ``notional_usd`` (at least one lot): USD per contract is
+    ``contract_size·price`` for a linear market, ``contract_size`` for an inverse one. Leverage:
+    capped at the model's maximum for the position's notional (else 50×). Entry price:
+    ``opening·exp(−entry_return)``, to the 1e-4. Deposit, in the settle asset (USD for a linear
+    market, the coin for an inverse one, to the cent or the satoshi, rounded up): the margin that
+    gives the leverage at the opening, less the PnL since entry, and at least 1% of that margin.
+    """
     linear = market.kind.value == "linear"
-    per_contract = market.contract_size * (price if linear else 1)  # USD per contract
-    size = max((notional_usd / per_contract).quantize(lot), lot)
-    model_notional = size * market.contract_size * (price if linear else 1 / price)  # the model's unit
-    leverage = min(leverage, model.max_leverage(model_notional) or Decimal(50))
-    step = Decimal("0.01") if linear else Decimal("1e-8")
-    margin = (model_notional / leverage).quantize(step) + step
-    return size, margin
+    price, size_unit = float(opening), float(market.contract_size)
+    lot = 10.0 ** -market.size_decimals
+    per_contract = size_unit * (price if linear else 1.0)
+    lots = np.maximum(np.rint(notional_usd / per_contract / lot), 1).astype(np.int64)
+    size = lots * lot
+    model_notional = size * size_unit * (price if linear else 1.0 / price)  # the model's unit
+    floors = [row[0] for row in model.maintenance_table()]  # the maximum leverage steps at these
+    ceilings = np.array([float(model.max_leverage(floor) or 50) for floor in floors])
+    tier = np.maximum(np.searchsorted(np.array([float(f) for f in floors]), model_notional, side="right") - 1, 0)
+    margin = model_notional / np.minimum(leverage, ceilings[tier])
+    entry = np.round(price * np.exp(-(entry_return if entry_return is not None else np.zeros(len(lots)))), 4)
+    quantity = direction * size * size_unit
+    pnl = quantity * (price - entry) if linear else quantity * (1.0 / entry - 1.0 / price)
+    decimals = 2 if linear else 8
+    scale = 10.0 ** decimals
+    deposit = np.maximum(np.ceil((margin - pnl) * scale), np.maximum(np.ceil(margin / 100 * scale), 1)) / scale
+    signed = direction * lots
+    return TraderRows(
+        sizes=[str(Decimal(int(units)).scaleb(-market.size_decimals)) for units in signed.tolist()],
+        deposits=[f"{value:.{decimals}f}" for value in deposit.tolist()],
+        prices=[f"{value:.4f}" for value in entry.tolist()],
+    )
 
 
 def usd_to_settle(amount_usd: str, preset, markets: dict[str, str], settle: str, exogenous) -> str:
@@ -343,24 +373,13 @@ def venue_population(config: SimConfig, venue: str, preset, markets: dict[str, s
     assets = list(markets)
     population = sample_population(config.accounts, assets, rng, median_leverage=median_leverage)
     specs = preset.markets
-    models = {symbol: preset.margin_model(symbol) for symbol in markets.values()}
-    rows: dict[str, list[tuple[str, str, str, str]]] = {symbol: [] for symbol in markets.values()}
-    for index in range(config.accounts):
-        symbol = markets[assets[int(population.market[index])]]
-        market, price = specs[symbol], Decimal(opening[symbol])
-        size, margin = fill_terms(market, models[symbol], Decimal(repr(float(population.notional_usd[index]))),
-                                  price, Decimal(repr(float(population.leverage[index]))))
-        direction = int(population.side[index])
-        entry = Decimal(_price_text(float(price) * math.exp(-float(population.entry_return[index]))))
-        # Equity at the opening = margin: the deposit is the margin less the PnL since entry.
-        quantity = direction * size * market.contract_size
-        pnl = quantity * (price - entry) if market.kind.value == "linear" else quantity * (1 / entry - 1 / price)
-        step = Decimal("0.01") if market.kind.value == "linear" else Decimal("1e-8")
-        deposit = max((margin - pnl).quantize(step, rounding=ROUND_CEILING), (margin / 100).quantize(
-            step, rounding=ROUND_CEILING), step)
-        rows[symbol].append((f"{prefix}t{index}", str(deposit), str(direction * size), str(entry)))
-    for symbol, chosen in rows.items():  # each market's traders opened in one command, against the maker
-        if chosen:
-            accounts, deposits, sizes, prices = (tuple(column) for column in zip(*chosen))
-            commands.append(c.OpenPositions(venue, symbol, maker, accounts, deposits, sizes, prices))
+    for market_index, symbol in enumerate(markets.values()):  # each market's traders in one command
+        chosen = np.flatnonzero(population.market == market_index)
+        if not len(chosen):
+            continue
+        rows = trader_rows(specs[symbol], preset.margin_model(symbol), Decimal(opening[symbol]),
+                           population.notional_usd[chosen], population.leverage[chosen],
+                           population.side[chosen].astype(np.int64), population.entry_return[chosen])
+        commands.append(c.OpenPositions(venue, symbol, maker, tuple(f"{prefix}t{index}" for index in chosen.tolist()),
+                                        tuple(rows.deposits), tuple(rows.sizes), tuple(rows.prices)))
     return commands

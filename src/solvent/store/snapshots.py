@@ -39,7 +39,7 @@ from .. import __version__
 FORMAT = f"pickle-5/solvent-{__version__}"
 
 # Attributes that are not state: caches, and back references to the engine from the objects it holds.
-SKIPPED = frozenset({"_handlers", "_screen", "touched", "changed"})
+SKIPPED = frozenset({"_handlers", "_screen", "touched", "changed", "settle_assets"})
 BACK_REFERENCES = frozenset({"engine", "ledger"})  # skipped on every object but the engine itself
 
 
