@@ -290,6 +290,12 @@ class Engine:
         units = self.ledger.deposit(account, command.asset, command.amount)
         return [e.Deposited(account, command.asset, str(self.ledger.amount(command.asset, units)))]
 
+    def _require_member(self, venue: VenueState, account: str, role: str) -> None:
+        """A user account that may trade on ``venue`` (``role`` names the field when it may not)."""
+        self._require_user(account)
+        if venue.name not in self.member_venues.get(account, set()):
+            raise InvalidInput(role, f"account {account!r} is not on venue {venue.name}")
+
     def _require_user(self, account: str) -> None:
         if account not in self.ledger.accounts:
             raise UnknownName("account", account)
@@ -304,9 +310,7 @@ class Engine:
         venue = self.venue(command.venue)
         key = self.market_key(venue, command.market)
         for role, account in (("buyer", command.buyer), ("seller", command.seller)):
-            self._require_user(account)
-            if venue.name not in self.member_venues.get(account, set()):
-                raise InvalidInput(role, f"account {account!r} is not on venue {venue.name}")
+            self._require_member(venue, account, role)
         modes = [MarginMode.parse(command.buyer_margin_mode, "buyer_margin_mode"),
                  MarginMode.parse(command.seller_margin_mode, "seller_margin_mode")]
         if MarginMode.ISOLATED in modes:
@@ -329,9 +333,7 @@ class Engine:
 
         venue = self.venue(command.venue)
         key = self.market_key(venue, command.market)
-        self._require_user(command.counterparty)
-        if venue.name not in self.member_venues.get(command.counterparty, set()):
-            raise InvalidInput("counterparty", f"account {command.counterparty!r} is not on venue {venue.name}")
+        self._require_member(venue, command.counterparty, "counterparty")
         if key not in self.marks:
             raise InvalidInput("market", f"{command.market} has no oracle price yet: send update_oracle first")
         columns = (command.accounts, command.deposits, command.sizes, command.prices)
@@ -375,9 +377,7 @@ class Engine:
 
         venue = self.venue(command.venue)
         key = self.market_key(venue, command.market)
-        self._require_user(command.liquidator)
-        if venue.name not in self.member_venues.get(command.liquidator, set()):
-            raise InvalidInput("liquidator", f"account {command.liquidator!r} is not on venue {venue.name}")
+        self._require_member(venue, command.liquidator, "liquidator")
         self._require_user(command.account)
         if command.account == command.liquidator:
             raise InvalidInput("liquidator", "an account cannot take over its own position")
