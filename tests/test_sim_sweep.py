@@ -63,3 +63,12 @@ def test_cli_sweep_and_compare_json():
                                  "--executor", "inline", "--json"])
     assert result.exit_code == 0, result.output
     assert set(json.loads(result.stdout)) == {"hyperliquid", "drift_v2"}
+
+
+def test_executors_report_progress_as_runs_finish():
+    config = SimConfig(accounts=60, seed=3)
+    for executor in (InlineExecutor(), LocalExecutor(2)):
+        seen = []
+        results = monte_carlo(config, 3, executor, progress=lambda done, total: seen.append((done, total)))
+        assert len(results) == 3
+        assert seen == [(1, 3), (2, 3), (3, 3)]

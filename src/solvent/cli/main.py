@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import List, Optional
@@ -328,6 +330,21 @@ def simulate(
         console.print(f"report: {page}")
 
 
+@contextmanager
+def _runs_bar(description: str, quiet: bool = False):
+    """A progress bar on stderr for runs spread over an executor; yields the executor's callback."""
+    if quiet:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("runs"), TimeElapsedColumn(), TimeRemainingColumn(), console=errors,
+                  transient=True) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
 def _overrides(specs: list[str]) -> tuple[tuple[str, str], ...]:
     pairs = []
     for spec in specs:
@@ -430,9 +447,9 @@ def sweep(
     try:
         base = _sim_base(scenario, preset, accounts, seed, insurance_fund, depth_scale)
         grid = parse_grid(param)
-        with console.status(f"{paths} paths × {max(1, len(list(__import__('itertools').product(*grid.values()))))} "
-                            f"grid points on {executor}"):
-            points = run_sweep(base, grid, paths, executor_for(executor, workers, address))
+        with _runs_bar(f"{paths} paths × {math.prod(len(values) for values in grid.values())} grid points on "
+                       f"{executor}", as_json) as progress:
+            points = run_sweep(base, grid, paths, executor_for(executor, workers, address), progress)
     except SolventError as error:
         _fail(error)
     if as_json:
@@ -499,8 +516,8 @@ def compare(
         return
     try:
         base = _sim_base(scenario, names[0] if names else "hyperliquid", accounts, seed, insurance_fund, depth_scale)
-        with console.status(f"{len(names)} presets × {paths} paths on {executor}"):
-            table = run_compare(base, names, paths, executor_for(executor, workers, address))
+        with _runs_bar(f"{len(names)} presets × {paths} paths on {executor}", as_json) as progress:
+            table = run_compare(base, names, paths, executor_for(executor, workers, address), progress)
     except SolventError as error:
         _fail(error)
     if as_json:

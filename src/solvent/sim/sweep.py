@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Sequence
 
@@ -40,11 +40,19 @@ def _run_metrics(config: SimConfig) -> RunMetrics:
     return run(config).metrics
 
 
+Progress = Callable[[int, int], None]  # (tasks done, tasks) as results come in
+
+
 class InlineExecutor:
     name = "inline"
 
-    def map(self, function: Callable, tasks: Sequence) -> list:
-        return [function(task) for task in tasks]
+    def map(self, function: Callable, tasks: Sequence, progress: Progress | None = None) -> list:
+        results = []
+        for task in tasks:
+            results.append(function(task))
+            if progress is not None:
+                progress(len(results), len(tasks))
+        return results
 
 
 class LocalExecutor:
@@ -55,11 +63,17 @@ class LocalExecutor:
     def __init__(self, workers: int | None = None):
         self.workers = workers or os.cpu_count() or 1
 
-    def map(self, function: Callable, tasks: Sequence) -> list:
+    def map(self, function: Callable, tasks: Sequence, progress: Progress | None = None) -> list:
         if self.workers == 1 or len(tasks) == 1:
-            return [function(task) for task in tasks]
+            return InlineExecutor().map(function, tasks, progress)
+        results: list = [None] * len(tasks)
         with ProcessPoolExecutor(max_workers=self.workers) as pool:
-            return list(pool.map(function, tasks))
+            pending = {pool.submit(function, task): index for index, task in enumerate(tasks)}
+            for done, future in enumerate(as_completed(pending), start=1):
+                results[pending[future]] = future.result()
+                if progress is not None:
+                    progress(done, len(tasks))
+        return results
 
 
 class RayExecutor:
@@ -73,13 +87,19 @@ class RayExecutor:
                                "(or choose --executor local)") from None
         self.address = address
 
-    def map(self, function: Callable, tasks: Sequence) -> list:
+    def map(self, function: Callable, tasks: Sequence, progress: Progress | None = None) -> list:
         import ray
 
         if not ray.is_initialized():
             ray.init(address=self.address, ignore_reinit_error=True, log_to_driver=False)
         remote = ray.remote(function)
-        return ray.get([remote.remote(task) for task in tasks])
+        refs = [remote.remote(task) for task in tasks]
+        waiting = list(refs)
+        while waiting:
+            _, waiting = ray.wait(waiting, num_returns=1)
+            if progress is not None:
+                progress(len(refs) - len(waiting), len(refs))
+        return ray.get(refs)
 
 
 def executor_for(name: str, workers: int | None = None, address: str | None = None):
@@ -92,10 +112,10 @@ def executor_for(name: str, workers: int | None = None, address: str | None = No
     raise InvalidInput("executor", f"expected inline, local or ray, got {name!r}")
 
 
-def monte_carlo(config: SimConfig, paths: int, executor=None) -> list[RunMetrics]:
+def monte_carlo(config: SimConfig, paths: int, executor=None, progress: Progress | None = None) -> list[RunMetrics]:
     """``paths`` runs of one configuration, each with its own spawned seed."""
     tasks = [replace(config, seed=seed) for seed in path_seeds(config.seed, paths)]
-    return (executor or LocalExecutor()).map(_run_metrics, tasks)
+    return (executor or LocalExecutor()).map(_run_metrics, tasks, progress)
 
 
 @dataclass(frozen=True)
@@ -138,7 +158,8 @@ def _configure(base: SimConfig, parameters: dict[str, str]) -> SimConfig:
     return replace(base, overrides=tuple(overrides), **settings)
 
 
-def sweep(base: SimConfig, grid: dict[str, list[str]], paths: int, executor=None) -> list[GridPoint]:
+def sweep(base: SimConfig, grid: dict[str, list[str]], paths: int, executor=None,
+          progress: Progress | None = None) -> list[GridPoint]:
     """Every combination of the grid, ``paths`` Monte Carlo runs each (the same seeds for every
     combination, so differences come from the parameters, not the draws)."""
     names = list(grid)
@@ -146,7 +167,7 @@ def sweep(base: SimConfig, grid: dict[str, list[str]], paths: int, executor=None
     configs = [_configure(base, dict(zip(names, values))) for values in combinations]
     seeds = path_seeds(base.seed, paths)
     tasks = [replace(config, seed=seed) for config in configs for seed in seeds]
-    results = (executor or LocalExecutor()).map(_run_metrics, tasks)
+    results = (executor or LocalExecutor()).map(_run_metrics, tasks, progress)
     points = []
     for index, values in enumerate(combinations):
         runs = tuple(results[index * paths:(index + 1) * paths])
@@ -154,13 +175,14 @@ def sweep(base: SimConfig, grid: dict[str, list[str]], paths: int, executor=None
     return points
 
 
-def compare(base: SimConfig, presets: Sequence[str], paths: int, executor=None) -> dict[str, GridPoint]:
+def compare(base: SimConfig, presets: Sequence[str], paths: int, executor=None,
+            progress: Progress | None = None) -> dict[str, GridPoint]:
     """The same scenario, book and seeds under each preset."""
     if not presets:
         raise InvalidInput("presets", "name at least one preset")
     seeds = path_seeds(base.seed, paths)
     tasks = [replace(base, preset=preset, seed=seed) for preset in presets for seed in seeds]
-    results = (executor or LocalExecutor()).map(_run_metrics, tasks)
+    results = (executor or LocalExecutor()).map(_run_metrics, tasks, progress)
     table = {}
     for index, preset in enumerate(presets):
         runs = tuple(results[index * paths:(index + 1) * paths])
