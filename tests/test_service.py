@@ -137,7 +137,9 @@ FILL = SETUP[-1]
     ({**FILL, "size": 1}, 422, "size"),
     ({"kind": "open_account", "account": "alice", "venue": "bn"}, 409, "account"),  # a duplicate
     ('{"kind": "deposit", ', 400, None),
-    ("[1, 2]", 422, None),
+    ("[1, 2]", 422, "[0]"),  # a batch whose first command is not an object
+    ("7", 422, None),
+    ("[]", 422, None),  # an empty batch
 ])
 def test_bad_input_is_refused_at_the_edge_naming_the_field(service, body, status, field):
     client, log, keys = service
@@ -377,3 +379,165 @@ def test_an_admin_revokes_a_key_by_its_id_and_it_stops_working_at_once(service):
     assert log.count() == before
     assert client.delete(f"/v1/keys/{key_id}", headers=auth(keys["admin"])).status_code == 404
     assert client.delete("/v1/keys/not-an-id", headers=auth(keys["admin"])).status_code == 422
+
+
+# ============================================================================================
+# Batches: POST /v1/commands with a JSON array
+# ============================================================================================
+
+
+def fill(buyer="alice", seller="mm", size="0.001", **extra):
+    return {"kind": "apply_fill", "venue": "bn", "market": "BTCUSDT", "buyer": buyer, "seller": seller, "size": size,
+            "price": "60000", **extra}
+
+
+def test_a_batch_is_applied_in_order_with_consecutive_seqs_and_one_outcome_per_command(service):
+    client, log, keys = service
+    before = log.count()
+    batch = [fill(), {"kind": "withdraw", "account": "alice", "asset": "USDT", "amount": "999999"},
+             {"kind": "open_account", "account": "carol", "venue": "bn"},
+             {"kind": "deposit", "account": "carol", "asset": "USDT", "amount": "500"},  # opened just before
+             fill("carol", "mm")]
+    response = client.post("/v1/commands", json=batch, headers=auth(keys["admin"]))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [result["status"] for result in body["results"]] == [200, 422, 200, 200, 200]
+    assert [result["seq"] for result in body["results"]] == list(range(before + 1, before + 6))
+    assert body["committed"] == 5 and log.count() == before + 5
+    assert body["results"][0]["events"][0]["kind"] == "fill_applied"
+    refused = body["results"][1]
+    assert refused["recorded"] and refused["error"] and refused["kind"] == "withdraw"
+    # The same outcomes as the one-command form, and the same log.
+    assert body["results"][0]["events"] == json.loads(log.entry(before + 1).outcome)["events"]
+    assert client.get("/v1/accounts/carol", headers=auth(keys["admin"])).json()["positions"]
+
+
+@pytest.mark.parametrize("batch, status, field, index", [
+    ([fill(), fill(size="NaN"), fill()], 422, "[1].size", 1),
+    ([fill(), {"kind": "explode"}], 422, "[1].kind", 1),
+    ([fill(), 7], 422, "[1]", 1),
+    ([fill(), fill(colour="red")], 422, "[1].colour", 1),
+    ([fill(idempotency_key="")], 422, "[0].idempotency_key", 0),
+    ([fill(idempotency_key="x" * 201)], 422, "[0].idempotency_key", 0),
+    ([fill(idempotency_key=5)], 422, "[0].idempotency_key", 0),
+    ([fill()] * 1001, 413, None, None),
+])
+def test_an_invalid_command_refuses_the_whole_batch_naming_it_and_writes_nothing(service, batch, status, field, index):
+    client, log, keys = service
+    before = log.count()
+    response = client.post("/v1/commands", json=batch, headers=auth(keys["admin"]))
+    assert response.status_code == status, response.text
+    assert response.json()["field"] == field and response.json().get("index") == index
+    assert log.count() == before
+
+
+def test_a_batch_takes_idempotency_keys_per_command_not_the_header(service):
+    client, log, keys = service
+    before = log.count()
+    response = client.post("/v1/commands", json=[fill()], headers={**auth(keys["admin"]), "Idempotency-Key": "k"})
+    assert response.status_code == 422 and response.json()["field"] == "Idempotency-Key"
+    assert log.count() == before
+
+
+@pytest.mark.parametrize("who, batch, field", [
+    ("operator", [fill(), VENUE], "[1].kind"),  # an operator does not configure venues
+    ("alice", [{"kind": "withdraw", "account": "alice", "asset": "USDT", "amount": "1"}, WITHDRAW_MM], "[1].account"),
+    ("alice", [PRICE], "[0].kind"),
+])
+def test_the_role_is_checked_for_every_command_of_a_batch(service, who, batch, field):
+    client, log, keys = service
+    before = log.count()
+    response = client.post("/v1/commands", json=batch, headers=auth(keys[who]))
+    assert response.status_code == 403 and response.json()["field"] == field
+    assert log.count() == before
+
+
+def test_a_batch_stops_at_a_command_refused_against_the_state(service):
+    client, log, keys = service
+    before = log.count()
+    response = client.post("/v1/commands", json=[fill(), fill(buyer="nobody"), fill()], headers=auth(keys["operator"]))
+    assert response.status_code == 404
+    applied, refused, skipped = response.json()["results"]
+    assert applied["status"] == 200 and applied["seq"] == before + 1
+    assert refused == {"kind": "apply_fill", "status": 404, "error": "unknown account 'nobody'", "field": "buyer",
+                       "recorded": False}
+    assert skipped["status"] == 424 and not skipped["recorded"] and "seq" not in skipped
+    assert response.json()["committed"] == 1 and log.count() == before + 1
+
+
+def test_batch_commands_are_idempotent_one_by_one(service):
+    client, log, keys = service
+    before = log.count()
+    batch = [fill(idempotency_key="b1"), fill("mm", "alice", idempotency_key="b2"), fill(idempotency_key="b1")]
+    first = client.post("/v1/commands", json=batch, headers=auth(keys["operator"])).json()["results"]
+    assert [r["seq"] for r in first] == [before + 1, before + 2, before + 1]  # b1 twice in one batch: once
+    assert [r["replayed"] for r in first] == [False, False, True]
+    again = client.post("/v1/commands", json=batch[:2] + [fill(idempotency_key="b3")],
+                        headers=auth(keys["operator"])).json()["results"]
+    assert [r["seq"] for r in again] == [before + 1, before + 2, before + 3] and again[0]["replayed"]
+    # The single-command form answers a key recorded by a batch, and the reverse.
+    single = client.post("/v1/commands", json=fill(), headers={**auth(keys["operator"]), "Idempotency-Key": "b2"})
+    assert single.status_code == 409  # b2 names another command (mm buys)
+    single = client.post("/v1/commands", json=fill("mm", "alice"),
+                         headers={**auth(keys["operator"]), "Idempotency-Key": "b2"})
+    assert single.json()["replayed"] and single.json()["seq"] == before + 2
+    conflict = client.post("/v1/commands", json=[fill(idempotency_key="b4"), fill("mm", "alice", idempotency_key="b1"),
+                                                 fill(idempotency_key="b5")], headers=auth(keys["operator"]))
+    assert conflict.status_code == 409
+    assert [r["status"] for r in conflict.json()["results"]] == [200, 409, 424]
+    assert log.count() == before + 4
+
+
+def test_a_batch_on_the_shortcut_routes_is_refused(service):
+    client, log, keys = service
+    before = log.count()
+    response = client.post("/v1/fills", json=[fill()], headers=auth(keys["operator"]))
+    assert response.status_code == 422 and log.count() == before
+
+
+def test_batches_against_a_real_server_killed_at_random_points_lose_nothing_and_apply_nothing_twice(tmp_path):
+    url = f"sqlite:///{tmp_path}/batch-crash.db"
+    port = free_port()
+    commands = crash_commands()
+    batches = [commands[start:start + 5] for start in range(0, len(commands), 5)]
+    rng = random.Random(7)
+    kill_at = set(rng.sample(range(len(batches)), 3))
+    process = start(url, port)
+    kills, acknowledged = 0, {}
+    started = time.monotonic()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth(ADMIN), timeout=10) as client:
+            for number, batch in enumerate(batches):
+                body = [{**command, "idempotency_key": f"b{number}-{index}"} for index, command in enumerate(batch)]
+                timer, victim = None, process
+                if number in kill_at:
+                    timer = threading.Timer(rng.uniform(0, 0.02), process.send_signal, (signal.SIGKILL,))
+                    timer.start()
+                while number not in acknowledged:
+                    assert time.monotonic() - started < 50, "the crash loop took too long"
+                    try:
+                        response = client.post("/v1/commands", json=body)
+                    except httpx.TransportError:
+                        process.wait(timeout=10)
+                        kills += 1
+                        process = start(url, port)
+                        continue
+                    assert response.status_code == 200, response.text
+                    acknowledged[number] = [result["seq"] for result in response.json()["results"]]
+                if timer is not None:
+                    timer.join()
+                    if process is victim:
+                        process.wait(timeout=10)
+                        kills += 1
+                        process = start(url, port)
+            state = client.get("/v1/state").json()
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    fresh = Engine()
+    for command in commands:
+        fresh.apply(command_from_dict(command))
+    assert kills == 3, kills
+    seqs = [seq for number in range(len(batches)) for seq in acknowledged[number]]
+    assert seqs == list(range(1, len(commands) + 1))  # once each, in order, a batch's seqs consecutive
+    assert state["entries"] == len(commands) and state["digest"] == state_digest(fresh)

@@ -617,3 +617,103 @@ def test_a_defect_in_a_batch_leaves_its_entry_pending_and_a_restart_applies_it_o
     assert reopened.completed == [n + 2] and reopened.engine.balance("t", "USDC") == D(1012)
     assert DurableEngine(open_log()).engine.balance("t", "USDC") == D(1012)
     assert verify_log(log).entries == n + 2
+
+
+def test_a_group_stops_at_its_first_refused_command_and_other_groups_go_on(open_log):
+    from solvent.store import BatchItem
+    from solvent.store.durable import NotAttempted
+
+    log = open_log()
+    durable = DurableEngine(log)
+    durable.submit_batch([BatchItem(command) for command in perp_venue("v", "hyperliquid", "USDC", "BTC",
+                                                                         [("t", "1000")])])
+    n = log.count()
+
+    def no_ghosts(engine, command):
+        if getattr(command, "account", None) == "ghost":
+            raise KeyError("ghost")
+
+    results = durable.submit_batch([
+        BatchItem(Deposit("t", "USDC", "1"), group=0),
+        BatchItem(Withdraw("t", "USDC", "999999"), group=0),  # refused by the engine: recorded, the group goes on
+        BatchItem(Deposit("ghost", "USDC", "1"), group=0),  # refused by the check: the group stops here
+        BatchItem(Deposit("t", "USDC", "2"), group=0),
+        BatchItem(Deposit("t", "USDC", "4"), group=1),  # another client's batch is not affected
+        BatchItem(Deposit("t", "USDC", "8")),
+    ], check=no_ghosts)
+    applied, rejected, ghost, skipped, other, alone = results
+    assert applied.entry.seq == n + 1 and rejected.entry.rejection is not None and rejected.entry.seq == n + 2
+    assert isinstance(ghost.error, KeyError)
+    assert isinstance(skipped.error, NotAttempted) and skipped.error.index == 2 and skipped.entry is None
+    assert other.entry.seq == n + 3 and alone.entry.seq == n + 4
+    assert durable.engine.balance("t", "USDC") == D(1000 + 1 + 4 + 8) and log.count() == n + 4
+    # An idempotency conflict stops a group too; a replayed command does not.
+    results = durable.submit_batch([BatchItem(Deposit("t", "USDC", "16"), "k", group=0)])
+    assert results[0].entry.seq == n + 5
+    replay, conflict, after = durable.submit_batch([
+        BatchItem(Deposit("t", "USDC", "16"), "k", group=3), BatchItem(Deposit("t", "USDC", "32"), "k", group=3),
+        BatchItem(Deposit("t", "USDC", "64"), group=3)])
+    assert replay.replayed and isinstance(conflict.error, IdempotencyConflict)
+    assert isinstance(after.error, NotAttempted) and log.count() == n + 5
+    assert verify_log(log).entries == n + 5
+
+
+def test_the_latest_entries_are_read_from_memory_in_order(open_log):
+    from solvent.store import BatchItem
+
+    log = open_log()
+    durable = DurableEngine(log, remember=8)
+    assert durable.recent(1) is None or durable.recent(1) == []
+    durable.submit_batch([BatchItem(command) for command in perp_venue("v", "hyperliquid", "USDC", "BTC",
+                                                                         [("t", "1000")])])
+    durable.submit(Deposit("t", "USDC", "1"))
+    durable.submit_batch([BatchItem(Deposit("t", "USDC", str(amount))) for amount in range(2, 6)])
+    last = log.count()
+    kept = durable.recent(last - 7)
+    assert [entry.seq for entry in kept] == list(range(last - 7, last + 1))
+    assert kept == list(log.entries(last - 7))  # the same entries as stored
+    assert durable.recent(last - 8) is None  # older than what is kept: read the log
+    assert durable.recent(last + 1) == [] and [entry.seq for entry in durable.recent(last - 2, limit=2)] == [
+        last - 2, last - 1]
+
+
+def test_record_gives_the_canonical_text_of_to_dict_for_every_command_and_event():
+    from solvent.store.canonical import _flat_list, record
+
+    engine = Engine()
+    for command in liquidation_commands():
+        assert canonical(record(command)) == canonical(command.to_dict())
+        try:
+            events = engine.apply(command)
+        except CommandRejected:
+            continue
+        for event in events:
+            assert canonical(record(event)) == canonical(event.to_dict())
+    for items in (["solvent-log/1", "a\"b\\c\u2028é\x00", 12, None, ""], [10 ** 30, -1, "日本"]):
+        assert _flat_list(items) == canonical(items)
+
+
+def test_sqlite_checkpoints_in_the_background_and_commits_stay_durable(tmp_path):
+    from solvent.store import BatchItem
+
+    url = f"sqlite:///{tmp_path}/log.db"
+    log = CommandLog(url)
+    log.checkpoint_in_background(interval=0.01)
+    durable = DurableEngine(log)
+    durable.submit_batch([BatchItem(command) for command in perp_venue("v", "hyperliquid", "USDC", "BTC",
+                                                                         [("t", "1000")])])
+    for amount in range(1, 40):
+        durable.submit_batch([BatchItem(Deposit("t", "USDC", str(amount)))])
+    with log.db.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    import time
+
+    time.sleep(0.1)
+    count, digest = log.count(), state_digest(durable.engine)
+    log.close()
+    assert log._checkpointer is None
+    with CommandLog(url) as again:
+        assert again.count() == count
+        assert state_digest(DurableEngine(again).engine) == digest

@@ -4,7 +4,8 @@ Drives a running server over loopback (127.0.0.1 only) with concurrent clients f
 time and a bounded number of commands, and reports what it sustained:
 
 - commands sent and acknowledged (HTTP 200; engine refusals, recorded and answered 422, are
-  counted apart), sustained commands per second, request latency p50/p99;
+  counted apart), sustained commands per second and requests per second, request latency
+  p50/p99 (a batch's latency is its request's: sent until every command of it is committed);
 - for every price update whose acknowledgement carried a liquidation, the latency from that
   acknowledgement arriving at the client to the first liquidation event of the same ``seq``
   arriving on the WebSocket stream (p50/p99);
@@ -16,9 +17,14 @@ Without ``url`` it starts its own server process (``solvent serve``) on a free l
 admin key (``admin_key`` or ``SOLVENT_ADMIN_KEY``) and works in a venue of its own (a fresh id).
 
 Workload: a ``binance``-preset venue with a market maker pair trading BTCUSDT back and forth (the
-fills) and, on client 0, a liquidation cycle: open a fresh victim with 1,000 USDT, raise the
-oracle to 60,000, fill the victim long 0.5 BTC at 60,000, drop the oracle to 57,000 (which
-liquidates it). Every command carries an idempotency key.
+fills, sent ``batch`` at a time in one ``POST /v1/commands`` as a matching engine would; ``batch``
+1 sends each alone) and, on client 0, a liquidation cycle sent one command per request, as a
+price feeder would: open a fresh victim with 1,000 USDT, raise the oracle to 60,000, fill the
+victim long 0.5 BTC at 60,000, drop the oracle to 57,000 (which liquidates it), then one batch of
+fills. Every command carries an idempotency key.
+
+The clients are threads over plain keep-alive sockets (HTTP/1.1 written and read by hand, no
+http.client): the client shares the machine's cores with the server, so it is kept cheap.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from ..core.errors import SolventError
 
 TARGET_COMMANDS_PER_SECOND = 5_000
 TARGET_P99_MS = 20.0
+DEFAULT_BATCH = 8  # fills per request
 MAX_COMMANDS = 2_000_000  # a hard bound on what one run sends, whatever the duration
 BIG = "100000000"
 LIQUIDATION_KINDS = ("liquidation_started", "position_liquidated", "liquidated", "liquidation_called", "absorbed",
@@ -60,11 +67,14 @@ class ServeBenchResult:
     url: str
     seconds: float
     clients: int
+    batch: int
     commands_sent: int
     commands_acknowledged: int
     commands_refused: int
     errors: int
     commands_per_second: float
+    requests_sent: int
+    requests_per_second: float
     latency_p50_ms: float | None
     latency_p99_ms: float | None
     liquidating_updates: int
@@ -145,33 +155,76 @@ def stop_server(process: subprocess.Popen) -> None:
 
 
 class Client:
-    """One keep-alive HTTP/1.1 connection to the server (loopback only)."""
+    """One keep-alive HTTP/1.1 connection to the server (loopback only), written and read by hand:
+    http.client parses every response's headers with the email package, which costs the client
+    more CPU than the server spends on some requests."""
 
     def __init__(self, host: str, port: int, key: str) -> None:
         self.host, self.port = host, port
-        self.headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-        self.connection = http.client.HTTPConnection(host, port, timeout=30)
+        self.auth = f"Authorization: Bearer {key}\r\n".encode("latin-1")
+        self.sock: socket.socket | None = None
+        self.buffer = b""
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+        return sock
 
     def call(self, method: str, path: str, body: Any = None, key: str | None = None) -> tuple[int, Any]:
-        headers = dict(self.headers)
+        payload = b"" if body is None else json.dumps(body, separators=(",", ":")).encode("utf-8")
+        head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n").encode("latin-1")
         if key is not None:
-            headers["Idempotency-Key"] = key
-        payload = None if body is None else json.dumps(body)
+            head += f"Idempotency-Key: {key}\r\n".encode("latin-1")
+        request = head + self.auth + b"\r\n" + payload
         for attempt in range(2):
             try:
-                self.connection.request(method, path, body=payload, headers=headers)
-                response = self.connection.getresponse()
-                data = response.read()
-                return response.status, (json.loads(data) if data else None)
-            except (http.client.HTTPException, OSError):
-                self.connection.close()
-                self.connection = http.client.HTTPConnection(self.host, self.port, timeout=30)
+                if self.sock is None:
+                    self.sock = self._connect()
+                self.sock.sendall(request)
+                status, data = self._read_response()
+                return status, (json.loads(data) if data else None)
+            except (OSError, http.client.HTTPException):
+                self.close()
                 if attempt:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _read_response(self) -> tuple[int, bytes]:
+        while b"\r\n\r\n" not in self.buffer:
+            self._fill()
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length, close = 0, False
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection" and value.strip().lower() == "close":
+                close = True
+            elif name == "transfer-encoding":
+                raise http.client.HTTPException("chunked responses are not expected from the service")
+        self.buffer = rest
+        while len(self.buffer) < length:
+            self._fill()
+        data, self.buffer = self.buffer[:length], self.buffer[length:]
+        if close:
+            self.close()
+        return status, data
+
+    def _fill(self) -> None:
+        chunk = self.sock.recv(262144)
+        if not chunk:
+            raise http.client.RemoteDisconnected("the server closed the connection")
+        self.buffer += chunk
+
     def close(self) -> None:
-        self.connection.close()
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
 
 
 class Timeline:
@@ -251,56 +304,99 @@ class _Tally:
     acknowledged: int = 0
     refused: int = 0
     errors: int = 0
+    requests: int = 0
     latencies: list[float] = field(default_factory=list)
     statuses: dict[str, int] = field(default_factory=dict)
     liquidating: dict[int, float] = field(default_factory=dict)  # seq -> acknowledgement time
 
+    def count(self, status: int, answer: Any) -> None:
+        """One command's outcome: acknowledged (200), refused by the engine and recorded, or an error."""
+        self.statuses[str(status)] = self.statuses.get(str(status), 0) + 1
+        if status == 200:
+            self.acknowledged += 1
+        elif status == 422 and isinstance(answer, dict) and answer.get("recorded"):
+            self.refused += 1
+        else:
+            self.errors += 1
+
 
 def _worker(number: int, host: str, port: int, key: str, venue: str, run: str, deadline: float, budget: list[int],
-            lock: threading.Lock, tally: _Tally, timeline: Timeline, start_gate: threading.Barrier) -> None:
+            lock: threading.Lock, tally: _Tally, timeline: Timeline, start_gate: threading.Barrier,
+            batch: int) -> None:
     client = Client(host, port, key)
     mm, mm2 = f"{venue}.mm", f"{venue}.mm2"
     sequence = 0
     victims = 0
+    fills = 0
+
+    def take(wanted: int) -> int:
+        with lock:
+            granted = max(0, min(wanted, budget[0]))
+            budget[0] -= granted
+        return granted
 
     def send(body: dict, oracle: bool = False) -> tuple[int, Any] | None:
+        """One command alone in its request."""
         nonlocal sequence
-        with lock:
-            if budget[0] <= 0:
-                return None
-            budget[0] -= 1
+        if not take(1):
+            return None
         sequence += 1
         began = time.perf_counter()
+        tally.sent += 1
+        tally.requests += 1
         try:
             status, answer = _command(client, body, f"{run}-{number}-{sequence}", timeline if oracle else None)
         except (http.client.HTTPException, OSError):
             tally.errors += 1
-            tally.sent += 1
             return 0, None
         acked = time.perf_counter()
-        tally.sent += 1
         tally.latencies.append(acked - began)
-        tally.statuses[str(status)] = tally.statuses.get(str(status), 0) + 1
-        if status == 200:
-            tally.acknowledged += 1
-            if oracle and any(event.get("kind") in LIQUIDATION_KINDS for event in answer.get("events", ())):
-                tally.liquidating[answer["seq"]] = acked
-        elif status == 422 and isinstance(answer, dict) and answer.get("recorded"):
-            tally.refused += 1
-        else:
-            tally.errors += 1
+        tally.count(status, answer)
+        if status == 200 and oracle and any(event.get("kind") in LIQUIDATION_KINDS for event in answer.get("events", ())):
+            tally.liquidating[answer["seq"]] = acked
         return status, answer
 
-    def fill(index: int) -> tuple[int, Any] | None:
-        buyer, seller = (mm, mm2) if index % 2 == 0 else (mm2, mm)
-        return send({"kind": "apply_fill", "venue": venue, "market": "BTCUSDT", "buyer": buyer, "seller": seller,
-                     "size": "0.001", "price": HIGH})
+    def fill() -> dict:
+        nonlocal fills
+        fills += 1
+        buyer, seller = (mm, mm2) if fills % 2 == 0 else (mm2, mm)
+        return {"kind": "apply_fill", "venue": venue, "market": "BTCUSDT", "buyer": buyer, "seller": seller,
+                "size": "0.001", "price": HIGH}
+
+    def send_fills() -> bool:
+        """``batch`` fills in one request (or one alone when batch is 1); False when the budget is spent."""
+        nonlocal sequence
+        if batch == 1:
+            return send(fill()) is not None
+        granted = take(batch)
+        if not granted:
+            return False
+        commands = []
+        for _ in range(granted):
+            sequence += 1
+            commands.append({**fill(), "idempotency_key": f"{run}-{number}-{sequence}"})
+        began = time.perf_counter()
+        tally.sent += granted
+        tally.requests += 1
+        try:
+            status, answer = client.call("POST", "/v1/commands", commands)
+        except (http.client.HTTPException, OSError):
+            tally.errors += granted
+            return True
+        tally.latencies.append(time.perf_counter() - began)
+        results = answer.get("results") if isinstance(answer, dict) else None
+        if not isinstance(results, list) or len(results) != granted:
+            tally.errors += granted
+            tally.statuses[str(status)] = tally.statuses.get(str(status), 0) + granted
+            return True
+        for result in results:
+            tally.count(result.get("status", 0), result)
+        return True
 
     start_gate.wait()
     try:
-        index = 0
         while time.perf_counter() < deadline:
-            if number == 0:  # the liquidation cycle, then a few fills
+            if number == 0:  # the liquidation cycle, one command per request, then a batch of fills
                 victim = f"{venue}.v{victims}"
                 victims += 1
                 steps = [
@@ -316,20 +412,14 @@ def _worker(number: int, host: str, port: int, key: str, venue: str, run: str, d
                         body["timestamp"] = timeline.next()
                     if send(body, oracle) is None or time.perf_counter() >= deadline:
                         return
-                for _ in range(5):
-                    index += 1
-                    if fill(index) is None:
-                        return
-            else:
-                index += 1
-                if fill(index) is None:
-                    return
+            if not send_fills():
+                return
     finally:
         client.close()
 
 
 def run_serve_benchmark(*, url: str | None = None, db: str | None = None, seconds: float = 10.0, clients: int = 8,
-                        admin_key: str | None = None, max_commands: int = MAX_COMMANDS,
+                        batch: int = DEFAULT_BATCH, admin_key: str | None = None, max_commands: int = MAX_COMMANDS,
                         progress: Callable[[str], None] | None = None) -> ServeBenchResult:
     """Run the load described in the module docstring and return its figures."""
     say = progress or (lambda _message: None)
@@ -337,6 +427,8 @@ def run_serve_benchmark(*, url: str | None = None, db: str | None = None, second
         raise BenchError("seconds must be in (0, 3600]")
     if clients < 1 or clients > 256:
         raise BenchError("clients must be in 1..256")
+    if batch < 1 or batch > 1000:
+        raise BenchError("batch must be in 1..1000")
     process: subprocess.Popen | None = None
     temporary: tempfile.TemporaryDirectory | None = None
     try:
@@ -385,13 +477,13 @@ def run_serve_benchmark(*, url: str | None = None, db: str | None = None, second
         # Client 0 needs admin rights (it opens victim accounts); the others use the operator key.
         tallies, lock, budget = [_Tally() for _ in range(clients)], threading.Lock(), [max_commands]
         gate = threading.Barrier(clients + 1)
-        say(f"running {clients} clients for {seconds:g} s")
+        say(f"running {clients} clients for {seconds:g} s, {batch} fill{'s' if batch > 1 else ''} per request")
         threads = []
         deadline = time.perf_counter() + seconds
         for number in range(clients):
             key = admin_key if number == 0 else created["key"]
             threads.append(threading.Thread(target=_worker, daemon=True, args=(
-                number, host, port, key, venue, run, deadline, budget, lock, tallies[number], timeline, gate)))
+                number, host, port, key, venue, run, deadline, budget, lock, tallies[number], timeline, gate, batch)))
             threads[-1].start()
         gate.wait()
         began = time.perf_counter()
@@ -410,6 +502,7 @@ def run_serve_benchmark(*, url: str | None = None, db: str | None = None, second
             tally.acknowledged += part.acknowledged
             tally.refused += part.refused
             tally.errors += part.errors
+            tally.requests += part.requests
             tally.latencies += part.latencies
             tally.liquidating.update(part.liquidating)
             for status, count in part.statuses.items():
@@ -422,8 +515,9 @@ def run_serve_benchmark(*, url: str | None = None, db: str | None = None, second
         met = rate >= TARGET_COMMANDS_PER_SECOND and p99 is not None and p99 < TARGET_P99_MS
         return ServeBenchResult(
             database=_database_name(database) if db is not None else database, url=url, seconds=round(elapsed, 3),
-            clients=clients, commands_sent=tally.sent, commands_acknowledged=tally.acknowledged,
+            clients=clients, batch=batch, commands_sent=tally.sent, commands_acknowledged=tally.acknowledged,
             commands_refused=tally.refused, errors=tally.errors, commands_per_second=round(rate, 1),
+            requests_sent=tally.requests, requests_per_second=round(tally.requests / elapsed, 1) if elapsed > 0 else 0.0,
             latency_p50_ms=_round(percentile(latencies_ms, 50)), latency_p99_ms=_round(p99),
             liquidating_updates=len(tally.liquidating), liquidations_seen_on_stream=len(stream_latencies),
             liquidation_stream_p50_ms=_round(percentile(stream_ms, 50)),

@@ -15,15 +15,32 @@ venue/market/account (404), a duplicate venue or account, time going backwards, 
 idempotency key reused for another command (409). A command the *engine* refuses is appended and
 its refusal recorded (the log is the history of what was asked): 422 with ``seq`` and
 ``"recorded": true``; its idempotency key answers the same refusal on retry.
+
+Batches. ``POST /v1/commands`` also takes a JSON array of commands, each optionally carrying its
+own ``"idempotency_key"`` (the header is refused on a batch): they are applied in order, get
+consecutive seqs, are written like single commands, and are answered together, once all of them
+are committed. Everything that can be judged without the state (JSON, shape, fields, numbers,
+keys, the role's right to each command) is checked for every command first: one bad command
+refuses the whole batch, naming it (``"index"``, ``"field": "[3].size"``), and nothing is written.
+What needs the state (unknown ids, duplicates, time order, a reused idempotency key) is checked
+as each command is reached: the commands before a refused one are applied and written, the
+refused one and those after it are not (``424`` "not attempted"); the answer lists every
+command's outcome (``results``) and has the refused command's status. A command the engine
+refuses is recorded and answered 422 in its place, and the batch goes on, as for single commands.
+
+The command routes are answered by :class:`ServiceAPI` before FastAPI's routing, dependency
+injection and middleware (the hot path); the FastAPI routes with the same handler remain, and
+describe them in the OpenAPI document.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Awaitable, Callable, Mapping
 
 from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
@@ -33,15 +50,20 @@ from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
 from ..engine.commands import Command
-from ..store import BatchItem, BatchResult, DurableEngine, IdempotencyConflict, StoreError, state_digest
-from ..store.durable import rejection_error
+from ..store import BatchItem, BatchResult, DurableEngine, Entry, IdempotencyConflict, StoreError, state_digest
+from ..store.durable import NotAttempted, rejection_error
 from .keys import ROLES, KeyStore, Principal, key_id
 from .validation import EdgeError, check_references, parse_command, parse_json
 from .views import account_view, event_accounts, text, venue_view
 
-MAX_BODY = 64 * 1024
+MAX_BODY = 64 * 1024  # one command
+MAX_BATCH_BODY = 1024 * 1024  # a batch of commands in one request
+MAX_REQUEST_COMMANDS = 1000  # commands in one batch request
 MAX_KEY = 200
-MAX_BATCH = 512  # commands per group commit (one transaction)
+MAX_BATCH = 512  # commands per group commit (one transaction); a request's batch is never split
+KEY_FIELD = "idempotency_key"  # a batch item's own idempotency key
+
+logger = logging.getLogger("solvent.service")
 
 ADMIN_KINDS = {"create_venue", "create_market", "create_backstop", "set_params", "fund_insurance", "open_account",
                "open_lending_account", "fund_reserves"}
@@ -56,37 +78,62 @@ def authorize(principal: Principal, command: Command) -> None:
     """403 unless the principal's role may submit this command (see :mod:`.keys`)."""
     if principal.role == "admin":
         return
-    data = command.to_dict()
     if principal.role == "operator" and command.kind in OPERATOR_KINDS:
         if principal.venue is None:
             return
-        if data.get("venue") == principal.venue:
+        if getattr(command, "venue", None) == principal.venue:
             return
         raise EdgeError(403, "venue", f"this operator key acts on venue {principal.venue!r} only")
     if principal.role == "account" and command.kind in ACCOUNT_KINDS:
-        acting = data.get("payer") or data.get("account")
-        if acting == principal.account and data.get("account") == principal.account:
+        account = getattr(command, "account", None)
+        acting = getattr(command, "payer", None) or account
+        if acting == principal.account and account == principal.account:
             return
         raise EdgeError(403, "account", "an account key acts on its own account only")
     raise EdgeError(403, "kind", f"a {principal.role} key may not submit {command.kind}")
 
 
 class _Waiter:
-    """One queued request: resolved by the writer thread, on its event loop or a thread."""
+    """One queued request (one command, or a client's batch): resolved by the writer thread, on
+    its event loop or a thread."""
 
-    __slots__ = ("principal", "command", "key", "loop", "future", "event", "result")
+    __slots__ = ("items", "grouped", "loop", "future", "event", "results")
 
-    def __init__(self, command: Command, key: str | None, loop: asyncio.AbstractEventLoop | None) -> None:
-        self.command, self.key, self.loop = command, key, loop
+    def __init__(self, items: list[tuple[Command, str | None]], grouped: bool,
+                 loop: asyncio.AbstractEventLoop | None) -> None:
+        self.items, self.grouped, self.loop = items, grouped, loop
         self.future = loop.create_future() if loop is not None else None
         self.event = threading.Event() if loop is None else None
-        self.result: BatchResult | None = None
+        self.results: list[BatchResult] | None = None
 
 
-def _resolve(pairs: list[tuple[asyncio.Future, BatchResult]]) -> None:
-    for future, result in pairs:
+def _resolve(pairs: list[tuple[asyncio.Future, list[BatchResult]]]) -> None:
+    for future, results in pairs:
         if not future.done():  # the client may have gone away
-            future.set_result(result)
+            future.set_result(results)
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+EVENTS_PREFIX = '{"events":'
+
+
+def _events_text(entry: Entry) -> str:
+    """The entry's events as JSON text, cut from its canonical outcome (no decode, no re-encode)."""
+    outcome = entry.outcome or ""
+    if outcome.startswith(EVENTS_PREFIX) and outcome.endswith("}"):
+        return outcome[len(EVENTS_PREFIX):-1]
+    return json.dumps(entry.events, ensure_ascii=False, separators=(",", ":"))  # pragma: no cover
+
+
+def _check_key(key: Any, field: str) -> str | None:
+    if key is None:
+        return None
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY or not key.isprintable():
+        raise EdgeError(422, field, f"1 to {MAX_KEY} printable characters")
+    return key
 
 
 class Service:
@@ -101,13 +148,16 @@ class Service:
     """
 
     def __init__(self, url: str, *, snapshot_every: int | None = None, admin_key: str | None = None,
-                 max_body: int = MAX_BODY, max_batch: int = MAX_BATCH) -> None:
+                 max_body: int = MAX_BODY, max_batch: int = MAX_BATCH,
+                 max_batch_body: int = MAX_BATCH_BODY) -> None:
         self.durable = DurableEngine(url, snapshot_every=snapshot_every)
         self.log = self.durable.log
+        self.log.checkpoint_in_background()  # no commit waits for a WAL checkpoint (SQLite)
         self.keys = KeyStore(self.log.db)
         self.lock = threading.Lock()
         self.max_body = max_body
         self.max_batch = max_batch
+        self.max_batch_body = max(max_batch_body, max_body)
         self._queue: list[_Waiter] = []
         self._queued = threading.Condition(threading.Lock())
         self._writer: threading.Thread | None = None
@@ -145,25 +195,37 @@ class Service:
                     self._queued.wait()
                 if not self._queue:
                     return
-                batch = self._queue[:self.max_batch]
-                del self._queue[:self.max_batch]
+                taken = size = 0
+                for waiter in self._queue:  # whole requests, up to max_batch commands (at least one request)
+                    if taken and size + len(waiter.items) > self.max_batch:
+                        break
+                    taken += 1
+                    size += len(waiter.items)
+                batch = self._queue[:taken]
+                del self._queue[:taken]
             self._write(batch)
 
     def _write(self, batch: list[_Waiter]) -> None:
-        items = [BatchItem(waiter.command, waiter.key) for waiter in batch]
+        items = []
+        for number, waiter in enumerate(batch):
+            group = number if waiter.grouped else None  # a client's batch stops at its first refusal
+            items.extend(BatchItem(command, key, group=group) for command, key in waiter.items)
         try:
             with self.lock:
                 results = self.durable.submit_batch(items, check=check_references)
         except BaseException as error:  # noqa: BLE001 - answered to every request of the batch
-            results = [BatchResult(error=error) for _ in batch]
+            results = [BatchResult(error=error) for _ in items]
         self._notify()
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, BatchResult]]] = {}
-        for waiter, result in zip(batch, results):
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, list[BatchResult]]]] = {}
+        offset = 0
+        for waiter in batch:
+            mine = results[offset:offset + len(waiter.items)]
+            offset += len(waiter.items)
             if waiter.loop is None:
-                waiter.result = result
+                waiter.results = mine
                 waiter.event.set()
             else:
-                by_loop.setdefault(waiter.loop, []).append((waiter.future, result))
+                by_loop.setdefault(waiter.loop, []).append((waiter.future, mine))
         for loop, pairs in by_loop.items():
             try:
                 loop.call_soon_threadsafe(_resolve, pairs)
@@ -198,36 +260,125 @@ class Service:
         authorize(principal, command)
         return command
 
-    def submit(self, principal: Principal, data: Any, key: str | None) -> JSONResponse:
-        """Submit from a thread: blocks until the command's batch is committed."""
-        waiter = _Waiter(self._prepare(principal, data), key, None)
-        self._enqueue(waiter)
-        waiter.event.wait()
-        return self._response(waiter.command, waiter.result)
+    def _prepare_batch(self, principal: Principal, data: list) -> list[tuple[Command, str | None]]:
+        """Every command of a batch parsed and authorized, or EdgeError naming the first bad one."""
+        if not data:
+            raise EdgeError(422, None, "an empty batch: send at least one command")
+        if len(data) > MAX_REQUEST_COMMANDS:
+            raise EdgeError(413, None, f"more than {MAX_REQUEST_COMMANDS} commands in one batch")
+        items = []
+        for index, item in enumerate(data):
+            try:
+                if not isinstance(item, dict):
+                    raise EdgeError(422, None, "each command is a JSON object: {\"kind\": ..., ...}")
+                key = None
+                if KEY_FIELD in item:
+                    key = _check_key(item[KEY_FIELD], KEY_FIELD)
+                    item = {name: value for name, value in item.items() if name != KEY_FIELD}
+                items.append((self._prepare(principal, item), key))
+            except EdgeError as error:
+                field = f"[{index}]" + (f".{error.field}" if error.field else "")
+                raise EdgeError(error.status, field, error.message, index=index) from None
+        return items
 
-    async def submit_async(self, principal: Principal, data: Any, key: str | None) -> JSONResponse:
-        """Submit from the event loop: awaits the command's batch commit without holding a thread."""
-        waiter = _Waiter(self._prepare(principal, data), key, asyncio.get_running_loop())
+    def _enqueue_items(self, items: list[tuple[Command, str | None]], grouped: bool,
+                       loop: asyncio.AbstractEventLoop | None) -> _Waiter:
+        waiter = _Waiter(items, grouped, loop)
         self._enqueue(waiter)
-        return self._response(waiter.command, await waiter.future)
+        return waiter
+
+    def submit(self, principal: Principal, data: Any, key: str | None) -> Response:
+        """Submit one command (a dict) or a batch (a list) from a thread: blocks until committed."""
+        if isinstance(data, list):
+            waiter = self._enqueue_items(self._prepare_batch(principal, data), True, None)
+            waiter.event.wait()
+            return _response(*self._batch_answer(waiter.items, waiter.results))
+        waiter = self._enqueue_items([(self._prepare(principal, data), key)], False, None)
+        waiter.event.wait()
+        return _response(*self._answer(waiter.items[0][0], waiter.results[0]))
+
+    async def submit_async(self, principal: Principal, data: Any, key: str | None) -> Response:
+        """Submit from the event loop: awaits the commit without holding a thread."""
+        return _response(*await self.command(principal, data, key))
+
+    async def command(self, principal: Principal, data: Any, key: str | None,
+                      kind: str | None = None) -> tuple[int, bytes]:
+        """One command (``data`` a dict; ``kind`` fixed by a convenience route) or a batch (a
+        list): ``(status, JSON body)`` once committed, or EdgeError / StoreError."""
+        loop = asyncio.get_running_loop()
+        if isinstance(data, list) and kind is None:
+            if key is not None:
+                raise EdgeError(422, "Idempotency-Key", f"a batch carries an {KEY_FIELD!r} per command, not the header")
+            waiter = self._enqueue_items(self._prepare_batch(principal, data), True, loop)
+            return self._batch_answer(waiter.items, await waiter.future)
+        if kind is not None:
+            if not isinstance(data, dict):
+                raise EdgeError(422, None, "the body must be a JSON object")
+            if data.setdefault("kind", kind) != kind:
+                raise EdgeError(422, "kind", f"this route takes {kind} commands")
+        waiter = self._enqueue_items([(self._prepare(principal, data), key)], False, loop)
+        [result] = await waiter.future
+        return self._answer(waiter.items[0][0], result)
 
     @staticmethod
-    def _response(command: Command, result: BatchResult) -> JSONResponse:
+    def _answer(command: Command, result: BatchResult) -> tuple[int, bytes]:
+        """One command's answer; a refusal before writing is raised (EdgeError, StoreError, ...)."""
         error = result.error
         if error is not None:
             if isinstance(error, IdempotencyConflict):
                 raise EdgeError(409, "Idempotency-Key", str(error))
             raise error
         entry = result.entry
-        if entry.rejection is not None:
+        if entry.outcome is not None and not entry.outcome.startswith(EVENTS_PREFIX):  # refused by the engine
             rejected = rejection_error(entry)
-            return JSONResponse(status_code=422, content={
-                "error": rejected.reason, "field": rejected.field, "kind": rejected.kind,
-                "seq": entry.seq, "recorded": True, "replayed": result.replayed})
+            return 422, _dumps({"error": rejected.reason, "field": rejected.field, "kind": rejected.kind,
+                                "seq": entry.seq, "recorded": True, "replayed": result.replayed})
         if entry.pending:  # pragma: no cover - only another writer's entry
             raise StoreError(f"entry {entry.seq} has no outcome yet")
-        return JSONResponse({"seq": entry.seq, "kind": command.kind, "events": entry.events,
-                             "replayed": result.replayed})
+        return 200, (f'{{"seq":{entry.seq},"kind":{json.dumps(command.kind)},"events":{_events_text(entry)},'
+                     f'"replayed":{"true" if result.replayed else "false"}}}').encode("utf-8")
+
+    @staticmethod
+    def _batch_answer(items: list[tuple[Command, str | None]], results: list[BatchResult]) -> tuple[int, bytes]:
+        """``{"results": [one per command, with its "status"], "committed": n}``: 200 when every
+        command was committed (applied, or refused by the engine and recorded), else the status
+        of the first command refused before being written."""
+        parts, status, committed = [], 200, 0
+        for (command, _key), result in zip(items, results):
+            kind = json.dumps(command.kind)
+            entry = result.entry
+            if entry is not None and entry.outcome is not None and entry.outcome.startswith(EVENTS_PREFIX):
+                committed += 1
+                parts.append(f'{{"seq":{entry.seq},"kind":{kind},"status":200,"events":{_events_text(entry)},'
+                             f'"replayed":{"true" if result.replayed else "false"}}}')
+                continue
+            if entry is not None and entry.outcome is not None:  # refused by the engine, recorded
+                committed += 1
+                rejected = rejection_error(entry)
+                parts.append(_dumps({"seq": entry.seq, "kind": command.kind, "status": 422, "error": rejected.reason,
+                                     "field": rejected.field, "recorded": True,
+                                     "replayed": result.replayed}).decode("utf-8"))
+                continue
+            error = result.error
+            if error is None:  # pragma: no cover - only another writer's pending entry
+                error = StoreError(f"entry {entry.seq} has no outcome yet")
+            if isinstance(error, EdgeError):
+                code, field = error.status, error.field
+            elif isinstance(error, IdempotencyConflict):
+                code, field = 409, KEY_FIELD
+            elif isinstance(error, NotAttempted):
+                code, field = 424, None
+            elif isinstance(error, StoreError):
+                code, field = 503, None
+            else:
+                logger.error("command %s failed", command.kind, exc_info=error)
+                code, field = 500, None
+            message = str(error) if code != 500 else f"internal error: {type(error).__name__}"
+            if status == 200:
+                status = code
+            parts.append(_dumps({"kind": command.kind, "status": code, "error": message, "field": field,
+                                 "recorded": False}).decode("utf-8"))
+        return status, f'{{"results":[{",".join(parts)}],"committed":{committed}}}'.encode("utf-8")
 
     # ------------------------------------------------------------ reads
 
@@ -264,6 +415,33 @@ def _key_from(headers, query=None) -> str | None:
     return value or None
 
 
+async def authenticate(service: Service, headers: Mapping[str, str]) -> Principal:
+    key = _key_from(headers)
+    if key is None:
+        raise EdgeError(401, "Authorization", "an API key is required (Authorization: Bearer <key> or X-API-Key)")
+    found = service.keys.cached(key)
+    if found is None:
+        found = await run_in_threadpool(service.keys.lookup, key)
+    if found is None:
+        raise EdgeError(401, "Authorization", "unknown API key")
+    return found
+
+
+BodyReader = Callable[[int], Awaitable[bytes]]
+
+
+async def command_request(service: Service, headers: Mapping[str, str], read: BodyReader,
+                          kind: str | None) -> tuple[int, bytes]:
+    """``POST`` of a command (or, on /v1/commands, a batch): authenticate, read, validate, submit;
+    ``(status, JSON body)``, or EdgeError / StoreError. The one handler of both HTTP paths."""
+    who = await authenticate(service, headers)
+    key = _check_key(headers.get("idempotency-key"), "Idempotency-Key")
+    body = await read(service.max_batch_body if kind is None else service.max_body)
+    if len(body) > service.max_body and not body.lstrip().startswith(b"["):
+        raise EdgeError(413, None, f"payload larger than {service.max_body} bytes")
+    return await service.command(who, parse_json(body), key, kind)
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -275,6 +453,68 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise EdgeError(413, None, f"payload larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+class _Disconnected(Exception):
+    pass
+
+
+def _response(status: int, body: bytes) -> Response:
+    return Response(content=body, status_code=status, media_type="application/json")
+
+
+class ServiceAPI(FastAPI):
+    """FastAPI, except that ``POST`` of commands is answered straight from ASGI, before the
+    middleware stack, routing, dependency injection and response models: the hot path. It runs
+    :func:`command_request`, the handler of the FastAPI routes of the same paths (which the
+    OpenAPI document describes), so both answer alike."""
+
+    command_paths: dict[str, str | None] = {}  # path -> the command kind it fixes (None: any, or a batch)
+    service: Service | None = None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.command_paths:
+            await self._command(scope, receive, send, self.command_paths[scope["path"]])
+            return
+        await super().__call__(scope, receive, send)
+
+    async def _command(self, scope, receive, send, kind: str | None) -> None:
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+
+        async def read(limit: int) -> bytes:
+            declared = headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > limit:
+                raise EdgeError(413, None, f"payload larger than {limit} bytes")
+            chunks, size = [], 0
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _Disconnected
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    raise EdgeError(413, None, f"payload larger than {limit} bytes")
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    return b"".join(chunks)
+
+        try:
+            status, body = await command_request(self.service, headers, read, kind)
+        except EdgeError as error:
+            status, body = error.status, _dumps(error.body())
+        except StoreError as error:
+            status, body = 503, _dumps({"error": str(error), "field": None})
+        except _Disconnected:
+            return
+        except Exception:  # noqa: BLE001 - what the server error middleware would answer
+            logger.exception("POST %s failed", scope["path"])
+            status, body = 500, _dumps({"error": "internal server error", "field": None})
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode("latin-1"))]})
+        await send({"type": "http.response.body", "body": body})
 
 
 class NewKey(BaseModel):
@@ -290,13 +530,21 @@ CONVENIENCE = {  # path → command kind: the body is the command without "kind"
     "/v1/params": "set_params", "/v1/fills": "apply_fill", "/v1/prices": "update_oracle", "/v1/time": "advance_time",
 }
 
-COMMAND_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-    "type": "object", "description": "A command: {\"kind\": ..., ...fields} (numbers as decimal strings)",
-    "additionalProperties": True}}}}}
+COMMAND_SCHEMA = {"type": "object", "description": "A command: {\"kind\": ..., ...fields} (numbers as decimal strings)",
+                  "additionalProperties": True}
+COMMAND_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": COMMAND_SCHEMA}}}}
+COMMANDS_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+    COMMAND_SCHEMA,
+    {"type": "array", "minItems": 1, "maxItems": MAX_REQUEST_COMMANDS,
+     "description": "A batch: commands applied in order, each with an optional \"idempotency_key\"; "
+                    "answered {\"results\": [...], \"committed\": n}",
+     "items": {**COMMAND_SCHEMA, "properties": {KEY_FIELD: {"type": "string", "minLength": 1,
+                                                          "maxLength": MAX_KEY}}}},
+]}}}}}
 
 
 def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | None = None,
-               max_body: int = MAX_BODY) -> FastAPI:
+               max_body: int = MAX_BODY) -> ServiceAPI:
     service = Service(url, snapshot_every=snapshot_every, admin_key=admin_key, max_body=max_body)
 
     @asynccontextmanager
@@ -304,9 +552,11 @@ def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | 
         yield
         service.close()
 
-    app = FastAPI(title="solvent", summary="Margin and liquidation engine: commands in, events out.",
-                  version="1", lifespan=lifespan)
+    app = ServiceAPI(title="solvent", summary="Margin and liquidation engine: commands in, events out.",
+                     version="1", lifespan=lifespan)
     app.state.service = service
+    app.service = service
+    app.command_paths = {"/v1/commands": None, **CONVENIENCE}
 
     @app.exception_handler(EdgeError)
     async def edge_error(_request, error: EdgeError):
@@ -323,45 +573,29 @@ def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | 
         return JSONResponse(status_code=503, content={"error": str(error), "field": None})
 
     async def principal(request: Request) -> Principal:
-        key = _key_from(request.headers)
-        if key is None:
-            raise EdgeError(401, "Authorization", "an API key is required (Authorization: Bearer <key> or X-API-Key)")
-        found = service.keys.cached(key)
-        if found is None:
-            found = await run_in_threadpool(service.keys.lookup, key)
-        if found is None:
-            raise EdgeError(401, "Authorization", "unknown API key")
-        return found
+        return await authenticate(service, request.headers)
 
     def admin(who: Principal = Depends(principal)) -> Principal:
         if who.role != "admin":
             raise EdgeError(403, "Authorization", "an admin key is required")
         return who
 
-    async def command_response(request: Request, who: Principal, kind: str | None) -> JSONResponse:
-        key = request.headers.get("idempotency-key")
-        if key is not None and (not key or len(key) > MAX_KEY or not key.isprintable()):
-            raise EdgeError(422, "Idempotency-Key", f"1 to {MAX_KEY} printable characters")
-        data = parse_json(await read_body(request, service.max_body))
-        if kind is not None:
-            if not isinstance(data, dict):
-                raise EdgeError(422, None, "the body must be a JSON object")
-            if data.setdefault("kind", kind) != kind:
-                raise EdgeError(422, "kind", f"this route takes {kind} commands")
-        return await service.submit_async(who, data, key)
+    async def command_response(request: Request, kind: str | None) -> Response:
+        return _response(*await command_request(service, request.headers, lambda limit: read_body(request, limit),
+                                                kind))
 
     @app.get("/v1/health", tags=["service"])
     def health() -> dict[str, Any]:
         return {"status": "ok", "seq": service.durable.seq}
 
-    @app.post("/v1/commands", tags=["commands"], openapi_extra=COMMAND_BODY,
-              summary="Submit any command (header Idempotency-Key optional)")
-    async def submit(request: Request, who: Principal = Depends(principal)):
-        return await command_response(request, who, None)
+    @app.post("/v1/commands", tags=["commands"], openapi_extra=COMMANDS_BODY,
+              summary="Submit any command (header Idempotency-Key optional), or a batch of them (a JSON array)")
+    async def submit(request: Request):
+        return await command_response(request, None)
 
     def convenience(kind: str):
-        async def route(request: Request, who: Principal = Depends(principal)):
-            return await command_response(request, who, kind)
+        async def route(request: Request):
+            return await command_response(request, kind)
         route.__name__ = f"submit_{kind}"
         return route
 
@@ -431,6 +665,8 @@ def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | 
             await websocket.close(code=4401 if who is None else 4422)
             return
         kinds = {k for k in websocket.query_params.get("kinds", "").split(",") if k}
+        # An entry holding one of these kinds has its canonical text: skip the others undecoded.
+        needles = [f'"kind":{json.dumps(k, ensure_ascii=False)}' for k in kinds]
         await websocket.accept()
         next_seq = max(from_seq, 1)
         committed = service.listen()  # set by the writer after each commit: no polling delay
@@ -438,10 +674,15 @@ def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | 
         try:
             while True:
                 committed.clear()
-                entries = await run_in_threadpool(lambda: list(service.log.entries(next_seq, next_seq + 499)))
+                entries = service.durable.recent(next_seq, 500)  # just committed: from memory
+                if entries is None:
+                    entries = await run_in_threadpool(lambda: list(service.log.entries(next_seq, next_seq + 499)))
                 for entry in entries:
                     if entry.pending:
                         break
+                    if needles and not any(needle in entry.outcome for needle in needles):
+                        next_seq = entry.seq + 1
+                        continue
                     for index, event in enumerate(entry.events):
                         if kinds and event.get("kind") not in kinds:
                             continue

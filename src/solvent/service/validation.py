@@ -20,11 +20,12 @@ from __future__ import annotations
 import json
 from dataclasses import MISSING, fields
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..engine import Engine  # noqa: F401 - registers every command kind (lending included)
 from ..engine.commands import COMMANDS, Command
 from ..engine.lending import registry as lending_registry
+from ..store.canonical import record
 
 ABSURD = Decimal("1e24")
 MAX_DIGITS = 40
@@ -46,13 +47,16 @@ CREATES_ACCOUNT = {"open_account", "open_lending_account"}
 class EdgeError(Exception):
     """A request refused at the edge: HTTP ``status``, ``field`` (dotted path) and a message."""
 
-    def __init__(self, status: int, field: str | None, message: str) -> None:
+    def __init__(self, status: int, field: str | None, message: str, *, index: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.field = field
         self.message = message
+        self.index = index  # which command of a batch, if it is one
 
     def body(self) -> dict[str, Any]:
+        if self.index is not None:
+            return {"error": self.message, "field": self.field, "index": self.index}
         return {"error": self.message, "field": self.field}
 
 
@@ -71,25 +75,30 @@ def parse_json(raw: bytes) -> Any:
         raise EdgeError(400, None, f"malformed JSON: {error}") from None
 
 
+BAD_NUMBERS = {"nan", "snan", "inf", "infinity"}
+
+
 def _walk(value: Any, path: str) -> None:
     """Refuse NaN/Infinity and floats anywhere, naming where."""
-    if isinstance(value, _Constant):
-        raise EdgeError(422, path or None, f"{value} is not a number: pass finite decimal strings")
-    if isinstance(value, _Float):
-        raise EdgeError(422, path or None, f"floats are not accepted ({value}): pass the decimal string \"{value}\"")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _walk(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _walk(item, f"{path}[{index}]")
-    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
-        raise EdgeError(422, path or None, f"integer out of range (|x| <= 2**53): {value}")
-    elif isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         if len(value) > 10_000:
             raise EdgeError(422, path or None, "string too long")
-        if value.strip().lower().lstrip("+-") in {"nan", "snan", "inf", "infinity"}:
+        if value.strip().lower().lstrip("+-") in BAD_NUMBERS:
             raise EdgeError(422, path or None, f"{value!r} is not a finite number")
+    elif kind is dict:
+        for key, item in value.items():
+            _walk(item, f"{path}.{key}" if path else str(key))
+    elif kind is list:
+        for index, item in enumerate(value):
+            _walk(item, f"{path}[{index}]")
+    elif kind is int:
+        if abs(value) > MAX_INT:
+            raise EdgeError(422, path or None, f"integer out of range (|x| <= 2**53): {value}")
+    elif kind is _Constant:
+        raise EdgeError(422, path or None, f"{value} is not a number: pass finite decimal strings")
+    elif kind is _Float:
+        raise EdgeError(422, path or None, f"floats are not accepted ({value}): pass the decimal string \"{value}\"")
 
 
 def _decimal(value: Any, field: str, *, sign: str) -> None:
@@ -120,10 +129,41 @@ def _text(value: Any, field: str, *, nullable: bool = False) -> None:
         raise EdgeError(422, field, f"longer than {MAX_TEXT} characters")
 
 
-def _check_type(annotation: str, value: Any, name: str) -> None:
-    nullable = annotation.endswith("| None")
-    base = annotation.replace("| None", "").strip()
-    if value is None and nullable:
+class _Field(NamedTuple):
+    """What :func:`parse_command` checks of one field of a command class."""
+
+    name: str
+    base: str  # the annotation without "| None": "str", "int", "bool", "Mapping[...]", "tuple[...]"
+    nullable: bool
+    required: bool
+    sign: str | None  # a decimal string: "positive", "non_negative" or "any"
+    map_sign: str | None  # a map of decimal strings: "positive" or "non_negative"
+
+
+_SPECS: dict[type, tuple[dict[str, _Field], tuple[_Field, ...]]] = {}
+
+
+def _spec(cls: type[Command]) -> tuple[dict[str, _Field], tuple[_Field, ...]]:
+    """The fields of a command class, read once (``fields()`` and annotations are slow per request)."""
+    found = _SPECS.get(cls)
+    if found is None:
+        compiled = []
+        for f in fields(cls):
+            annotation = str(f.type)
+            name = f.name
+            compiled.append(_Field(
+                name, annotation.replace("| None", "").strip(), annotation.endswith("| None"),
+                f.default is MISSING and f.default_factory is MISSING,  # type: ignore[misc]
+                "positive" if name in POSITIVE else "non_negative" if name in NON_NEGATIVE
+                else "any" if name in SIGNED else None,
+                "positive" if name in POSITIVE_MAPS else "non_negative" if name in NON_NEGATIVE_MAPS else None))
+        found = _SPECS[cls] = ({f.name: f for f in compiled}, tuple(compiled))
+    return found
+
+
+def _check_type(spec: _Field, value: Any) -> None:
+    base, name = spec.base, spec.name
+    if value is None and spec.nullable:
         return
     if base == "str":
         _text(value, name)
@@ -159,29 +199,29 @@ def parse_command(data: Any) -> Command:
     if kind not in COMMANDS:
         raise EdgeError(422, "kind", f"unknown command {kind!r} (known: {', '.join(sorted(COMMANDS))})")
     cls = COMMANDS[kind]
-    spec = {f.name: f for f in fields(cls)}
+    by_name, spec = _spec(cls)
     for name in data:
-        if name != "kind" and name not in spec:
+        if name != "kind" and name not in by_name:
             raise EdgeError(422, name, f"not a field of {kind}")
-    for name, f in spec.items():
+    for field in spec:
+        name = field.name
         if name not in data:
-            if f.default is MISSING and f.default_factory is MISSING:  # type: ignore[misc]
+            if field.required:
                 raise EdgeError(422, name, f"missing (required by {kind})")
             continue
         value = data[name]
-        _check_type(str(f.type), value, name)
+        _check_type(field, value)
         if value is None:
             continue
-        if name in POSITIVE or name in NON_NEGATIVE or name in SIGNED:
-            _decimal(value, name, sign="positive" if name in POSITIVE else "non_negative" if name in NON_NEGATIVE
-                     else "any")
-        elif name in POSITIVE_MAPS or name in NON_NEGATIVE_MAPS:
+        if field.sign is not None:
+            _decimal(value, name, sign=field.sign)
+        elif field.map_sign is not None:
             if not value:
                 raise EdgeError(422, name, "empty")
             for key, item in value.items():
-                _decimal(item, f"{name}.{key}", sign="positive" if name in POSITIVE_MAPS else "non_negative")
+                _decimal(item, f"{name}.{key}", sign=field.map_sign)
     try:
-        return cls(**{key: tuple(value) if isinstance(value, list) else value
+        return cls(**{key: tuple(value) if type(value) is list else value
                       for key, value in data.items() if key != "kind"})
     except TypeError as error:  # pragma: no cover - the checks above cover the signature
         raise EdgeError(422, None, str(error)) from None
@@ -193,7 +233,7 @@ def venue_exists(engine: Engine, name: str) -> bool:
 
 def check_references(engine: Engine, command: Command) -> None:
     """Unknown ids (404), duplicates and out-of-order time (409), against the live engine."""
-    data = command.to_dict()
+    data = record(command)
     kind = command.kind
     venue = data.get("venue")
     if kind == "create_venue":

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from json.encoder import encode_basestring as _string  # what the encoder uses with ensure_ascii=False
 from dataclasses import fields, is_dataclass
 from decimal import Decimal
 from enum import Enum
@@ -34,6 +35,18 @@ GENESIS = "0" * 64
 
 def plain(value: Any) -> Any:
     """JSON-ready plain data: decimals as strings, tuples as lists, sets sorted."""
+    # Exact types first (what commands and events hold): the hot path of every log write.
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {key if type(key) is str else str(key): plain(item) for key, item in value.items()}
+    if kind is tuple or kind is list:
+        return [plain(item) for item in value]
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
@@ -49,22 +62,59 @@ def plain(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted((plain(item) for item in value), key=canonical)
     if is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in fields(value)}
+        return {name: plain(getattr(value, name)) for name in field_names(type(value))}
     raise TypeError(f"{type(value).__name__} is not plain data: {value!r}")
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def field_names(cls: type) -> tuple[str, ...]:
+    """A dataclass's field names, in order (cached: ``fields()`` is slow on a hot path)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+def record(value: Any) -> dict[str, Any]:
+    """``{"kind", ...fields}`` of a command or an event: its ``to_dict()`` without the deep copy
+    (nested values are left as they are; :func:`canonical` of both is the same text)."""
+    return {"kind": value.kind, **{name: getattr(value, name) for name in field_names(type(value))}}
+
+
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
 def canonical(value: Any) -> str:
-    return json.dumps(plain(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    # = json.dumps(plain(value), sort_keys=True, ...), without building an encoder per call
+    return _ENCODE(plain(value))
 
 
 def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _flat_list(items: list) -> str:
+    """``canonical(items)`` for a list of str, int and None (what the hashes cover), by hand."""
+    parts = []
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            parts.append(_string(item))
+        elif kind is int:
+            parts.append(int.__repr__(item))
+        elif item is None:
+            parts.append("null")
+        else:
+            return canonical(items)
+    return "[" + ",".join(parts) + "]"
+
+
 def command_hash(prev_hash: str, seq: int, recorded_at: str, idempotency_key: str | None, kind: str,
                  payload: str) -> str:
-    return sha256_hex(canonical([HASH_VERSION, prev_hash, seq, recorded_at, idempotency_key, kind, payload]))
+    return sha256_hex(_flat_list([HASH_VERSION, prev_hash, seq, recorded_at, idempotency_key, kind, payload]))
 
 
 def entry_hash(command_hash_: str, outcome: str) -> str:
-    return sha256_hex(canonical([HASH_VERSION, command_hash_, outcome]))
+    return sha256_hex(_flat_list([HASH_VERSION, command_hash_, outcome]))

@@ -38,12 +38,14 @@ from __future__ import annotations
 import json
 import threading
 import warnings
+from collections import deque
 from datetime import datetime
+from itertools import islice
 from typing import Any, Callable, NamedTuple, Sequence
 
 from ..engine import CommandRejected, Engine
 from ..engine.commands import Command, command_from_dict
-from .canonical import GENESIS, canonical, command_hash, entry_hash
+from .canonical import GENESIS, canonical, command_hash, entry_hash, record
 from .log import CommandLog, Entry, IdempotencyConflict, PendingEntry, StoreError, timestamp_text
 from .schema import redacted
 
@@ -62,6 +64,15 @@ def outcome_of(engine: Engine, command: Command) -> dict[str, Any]:
     return {"events": [event.to_dict() for event in events]}
 
 
+def outcome_text(engine: Engine, command: Command) -> str:
+    """``canonical(outcome_of(engine, command))``, without deep-copying every event first."""
+    try:
+        events = engine.apply(command)
+    except CommandRejected as rejected:
+        return canonical({"rejected": {"kind": rejected.kind, "reason": rejected.reason, "field": rejected.field}})
+    return canonical({"events": [record(event) for event in events]})
+
+
 def rejection_error(entry: Entry) -> CommandRejected:
     info = entry.rejection or {}
     error = CommandRejected(info.get("kind", entry.kind), info.get("reason", ""), info.get("field"))
@@ -70,14 +81,27 @@ def rejection_error(entry: Entry) -> CommandRejected:
 
 
 _UNKNOWN = object()
+_SCALARS = frozenset({str, int, bool, type(None)})
+RECENT_ENTRIES = 4096  # entries kept in memory after their commit, for the event streams
 
 
 class BatchItem(NamedTuple):
-    """One command of a :meth:`DurableEngine.submit_batch`."""
+    """One command of a :meth:`DurableEngine.submit_batch`. Items with the same ``group`` (one
+    client's batch request) stop at the first one refused: see :class:`NotAttempted`."""
 
     command: Command
     key: str | None = None
     recorded_at: datetime | str | None = None
+    group: int | None = None
+
+
+class NotAttempted(StoreError):
+    """An earlier command of the same group was refused before being written (an idempotency
+    conflict, or ``check``): this one was not tried, and nothing was written for it."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"not attempted: command {index} of the same batch was refused")
+        self.index = index
 
 
 class BatchResult(NamedTuple):
@@ -99,7 +123,8 @@ class DurableEngine:
     """The engine plus its log. ``engine`` is the live state; ``seq`` the last entry applied."""
 
     def __init__(self, log: CommandLog | str, *, engine_factory: Callable[[], Engine] = Engine,
-                 snapshot_every: int | None = None, use_snapshots: bool = True) -> None:
+                 snapshot_every: int | None = None, use_snapshots: bool = True,
+                 remember: int = RECENT_ENTRIES) -> None:
         self._owns_log = not isinstance(log, CommandLog)
         self.log = CommandLog(log) if self._owns_log else log
         self.engine_factory = engine_factory
@@ -110,6 +135,8 @@ class DurableEngine:
         self._lock = threading.Lock()
         self._head: Entry | None | object = _UNKNOWN  # the last entry, as submit_batch last wrote it
         self._broken: str | None = None
+        self._recent: deque[Entry] = deque(maxlen=remember)  # the last entries written, in seq order
+        self._recent_lock = threading.Lock()
         self.engine = self._restore(use_snapshots)
 
     # ---------------------------------------------------------------- start
@@ -135,12 +162,12 @@ class DurableEngine:
             engine = self.engine_factory()
         self.seq = start
         for entry in self.log.entries(start + 1):
-            outcome = outcome_of(engine, entry.command())
+            outcome = outcome_text(engine, entry.command())
             if entry.pending:
-                self.log.record_outcome(entry.seq, outcome)
+                self.log.record_outcome(entry.seq, json.loads(outcome))
                 self.completed.append(entry.seq)
-            elif canonical(outcome) != entry.outcome:
-                raise LogMismatch(entry.seq, describe_difference(entry.outcome, canonical(outcome)))
+            elif outcome != entry.outcome:
+                raise LogMismatch(entry.seq, describe_difference(entry.outcome, outcome))
             self.seq = entry.seq
         return engine
 
@@ -165,6 +192,7 @@ class DurableEngine:
                 self._broken = str(entry.seq)
                 raise
             self.seq = entry.seq
+            self._remember([entry])
             if self.snapshot_every and entry.seq % self.snapshot_every == 0:
                 self.log.snapshot(entry.seq, self.engine)
         return self._answer(entry)
@@ -182,6 +210,13 @@ class DurableEngine:
         both hashes) is chained after the previous one. Then every new entry (and any snapshot
         due, of the state right after its entry) is written in one transaction, and only then
         are the results returned: acknowledged ⇒ durable, seq order = batch order.
+
+        Groups. Items sharing a ``group`` (one client's batch request) are taken in order, as a
+        client sending them one by one and stopping at the first refusal would: once one of
+        them is refused before being written (idempotency conflict, ``check``, undecodable), the
+        group's later items are answered :class:`NotAttempted` and nothing is written for them;
+        the ones before it are applied and written as usual. A command the *engine* refuses is
+        written with its refusal and does not stop its group.
 
         Crash semantics. Nothing of the batch is in the log until its transaction commits, and
         then all of it is, with its outcomes: a crash before the commit loses only commands no
@@ -204,8 +239,12 @@ class DurableEngine:
             prepared: list[tuple[str, Command] | None] = []
             for index, item in enumerate(items):
                 try:
-                    payload = canonical(item.command.to_dict())
-                    prepared.append((payload, command_from_dict(json.loads(payload))))  # what replay applies
+                    data = record(item.command)
+                    payload = canonical(data)
+                    # What replay applies: the command decoded from its payload. When every field is
+                    # a str, int, bool or None, that is the command itself (JSON round-trips them).
+                    same = all(type(value) in _SCALARS for value in data.values())
+                    prepared.append((payload, item.command if same else command_from_dict(json.loads(payload))))
                 except Exception as error:  # noqa: BLE001 - this item only: it must decode to be logged
                     prepared.append(None)
                     results[index] = BatchResult(error=error)
@@ -223,11 +262,22 @@ class DurableEngine:
                 error = StoreError(f"another writer appended to {redacted(self.log.url)}: one writer per log")
                 return [BatchResult(error=error) for _ in items]
             previous, seq = (GENESIS, 0) if last is None else (last.hash, last.seq)
+            now = timestamp_text(None)  # one commit, one time, unless an item brings its own
             written: list[Entry] = []
             snapshot_rows: list[dict[str, Any]] = []
             stopped: BaseException | None = None
+            refused: dict[int, int] = {}  # group -> the position (within its group) of its refused item
+            position: dict[int, int] = {}  # group -> items of it seen so far
             for index, item in enumerate(items):
+                group = item.group
+                if group is not None:
+                    at = position[group] = position.get(group, -1) + 1
+                    if group in refused:
+                        results[index] = BatchResult(error=NotAttempted(refused[group]))
+                        continue
                 if results[index] is not None:
+                    if group is not None:
+                        refused[group] = at
                     continue
                 if stopped is not None:
                     results[index] = BatchResult(error=StoreError(
@@ -240,6 +290,8 @@ class DurableEngine:
                         results[index] = BatchResult(error=IdempotencyConflict(
                             f"idempotency key {item.key!r} already names entry {original.seq} ({original.kind}), "
                             "a different command"))
+                        if group is not None:
+                            refused[group] = at
                     else:
                         results[index] = BatchResult(original, replayed=True)
                     continue
@@ -248,12 +300,14 @@ class DurableEngine:
                         check(self.engine, command)
                     except Exception as error:  # noqa: BLE001 - refused at the edge: nothing written
                         results[index] = BatchResult(error=error)
+                        if group is not None:
+                            refused[group] = at
                         continue
                 seq += 1
-                when = timestamp_text(item.recorded_at)
+                when = now if item.recorded_at is None else timestamp_text(item.recorded_at)
                 digest = command_hash(previous, seq, when, item.key, command.kind, payload)
                 try:
-                    outcome = canonical(outcome_of(self.engine, command))
+                    outcome = outcome_text(self.engine, command)
                 except BaseException as error:  # a defect: written pending, see the docstring
                     written.append(Entry(seq, when, item.key, command.kind, payload, previous, digest, None, None))
                     self._broken = str(seq)
@@ -285,6 +339,7 @@ class DurableEngine:
                 if not isinstance(error, Exception):
                     raise
                 return results  # type: ignore[return-value]
+            self._remember(written)
             done = [entry for entry in written if not entry.pending]
             if done:
                 self.seq = done[-1].seq
@@ -292,8 +347,34 @@ class DurableEngine:
                 self._head = written[-1] if written else last
         return results  # type: ignore[return-value]
 
+    def _remember(self, entries: list[Entry]) -> None:
+        if not entries:
+            return
+        with self._recent_lock:
+            if self._recent and entries[0].seq != self._recent[-1].seq + 1:
+                self._recent.clear()  # only ever a contiguous run of the log
+            self._recent.extend(entries)
+
+    def recent(self, from_seq: int, limit: int = 500) -> list[Entry] | None:
+        """Up to ``limit`` entries from ``from_seq`` on, from memory, as this instance committed
+        them (what the event streams read); None when ``from_seq`` is older than what is kept
+        (read the log instead). Thread-safe."""
+        with self._recent_lock:
+            if not self._recent:
+                return [] if from_seq > self.seq else None
+            if from_seq < self._recent[0].seq:
+                return None
+            behind = self._recent[-1].seq - from_seq + 1  # entries from from_seq to the last one
+            if behind <= 0:
+                return []
+            entries = list(islice(reversed(self._recent), behind))  # from the end: O(behind)
+        entries.reverse()
+        return entries[:limit]
+
     def _rebuild(self) -> None:
         """The engine applied commands that are not in the log: rebuild it from the log, or stop."""
+        with self._recent_lock:
+            self._recent.clear()
         try:
             self.engine = self._restore(True)
         except Exception:  # noqa: BLE001 - cannot tell the true state: refuse further commands
