@@ -717,3 +717,60 @@ def test_sqlite_checkpoints_in_the_background_and_commits_stay_durable(tmp_path)
     with CommandLog(url) as again:
         assert again.count() == count
         assert state_digest(DurableEngine(again).engine) == digest
+
+
+def test_a_batch_is_staged_while_the_one_before_is_written(open_log, monkeypatch):
+    from solvent.store import BatchItem
+
+    log = open_log()
+    durable = DurableEngine(log)
+    durable.submit_batch([BatchItem(command) for command in perp_venue("v", "hyperliquid", "USDC", "BTC",
+                                                                         [("t", "1000")])])
+    n = log.count()
+    first = durable.stage([BatchItem(Deposit("t", "USDC", "1"), "a")])
+    # Staged, not written: the next batch sees its state and its key.
+    second = durable.stage([BatchItem(Deposit("t", "USDC", "1"), "a"), BatchItem(Deposit("t", "USDC", "2"), "b")])
+    assert log.count() == n and durable.engine.balance("t", "USDC") == D(1003)
+    [one] = durable.commit(first)
+    replay, two = durable.commit(second)
+    assert one.entry.seq == n + 1 and replay.replayed and replay.entry == one.entry and two.entry.seq == n + 2
+    assert log.count() == n + 2 == durable.seq and verify_log(log).entries == n + 2
+
+    # A failed write fails every batch staged after it, and the engine is rebuilt from the log.
+    original = CommandLog.write_entries
+
+    def fail_once(self, entries, after, snapshot_rows=()):
+        monkeypatch.setattr(CommandLog, "write_entries", original)
+        raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(CommandLog, "write_entries", fail_once)
+    lost = durable.stage([BatchItem(Deposit("t", "USDC", "4"), "c")])
+    after = durable.stage([BatchItem(Deposit("t", "USDC", "8"), "d")])
+    assert isinstance(durable.commit(lost)[0].error, StoreError)
+    assert isinstance(durable.commit(after)[0].error, StoreError)  # staged on a state that was not written
+    durable.settle()
+    assert log.count() == n + 2 and durable.engine.balance("t", "USDC") == D(1003)
+    [retry] = durable.submit_batch([BatchItem(Deposit("t", "USDC", "4"), "c")])
+    assert retry.entry.seq == n + 3 and durable.engine.balance("t", "USDC") == D(1007)
+    reopened = DurableEngine(open_log(), use_snapshots=False)
+    assert state_digest(reopened.engine) == state_digest(durable.engine)
+
+
+def test_settle_waits_for_the_commit_in_flight(open_log):
+    import threading
+    import time
+
+    from solvent.store import BatchItem
+
+    log = open_log()
+    durable = DurableEngine(log)
+    staged = durable.stage([BatchItem(command) for command in perp_venue("v", "hyperliquid", "USDC", "BTC",
+                                                                           [("t", "1000")])])
+    settled = threading.Event()
+    waiter = threading.Thread(target=lambda: (durable.settle(), settled.set()))
+    waiter.start()
+    time.sleep(0.05)
+    assert not settled.is_set()  # the engine holds a batch the log does not yet
+    durable.commit(staged)
+    waiter.join(5)
+    assert settled.is_set() and durable.seq == log.count()

@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import queue
 import threading
 from contextlib import asynccontextmanager
 from typing import Any, Awaitable, Callable, Mapping
@@ -51,7 +52,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from ..engine.commands import Command
 from ..store import BatchItem, BatchResult, DurableEngine, Entry, IdempotencyConflict, StoreError, state_digest
-from ..store.durable import NotAttempted, rejection_error
+from ..store.durable import NotAttempted, Staged, rejection_error
 from .keys import ROLES, KeyStore, Principal, key_id
 from .validation import EdgeError, check_references, parse_command, parse_json
 from .views import account_view, event_accounts, text, venue_view
@@ -140,11 +141,14 @@ class Service:
     """The durable engine, its keys, and the one writer thread that makes it single-writer.
 
     Group commit. Requests are validated statelessly and authorized where they arrive, then
-    queued. The writer takes everything waiting (up to :attr:`max_batch`), and under
-    :attr:`lock` (which reads take too, so they never see a state the log does not hold yet)
-    runs :meth:`DurableEngine.submit_batch`: idempotency keys, validation against the live state
-    (each command sees the state the commands before it produced), apply, and one transaction
-    for the whole batch. Only after the commit are the requests answered and the streams woken.
+    queued. The writer takes everything waiting (up to :attr:`max_batch` commands, whole
+    requests), and under :attr:`lock` runs :meth:`DurableEngine.stage`: idempotency keys,
+    validation against the live state (each command sees the state the commands before it
+    produced), apply. The committer thread then writes the batch in one transaction
+    (:meth:`DurableEngine.commit`) while the writer applies the next one; only after the commit
+    are the requests answered and the streams woken. Reads take :attr:`lock` and wait for the
+    commits in flight (:meth:`DurableEngine.settle`), so they never see a state the log does not
+    hold yet.
     """
 
     def __init__(self, url: str, *, snapshot_every: int | None = None, admin_key: str | None = None,
@@ -161,6 +165,8 @@ class Service:
         self._queue: list[_Waiter] = []
         self._queued = threading.Condition(threading.Lock())
         self._writer: threading.Thread | None = None
+        self._committer: threading.Thread | None = None
+        self._staged: queue.Queue = queue.Queue(maxsize=1)  # (waiters, Staged) for the committer; None: stop
         self._closing = False
         self._listeners: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._listeners_lock = threading.Lock()
@@ -171,9 +177,11 @@ class Service:
         with self._queued:
             self._closing = True
             self._queued.notify_all()
-            writer = self._writer
+            writer, committer = self._writer, self._committer
         if writer is not None:
             writer.join(30)
+        if committer is not None:
+            committer.join(30)
         self.durable.close()
 
     # ------------------------------------------------------------ the writer
@@ -184,37 +192,59 @@ class Service:
                 raise StoreError("the service is stopping")
             self._queue.append(waiter)
             if self._writer is None:
+                self._committer = threading.Thread(target=self._commit_loop, name="solvent-committer", daemon=True)
+                self._committer.start()
                 self._writer = threading.Thread(target=self._write_loop, name="solvent-writer", daemon=True)
                 self._writer.start()
             self._queued.notify()
 
     def _write_loop(self) -> None:
-        while True:
-            with self._queued:
-                while not self._queue and not self._closing:
-                    self._queued.wait()
-                if not self._queue:
-                    return
-                taken = size = 0
-                for waiter in self._queue:  # whole requests, up to max_batch commands (at least one request)
-                    if taken and size + len(waiter.items) > self.max_batch:
-                        break
-                    taken += 1
-                    size += len(waiter.items)
-                batch = self._queue[:taken]
-                del self._queue[:taken]
-            self._write(batch)
+        """Stage (apply) what is queued, hand it to the committer, and go on with the next
+        requests while it is written: applying and fsync overlap."""
+        try:
+            while True:
+                with self._queued:
+                    while not self._queue and not self._closing:
+                        self._queued.wait()
+                    if not self._queue:
+                        return
+                    taken = size = 0
+                    for waiter in self._queue:  # whole requests, up to max_batch commands (at least one request)
+                        if taken and size + len(waiter.items) > self.max_batch:
+                            break
+                        taken += 1
+                        size += len(waiter.items)
+                    batch = self._queue[:taken]
+                    del self._queue[:taken]
+                self._staged.put((batch, self._stage(batch)))
+        finally:
+            self._staged.put(None)
 
-    def _write(self, batch: list[_Waiter]) -> None:
+    def _stage(self, batch: list[_Waiter]) -> Staged | list[BatchResult]:
         items = []
         for number, waiter in enumerate(batch):
             group = number if waiter.grouped else None  # a client's batch stops at its first refusal
             items.extend(BatchItem(command, key, group=group) for command, key in waiter.items)
         try:
             with self.lock:
-                results = self.durable.submit_batch(items, check=check_references)
+                return self.durable.stage(items, check=check_references)
         except BaseException as error:  # noqa: BLE001 - answered to every request of the batch
-            results = [BatchResult(error=error) for _ in items]
+            return [BatchResult(error=error) for _ in items]
+
+    def _commit_loop(self) -> None:
+        while True:
+            work = self._staged.get()
+            if work is None:
+                return
+            batch, staged = work
+            try:
+                results = staged if isinstance(staged, list) else self.durable.commit(staged)
+            except BaseException as error:  # noqa: BLE001 - answered to every request of the batch
+                results = [BatchResult(error=error) for waiter in batch for _ in waiter.items]
+            self._answer_batch(batch, results)
+
+    def _answer_batch(self, batch: list[_Waiter], results: list[BatchResult]) -> None:
+        """Wake the streams (entries were committed), then answer each request of the batch."""
         self._notify()
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, list[BatchResult]]]] = {}
         offset = 0
@@ -386,15 +416,22 @@ class Service:
         if principal.role == "account" and principal.account != account:
             raise EdgeError(403, "account", "an account key reads its own account only")
         with self.lock:
+            self.durable.settle()  # no state the log does not hold yet
             engine = self.durable.engine
             if account not in engine.ledger.accounts:
                 raise EdgeError(404, "account", f"unknown account {account!r}")
             return account_view(engine, account)
 
+    def has_account(self, account: str) -> bool:
+        with self.lock:
+            self.durable.settle()
+            return account in self.durable.engine.ledger.accounts
+
     def venue(self, venue: str) -> dict[str, Any]:
         from .validation import venue_exists
 
         with self.lock:
+            self.durable.settle()
             engine = self.durable.engine
             if not venue_exists(engine, venue):
                 raise EdgeError(404, "venue", f"unknown venue {venue!r}")
@@ -402,6 +439,7 @@ class Service:
 
     def state(self) -> dict[str, Any]:
         with self.lock:
+            self.durable.settle()
             return {"seq": self.durable.seq, "digest": state_digest(self.durable.engine), "entries": self.log.count()}
 
 
@@ -632,7 +670,7 @@ def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | 
         if body.role == "account":
             if not body.account:
                 raise EdgeError(422, "account", "an account key needs its account")
-            if body.account not in service.durable.engine.ledger.accounts:
+            if not service.has_account(body.account):
                 raise EdgeError(404, "account", f"unknown account {body.account!r}")
         key = service.keys.add(body.role, account=body.account, venue=body.venue, label=body.label)
         return {"key": key, "id": key_id(key), "role": body.role,

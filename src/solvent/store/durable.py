@@ -24,7 +24,12 @@ Group commit (``submit_batch``, what the service uses): a batch of commands is a
 and written with its outcomes in ONE transaction, before any of them is acknowledged. Nothing is
 pending in between: a crash before the commit leaves none of the batch in the log (and none of it
 was acknowledged); after it, all of it, complete. The single-command path above and the batch
-path write the same log, and replay cannot tell them apart.
+path write the same log, and replay cannot tell them apart. ``submit_batch`` is
+``commit(stage(...))``: :meth:`DurableEngine.stage` applies a batch and builds its entries,
+:meth:`DurableEngine.commit` writes them; the service stages the next batch while the previous
+one is being written (the fsync), and answers a batch only after its commit. A failed write fails
+the batches staged after it too, and the engine is rebuilt from the log before anything else is
+staged; :meth:`DurableEngine.settle` waits for the commits in flight (reads call it).
 
 While rebuilding, every recorded outcome is compared with the recomputed one; a difference
 (:class:`~solvent.store.audit.LogMismatch`) means the log or the code changed underneath, and the
@@ -119,6 +124,18 @@ class BatchResult(NamedTuple):
         return DurableEngine._answer(self.entry)
 
 
+class Staged:
+    """A batch applied to the engine and not written yet (:meth:`DurableEngine.stage`)."""
+
+    __slots__ = ("results", "written", "after", "snapshot_rows", "generation", "applied")
+
+    def __init__(self, results: list, written: list, after: Entry | None, snapshot_rows: list,
+                 generation: int) -> None:
+        self.results, self.written, self.after = results, written, after
+        self.snapshot_rows, self.generation = snapshot_rows, generation
+        self.applied = False  # some command of it was applied to the engine
+
+
 class DurableEngine:
     """The engine plus its log. ``engine`` is the live state; ``seq`` the last entry applied."""
 
@@ -137,7 +154,16 @@ class DurableEngine:
         self._broken: str | None = None
         self._recent: deque[Entry] = deque(maxlen=remember)  # the last entries written, in seq order
         self._recent_lock = threading.Lock()
+        # Staged batches (applied, not yet written; see stage and commit): how many, their keys,
+        # the last seq they reach, and a generation that a failed write ends.
+        self._commit_lock = threading.Lock()
+        self._settled = threading.Condition(threading.Lock())
+        self._in_flight = 0
+        self._inflight_keys: dict[str, Entry] = {}
+        self._generation = 0
+        self._rebuild_needed = False
         self.engine = self._restore(use_snapshots)
+        self._staged_seq = self.seq
 
     # ---------------------------------------------------------------- start
 
@@ -176,6 +202,7 @@ class DurableEngine:
     def submit(self, command: Command, recorded_at: datetime | str | None = None,
                key: str | None = None) -> Submitted:
         """Append, apply, record; see the module docstring. Thread-safe (one command at a time)."""
+        self.settle()
         with self._lock:
             if self._broken:
                 raise StoreError(f"this engine stopped at entry {self._broken}; reopen the log to recover")
@@ -191,7 +218,7 @@ class DurableEngine:
                 # rebuilds from the log and completes the entry) knows the true state again.
                 self._broken = str(entry.seq)
                 raise
-            self.seq = entry.seq
+            self.seq = self._staged_seq = entry.seq
             self._remember([entry])
             if self.snapshot_every and entry.seq % self.snapshot_every == 0:
                 self.log.snapshot(entry.seq, self.engine)
@@ -229,123 +256,206 @@ class DurableEngine:
         commands the log does not hold: it is rebuilt from the log (the batch's items are
         answered with :class:`StoreError`; nothing of them was written).
         """
+        return self.commit(self.stage(items, check=check), settle=True)
+
+    def stage(self, items: Sequence[BatchItem], *,
+              check: Callable[[Engine, Command], None] | None = None) -> "Staged":
+        """The first half of :meth:`submit_batch`: apply the batch to the engine and build its
+        entries, without writing them. :meth:`commit` writes them (call it once per stage, in
+        stage order; one thread may stage the next batch while another commits this one). Until
+        then the engine holds a state the log does not: :meth:`settle` waits for the commits."""
+        with self._lock:
+            if self._rebuild_needed:
+                self._wait_in_flight()  # the batches staged before the failure are written or failed
+                self._rebuild()
+            with self._settled:
+                generation = self._generation
+            staged = Staged([None] * len(items), [], None, [], generation)
+            try:
+                self._stage(staged, items, check)
+            except BaseException:
+                if staged.applied:  # the engine holds commands that will not be written: rebuild it
+                    with self._settled:  # (after the batches staged before this one are written)
+                        self._rebuild_needed = True
+                raise
+            with self._settled:
+                self._in_flight += 1
+            return staged
+
+    def _stage(self, staged: "Staged", items: Sequence[BatchItem],
+               check: Callable[[Engine, Command], None] | None) -> None:
         from .snapshots import FORMAT, dump_engine, state_digest
 
-        results: list[BatchResult | None] = [None] * len(items)
-        with self._lock:
-            if self._broken:
-                error = StoreError(f"this engine stopped at entry {self._broken}; reopen the log to recover")
-                return [BatchResult(error=error) for _ in items]
-            prepared: list[tuple[str, Command] | None] = []
-            for index, item in enumerate(items):
-                try:
-                    data = record(item.command)
-                    payload = canonical(data)
-                    # What replay applies: the command decoded from its payload. When every field is
-                    # a str, int, bool or None, that is the command itself (JSON round-trips them).
-                    same = all(type(value) in _SCALARS for value in data.values())
-                    prepared.append((payload, item.command if same else command_from_dict(json.loads(payload))))
-                except Exception as error:  # noqa: BLE001 - this item only: it must decode to be logged
-                    prepared.append(None)
-                    results[index] = BatchResult(error=error)
-            # The head as this instance last wrote it (re-read after any other kind of write); if
-            # another writer appended since, the insert of the next seq fails: nothing is forked.
-            head_known = self._head is not _UNKNOWN
-            last, known = self.log.head_and_keys((item.key for item in items if item.key is not None),
-                                                 head=not head_known)
-            if head_known:
-                last = self._head
-            if last is not None and last.pending:
-                error = PendingEntry(f"entry {last.seq} has no outcome yet: reopen the log to complete it")
-                return [BatchResult(error=error) for _ in items]
-            if (0 if last is None else last.seq) != self.seq:
-                error = StoreError(f"another writer appended to {redacted(self.log.url)}: one writer per log")
-                return [BatchResult(error=error) for _ in items]
-            previous, seq = (GENESIS, 0) if last is None else (last.hash, last.seq)
-            now = timestamp_text(None)  # one commit, one time, unless an item brings its own
-            written: list[Entry] = []
-            snapshot_rows: list[dict[str, Any]] = []
-            stopped: BaseException | None = None
-            refused: dict[int, int] = {}  # group -> the position (within its group) of its refused item
-            position: dict[int, int] = {}  # group -> items of it seen so far
-            for index, item in enumerate(items):
-                group = item.group
+        results = staged.results  # (called under self._lock)
+        if self._broken:
+            error = StoreError(f"this engine stopped at entry {self._broken}; reopen the log to recover")
+            staged.results = [BatchResult(error=error) for _ in items]
+            return
+        prepared: list[tuple[str, Command] | None] = []
+        for index, item in enumerate(items):
+            try:
+                data = record(item.command)
+                payload = canonical(data)
+                # What replay applies: the command decoded from its payload. When every field is
+                # a str, int, bool or None, that is the command itself (JSON round-trips them).
+                same = all(type(value) in _SCALARS for value in data.values())
+                prepared.append((payload, item.command if same else command_from_dict(json.loads(payload))))
+            except Exception as error:  # noqa: BLE001 - this item only: it must decode to be logged
+                prepared.append(None)
+                results[index] = BatchResult(error=error)
+        # The head as this instance last staged it (re-read after any other kind of write); if
+        # another writer appended since, the insert of the next seq fails: nothing is forked.
+        # Keys of staged batches not written yet are known here, not in the log.
+        head_known = self._head is not _UNKNOWN
+        with self._settled:
+            inflight = dict(self._inflight_keys)
+        wanted = [item.key for item in items if item.key is not None and item.key not in inflight]
+        last, known = self.log.head_and_keys(wanted, head=not head_known)
+        known.update((item.key, inflight[item.key]) for item in items if item.key in inflight)
+        if head_known:
+            last = self._head
+        staged.after = last
+        if last is not None and last.pending:
+            error = PendingEntry(f"entry {last.seq} has no outcome yet: reopen the log to complete it")
+            staged.results = [BatchResult(error=error) for _ in items]
+            return
+        if (0 if last is None else last.seq) != self._staged_seq:
+            error = StoreError(f"another writer appended to {redacted(self.log.url)}: one writer per log")
+            staged.results = [BatchResult(error=error) for _ in items]
+            return
+        previous, seq = (GENESIS, 0) if last is None else (last.hash, last.seq)
+        now = timestamp_text(None)  # one commit, one time, unless an item brings its own
+        written = staged.written
+        snapshot_rows = staged.snapshot_rows
+        stopped: BaseException | None = None
+        refused: dict[int, int] = {}  # group -> the position (within its group) of its refused item
+        position: dict[int, int] = {}  # group -> items of it seen so far
+        for index, item in enumerate(items):
+            group = item.group
+            if group is not None:
+                at = position[group] = position.get(group, -1) + 1
+                if group in refused:
+                    results[index] = BatchResult(error=NotAttempted(refused[group]))
+                    continue
+            if results[index] is not None:
                 if group is not None:
-                    at = position[group] = position.get(group, -1) + 1
-                    if group in refused:
-                        results[index] = BatchResult(error=NotAttempted(refused[group]))
-                        continue
-                if results[index] is not None:
+                    refused[group] = at
+                continue
+            if stopped is not None:
+                results[index] = BatchResult(error=StoreError(
+                    f"this engine stopped at entry {self._broken}; reopen the log to recover"))
+                continue
+            payload, command = prepared[index]
+            if item.key is not None and item.key in known:
+                original = known[item.key]
+                if original.payload != payload:
+                    results[index] = BatchResult(error=IdempotencyConflict(
+                        f"idempotency key {item.key!r} already names entry {original.seq} ({original.kind}), "
+                        "a different command"))
+                    if group is not None:
+                        refused[group] = at
+                else:
+                    results[index] = BatchResult(original, replayed=True)
+                continue
+            if check is not None:
+                try:
+                    check(self.engine, command)
+                except Exception as error:  # noqa: BLE001 - refused at the edge: nothing written
+                    results[index] = BatchResult(error=error)
                     if group is not None:
                         refused[group] = at
                     continue
-                if stopped is not None:
-                    results[index] = BatchResult(error=StoreError(
-                        f"this engine stopped at entry {self._broken}; reopen the log to recover"))
-                    continue
-                payload, command = prepared[index]
-                if item.key is not None and item.key in known:
-                    original = known[item.key]
-                    if original.payload != payload:
-                        results[index] = BatchResult(error=IdempotencyConflict(
-                            f"idempotency key {item.key!r} already names entry {original.seq} ({original.kind}), "
-                            "a different command"))
-                        if group is not None:
-                            refused[group] = at
-                    else:
-                        results[index] = BatchResult(original, replayed=True)
-                    continue
-                if check is not None:
-                    try:
-                        check(self.engine, command)
-                    except Exception as error:  # noqa: BLE001 - refused at the edge: nothing written
-                        results[index] = BatchResult(error=error)
-                        if group is not None:
-                            refused[group] = at
-                        continue
-                seq += 1
-                when = now if item.recorded_at is None else timestamp_text(item.recorded_at)
-                digest = command_hash(previous, seq, when, item.key, command.kind, payload)
-                try:
-                    outcome = outcome_text(self.engine, command)
-                except BaseException as error:  # a defect: written pending, see the docstring
-                    written.append(Entry(seq, when, item.key, command.kind, payload, previous, digest, None, None))
-                    self._broken = str(seq)
-                    stopped = error
-                    results[index] = BatchResult(error=error)
-                    continue
-                entry = Entry(seq, when, item.key, command.kind, payload, previous, digest, outcome,
-                              entry_hash(digest, outcome))
-                written.append(entry)
-                previous = entry.hash
-                results[index] = BatchResult(entry)
-                if item.key is not None:
-                    known[item.key] = entry
-                if self.snapshot_every and seq % self.snapshot_every == 0:
-                    snapshot_rows.append({"seq": seq, "taken_at": timestamp_text(None), "format": FORMAT,
-                                          "state": dump_engine(self.engine), "digest": state_digest(self.engine)})
+            seq += 1
+            staged.applied = True
+            when = now if item.recorded_at is None else timestamp_text(item.recorded_at)
+            digest = command_hash(previous, seq, when, item.key, command.kind, payload)
             try:
-                self._head = _UNKNOWN
-                self.log.write_entries(written, last, snapshot_rows)
-            except BaseException as error:
-                if written:
-                    self._rebuild()
-                fresh = {entry.seq for entry in written}
-                failure = error if isinstance(error, StoreError) else StoreError(
-                    f"the log could not be written: {type(error).__name__}: {error}")
-                for index, result in enumerate(results):
-                    if result is not None and result.entry is not None and result.entry.seq in fresh:
-                        results[index] = BatchResult(error=failure)
-                if not isinstance(error, Exception):
-                    raise
-                return results  # type: ignore[return-value]
-            self._remember(written)
-            done = [entry for entry in written if not entry.pending]
-            if done:
-                self.seq = done[-1].seq
-            if not written or not written[-1].pending:
-                self._head = written[-1] if written else last
+                outcome = outcome_text(self.engine, command)
+            except BaseException as error:  # a defect: written pending, see the docstring
+                written.append(Entry(seq, when, item.key, command.kind, payload, previous, digest, None, None))
+                self._broken = str(seq)
+                stopped = error
+                results[index] = BatchResult(error=error)
+                continue
+            entry = Entry(seq, when, item.key, command.kind, payload, previous, digest, outcome,
+                          entry_hash(digest, outcome))
+            written.append(entry)
+            previous = entry.hash
+            results[index] = BatchResult(entry)
+            if item.key is not None:
+                known[item.key] = entry
+            if self.snapshot_every and seq % self.snapshot_every == 0:
+                snapshot_rows.append({"seq": seq, "taken_at": timestamp_text(None), "format": FORMAT,
+                                      "state": dump_engine(self.engine), "digest": state_digest(self.engine)})
+        fresh = {}
+        for entry in written:
+            if entry.idempotency_key is not None and not entry.pending:
+                fresh[entry.idempotency_key] = entry
+        with self._settled:
+            self._inflight_keys.update(fresh)
+        if written:
+            self._staged_seq = written[-1].seq
+            self._head = _UNKNOWN if written[-1].pending else written[-1]
+
+    def commit(self, staged: "Staged", *, settle: bool = False) -> list[BatchResult]:
+        """Write a staged batch in ONE transaction and return its results (see
+        :meth:`submit_batch`). If an earlier staged batch could not be written, nothing of this
+        one is either (its items answer StoreError), and the engine is rebuilt from the log by
+        the next :meth:`stage` or :meth:`settle`."""
+        results, written = staged.results, staged.written
+        try:
+            with self._commit_lock:
+                try:
+                    if staged.generation != self._generation:
+                        raise StoreError("an earlier batch could not be written: this one was not either")
+                    self.log.write_entries(written, staged.after, staged.snapshot_rows)
+                except BaseException as error:
+                    if written:
+                        with self._settled:
+                            if staged.generation == self._generation:
+                                self._generation += 1  # every batch staged after this one fails too
+                            self._rebuild_needed = True
+                    ours = {entry.seq for entry in written}
+                    failure = error if isinstance(error, StoreError) else StoreError(
+                        f"the log could not be written: {type(error).__name__}: {error}")
+                    for index, result in enumerate(results):
+                        if result is not None and result.entry is not None and result.entry.seq in ours \
+                                and not result.replayed:
+                            results[index] = BatchResult(error=failure)
+                    if not isinstance(error, Exception):
+                        raise
+                    return results  # type: ignore[return-value]
+                self._remember(written)
+                done = [entry for entry in written if not entry.pending]
+                if done:
+                    self.seq = done[-1].seq
+        finally:
+            with self._settled:
+                for entry in written:
+                    key = entry.idempotency_key
+                    if key is not None and self._inflight_keys.get(key) is entry:
+                        del self._inflight_keys[key]
+                self._in_flight -= 1
+                self._settled.notify_all()
+            if settle:
+                self.settle()
         return results  # type: ignore[return-value]
+
+    def settle(self) -> None:
+        """Wait until every staged batch is committed (or failed); after a failed write, rebuild
+        the engine from the log. Then the engine's state is the log's."""
+        if self._wait_in_flight():
+            with self._lock:
+                if self._rebuild_needed:
+                    self._wait_in_flight()
+                    self._rebuild()
+
+    def _wait_in_flight(self) -> bool:
+        """Wait until no staged batch is waiting for its commit; True if a rebuild is needed."""
+        with self._settled:
+            while self._in_flight:
+                self._settled.wait()
+            return self._rebuild_needed
 
     def _remember(self, entries: list[Entry]) -> None:
         if not entries:
@@ -372,13 +482,19 @@ class DurableEngine:
         return entries[:limit]
 
     def _rebuild(self) -> None:
-        """The engine applied commands that are not in the log: rebuild it from the log, or stop."""
+        """The engine applied commands that are not in the log: rebuild it from the log, or stop.
+        (Under ``self._lock``, with no batch in flight.)"""
         with self._recent_lock:
             self._recent.clear()
+        with self._settled:
+            self._rebuild_needed = False
+            self._inflight_keys.clear()
+        self._head = _UNKNOWN
         try:
             self.engine = self._restore(True)
         except Exception:  # noqa: BLE001 - cannot tell the true state: refuse further commands
             self._broken = str(self.seq + 1)
+        self._staged_seq = self.seq
 
     @staticmethod
     def _answer(entry: Entry) -> Submitted:
@@ -395,6 +511,7 @@ class DurableEngine:
 
     def snapshot(self) -> str:
         """Snapshot the engine at the last applied entry; returns the state digest."""
+        self.settle()
         with self._lock:
             if self.seq == 0:
                 raise StoreError("nothing to snapshot: the log is empty")
