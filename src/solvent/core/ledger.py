@@ -291,11 +291,12 @@ class Ledger:
         """A match between two accounts, applied to both or to neither; fees go to ``fee_pool``."""
         if buyer == seller:
             raise InvalidInput("seller", "an account cannot trade with itself")
-        plans = [
-            self._plan_fill(buyer, market, Side.LONG, size, price, buyer_fee, buyer_mode, buyer_hedge_side, "buyer"),
-            self._plan_fill(seller, market, Side.SHORT, size, price, seller_fee, seller_mode, seller_hedge_side, "seller"),
-        ]
-        return tuple(self._commit(plan, fee_pool) for plan in plans)  # type: ignore[return-value]
+        bought = self._plan_fill(buyer, market, Side.LONG, size, price, buyer_fee, buyer_mode, buyer_hedge_side,
+                                 "buyer")
+        # The same size and price for the seller: its plan reuses the lots and the notional.
+        sold = self._plan_fill(seller, market, Side.SHORT, size, price, seller_fee, seller_mode, seller_hedge_side,
+                               "seller", matched=(abs(bought[3]), bought[4]))
+        return self._commit(bought, fee_pool), self._commit(sold, fee_pool)
 
     def apply_fill(
         self,
@@ -352,13 +353,19 @@ class Ledger:
             self._touch(account_id)
             self._commit((other, market, key, -signed, notional, 0, MarginMode.CROSS, None))
 
-    def _plan_fill(self, account_id, market_symbol, side, size, price, fee, margin_mode, hedge_side, where):
+    def _plan_fill(self, account_id, market_symbol, side, size, price, fee, margin_mode, hedge_side, where,
+                   matched: tuple[int, int] | None = None):
+        """Validate one side of a fill; ``matched``: the (lots, notional) the other side already
+        validated for the same size and price."""
         account = self.account(account_id)
         market = self.market(market_symbol)
-        size = positive(size, f"{where}.size")
-        price = positive(price, f"{where}.price")
         fee_amount = non_negative(fee, f"{where}.fee")
-        lots = market.lots(size, f"{where}.size")
+        if matched is None:
+            size = positive(size, f"{where}.size")
+            price = positive(price, f"{where}.price")
+            lots = market.lots(size, f"{where}.size")
+        else:
+            lots = matched[0]
         if account.position_mode is PositionMode.HEDGE:
             if hedge_side is None:
                 raise InvalidInput(f"{where}.hedge_side", "required for an account in hedge mode (long or short leg)")
@@ -374,8 +381,8 @@ class Ledger:
             new_lots = held + signed
             if new_lots != 0 and (new_lots > 0) != (hedge_side is Side.LONG):
                 raise InvalidInput(f"{where}.size", f"would turn the {hedge_side} leg of {market.symbol} to the other side")
-        notional = self.fill_notional(market, lots, price)
-        fee_units = to_units(fee_amount, self.asset(market.settle).decimals, rounding=ROUND_CEILING)
+        notional = self.fill_notional(market, lots, price) if matched is None else matched[1]
+        fee_units = to_units(fee_amount, self.asset(market.settle).decimals, rounding=ROUND_CEILING) if fee_amount else 0
         return (account, market, key, signed, notional, fee_units, margin_mode, hedge_side)
 
     def _commit(self, plan, fee_pool: str = "fee_pool") -> FillResult:
