@@ -125,7 +125,7 @@ def _position_margin(view: PositionView, position: Position, liquidation_price: 
         notional=notional,
         unrealized_pnl=view.pnl_at(view.mark_price),
         initial_margin=initial,
-        maintenance_margin=view.maintenance_at(view.mark_price),
+        maintenance_margin=view.margin.maintenance_margin(notional, view.size),  # view.maintenance_at(mark)
         margin_mode=position.margin_mode,
         liquidation_price=liquidation_price,
     )
@@ -190,13 +190,11 @@ def account_margin(
 
 
 def _pool(account: str, settle: str, market: str | None, collateral: Decimal, margins: list[PositionMargin]) -> PoolMargin:
-    return PoolMargin(
-        account=account,
-        settle=settle,
-        isolated_market=market,
-        collateral=collateral,
-        unrealized_pnl=sum((m.unrealized_pnl for m in margins), ZERO),
-        initial_margin=sum((m.initial_margin for m in margins), ZERO),
-        maintenance_margin=sum((m.maintenance_margin for m in margins), ZERO),
-        positions=tuple(margins),
-    )
+    upnl = initial = maintenance = ZERO
+    for margin in margins:
+        upnl += margin.unrealized_pnl
+        initial += margin.initial_margin
+        maintenance += margin.maintenance_margin
+    return PoolMargin(account=account, settle=settle, isolated_market=market, collateral=collateral,
+                      unrealized_pnl=upnl, initial_margin=initial, maintenance_margin=maintenance,
+                      positions=tuple(margins))
