@@ -18,6 +18,7 @@ refusal is recorded with its reason (the log is the history of what was asked) a
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import MISSING, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
@@ -25,7 +26,6 @@ from typing import Any, NamedTuple
 from ..engine import Engine  # noqa: F401 - registers every command kind (lending included)
 from ..engine.commands import COMMANDS, Command
 from ..engine.lending import registry as lending_registry
-from ..store.canonical import record
 
 ABSURD = Decimal("1e24")
 MAX_DIGITS = 40
@@ -101,9 +101,18 @@ def _walk(value: Any, path: str) -> None:
         raise EdgeError(422, path or None, f"floats are not accepted ({value}): pass the decimal string \"{value}\"")
 
 
+# A plain decimal (at most 20 integer and 18 fractional digits): finite, |x| < 1e24, fewer than 40
+# digits and never negative, so only its sign is left to check (the common case, without Decimal).
+PLAIN_DECIMAL = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,18})?")
+
+
 def _decimal(value: Any, field: str, *, sign: str) -> None:
     if not isinstance(value, str):
         raise EdgeError(422, field, f"expected a decimal string, got {type(value).__name__}")
+    if PLAIN_DECIMAL.fullmatch(value):
+        if sign == "positive" and not value.strip("0.").strip("."):
+            raise EdgeError(422, field, f"must be positive, got {value!r}")
+        return
     if value.strip().lower() == "max" and field.split(".")[0] in MAY_BE_MAX:
         return
     try:
@@ -231,9 +240,24 @@ def venue_exists(engine: Engine, name: str) -> bool:
     return name in engine.venues or name in lending_registry(engine)
 
 
+class _Fields:
+    """A command's fields read as a mapping (``get`` and ``[]``), without copying them."""
+
+    __slots__ = ("command",)
+
+    def __init__(self, command: Command) -> None:
+        self.command = command
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return getattr(self.command, name, default)
+
+    def __getitem__(self, name: str) -> Any:
+        return getattr(self.command, name)
+
+
 def check_references(engine: Engine, command: Command) -> None:
     """Unknown ids (404), duplicates and out-of-order time (409), against the live engine."""
-    data = record(command)
+    data = _Fields(command)
     kind = command.kind
     venue = data.get("venue")
     if kind == "create_venue":
