@@ -106,3 +106,18 @@ def test_a_run_that_deleverages_reports_a_finite_excess(rule):
         assert metrics.adl_excess_over_pro_rata == 0
     else:  # traders entered at different prices: Binance's queue takes more PnL than pro-rata would
         assert metrics.adl_excess_over_pro_rata > 0
+
+
+def test_the_queue_order_equals_the_exact_sort_even_where_floats_tie():
+    """Scores a float cannot tell apart are still ranked exactly (and then by account)."""
+    import random
+    from fractions import Fraction
+
+    rng = random.Random(4)
+    base = Fraction(1, 3)
+    scores = [base + Fraction(rng.randint(-3, 3), 10**30) for _ in range(60)]  # equal as floats
+    scores += [Fraction(rng.randint(1, 10**6), rng.randint(1, 10**6)) for _ in range(60)]
+    scored = [(adl.AdlCandidate(account=f"a{index:03d}", size=D(1), score=score), score)
+              for index, score in enumerate(scores)]
+    rng.shuffle(scored)
+    assert adl._ranked(scored) == sorted(scored, key=lambda pair: (-pair[1], pair[0].account))

@@ -109,6 +109,7 @@ class Engine:
         self.notional_this_block: dict[tuple[str, str], Decimal] = {}
         self.liquidated_in_block: dict[tuple[str, str], int] = {}  # (account, market) → block
         self.commands_applied = 0
+        self._adl_candidates: dict = {}  # ADL rankings valued during the current command (a cache)
         self._handlers: dict[type, Callable[[c.Command], list[e.Event]]] = {
             c.CreateVenue: self._create_venue,
             c.CreateMarket: self._create_market,
@@ -134,6 +135,7 @@ class Engine:
         handler = self._handlers.get(type(command))
         if handler is None:
             raise CommandRejected(getattr(command, "kind", type(command).__name__), "unknown command")
+        self._adl_candidates.clear()  # valued at the previous command's marks
         try:
             events = handler(command)
         except CommandRejected:

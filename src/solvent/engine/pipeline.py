@@ -26,6 +26,7 @@ venue's preset (:class:`~solvent.engine.config.VenueRules`):
 from __future__ import annotations
 
 from bisect import bisect_right
+from dataclasses import replace
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_UP, Decimal
 from typing import TYPE_CHECKING
 
@@ -804,7 +805,7 @@ def _auto_deleverage(engine: "Engine", venue: "VenueState", account: str, positi
         for other in ledger.accounts[holder].open_positions():
             if other.market != position.market or other.side is not opposite:
                 continue
-            candidates.append(_candidate(engine, holder, other))
+            candidates.append(_candidate(engine, holder, other, rules.adl_rule))
     if not candidates:
         return [e.LiquidationPaused(account, venue.name, f"no counterparty to deleverage on {_symbol(position.market)}")]
     lot = Decimal(1).scaleb(-market.size_decimals)
@@ -828,7 +829,24 @@ def _auto_deleverage(engine: "Engine", venue: "VenueState", account: str, positi
     return events
 
 
-def _candidate(engine: "Engine", holder: str, position: Position) -> adl.AdlCandidate:
+def _candidate(engine: "Engine", holder: str, position: Position, rule: str) -> adl.AdlCandidate:
+    """The holder's position as the ADL ranking sees it, with its score under a ranked ``rule``.
+    Kept for the rest of the command while the account is unchanged (one price update may
+    deleverage many times against the same book)."""
+    account = engine.ledger.accounts[holder]
+    state = (tuple(account.balances.items()), tuple((p.market, p.lots, p.cost) for p in account.positions.values()))
+    key = (holder, position.market, position.side)
+    cached = engine._adl_candidates.get(key)
+    if cached is not None and cached[0] == state:
+        return cached[1]
+    candidate = _rank_candidate(engine, holder, position)
+    if rule in adl.RANKED_RULES:
+        candidate = replace(candidate, score=adl.score(rule, candidate))
+    engine._adl_candidates[key] = (state, candidate)
+    return candidate
+
+
+def _rank_candidate(engine: "Engine", holder: str, position: Position) -> adl.AdlCandidate:
     ledger = engine.ledger
     market = ledger.markets[position.market]
     settle = market.settle

@@ -71,7 +71,7 @@ class AdlCandidate:
     account: str
     size: Decimal
     side: Side | None = None
-    score: Decimal | None = None
+    score: Decimal | Fraction | None = None  # a Fraction: the rule's own score, computed once (the engine)
     upnl: Decimal | None = None
     wallet_balance: Decimal | None = None
     maintenance_margin: Decimal | None = None
@@ -278,8 +278,7 @@ def queue_order(rule: str, candidates: Sequence[AdlCandidate], *, offset: int | 
     """Candidates in the order they would be closed, with their scores (None for ``dydx``)."""
     if rule in RANKED_RULES:
         scored = [(candidate, score(rule, candidate)) for candidate in candidates]
-        # High score first; equal scores by account id so the order never depends on input order.
-        return sorted(scored, key=lambda pair: (-pair[1], pair[0].account))
+        return _ranked(scored)
     if rule == "dydx":
         if offset is None:
             raise InvalidInput("offset", "the dydx rule needs the pseudorandom offset drawn by the engine")
@@ -289,6 +288,32 @@ def queue_order(rule: str, candidates: Sequence[AdlCandidate], *, offset: int | 
         ordered = list(candidates[start:]) + list(candidates[:start])
         return [(candidate, None) for candidate in ordered]
     raise InvalidInput("rule", f"expected one of {', '.join(RULES)}, got {rule!r}")
+
+
+def _exact_key(pair: tuple[AdlCandidate, Fraction]):
+    # High score first; equal scores by account id so the order never depends on input order.
+    return (-pair[1], pair[0].account)
+
+
+def _ranked(scored: list[tuple[AdlCandidate, Fraction]]) -> list[tuple[AdlCandidate, Fraction]]:
+    """``sorted(scored, key=_exact_key)``, sorting by the scores' floats first. A Fraction's float
+    is correctly rounded, so rounding never reverses two scores: only candidates whose floats are
+    equal may be out of order, and each such run is sorted again by the exact key."""
+    try:
+        approximate = [float(fraction) for _, fraction in scored]
+    except OverflowError:
+        return sorted(scored, key=_exact_key)
+    order = sorted(range(len(scored)), key=lambda index: (-approximate[index], scored[index][0].account))
+    ranked: list[tuple[AdlCandidate, Fraction]] = []
+    start = 0
+    while start < len(order):
+        end = start + 1
+        while end < len(order) and approximate[order[end]] == approximate[order[start]]:
+            end += 1
+        run = [scored[index] for index in order[start:end]]
+        ranked.extend(sorted(run, key=_exact_key) if len(run) > 1 else run)
+        start = end
+    return ranked
 
 
 def _scaled(value: Decimal, exponent: int) -> int:

@@ -39,7 +39,8 @@ from .. import __version__
 FORMAT = f"pickle-5/solvent-{__version__}"
 
 # Attributes that are not state: caches, and back references to the engine from the objects it holds.
-SKIPPED = frozenset({"_handlers", "_screen", "touched", "changed", "settle_assets"})
+TRANSIENT = frozenset({"_handlers", "_screen", "_adl_candidates"})  # rebuilt by the engine itself
+SKIPPED = TRANSIENT | {"touched", "changed", "settle_assets"}
 BACK_REFERENCES = frozenset({"engine", "ledger"})  # skipped on every object but the engine itself
 
 
@@ -51,7 +52,7 @@ def _rebuild_engine(cls: type) -> Engine:
 
 
 def _reduce_engine(engine: Engine):
-    state = {name: value for name, value in vars(engine).items() if name not in ("_handlers", "_screen")}
+    state = {name: value for name, value in vars(engine).items() if name not in TRANSIENT}
     # (callable, args, state): the object exists (and is memoized) before its state is unpickled,
     # so the lending venues' back references to the engine resolve to it.
     return _rebuild_engine, (type(engine),), state
