@@ -541,3 +541,33 @@ def test_batches_against_a_real_server_killed_at_random_points_lose_nothing_and_
     seqs = [seq for number in range(len(batches)) for seq in acknowledged[number]]
     assert seqs == list(range(1, len(commands) + 1))  # once each, in order, a batch's seqs consecutive
     assert state["entries"] == len(commands) and state["digest"] == state_digest(fresh)
+
+
+def test_plain_decimal_strings_get_the_same_verdict_as_the_decimal_path():
+    """The fast path for plain decimal strings refuses exactly what Decimal's checks refuse."""
+    from decimal import Decimal
+
+    from solvent.service import validation
+
+    def by_decimal(value, sign):
+        number = Decimal(value)
+        return (number.is_finite() and abs(number) <= validation.ABSURD
+                and len(number.as_tuple().digits) <= validation.MAX_DIGITS
+                and not (sign == "positive" and number <= 0))
+
+    rng = random.Random(5)
+    values = ["0", "0.0", "00", "0.000", "000.0001", "1", "0.001", "60000", "9" * 20, "1" + "0" * 19,
+              "0." + "0" * 18, "0." + "0" * 17 + "1"]
+    for _ in range(2000):
+        whole = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 20)))
+        fraction = "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 18)))
+        values.append(whole + ("." + fraction if fraction else ""))
+    for value in values:
+        assert validation.PLAIN_DECIMAL.fullmatch(value)
+        for sign in ("positive", "non_negative", "any"):
+            try:
+                validation._decimal(value, "size", sign=sign)
+                accepted = True
+            except validation.EdgeError:
+                accepted = False
+            assert accepted == by_decimal(value, sign), (value, sign)
