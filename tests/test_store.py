@@ -364,6 +364,7 @@ def test_verify_rederives_that_each_liquidated_account_was_liquidatable(open_log
     healthy = pipeline._liquidatable
     monkeypatch.setattr(pipeline, "_liquidatable",
                         lambda engine, venue, pool: pool.equity < 2 * pool.maintenance_margin)
+    monkeypatch.setattr(pipeline, "_clearly_safe", lambda engine, venue, account: False)  # reach the defect
     build(log, commands)
     assert "liquidation_started" in log.last().outcome
     with pytest.raises(LogMismatch) as failed:

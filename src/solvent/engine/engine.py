@@ -110,6 +110,7 @@ class Engine:
         self.liquidated_in_block: dict[tuple[str, str], int] = {}  # (account, market) → block
         self.commands_applied = 0
         self._adl_candidates: dict = {}  # ADL rankings valued during the current command (a cache)
+        self._schedules: dict[str, MarketSchedule] = {}  # float maintenance schedules (a cache)
         self._handlers: dict[type, Callable[[c.Command], list[e.Event]]] = {
             c.CreateVenue: self._create_venue,
             c.CreateMarket: self._create_market,
@@ -160,6 +161,15 @@ class Engine:
     def model(self, market_key: str) -> MarginModel:
         venue = self.venues[market_key.split(PROTOCOL_SEPARATOR, 1)[0]]
         return venue.models[market_key]
+
+    def schedule(self, market_key: str) -> MarketSchedule:
+        """The market's maintenance schedule as floats (for screening; follows its current model)."""
+        model = self.model(market_key)
+        cached = self._schedules.get(market_key)
+        if cached is None or cached.model is not model:
+            cached = self._schedules[market_key] = MarketSchedule.of(
+                model, self.ledger.markets[market_key].kind is ContractKind.INVERSE)
+        return cached
 
     def venue_of_market(self, market_key: str) -> VenueState:
         return self.venues[market_key.split(PROTOCOL_SEPARATOR, 1)[0]]
@@ -348,7 +358,7 @@ class Engine:
         # Applied: register the accounts, then value exactly those that may be at risk (floats
         # pick them, with a margin; the pipeline decides).
         market = self.ledger.markets[key]
-        schedule = MarketSchedule.of(self.model(key), market.kind is ContractKind.INVERSE)
+        schedule = self.schedule(key)
         scale = 10.0 ** self.ledger.assets[market.settle].decimals
         base, quantity, sizes = [], [], []
         for account in command.accounts:

@@ -30,7 +30,7 @@ from dataclasses import replace
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_UP, Decimal
 from typing import TYPE_CHECKING
 
-from ..core.domain import ContractKind, Side
+from ..core.domain import ContractKind, MarginMode, Side
 from ..core.errors import InvalidInput, SolventError
 from ..core.ledger import Position
 from ..policies import adl
@@ -118,8 +118,54 @@ def evaluate(engine: "Engine", accounts) -> list[e.Event]:
     return events
 
 
+SAFE_MARGIN = 1e-9  # relative: a float valuation this far from the warning ratio is not re-checked
+
+
+def _clearly_safe(engine: "Engine", venue: "VenueState", account: str) -> bool:
+    """True when floats show every cross pool of the account well inside its warning ratio and
+    the engine holds it neither in a margin call nor in liquidation: valuing it exactly would
+    change nothing. Anything the floats do not cover (isolated positions, a size-dependent rate)
+    answers False and goes to the exact path."""
+    holder = engine.ledger.accounts[account]
+    if any((account, settle) in engine.margin_called or (account, settle) in engine.liquidating
+           for settle in engine.ledger.settle_assets) or not holder.positions:
+        return False
+    ledger = engine.ledger
+    pools: dict[str, list[float]] = {}  # settle → [equity, maintenance, scale]
+    for position in holder.positions.values():
+        if not position.lots:
+            continue
+        if position.margin_mode is not MarginMode.CROSS:
+            return False
+        market = ledger.markets[position.market]
+        schedule = engine.schedule(position.market)
+        if schedule.size_dependent:
+            return False
+        settle = market.settle
+        scale = 10.0 ** ledger.assets[settle].decimals
+        pool = pools.get(settle)
+        if pool is None:
+            pool = pools[settle] = [holder.balances.get(settle, 0) / scale, 0.0, 0.0]
+        quantity = position.lots / 10.0 ** market.size_decimals * float(market.contract_size)
+        x = float(engine.marks[position.market])
+        x = 1.0 / x if schedule.inverse else x
+        notional = abs(quantity) * x
+        tier = max(bisect_right(schedule.floor_list, notional) - 1, 0)
+        maintenance = notional * schedule.rates[tier] - schedule.deductions[tier]
+        pool[0] += quantity * (-x if schedule.inverse else x) - ledger.signed_cost(position) / scale
+        pool[1] += maintenance
+        pool[2] += notional + abs(maintenance)
+    warning = min(float(venue.rules.warning_ratio), 1.0)
+    for equity, maintenance, scale in pools.values():
+        if maintenance > 0 and maintenance >= warning * equity - SAFE_MARGIN * (scale + abs(equity) + 1.0):
+            return False
+    return True
+
+
 def _evaluate_account(engine: "Engine", account: str) -> list[e.Event]:
     venue = engine.venues[engine.home_venue[account]]
+    if _clearly_safe(engine, venue, account):
+        return []
     events: list[e.Event] = []
     for pool in cross_pools(engine, account):
         key = (account, pool.settle)

@@ -33,7 +33,7 @@ import numpy as np
 from ..core.domain import ContractKind, MarginMode
 from ..core.errors import InvalidInput
 from ..screening import ColumnarBook, Screener
-from ..screening.thresholds import MarketSchedule, ThresholdIndex, at_risk, breakpoints
+from ..screening.thresholds import ThresholdIndex, at_risk, breakpoints
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import Engine
@@ -46,7 +46,6 @@ class EngineScreen:
         self.engine = engine
         self.stale_fraction = stale_fraction
         self.index: ThresholdIndex | None = None
-        self.schedules: dict[str, MarketSchedule] = {}
         self.complex: set[str] = set()  # accounts the index cannot hold
         self.complex_stale: set[str] = set()  # complex accounts changed since the columnar copy
         self.book: ColumnarBook | None = None  # columnar copy of the complex accounts
@@ -59,12 +58,6 @@ class EngineScreen:
         self.book = self.screener = None
 
     # ------------------------------------------------------------------ single-position pools
-
-    def _schedule(self, key: str) -> MarketSchedule:
-        if key not in self.schedules:
-            self.schedules[key] = MarketSchedule.of(self.engine.model(key),
-                                                    self.engine.ledger.markets[key].kind is ContractKind.INVERSE)
-        return self.schedules[key]
 
     def _enter(self, accounts: Iterable[str]) -> set[str]:
         """(Re-)enter accounts: single-position pools into the index, the others to ``complex``.
@@ -120,7 +113,7 @@ class EngineScreen:
                 entry[3].append(warning)
                 entry[4].append(abs(size))
         for key, (owners, base, quantity, warning, sizes) in rows.items():
-            schedule = self._schedule(key)
+            schedule = self.engine.schedule(key)
             rates = schedule.size_rates(sizes)
             base_, quantity_, warning_ = np.array(base), np.array(quantity), np.array(warning)
             points, which = breakpoints(schedule, base_, quantity_, warning_, rates)
@@ -171,7 +164,7 @@ class EngineScreen:
             return None
         if self.index is None:
             self.index = ThresholdIndex()
-            self.complex, self.complex_stale, self.schedules = set(), set(), {}
+            self.complex, self.complex_stale = set(), set()
             self.book = self.screener = None
             ledger.touched.clear()
             found = self._enter(list(ledger.accounts))

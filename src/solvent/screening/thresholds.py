@@ -43,19 +43,26 @@ class MarketSchedule:
     rates: np.ndarray
     deductions: np.ndarray
     model: MarginModel | None = None
+    floor_list: tuple[float, ...] = ()  # the floors for bisect on one value (faster than NumPy's)
 
     @classmethod
     def of(cls, model: MarginModel, inverse: bool) -> "MarketSchedule":
         table = model.maintenance_table()
-        return cls(inverse, np.array([float(row[0]) for row in table]), np.array([float(row[1]) for row in table]),
-                   np.array([float(row[2]) for row in table]), model)
+        floors = tuple(float(row[0]) for row in table)
+        return cls(inverse, np.array(floors), np.array([float(row[1]) for row in table]),
+                   np.array([float(row[2]) for row in table]), model, floors)
+
+    @property
+    def size_dependent(self) -> bool:
+        """The rate depends on the position's size (Drift's premium), not on its bracket alone."""
+        return isinstance(self.model, SizePremium) and bool(self.model.imf_factor)
 
     def size_rates(self, sizes: Sequence[Decimal]) -> np.ndarray | None:
-        """Per-position rates where the model's rate depends on the size (Drift's premium), else None."""
-        model = self.model
-        if not (isinstance(model, SizePremium) and model.imf_factor):
+        """Per-position rates where the rate depends on the size, else None (the brackets' rates)."""
+        if not self.size_dependent:
             return None
-        return np.array([float(model.maintenance_line(Decimal(0), size)[0]) for size in sizes])
+        return np.array([float(self.model.maintenance_line(Decimal(0), size)[0])  # type: ignore[union-attr]
+                         for size in sizes])
 
 
 def breakpoints(schedule: MarketSchedule, base: np.ndarray, quantity: np.ndarray, ratios: np.ndarray,

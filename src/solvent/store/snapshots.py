@@ -39,7 +39,7 @@ from .. import __version__
 FORMAT = f"pickle-5/solvent-{__version__}"
 
 # Attributes that are not state: caches, and back references to the engine from the objects it holds.
-TRANSIENT = frozenset({"_handlers", "_screen", "_adl_candidates"})  # rebuilt by the engine itself
+TRANSIENT = frozenset({"_handlers", "_screen", "_adl_candidates", "_schedules"})  # rebuilt by the engine itself
 SKIPPED = TRANSIENT | {"touched", "changed", "settle_assets"}
 BACK_REFERENCES = frozenset({"engine", "ledger"})  # skipped on every object but the engine itself
 
