@@ -31,9 +31,8 @@ def to_decimal(value: object, field: str) -> Decimal:
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, str):
-        text = value.strip().replace("_", "")
         try:
-            result = Decimal(text)
+            result = Decimal(value)  # surrounding whitespace and digit-group underscores are accepted
         except InvalidOperation:
             raise InvalidInput(field, f"not a decimal number: {value!r}") from None
     elif isinstance(value, bool):

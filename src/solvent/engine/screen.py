@@ -69,6 +69,7 @@ class EngineScreen:
         engine, ledger, index = self.engine, self.engine.ledger, self.index
         assert index is not None
         settles = ledger.settle_assets
+        recorded = engine.margin_called or engine.liquidating  # anyone in a margin call or liquidation
         found: set[str] = set()
         rows: dict[str, tuple[list, list, list, list, list]] = {}  # market → owners, base, qty, w, sizes
         for account in accounts:
@@ -77,8 +78,8 @@ class EngineScreen:
             holder = ledger.accounts.get(account)
             if holder is None or engine.is_protocol(account) or account not in engine.home_venue:
                 continue
-            if any((account, settle) in engine.margin_called or (account, settle) in engine.liquidating
-                   for settle in settles):  # recorded as called or in liquidation: look again
+            if recorded and any((account, settle) in engine.margin_called or (account, settle) in engine.liquidating
+                                for settle in settles):  # recorded as called or in liquidation: look again
                 found.add(account)
             by_settle: dict[str, list] = {}
             single = True
