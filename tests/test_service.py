@@ -76,6 +76,11 @@ VENUE = {"kind": "create_venue", "venue": "hl", "preset": "hyperliquid", "overri
     ("operator", WITHDRAW_MM, 403),
     # A deposit creates money in the engine: an account key cannot credit itself.
     ("alice", {"kind": "deposit", "account": "alice", "asset": "USDT", "amount": "1000000"}, 403),
+    # Nor may an operator open funded accounts in bulk; liquidators' takeovers come from the operator.
+    ("operator", {"kind": "open_positions", "venue": "bn", "market": "BTCUSDT", "counterparty": "mm",
+                  "accounts": ["x"], "deposits": ["1000000"], "sizes": ["1"], "prices": ["60000"]}, 403),
+    ("alice", {"kind": "take_over", "venue": "bn", "liquidator": "alice", "account": "mm", "market": "BTCUSDT",
+               "size": "1"}, 403),
 ])
 def test_a_request_without_the_right_key_is_refused_and_writes_nothing(service, who, command, status):
     client, log, keys = service
@@ -116,6 +121,8 @@ def test_keys_are_stored_hashed(service):
 # ============================================================================================
 
 FILL = SETUP[-1]
+BULK = {"kind": "open_positions", "venue": "bn", "market": "BTCUSDT", "counterparty": "mm", "accounts": ["b1", "b2"],
+        "deposits": ["100", "200"], "sizes": ["0.01", "-0.02"], "prices": ["60000", "60000"]}
 
 
 @pytest.mark.parametrize("body, status, field", [
@@ -140,6 +147,9 @@ FILL = SETUP[-1]
     ("[1, 2]", 422, "[0]"),  # a batch whose first command is not an object
     ("7", 422, None),
     ("[]", 422, None),  # an empty batch
+    ({**BULK, "deposits": ["100", "NaN"]}, 422, "deposits[1]"),
+    ({**BULK, "prices": ["60000", "-1"]}, 422, "prices[1]"),
+    ({**BULK, "sizes": ["0.1", 0.2]}, 422, "sizes[1]"),
 ])
 def test_bad_input_is_refused_at_the_edge_naming_the_field(service, body, status, field):
     client, log, keys = service

@@ -69,7 +69,8 @@ logger = logging.getLogger("solvent.service")
 ADMIN_KINDS = {"create_venue", "create_market", "create_backstop", "set_params", "fund_insurance", "open_account",
                "open_lending_account", "fund_reserves"}
 OPERATOR_KINDS = {"apply_fill", "update_oracle", "update_prices", "advance_time", "liquidation_call", "absorb",
-                  "buy_collateral", "liquidate", "bark", "take", "redo", "liquidate_trove", "deposit"}
+                  "buy_collateral", "liquidate", "bark", "take", "redo", "liquidate_trove", "deposit", "take_over"}
+# "open_positions" is the admin's: it opens accounts and credits their deposits in bulk.
 # Not "deposit": a deposit creates money in the engine, so only custody (the operator) reports one.
 ACCOUNT_KINDS = {"withdraw", "supply", "withdraw_supply", "borrow", "repay", "set_emode",
                  "set_collateral_enabled", "provide_to_stability_pool", "withdraw_from_stability_pool"}

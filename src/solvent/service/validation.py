@@ -37,6 +37,7 @@ NON_NEGATIVE = {"min_amount", "min_yield", "repay", "seize"}
 POSITIVE_MAPS = {"prices"}
 NON_NEGATIVE_MAPS = {"caps"}
 SIGNED = {"buyer_fee", "seller_fee"}  # maker rebates are negative fees
+LISTS = {"deposits": "positive", "prices": "positive", "sizes": "any"}  # arrays of decimal strings (open_positions)
 MAY_BE_MAX = {"amount", "debt_to_cover", "repay"}
 
 # Fields naming accounts that must already exist (open_account/open_lending_account create theirs).
@@ -149,6 +150,7 @@ class _Field(NamedTuple):
     required: bool
     sign: str | None  # a decimal string: "positive", "non_negative" or "any"
     map_sign: str | None  # a map of decimal strings: "positive" or "non_negative"
+    list_sign: str | None  # an array of decimal strings: "positive" or "any"
 
 
 _SPECS: dict[type, tuple[dict[str, _Field], tuple[_Field, ...]]] = {}
@@ -162,12 +164,15 @@ def _spec(cls: type[Command]) -> tuple[dict[str, _Field], tuple[_Field, ...]]:
         for f in fields(cls):
             annotation = str(f.type)
             name = f.name
+            base = annotation.replace("| None", "").strip()
             compiled.append(_Field(
-                name, annotation.replace("| None", "").strip(), annotation.endswith("| None"),
+                name, base, annotation.endswith("| None"),
                 f.default is MISSING and f.default_factory is MISSING,  # type: ignore[misc]
                 "positive" if name in POSITIVE else "non_negative" if name in NON_NEGATIVE
                 else "any" if name in SIGNED else None,
-                "positive" if name in POSITIVE_MAPS else "non_negative" if name in NON_NEGATIVE_MAPS else None))
+                None if not base.startswith("Mapping") else
+                "positive" if name in POSITIVE_MAPS else "non_negative" if name in NON_NEGATIVE_MAPS else None,
+                LISTS.get(name) if base.startswith("tuple") else None))
         found = _SPECS[cls] = ({f.name: f for f in compiled}, tuple(compiled))
     return found
 
@@ -232,6 +237,9 @@ def parse_command(data: Any) -> Command:
                 raise EdgeError(422, name, "empty")
             for key, item in value.items():
                 _decimal(item, f"{name}.{key}", sign=field.map_sign)
+        elif field.list_sign is not None:
+            for index, item in enumerate(value):
+                _decimal(item, f"{name}[{index}]", sign=field.list_sign)
     try:
         return cls(**{key: tuple(value) if type(value) is list else value
                       for key, value in data.items() if key != "kind"})
