@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from solvent.cli.main import app
 from solvent.engine import AdvanceTime, ApplyFill, CommandRejected, CreateVenue, Deposit, Engine, FundInsurance
 from solvent.engine import OpenAccount, UpdateOracle, Withdraw
+from solvent.engine import commands as c
 from solvent.engine import lending as L
 from solvent.store import (GENESIS, CommandLog, DurableEngine, IdempotencyConflict, LogMismatch, PendingEntry,
                            StoreError, check_chain, replay_log, state_digest, verify_log)
@@ -124,6 +125,8 @@ def liquidation_commands() -> list:
                            price="2000")
     commands += perp_venue("g0", "gmx_v2", "USDC", "ETH/USD", [("g0_t", "2500"), ("g0_mm", BIG)], book="0",
                            price="2000")
+    commands += perp_venue("do", "drift_v2", "USDC", "SOL-PERP", [("do_liq", BIG), ("do_mm", BIG)], price="150",
+                           overrides={"execution": {"takeover": "open"}})  # liquidators take over
     commands += [
         ApplyFill("bn", "BTCUSDT", "bn_t", "bn_mm", "0.5", "60000"),
         ApplyFill("ba", "BTCUSDT", "dave", "erin", "0.6", "60000"),
@@ -135,6 +138,7 @@ def liquidation_commands() -> list:
         ApplyFill("gx", "ETH/USD", "gx_t", "gx_mm", "50", "2000"),
         ApplyFill("gx", "ETH/USD", "gx_u", "gx_mm", "50", "2000"),
         ApplyFill("g0", "ETH/USD", "g0_t", "g0_mm", "50", "2000"),
+        c.OpenPositions("do", "SOL-PERP", "do_mm", ("do_t", "do_u"), ("300", "1000"), ("20", "-5"), ("150", "150")),
     ]
     commands.append(CreateVenue("aave", "aave_v3"))
     for account, asset, amount in (("alice", "WETH", "10"), ("lender", "USDC", "100000"), ("liq", "USDC", "50000")):
@@ -168,6 +172,7 @@ def liquidation_commands() -> list:
         UpdateOracle("gx", {"ETH/USD": "1960"}, 2),  # keeper, fee split
         UpdateOracle("gx", {"ETH/USD": "1900"}, 2),  # insolvent close: the pool pays
         UpdateOracle("g0", {"ETH/USD": "1940"}, 2),  # empty pool: bad debt
+        UpdateOracle("do", {"SOL-PERP": "137"}, 2), c.TakeOver("do", "do_liq", "do_t", "SOL-PERP", "20"),
         AdvanceTime(3), AdvanceTime(4),
         L.UpdatePrices("aave", {"WETH": "1900"}, 5), L.LiquidationCall("aave", "liq", "alice", "WETH", "USDC"),
         L.UpdatePrices("mk", {"ETH": "1800"}, 6), L.Bark("mk", "keeper", "owner"), AdvanceTime(906),
@@ -303,11 +308,11 @@ def test_replay_and_verify_a_log_of_every_liquidation_kind(open_log):
     assert log.count() == len(commands) and not any(entry.pending for entry in log.entries())
     engine, replayed = replay_log(log)
     assert replayed.final_digest == state_digest(durable.engine) == state_digest(engine)
-    assert replayed.snapshots_checked == [60, 120, len(commands)]
+    assert replayed.snapshots_checked == [*range(60, len(commands), 60), len(commands)]
     assert (replayed.entries, replayed.rejected) == (len(commands), 1)
     report = verify_log(log)
     assert EXPECTED_KINDS <= set(report.liquidation_events)
-    assert report.perp_triggers_checked == report.liquidation_events["liquidation_started"] == 8
+    assert report.perp_triggers_checked == report.liquidation_events["liquidation_started"] == 9
     assert report.lending_triggers_checked == 6  # aave, maker, compound, euler, morpho, liquity
     assert report.chain_head == log.last().hash and report.conservation_checked > 0
     # The same commands straight into an engine give the same state: the log adds nothing, loses nothing.
@@ -504,7 +509,7 @@ def test_cli_replay_and_verify(open_log, url):
     assert "snapshot digests: 1 checked (seq 100)" in result.output and "OK: replay matches" in result.output
     result = runner.invoke(app, ["verify", url])
     assert result.exit_code == 0, result.output
-    for line in ("hash chain: ", "liquidatable when started: 8 perpetual liquidations", "6 lending accounts",
+    for line in ("hash chain: ", "liquidatable when started: 9 perpetual liquidations", "6 lending accounts",
                  "position_auto_deleveraged", "loss_socialized", "auction_taken", "OK: the log verifies"):
         assert line in result.output
     seq = seq_of(log, lambda e: e.kind == "liquidation_call")
