@@ -27,8 +27,8 @@ def test_accounts_far_from_a_threshold_are_not_valued(monkeypatch):
 
     valued = []
     original = pipeline._evaluate_account
-    monkeypatch.setattr(pipeline, "_evaluate_account", lambda engine, account: valued.append(account) or original(
-        engine, account))
+    monkeypatch.setattr(pipeline, "_evaluate_account", lambda engine, account, **kwargs: valued.append(account) or
+                        original(engine, account, **kwargs))
     counts = {}
     for accounts in (1_000, 20_000):
         valued.clear()

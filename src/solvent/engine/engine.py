@@ -436,7 +436,7 @@ class Engine:
         else:  # the screen's candidates and the accounts in liquidation, if they hold a moved market
             screened |= {account for account, _ in self.liquidating}
             affected = {account for account in screened if any(account in held for held in holders)}
-        events += evaluate(self, sorted(affected))
+        events += evaluate(self, sorted(affected), screened=screened is not None)
         return events
 
     def _advance_time(self, command: c.AdvanceTime) -> list[e.Event]:

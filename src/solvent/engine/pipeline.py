@@ -101,7 +101,10 @@ def withdrawal_allowed(engine: "Engine", account: str, asset: str, units: int) -
 MAX_ROUNDS = 4  # accounts hit by another's liquidation (ADL, socialized loss) are re-checked
 
 
-def evaluate(engine: "Engine", accounts) -> list[e.Event]:
+def evaluate(engine: "Engine", accounts, *, screened: bool = False) -> list[e.Event]:
+    """Run the pipeline over ``accounts`` (sorted), then over whoever their liquidations hit.
+    ``screened``: the accounts come from the screen, which picked them as near a threshold, so
+    the float pre-check would rarely spare one; they go to the exact path directly."""
     events: list[e.Event] = []
     queue = sorted(accounts)
     for _ in range(MAX_ROUNDS):
@@ -110,9 +113,10 @@ def evaluate(engine: "Engine", accounts) -> list[e.Event]:
             if engine.is_protocol(account) or account not in engine.home_venue:
                 continue
             engine.ledger.changed.clear()
-            events += _evaluate_account(engine, account)
+            events += _evaluate_account(engine, account, precheck=not screened)
             hit_by_others |= engine.ledger.changed - {account}
         queue = sorted(a for a in hit_by_others if not engine.is_protocol(a) and a in engine.home_venue)
+        screened = False
         if not queue:
             break
     return events
@@ -162,9 +166,9 @@ def _clearly_safe(engine: "Engine", venue: "VenueState", account: str) -> bool:
     return True
 
 
-def _evaluate_account(engine: "Engine", account: str) -> list[e.Event]:
+def _evaluate_account(engine: "Engine", account: str, precheck: bool = True) -> list[e.Event]:
     venue = engine.venues[engine.home_venue[account]]
-    if _clearly_safe(engine, venue, account):
+    if precheck and _clearly_safe(engine, venue, account):
         return []
     events: list[e.Event] = []
     for pool in cross_pools(engine, account):
