@@ -103,20 +103,19 @@ class EngineScreen:
             if not by_settle:
                 index.replace(account, [])
             for settle, (position,) in by_settle.items():
-                market = ledger.markets[position.market]
-                decimals = ledger.assets[settle].decimals
-                base = (holder.balance(settle) - ledger.signed_cost(position)) / 10.0 ** decimals
-                size = Decimal(position.lots).scaleb(-market.size_decimals)
-                entry = rows.setdefault(position.market, ([], [], [], [], []))
+                entry = rows.setdefault(position.market, ([], [], [], []))
                 entry[0].append(account)
-                entry[1].append(base)
-                entry[2].append(float(size * market.contract_size))
+                entry[1].append(holder.balance(settle) - ledger.signed_cost(position))  # units of the settle asset
+                entry[2].append(position.lots)
                 entry[3].append(warning)
-                entry[4].append(abs(size))
-        for key, (owners, base, quantity, warning, sizes) in rows.items():
+        for key, (owners, base_units, lots, warning) in rows.items():
+            market = ledger.markets[key]
             schedule = self.engine.schedule(key)
-            rates = schedule.size_rates(sizes)
-            base_, quantity_, warning_ = np.array(base), np.array(quantity), np.array(warning)
+            rates = schedule.size_rates([abs(market.size_of(units)) for units in lots]) if schedule.size_dependent \
+                else None
+            base_ = np.array(base_units, dtype=np.float64) / 10.0 ** ledger.assets[market.settle].decimals
+            quantity_ = np.array(lots, dtype=np.float64) / 10.0 ** market.size_decimals * float(market.contract_size)
+            warning_ = np.array(warning)
             points, which = breakpoints(schedule, base_, quantity_, warning_, rates)
             index.add_many(key, owners, points, which, merge=len(owners) > index.merge_above)
             mark = float(engine.marks[key])
