@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from solvent.cli.main import app
 from solvent.core.domain import Asset, ContractKind, MarginMode, Market, PositionMode, Side
-from solvent.core.errors import InsufficientFunds, InvalidInput, SolventError, UnknownName
+from solvent.core.errors import InsufficientFunds, InvalidInput, UnknownName
 from solvent.core.ledger import Ledger
 from solvent.core.numbers import non_negative, positive, to_decimal
 from solvent.demo import build_population

@@ -16,7 +16,7 @@ from decimal import Decimal as D
 import numpy as np
 import pytest
 
-from solvent.core.domain import Asset, ContractKind, MarginMode, Market
+from solvent.core.domain import Asset, ContractKind, MarginMode
 from solvent.core.ledger import Ledger
 from solvent.demo import build_population
 from solvent.policies.account import PoolMargin, account_margin

@@ -1,6 +1,5 @@
 """Liquidator agents on a perpetual venue open to them: latency, capital and the profit gate."""
 
-from decimal import Decimal as D
 
 from solvent.engine import Engine
 from solvent.engine import commands as c
