@@ -27,7 +27,7 @@ def venue(liquidator_cash: str = "100000") -> Engine:
 
 
 def step(engine, liquidator, index, depth=2_500_000.0):
-    return act(engine, "v", "maker", [liquidator], index, 3 + index, MARKETS, {"SOL": SqrtImpact(depth)},
+    return act(engine, "v", "maker", [liquidator], index, MARKETS, {"SOL": SqrtImpact(depth)},
                {"SOL": 137.0})
 
 

@@ -465,7 +465,7 @@ def _execution(engine: "Engine", venue: "VenueState", key, position: Position, s
     if rules.method == "keeper":
         return mark, size, venue.book, "keeper"
     if rules.method == "liquidator":
-        return _takeover_price(engine, venue, key, side, mark), size, taker or venue.liquidator, "takeover"
+        return takeover_price(engine, venue, key, side, mark), size, taker or venue.liquidator, "takeover"
     limit = None
     if rules.limit == "bankruptcy" or rules.method == "insurance_takeover":
         limit = bankruptcy
@@ -486,7 +486,7 @@ def _execution(engine: "Engine", venue: "VenueState", key, position: Position, s
     return _book_price(venue, market, side, fillable, mark), fillable, venue.book, "book"
 
 
-def _takeover_price(engine: "Engine", venue: "VenueState", key, side: Side, mark: Decimal) -> Decimal:
+def takeover_price(engine: "Engine", venue: "VenueState", key, side: Side, mark: Decimal) -> Decimal:
     """Drift: a liquidator takes over at the oracle ∓ the fee, ramped since the liquidation began."""
     fee = _ramped_fee(venue.rules, engine.block - engine.liquidating.get(key, engine.block))
     price = mark * (1 - fee) if side is Side.LONG else mark * (1 + fee)
@@ -526,7 +526,7 @@ def take_over(engine: "Engine", venue: "VenueState", liquidator: str, account: s
     take = min(size, allowed)
     if take <= 0:
         raise InvalidInput("size", f"nothing of {account!r}'s {_symbol(market_key)} may be taken over now")
-    price = _takeover_price(engine, venue, key, position.side, mark)
+    price = takeover_price(engine, venue, key, position.side, mark)
     gain = take * market.contract_size * abs(mark - price) if market.kind is ContractKind.LINEAR else \
         take * market.contract_size * abs(1 / price - 1 / mark)
     own = cross_pool(engine, liquidator, market.settle)

@@ -28,7 +28,7 @@ from decimal import Decimal
 
 from ..engine import CommandRejected, Engine
 from ..engine import commands as c
-from ..engine.pipeline import _takeover_price
+from ..engine.pipeline import takeover_price
 from .market import SqrtImpact
 
 SIZE_HALVINGS = 6
@@ -57,7 +57,7 @@ class StepResult:
     declined: int = 0  # opportunities seen and passed over by the profit gate
 
 
-def act(engine: Engine, venue: str, maker: str, liquidators: list[PerpLiquidator], step: int, timestamp: int,
+def act(engine: Engine, venue: str, maker: str, liquidators: list[PerpLiquidator], step: int,
         markets: dict[str, str], impact: dict[str, SqrtImpact], mids: dict[str, float]) -> StepResult:
     """One step of every liquidator: take over what pays, unwind it at once.
 
@@ -66,9 +66,10 @@ def act(engine: Engine, venue: str, maker: str, liquidators: list[PerpLiquidator
     state = engine.venues[venue]
     result = StepResult(flow={asset: 0.0 for asset in markets})
     by_key = {state.markets[symbol]: asset for asset, symbol in markets.items()}
-    waiting = sorted({account for account, _ in engine.liquidating if engine.home_venue.get(account) == venue})
+    in_liquidation = {account for account, _ in engine.liquidating if engine.home_venue.get(account) == venue}
+    waiting = sorted(in_liquidation)
     for liquidator in liquidators:  # forget accounts no longer in liquidation
-        liquidator.first_seen = {a: s for a, s in liquidator.first_seen.items() if a in waiting}
+        liquidator.first_seen = {a: s for a, s in liquidator.first_seen.items() if a in in_liquidation}
     order = liquidators[step % len(liquidators):] + liquidators[:step % len(liquidators)] if liquidators else []
     for liquidator in order:
         for account in waiting:
@@ -79,12 +80,12 @@ def act(engine: Engine, venue: str, maker: str, liquidators: list[PerpLiquidator
                 asset = by_key.get(position.market)
                 if asset is None or (account, engine.ledger.markets[position.market].settle) not in engine.liquidating:
                     continue
-                result.declined += _take(engine, state, maker, liquidator, account, position, asset, timestamp,
-                                         impact[asset], mids[asset], result)
+                result.declined += _take(engine, state, maker, liquidator, account, position, asset, impact[asset],
+                                         mids[asset], result)
     return result
 
 
-def _take(engine, state, maker, liquidator, account, position, asset, timestamp, model, mid, result) -> int:
+def _take(engine, state, maker, liquidator, account, position, asset, model, mid, result) -> int:
     """Try one position; returns 1 if the profit gate declined it."""
     market = engine.ledger.markets[position.market]
     if market.kind.value != "linear":
@@ -92,7 +93,7 @@ def _take(engine, state, maker, liquidator, account, position, asset, timestamp,
     symbol = position.market.split("/", 1)[1]
     mark = engine.marks[position.market]
     long = position.lots > 0
-    price = _takeover_price(engine, state, (account, market.settle), position.side, mark)
+    price = takeover_price(engine, state, (account, market.settle), position.side, mark)
     size = market.size_of(abs(position.lots))
     lot = Decimal(1).scaleb(-market.size_decimals)
     for _ in range(SIZE_HALVINGS + 1):
@@ -114,12 +115,12 @@ def _take(engine, state, maker, liquidator, account, position, asset, timestamp,
         taken = sum((Decimal(event.size) for event in events
                      if event.kind == "position_liquidated" and event.counterparty == liquidator.name), Decimal(0))
         if taken > 0:
-            _unwind(engine, state, maker, liquidator, symbol, long, taken, market, model, mid, timestamp, result, asset)
+            _unwind(engine, state, maker, liquidator, symbol, long, taken, market, model, mid, result, asset)
         return 0
     return 0
 
 
-def _unwind(engine, state, maker, liquidator, symbol, long, size, market, model, mid, timestamp, result, asset):
+def _unwind(engine, state, maker, liquidator, symbol, long, size, market, model, mid, result, asset):
     notional = float(size * market.contract_size) * mid
     # The price the market model gives now; the run trades the step's flow into it afterwards.
     price = Decimal(repr(mid * quote(model, -notional if long else notional))).quantize(PRICE_QUANTUM)

@@ -268,7 +268,7 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
         events += engine.apply(c.UpdateOracle(VENUE, prices, timestamp))
         flow = {asset: 0.0 for asset in markets}  # signed notional (USD) the liquidations traded
         if agents:
-            acted = perp_agents.act(engine, VENUE, "maker", agents, step, timestamp, markets, impact,
+            acted = perp_agents.act(engine, VENUE, "maker", agents, step, markets, impact,
                                     {asset: float(simulated[asset][step]) for asset in markets})
             events += acted.events
             counts["declined_by_liquidators"] += acted.declined
