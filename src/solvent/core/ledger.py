@@ -332,17 +332,13 @@ class Ledger:
         planned = []
         seen: set[str] = set()
         for index, (account_id, deposit, size, price) in enumerate(rows):
-            where = f"rows[{index}]"
             if not account_id or account_id in self.accounts or account_id in seen:
-                raise InvalidInput(f"{where}.account", f"{account_id!r} is empty, exists or is repeated")
+                raise InvalidInput(f"rows[{index}].account", f"{account_id!r} is empty, exists or is repeated")
             seen.add(account_id)
-            units = self.units(market.settle, positive(deposit, f"{where}.deposit"), f"{where}.deposit")
-            signed_size = to_decimal(size, f"{where}.size")
-            if signed_size == 0:
-                raise InvalidInput(f"{where}.size", "must not be zero")
-            lots = market.lots(abs(signed_size), f"{where}.size")
-            notional = self.fill_notional(market, lots, positive(price, f"{where}.price"))
-            planned.append((account_id, units, lots if signed_size > 0 else -lots, notional))
+            try:
+                planned.append((account_id, *self._funded_row(market, deposit, size, price)))
+            except InvalidInput as error:  # the row's field, named within the rows
+                raise InvalidInput(f"rows[{index}].{error.field}", error.message) from None
         key = (market.symbol, None)
         for account_id, units, signed, notional in planned:
             account = self.open_account(account_id)
@@ -352,6 +348,16 @@ class Ledger:
             account.positions[key] = Position(market.symbol, lots=signed, cost=notional)
             self._touch(account_id)
             self._commit((other, market, key, -signed, notional, 0, MarginMode.CROSS, None))
+
+    def _funded_row(self, market: Market, deposit: object, size: object, price: object) -> tuple[int, int, int]:
+        """(deposit units, signed lots, notional units) of one row of :meth:`open_funded_positions`."""
+        units = self.units(market.settle, positive(deposit, "deposit"), "deposit")
+        signed_size = to_decimal(size, "size")
+        if signed_size == 0:
+            raise InvalidInput("size", "must not be zero")
+        lots = market.lots(abs(signed_size), "size")
+        notional = self.fill_notional(market, lots, positive(price, "price"))
+        return units, lots if signed_size > 0 else -lots, notional
 
     def _plan_fill(self, account_id, market_symbol, side, size, price, fee, margin_mode, hedge_side, where,
                    matched: tuple[int, int] | None = None):
