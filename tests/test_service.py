@@ -265,33 +265,35 @@ def crash_commands() -> list[dict]:
     return commands
 
 
-def test_sigkill_at_random_points_loses_no_acknowledged_command_and_applies_none_twice(tmp_path):
-    url = f"sqlite:///{tmp_path}/crash.db"
+def send_while_killing(url: str, requests: list[tuple], kill_count: int, seed: int) -> tuple[dict, int, dict]:
+    """Send each ``(body, headers)`` to a real server, SIGKILLing it within 20 ms of ``kill_count``
+    random requests (before, during or after them); a request the kill interrupts is sent again,
+    to a restarted server, under the same idempotency keys. Returns the acknowledged answers by
+    request index, the number of kills and the server's final state."""
     port = free_port()
-    commands = crash_commands()
-    rng = random.Random(2025)
-    kill_at = set(rng.sample(range(len(commands)), 5))
+    rng = random.Random(seed)
+    kill_at = set(rng.sample(range(len(requests)), kill_count))
     process = start(url, port)
     kills, acknowledged = 0, {}
     started = time.monotonic()
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth(ADMIN), timeout=10) as client:
-            for index, command in enumerate(commands):
+            for index, (body, headers) in enumerate(requests):
                 timer, victim = None, process
-                if index in kill_at:  # SIGKILL within 20 ms: before, during or after this request
+                if index in kill_at:
                     timer = threading.Timer(rng.uniform(0, 0.02), process.send_signal, (signal.SIGKILL,))
                     timer.start()
                 while index not in acknowledged:
                     assert time.monotonic() - started < 50, "the crash loop took too long"
                     try:
-                        response = client.post("/v1/commands", json=command, headers={"Idempotency-Key": f"c{index}"})
-                    except httpx.TransportError:  # killed: restart and send it again under the same key
+                        response = client.post("/v1/commands", json=body, headers=headers)
+                    except httpx.TransportError:  # killed: restart and send it again under the same keys
                         process.wait(timeout=10)
                         kills += 1
                         process = start(url, port)
                         continue
                     assert response.status_code == 200, response.text
-                    acknowledged[index] = response.json()["seq"]
+                    acknowledged[index] = response.json()
                 if timer is not None:
                     timer.join()
                     if process is victim:  # the kill landed after the answer: restart
@@ -302,16 +304,23 @@ def test_sigkill_at_random_points_loses_no_acknowledged_command_and_applies_none
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
+    return acknowledged, kills, state
+
+
+def test_sigkill_at_random_points_loses_no_acknowledged_command_and_applies_none_twice(tmp_path):
+    url = f"sqlite:///{tmp_path}/crash.db"
+    commands = crash_commands()
+    answers, kills, state = send_while_killing(
+        url, [(command, {"Idempotency-Key": f"c{index}"}) for index, command in enumerate(commands)], 5, 2025)
     fresh = Engine()
     for command in commands:
         fresh.apply(command_from_dict(command))
     assert kills == 5, kills
-    assert sorted(acknowledged.values()) == list(range(1, len(commands) + 1))  # once each, in order
+    assert sorted(answer["seq"] for answer in answers.values()) == list(range(1, len(commands) + 1))  # once each
     assert state["entries"] == len(commands)
     assert state["digest"] == state_digest(fresh)
     with CommandLog(url) as log:
         assert log.count() == len(commands)
-
 
 
 # ============================================================================================
@@ -507,48 +516,16 @@ def test_a_batch_on_the_shortcut_routes_is_refused(service):
 
 def test_batches_against_a_real_server_killed_at_random_points_lose_nothing_and_apply_nothing_twice(tmp_path):
     url = f"sqlite:///{tmp_path}/batch-crash.db"
-    port = free_port()
     commands = crash_commands()
     batches = [commands[start:start + 5] for start in range(0, len(commands), 5)]
-    rng = random.Random(7)
-    kill_at = set(rng.sample(range(len(batches)), 3))
-    process = start(url, port)
-    kills, acknowledged = 0, {}
-    started = time.monotonic()
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=auth(ADMIN), timeout=10) as client:
-            for number, batch in enumerate(batches):
-                body = [{**command, "idempotency_key": f"b{number}-{index}"} for index, command in enumerate(batch)]
-                timer, victim = None, process
-                if number in kill_at:
-                    timer = threading.Timer(rng.uniform(0, 0.02), process.send_signal, (signal.SIGKILL,))
-                    timer.start()
-                while number not in acknowledged:
-                    assert time.monotonic() - started < 50, "the crash loop took too long"
-                    try:
-                        response = client.post("/v1/commands", json=body)
-                    except httpx.TransportError:
-                        process.wait(timeout=10)
-                        kills += 1
-                        process = start(url, port)
-                        continue
-                    assert response.status_code == 200, response.text
-                    acknowledged[number] = [result["seq"] for result in response.json()["results"]]
-                if timer is not None:
-                    timer.join()
-                    if process is victim:
-                        process.wait(timeout=10)
-                        kills += 1
-                        process = start(url, port)
-            state = client.get("/v1/state").json()
-    finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=10)
+    requests = [([{**command, "idempotency_key": f"b{number}-{index}"} for index, command in enumerate(batch)], {})
+                for number, batch in enumerate(batches)]
+    answers, kills, state = send_while_killing(url, requests, 3, 7)
     fresh = Engine()
     for command in commands:
         fresh.apply(command_from_dict(command))
     assert kills == 3, kills
-    seqs = [seq for number in range(len(batches)) for seq in acknowledged[number]]
+    seqs = [result["seq"] for number in range(len(batches)) for result in answers[number]["results"]]
     assert seqs == list(range(1, len(commands) + 1))  # once each, in order, a batch's seqs consecutive
     assert state["entries"] == len(commands) and state["digest"] == state_digest(fresh)
 
