@@ -17,15 +17,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Callable
 
-import numpy as np
-
 from ..core.domain import ContractKind, MarginMode, Market, PositionMode, Side
 from ..core.errors import InvalidInput, SolventError, UnknownName
 from ..core.ledger import Ledger
 from ..core.numbers import positive, to_int
 from ..policies.margin import MarginModel
 from ..presets import Preset, load_preset
-from ..screening.thresholds import MarketSchedule, at_risk
+from ..screening.thresholds import MarketSchedule
 from . import commands as c
 from . import events as e
 from .config import VenueRules
@@ -357,27 +355,22 @@ class Engine:
         self.ledger.open_funded_positions(key, command.counterparty, list(zip(*columns)))
         # Applied: register the accounts, then value exactly those that may be at risk (floats
         # pick them, with a margin; the pipeline decides).
+        from .screen import SinglePositionPools
+
         market = self.ledger.markets[key]
-        schedule = self.schedule(key)
-        scale = 10.0 ** self.ledger.assets[market.settle].decimals
-        base, quantity, sizes = [], [], []
+        base_units, lots = [], []
         for account in command.accounts:
             self.home_venue[account] = venue.name
             self.member_venues[account] = {venue.name}
             venue.accounts.add(account)
             holder = self.ledger.accounts[account]
             position = holder.positions[(key, None)]
-            size = market.size_of(position.lots)
-            base.append((holder.balance(market.settle) - self.ledger.signed_cost(position)) / scale)
-            quantity.append(float(size * market.contract_size))
-            sizes.append(abs(size))
-        mark = float(self.marks[key])
-        risky = at_risk(schedule, np.array(base), np.array(quantity),
-                        np.full(len(base), min(float(venue.rules.warning_ratio), 1.0)),
-                        1.0 / mark if schedule.inverse else mark, schedule.size_rates(sizes))
-        at_risk_accounts = [command.accounts[row] for row in np.flatnonzero(risky).tolist()]
-        longs = sum((size for size, q in zip(sizes, quantity) if q > 0), Decimal(0))
-        shorts = sum((size for size, q in zip(sizes, quantity) if q < 0), Decimal(0))
+            base_units.append(holder.balance(market.settle) - self.ledger.signed_cost(position))
+            lots.append(position.lots)
+        pools = SinglePositionPools(self, key, base_units, lots, [float(venue.rules.warning_ratio)] * len(lots))
+        at_risk_accounts = [command.accounts[row] for row in pools.at_risk_now()]
+        longs = market.size_of(sum(units for units in lots if units > 0))
+        shorts = market.size_of(-sum(units for units in lots if units < 0))
         self.holders[key].update(command.accounts)
         self._track_holders(key, (command.counterparty,))
         events: list[e.Event] = [e.PositionsOpened(venue.name, command.market, command.counterparty,

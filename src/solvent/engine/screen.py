@@ -41,6 +41,29 @@ if TYPE_CHECKING:  # pragma: no cover
 EXACT_COMPLEX_UP_TO = 256  # below this many multi-position accounts, value them all exactly
 
 
+class SinglePositionPools:
+    """Single-position cross pools of one market as float columns: ``base_units`` (cash less the
+    signed cost, in units of the settle asset), signed ``lots`` and each pool's warning ratio."""
+
+    def __init__(self, engine: "Engine", key: str, base_units: list[int], lots: list[int], warning: list[float]):
+        ledger = engine.ledger
+        market = ledger.markets[key]
+        self.engine, self.key = engine, key
+        self.schedule = engine.schedule(key)
+        self.rates = self.schedule.size_rates([abs(market.size_of(units)) for units in lots]) \
+            if self.schedule.size_dependent else None
+        self.base = np.array(base_units, dtype=np.float64) / 10.0 ** ledger.assets[market.settle].decimals
+        self.quantity = np.array(lots, dtype=np.float64) / 10.0 ** market.size_decimals * float(market.contract_size)
+        self.warning = np.array(warning, dtype=np.float64)
+
+    def at_risk_now(self) -> list[int]:
+        """Rows at (or within a float margin of) a margin call or liquidation at the current mark."""
+        mark = float(self.engine.marks[self.key])
+        risky = at_risk(self.schedule, self.base, self.quantity, np.minimum(self.warning, 1.0),
+                        1.0 / mark if self.schedule.inverse else mark, self.rates)
+        return np.flatnonzero(risky).tolist()
+
+
 class EngineScreen:
     def __init__(self, engine: "Engine", *, stale_fraction: float = 0.05):
         self.engine = engine
@@ -109,19 +132,10 @@ class EngineScreen:
                 entry[2].append(position.lots)
                 entry[3].append(warning)
         for key, (owners, base_units, lots, warning) in rows.items():
-            market = ledger.markets[key]
-            schedule = self.engine.schedule(key)
-            rates = schedule.size_rates([abs(market.size_of(units)) for units in lots]) if schedule.size_dependent \
-                else None
-            base_ = np.array(base_units, dtype=np.float64) / 10.0 ** ledger.assets[market.settle].decimals
-            quantity_ = np.array(lots, dtype=np.float64) / 10.0 ** market.size_decimals * float(market.contract_size)
-            warning_ = np.array(warning)
-            points, which = breakpoints(schedule, base_, quantity_, warning_, rates)
+            pools = SinglePositionPools(engine, key, base_units, lots, warning)
+            points, which = breakpoints(pools.schedule, pools.base, pools.quantity, pools.warning, pools.rates)
             index.add_many(key, owners, points, which, merge=len(owners) > index.merge_above)
-            mark = float(engine.marks[key])
-            risky = at_risk(schedule, base_, quantity_, np.minimum(warning_, 1.0), 1.0 / mark if schedule.inverse
-                            else mark, rates)
-            found.update(owners[row] for row in np.flatnonzero(risky).tolist())
+            found.update(owners[row] for row in pools.at_risk_now())
         return found
 
     # ------------------------------------------------------------------ the rest
