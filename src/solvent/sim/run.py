@@ -25,10 +25,9 @@ from ..core.errors import InvalidInput
 from ..engine import Engine
 from ..engine import commands as c
 from ..presets import load_preset
-from .market import DEPTH_1PCT_USD, SqrtImpact, realized_volatility
 from . import perp_agents
+from .market import DEPTH_1PCT_USD, SqrtImpact, realized_volatility
 from .metrics import RunMetrics, adl_excess_over_pro_rata, cascade_depth, price_overshoot, time_to_stability
-from .perp_agents import PerpLiquidator
 from .population import sample_population
 from .scenarios import Scenario, load_scenario, scenario_paths
 
@@ -225,7 +224,7 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
     if preset.section("execution").get("takeover") == "open":
         capital = usd_to_settle(config.liquidator_capital, preset, markets, settle, exogenous)
         for index in range(config.liquidators):
-            agents.append(PerpLiquidator(f"liquidator{index}", latency_steps=config.liquidator_latency_steps))
+            agents.append(perp_agents.PerpLiquidator(f"liquidator{index}", latency_steps=config.liquidator_latency_steps))
             commands += [c.OpenAccount(agents[-1].name, VENUE), c.Deposit(agents[-1].name, settle, capital)]
     for command in commands:
         engine.apply(command)
