@@ -65,3 +65,17 @@ def test_clearly_safe_never_hides_a_margin_call_or_a_liquidation(preset, market,
                 assert pool.maintenance_margin < min(venue.rules.warning_ratio, 1) * pool.equity
                 assert not pipeline._liquidatable(engine, venue, pool)
     assert safe > 1000  # the pre-check does skip most of them
+
+
+def test_new_margin_rules_reach_the_pre_check():
+    """SetParams raising the maintenance requirement liquidates an account the old rules (and the
+    pre-check's schedule built under them) called safe."""
+    engine = Engine(screen_above=None)
+    for command in (c.CreateVenue("v", "gmx_v2"), c.OpenAccount("mm", "v"), c.Deposit("mm", "USDC", "10000000"),
+                    c.OpenAccount("t", "v"), c.Deposit("t", "USDC", "2500"), c.UpdateOracle("v", {"ETH/USD": "2000"}, 1),
+                    c.ApplyFill("v", "ETH/USD", "t", "mm", "10", "2000"), c.UpdateOracle("v", {"ETH/USD": "1999"}, 2)):
+        engine.apply(command)
+    assert pipeline._clearly_safe(engine, engine.venues["v"], "t")  # 1% of 20,000 against 2,490 of equity
+    events = engine.apply(c.SetParams("v", {"margin": {"min_collateral_factor": "0.2",
+                                                       "min_collateral_factor_for_liquidation": "0.15"}}))
+    assert "liquidation_started" in [event.kind for event in events]  # 15% of 19,990 > 2,490

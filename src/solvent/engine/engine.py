@@ -161,12 +161,11 @@ class Engine:
         return venue.models[market_key]
 
     def schedule(self, market_key: str) -> MarketSchedule:
-        """The market's maintenance schedule as floats (for screening; follows its current model)."""
-        model = self.model(market_key)
+        """The market's maintenance schedule as floats (for screening; rebuilt after SetParams)."""
         cached = self._schedules.get(market_key)
-        if cached is None or cached.model is not model:
+        if cached is None:
             cached = self._schedules[market_key] = MarketSchedule.of(
-                model, self.ledger.markets[market_key].kind is ContractKind.INVERSE)
+                self.model(market_key), self.ledger.markets[market_key].kind is ContractKind.INVERSE)
         return cached
 
     def venue_of_market(self, market_key: str) -> VenueState:
@@ -464,6 +463,7 @@ class Engine:
         if unknown:
             raise InvalidInput("overrides.markets", f"cannot add markets by set_params ({', '.join(sorted(unknown))})")
         venue.preset, venue.rules, venue.models = preset, rules, models
+        self._schedules.clear()
         if self._screen is not None:  # margin tables may have changed: the screen starts over
             self._screen.invalidate()
         # New rules apply at once: every account of the venue is checked against them.

@@ -131,8 +131,9 @@ def _clearly_safe(engine: "Engine", venue: "VenueState", account: str) -> bool:
     change nothing. Anything the floats do not cover (isolated positions, a size-dependent rate)
     answers False and goes to the exact path."""
     holder = engine.ledger.accounts[account]
-    if any((account, settle) in engine.margin_called or (account, settle) in engine.liquidating
-           for settle in engine.ledger.settle_assets) or not holder.positions:
+    if not holder.positions or (engine.margin_called or engine.liquidating) and any(
+            (account, settle) in engine.margin_called or (account, settle) in engine.liquidating
+            for settle in engine.ledger.settle_assets):
         return False
     ledger = engine.ledger
     pools: dict[str, list[float]] = {}  # settle → [equity, maintenance, scale]
