@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import uuid
 
 import pytest
 
@@ -23,7 +22,8 @@ from solvent.bench.serve import free_port, start_server
 from solvent.engine.commands import command_from_dict  # noqa: E402
 from solvent.store import CommandLog, state_digest  # noqa: E402
 
-PG_SERVER = "postgresql://127.0.0.1:5432/test"
+from conftest import postgres_schema  # noqa: E402
+
 ADMIN = "sk_admin_pg_test"
 BIG = "100000000"
 
@@ -57,31 +57,10 @@ AFTER = [
 LIQUIDATION = {"liquidation_started", "position_liquidated"}
 
 
-def _postgres_problem() -> str | None:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_SERVER, connect_timeout=3):
-            return None
-    except Exception as error:  # noqa: BLE001 - any failure to connect means: skip
-        return f"PostgreSQL not reachable at 127.0.0.1:5432 ({type(error).__name__}: {error})"
-
-
 @pytest.fixture
 def pg_url():
-    problem = _postgres_problem()
-    if problem:
-        pytest.skip(problem)
-    import psycopg
-
-    schema = f"service_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_SERVER, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_SERVER}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_SERVER, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with postgres_schema("service") as url:
+        yield url
 
 
 def start(url: str, port: int) -> subprocess.Popen:

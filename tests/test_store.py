@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
 from datetime import datetime
 from decimal import Decimal as D
 
@@ -33,7 +32,8 @@ from solvent.store.canonical import canonical, command_hash, entry_hash
 from solvent.store.schema import commands as commands_table
 from solvent.store.snapshots import dump_engine, load_engine
 
-PG_SERVER = "postgresql://127.0.0.1:5432/test"
+from conftest import postgres_schema
+
 WHEN = "2025-10-10T21:15:00+00:00"
 runner = CliRunner()
 
@@ -43,35 +43,14 @@ runner = CliRunner()
 # ============================================================================================
 
 
-def _postgres_problem() -> str | None:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_SERVER, connect_timeout=3):
-            return None
-    except Exception as error:  # noqa: BLE001 - any failure to connect means: skip PostgreSQL
-        return f"PostgreSQL not reachable at 127.0.0.1:5432 ({type(error).__name__}: {error})"
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request, tmp_path):
     """A fresh, empty log URL on each backend."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path}/log.db"
         return
-    problem = _postgres_problem()
-    if problem:
-        pytest.skip(problem)
-    import psycopg
-
-    schema = f"store_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_SERVER, autocommit=True) as connection:
-        connection.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        yield f"{PG_SERVER}?options=-csearch_path%3D{schema}"
-    finally:
-        with psycopg.connect(PG_SERVER, autocommit=True) as connection:
-            connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with postgres_schema("store") as url:
+        yield url
 
 
 @pytest.fixture
