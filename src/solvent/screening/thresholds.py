@@ -173,15 +173,6 @@ class ThresholdIndex:
         self._owner_slots: dict[str, list[int]] = {}
         self._dead = 0
 
-    def __len__(self) -> int:
-        return len(self._owner_slots)
-
-    def __contains__(self, owner: str) -> bool:
-        return owner in self._owner_slots
-
-    def owners(self) -> set[str]:
-        return set(self._owner_slots)
-
     def _new_slots(self, owners: list[str]) -> np.ndarray:
         start = len(self._slot_owner)
         self._slot_owner.extend(owners)
