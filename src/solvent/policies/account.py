@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Callable, Mapping
 
-from ..core.domain import MarginMode, Side
+from ..core.domain import ContractKind, MarginMode, Side
 from ..core.errors import InvalidInput, UnknownName
 from ..core.ledger import Account, Ledger, Position
 from ..core.numbers import ZERO
@@ -131,6 +131,43 @@ def _position_margin(view: PositionView, position: Position, liquidation_price: 
     )
 
 
+def _margin_at_mark(ledger: Ledger, position: Position, marks: Mapping[str, Decimal],
+                    models: ModelLookup) -> PositionMargin:
+    """:func:`_position_margin` of :func:`_view` without a liquidation price, in the same
+    arithmetic (same operations, same order, so the same Decimals) but without the intermediate
+    view: the engine values accounts this way after every fill and price move."""
+    market = ledger.markets[position.market]
+    mark = marks.get(position.market)
+    if mark is None:
+        raise InvalidInput(f"marks.{position.market}", "no mark price for a market with an open position")
+    lots = position.lots
+    size = Decimal(lots if lots > 0 else -lots).scaleb(-market.size_decimals)
+    value = Decimal(position.cost).scaleb(-ledger.assets[market.settle].decimals)
+    quantity = size * market.contract_size
+    linear = market.kind is ContractKind.LINEAR
+    if size == 0 or value == 0:
+        entry = ZERO
+    else:
+        entry = value / quantity if linear else quantity / value
+    model = models(position.market)
+    notional = quantity * mark if linear else quantity / mark
+    signed = quantity if lots > 0 else -quantity
+    pnl = signed * (mark - entry) if linear else signed * (1 / entry - 1 / mark)
+    return PositionMargin(
+        market=position.market,
+        side=Side.LONG if lots > 0 else Side.SHORT,
+        size=size,
+        entry_price=entry,
+        mark_price=mark,
+        notional=notional,
+        unrealized_pnl=pnl,
+        initial_margin=model.initial_margin(notional, size, position.leverage or model.max_leverage(notional)),
+        maintenance_margin=model.maintenance_margin(notional, size),
+        margin_mode=position.margin_mode,
+        liquidation_price=None,
+    )
+
+
 def account_margin(
     ledger: Ledger,
     account_id: str,
@@ -167,13 +204,14 @@ def account_margin(
     settles = set(cross) | {asset for asset, units in account.balances.items() if units and asset in settle_assets}
     for settle in sorted(settles):
         positions = cross.get(settle, [])
-        views = [_view(ledger, position, marks, models) for position in positions]
         collateral = _cross_collateral(ledger, account, settle, prices, haircuts)
-        margins = []
-        for view, position in zip(views, positions):
-            price = (account_liquidation_price(wallet_balance=collateral, positions=views, target=view.symbol, rule=rule)
-                     if with_liquidation_prices else None)
-            margins.append(_position_margin(view, position, price))
+        if with_liquidation_prices:
+            views = [_view(ledger, position, marks, models) for position in positions]
+            margins = [_position_margin(view, position, account_liquidation_price(
+                wallet_balance=collateral, positions=views, target=view.symbol, rule=rule))
+                for view, position in zip(views, positions)]
+        else:
+            margins = [_margin_at_mark(ledger, position, marks, models) for position in positions]
         pools.append(_pool(account_id, settle, None, collateral, margins))
 
     for position in open_positions:
