@@ -3,7 +3,11 @@
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from solvent.core.domain import Asset, ContractKind, Market
+from solvent.core.ledger import Ledger, Position
 from solvent.engine import CommandRejected, Engine
 from solvent.engine import commands as c
 from solvent.store.snapshots import state_digest
@@ -86,3 +90,51 @@ def test_bad_rows_are_refused_and_change_nothing(change, field):
     if field is not None:
         assert refused.value.field == field
     assert state_digest(engine) == before
+
+
+# ------------------------------------------------------------------ the ledger's bulk path, row by row
+
+
+
+def _ledger(kind: ContractKind) -> Ledger:
+    ledger = Ledger()
+    ledger.add_asset(Asset("USD", 6))
+    ledger.add_market(Market("M", "B", "USD", "USD", kind=kind, size_decimals=2))
+    ledger.open_account("maker")
+    ledger.deposit("maker", "USD", "1000000")
+    return ledger
+
+
+_rows = st.lists(st.tuples(st.integers(1, 100_000), st.integers(-500, 500).filter(bool), st.integers(9_000, 11_000)),
+                 min_size=1, max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=_rows, kind=st.sampled_from([ContractKind.LINEAR, ContractKind.INVERSE]),
+       start=st.integers(-300, 300), leverage=st.booleans())
+def test_open_funded_positions_equals_deposits_and_trades_row_by_row(rows, kind, start, leverage):
+    """Whatever the counterparty held before (long, short, flat, with a leverage set) and however
+    the rows reduce, flatten or flip it, the bulk path leaves the same integers as row by row."""
+    bulk, single = _ledger(kind), _ledger(kind)
+    for ledger in (bulk, single):
+        ledger.open_account("seed")
+        ledger.deposit("seed", "USD", "1000000")
+        if start:
+            buyer, seller = ("maker", "seed") if start > 0 else ("seed", "maker")
+            ledger.apply_trade(buyer, seller, "M", Decimal(abs(start)).scaleb(-2), "10000")
+        if leverage:
+            ledger.accounts["maker"].positions.setdefault(("M", None), Position("M")).leverage = Decimal(5)
+    # Sizes chosen to flatten the counterparty exactly along the way, too.
+    table = [(f"t{i}", f"{cash / 100:.2f}", str(Decimal(size).scaleb(-2)), f"{price / 10:.1f}")
+             for i, (cash, size, price) in enumerate(rows)]
+    if start:
+        table.insert(0, ("flat", "10", str(Decimal(start).scaleb(-2)), "1000.0"))
+    bulk.open_funded_positions("M", "maker", table)
+    for account, deposit, size, price in table:
+        single.open_account(account)
+        single.deposit(account, "USD", deposit)
+        buyer, seller = (account, "maker") if Decimal(size) > 0 else ("maker", account)
+        single.apply_trade(buyer, seller, "M", abs(Decimal(size)), price)
+    assert bulk.accounts == single.accounts
+    assert bulk.net_deposits == single.net_deposits
+    assert bulk.conservation().holds

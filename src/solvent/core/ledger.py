@@ -314,50 +314,95 @@ class Ledger:
         return self._commit(self._plan_fill(account_id, market, side, size, price, fee, margin_mode, hedge_side, "fill"))
 
     def open_funded_positions(self, market_symbol: str, counterparty: str,
-                              rows: list[tuple[str, object, object, object]]) -> None:
+                              rows: list[tuple[str, object, object, object]]) -> list[tuple[int, int, int]]:
         """New accounts in bulk, each funded and holding a position taken from ``counterparty``.
 
         ``rows`` are ``(account, deposit, signed size, price)``: the deposit is in the market's
         settle asset, a positive size is a long. The result is exactly that of opening each
         account, depositing and applying a fee-less fill against the counterparty, row by row;
-        everything is validated before anything changes.
+        everything is validated before anything changes. Returns each row's (deposit units,
+        signed lots, cost units).
+
+        This is how a simulator builds a book of 100,000 traders, so the loop below does what
+        :meth:`deposit` and :meth:`_commit` would, inline, in the same integer arithmetic.
         """
         market = self.market(market_symbol)
         other = self.account(counterparty)
         if other.position_mode is not PositionMode.ONE_WAY:
             raise InvalidInput("counterparty", "must be in one-way mode")
-        held = other.positions.get((market.symbol, None))
+        key = (market.symbol, None)
+        held = other.positions.get(key)
         if held is not None and held.margin_mode is not MarginMode.CROSS and (held.lots or held.isolated_margin):
             raise InvalidInput("counterparty", f"its position on {market.symbol} is {held.margin_mode}")
         planned = []
         seen: set[str] = set()
+        accounts = self.accounts
         for index, (account_id, deposit, size, price) in enumerate(rows):
-            if not account_id or account_id in self.accounts or account_id in seen:
+            if not account_id or account_id in accounts or account_id in seen:
                 raise InvalidInput(f"rows[{index}].account", f"{account_id!r} is empty, exists or is repeated")
             seen.add(account_id)
             try:
-                planned.append((account_id, *self._funded_row(market, deposit, size, price)))
+                planned.append(self._funded_row(market, deposit, size, price))
             except InvalidInput as error:  # the row's field, named within the rows
                 raise InvalidInput(f"rows[{index}].{error.field}", error.message) from None
-        key = (market.symbol, None)
-        for account_id, units, signed, notional in planned:
-            account = self.open_account(account_id)
-            account.balances[market.settle] = units
-            self.net_deposits[market.settle] = self.net_deposits.get(market.settle, 0) + units
-            # A fresh position: what a fill into an empty one commits, without the general path.
-            account.positions[key] = Position(market.symbol, lots=signed, cost=notional)
-            self._touch(account_id)
-            self._commit((other, market, key, -signed, notional, 0, MarginMode.CROSS, None))
+        settle = market.settle
+        one_way = PositionMode.ONE_WAY
+        # The counterparty's side of every row, as _commit would apply it (no fee, cross).
+        if held is None or held.lots == 0:
+            held = Position(market.symbol, isolated_margin=held.isolated_margin if held else 0)
+            other.positions[key] = held
+        lots, cost = held.lots, held.cost
+        direction = 1 if market.kind is ContractKind.LINEAR else -1
+        realized_total = 0
+        emptied = False
+        for (account_id, _, _, _), (units, signed, notional) in zip(rows, planned):
+            account = Account(account_id, one_way, {settle: units}, {key: Position(market.symbol, signed, notional)})
+            accounts[account_id] = account
+            taken = -signed
+            if lots != 0 and (lots > 0) != (taken > 0):
+                closing = min(abs(taken), abs(lots))
+                position_direction = direction * (1 if lots > 0 else -1)
+                rounding = ROUND_CEILING if position_direction > 0 else ROUND_FLOOR
+                cost_closed = int((Decimal(cost) * closing / abs(lots)).to_integral_value(rounding=rounding))
+                exit_value = notional * closing // abs(taken) if closing != abs(taken) else notional
+                realized_total += position_direction * (exit_value - cost_closed)
+                cost -= cost_closed
+                lots += closing if taken > 0 else -closing
+                emptied = emptied or lots == 0
+                if closing != abs(taken):
+                    lots += (abs(taken) - closing) * (1 if taken > 0 else -1)
+                    cost += notional - exit_value
+            else:
+                lots += taken
+                cost += notional
+        held.lots, held.cost = lots, cost
+        if emptied:  # _commit opens a fresh position after one that went flat: no leverage kept
+            held.leverage = None
+        other.balances[settle] = other.balance(settle) + realized_total
+        self.net_deposits[settle] = self.net_deposits.get(settle, 0) + sum(units for units, _, _ in planned)
+        names = [row[0] for row in rows]
+        self._touch(counterparty, *names)
+        return planned
 
     def _funded_row(self, market: Market, deposit: object, size: object, price: object) -> tuple[int, int, int]:
-        """(deposit units, signed lots, notional units) of one row of :meth:`open_funded_positions`."""
-        units = self.units(market.settle, positive(deposit, "deposit"), "deposit")
+        """(deposit units, signed lots, notional units) of one row of :meth:`open_funded_positions`:
+        what :meth:`units`, :meth:`Market.lots` and :meth:`fill_notional` give, validated the same."""
+        decimals = self.assets[market.settle].decimals
+        amount = positive(deposit, "deposit")
+        scaled = amount.scaleb(decimals)
+        units = int(scaled)
+        if units != scaled:
+            raise InvalidInput("deposit", f"{amount} is finer than the unit 1e-{decimals} of {market.settle}")
         signed_size = to_decimal(size, "size")
         if signed_size == 0:
             raise InvalidInput("size", "must not be zero")
-        lots = market.lots(abs(signed_size), "size")
-        notional = self.fill_notional(market, lots, positive(price, "price"))
-        return units, lots if signed_size > 0 else -lots, notional
+        scaled = signed_size.scaleb(market.size_decimals)
+        lots = int(scaled)
+        if lots != scaled:
+            raise InvalidInput("size", f"{abs(signed_size)} is finer than the lot size 1e-{market.size_decimals} "
+                               f"of {market.symbol}")
+        value = market.notional(Decimal(abs(lots)).scaleb(-market.size_decimals), positive(price, "price"))
+        return units, lots, int(value.scaleb(decimals).to_integral_value(rounding=ROUND_HALF_EVEN))
 
     def _plan_fill(self, account_id, market_symbol, side, size, price, fee, margin_mode, hedge_side, where,
                    matched: tuple[int, int] | None = None):

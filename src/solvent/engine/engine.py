@@ -351,21 +351,21 @@ class Engine:
         for account in command.accounts:
             if not isinstance(account, str) or PROTOCOL_SEPARATOR in account:
                 raise InvalidInput("accounts", f"account ids are strings without {PROTOCOL_SEPARATOR!r}: {account!r}")
-        self.ledger.open_funded_positions(key, command.counterparty, list(zip(*columns)))
+        opened = self.ledger.open_funded_positions(key, command.counterparty, list(zip(*columns)))
         # Applied: register the accounts, then value exactly those that may be at risk (floats
         # pick them, with a margin; the pipeline decides).
         from .screen import SinglePositionPools
 
         market = self.ledger.markets[key]
-        base_units, lots = [], []
         for account in command.accounts:
             self.home_venue[account] = venue.name
             self.member_venues[account] = {venue.name}
-            venue.accounts.add(account)
-            holder = self.ledger.accounts[account]
-            position = holder.positions[(key, None)]
-            base_units.append(holder.balance(market.settle) - self.ledger.signed_cost(position))
-            lots.append(position.lots)
+        venue.accounts.update(command.accounts)
+        # Cash less the signed cost basis (see Ledger.signed_cost): +cost for a linear long or an
+        # inverse short.
+        direction = 1 if market.kind is ContractKind.LINEAR else -1
+        base_units = [units - (direction * cost if signed > 0 else -direction * cost) for units, signed, cost in opened]
+        lots = [signed for _, signed, _ in opened]
         pools = SinglePositionPools(self, key, base_units, lots, [float(venue.rules.warning_ratio)] * len(lots))
         at_risk_accounts = [command.accounts[row] for row in pools.at_risk_now()]
         longs = market.size_of(sum(units for units in lots if units > 0))
