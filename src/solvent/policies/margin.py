@@ -187,10 +187,15 @@ class TieredMargin:
 
     def initial_margin(self, notional, size=None, leverage=None, open_interest=None) -> Decimal:
         tier = self.tier(notional)
-        if leverage is not None and tier.max_leverage is not None and positive(leverage, "leverage") > tier.max_leverage:
-            raise InvalidInput("leverage", f"{leverage}x exceeds the bracket's maximum {tier.max_leverage}x at notional {notional}")
-        fallback = tier.initial_rate if tier.initial_rate is not None else 2 * tier.maintenance_rate
-        return _leveraged(abs(notional), leverage, fallback, "initial_margin")
+        if leverage is None:
+            fallback = tier.initial_rate if tier.max_leverage is not None else 2 * tier.maintenance_rate
+            return abs(notional) * fallback
+        if leverage is not tier.max_leverage:  # the bracket's own maximum needs no checking
+            leverage = positive(leverage, "initial_margin.leverage" if tier.max_leverage is None else "leverage")
+            if tier.max_leverage is not None and leverage > tier.max_leverage:
+                raise InvalidInput("leverage", f"{leverage}x exceeds the bracket's maximum {tier.max_leverage}x "
+                                   f"at notional {notional}")
+        return abs(notional) / leverage
 
     def maintenance_table(self, size: Decimal | None = None) -> list[TableRow]:
         return [(tier.floor, tier.maintenance_rate, tier.deduction) for tier in self.tiers]

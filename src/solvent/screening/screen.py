@@ -18,7 +18,6 @@ from decimal import Decimal
 from typing import Mapping
 
 import numpy as np
-from scipy import sparse
 
 from ..core.numbers import positive
 from ..policies.margin import SizePremium
@@ -59,6 +58,8 @@ class Screener:
         self.incremental_threshold = incremental_threshold
         self.full_every = full_every  # bound the float drift of incremental updates
         self._since_full = 0
+        from scipy import sparse  # imported when a screen is built: it costs a third of a second
+
         n_markets = len(book.markets)
         indices = book.entry_market
         shape = (book.pools, n_markets)
