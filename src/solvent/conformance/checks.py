@@ -16,6 +16,7 @@ from ..policies.liquidation_price import (
     PositionView,
     account_liquidation_price,
     position_liquidation_price,
+    round_price_against_account,
 )
 from ..policies.margin import drift_size_premium_weight
 from ..presets import load_preset
@@ -38,10 +39,19 @@ def _rows(value: Any, field: str) -> list[Mapping[str, Any]]:
     return value
 
 
-def _required(data: Mapping[str, Any], key: str) -> Any:
-    if key not in data:
-        raise InvalidInput(key, "missing")
+def _required(data: Mapping[str, Any], key: str, where: str = "") -> Any:
+    if key not in data or data[key] is None:
+        raise InvalidInput(f"{where}.{key}" if where else key, "missing")
     return data[key]
+
+
+def _on_tick(price, data: Mapping[str, Any], side: Side):
+    """A price rounded to the case's optional ``tick`` as the venues publish theirs: toward the
+    account's earlier liquidation (up for a long, down for a short; Bybit's stated rule)."""
+    tick = next((data[key] for key in ("tick", "tick_size", "price_tick") if data.get(key) is not None), None)
+    if tick is None or price is None:
+        return price
+    return round_price_against_account(price, positive(tick, "tick"), side)
 
 
 # ------------------------------------------------------------------------------- Binance
@@ -66,13 +76,13 @@ def binance_liquidation_price(data):
     for index, row in enumerate(_rows(_required(data, "positions"), "positions")):
         where = f"positions[{index}]"
         # Each position comes with the bracket it sits in: a one-row table with its rate and cum.
-        bracket = {"floor": "0", "mmr": _required(row, "mmr"), "cum": row.get("cum", "0")}
+        bracket = {"floor": "0", "mmr": _required(row, "mmr", where), "cum": row.get("cum") or "0"}
         views.append(PositionView(
-            symbol=str(_required(row, "symbol")),
-            side=Side.parse(_required(row, "side"), f"{where}.side"),
-            size=positive(_required(row, "size"), f"{where}.size"),
-            entry_price=positive(_required(row, "entry_price"), f"{where}.entry_price"),
-            mark_price=positive(row.get("mark_price", row.get("entry_price")), f"{where}.mark_price"),
+            symbol=str(_required(row, "symbol", where)),
+            side=Side.parse(_required(row, "side", where), f"{where}.side"),
+            size=positive(_required(row, "size", where), f"{where}.size"),
+            entry_price=positive(_required(row, "entry_price", where), f"{where}.entry_price"),
+            mark_price=positive(row.get("mark_price") or row["entry_price"], f"{where}.mark_price"),
             margin=preset.margin_model(tiers=[bracket]),
         ))
     price = account_liquidation_price(
@@ -82,7 +92,8 @@ def binance_liquidation_price(data):
         rule=preset.liquidation_price_rule,
         margin_mode=MarginMode.parse(data.get("margin_mode", "cross"), "margin_mode"),
     )
-    return {"price": price}
+    target = [view for view in views if view.symbol == str(data["target"])]
+    return {"price": _on_tick(price, data, target[0].side) if len(target) == 1 else price}
 
 
 # ------------------------------------------------------------------------------- Hyperliquid
@@ -92,17 +103,18 @@ def binance_liquidation_price(data):
 def hyperliquid_liquidation_price(data):
     preset = load_preset("hyperliquid")
     model = preset.margin_model(tiers=[{"floor": "0", "max_leverage": _required(data, "max_leverage")}])
+    side = Side.parse(_required(data, "side"))
     price = position_liquidation_price(
         kind=ContractKind.LINEAR,
         margin_mode=MarginMode.ISOLATED,
-        side=Side.parse(_required(data, "side")),
+        side=side,
         size=to_decimal(_required(data, "size"), "size"),
         entry_price=to_decimal(_required(data, "entry_price"), "entry_price"),
         margin_model=model,
         rule=preset.liquidation_price_rule,
         isolated_margin=to_decimal(_required(data, "isolated_margin"), "isolated_margin"),
     )
-    return {"price": price}
+    return {"price": _on_tick(price, data, side)}
 
 
 @check("hyperliquid.maintenance_margin")
@@ -119,12 +131,13 @@ def _bybit_price(data, *, bankruptcy: bool):
     kind = ContractKind.parse(data.get("contract", "linear"), "contract")
     mode = MarginMode.parse(data.get("margin_mode", "isolated"), "margin_mode")
     model = preset.margin_model(tiers=[{"floor": "0", "mmr": data.get("mmr", "0"),
-                                        "deduction": data.get("mm_deduction", "0")}])
+                                        "deduction": data.get("mm_deduction") or data.get("deduction") or "0"}])
     wallet = data.get("wallet_balance")
-    return position_liquidation_price(
+    side = Side.parse(_required(data, "side"))
+    price = position_liquidation_price(
         kind=kind,
         margin_mode=mode,
-        side=Side.parse(_required(data, "side")),
+        side=side,
         # The bankruptcy price does not depend on the size; the published case gives none.
         size=to_decimal(data.get("size", "1"), "size"),
         entry_price=to_decimal(_required(data, "entry_price"), "entry_price"),
@@ -132,10 +145,11 @@ def _bybit_price(data, *, bankruptcy: bool):
         rule=preset.liquidation_price_rule,
         wallet_balance=None if wallet is None else to_decimal(wallet, "wallet_balance"),
         leverage=None if data.get("leverage") is None else to_decimal(data["leverage"], "leverage"),
-        extra_margin=to_decimal(data.get("extra_margin", "0"), "extra_margin"),
-        fee_rate=to_decimal(data.get("fee_rate", "0"), "fee_rate"),
+        extra_margin=to_decimal(data.get("extra_margin") or "0", "extra_margin"),
+        fee_rate=to_decimal(data.get("fee_rate") or "0", "fee_rate"),
         bankruptcy=bankruptcy,
     )
+    return _on_tick(price, data, side)
 
 
 @check("bybit.liquidation_price")

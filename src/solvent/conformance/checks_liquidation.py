@@ -111,7 +111,8 @@ def drift_socialized_loss(data):
 @check("adl.queue")
 def adl_queue(data):
     rule = str(_required(data, "rule")).strip().lower()
-    candidates = adl.parse_candidates(_rows(_required(data, "candidates"), "candidates"))
+    candidates = adl.parse_candidates(_rows(_required(data, "candidates"), "candidates"),
+                                      contract=data.get("contract") or "linear")
     offset = data.get("offset")
     max_visits = data.get("max_visits")
     if rule == "dydx" and max_visits is None:

@@ -12,7 +12,10 @@ order in which they are closed; the queue then closes each candidate fully until
 - ``bitmex``: ``PnL% = (mark value − entry value) / |entry value|``; ``effective leverage =
   |mark value| / (mark value − bankrupt value)``; score = PnL% × leverage if PnL% > 0, else
   PnL% / leverage. Values are signed (a short's are negative), so a short's bankrupt price above
-  its mark still gives a positive leverage.
+  its mark still gives a positive leverage. From prices, a value is ``side × size × price`` for a
+  linear contract and ``−side × size / price`` for an inverse one (XBTUSD: a long's value in XBT
+  is negative, as BitMEX reports it), so PnL% = ``1 − entry/mark`` for an inverse long. A
+  candidate given without a side is on the side its bankrupt price implies (below the mark: long).
 - ``hyperliquid``: score = ``(mark / entry) × (notional / account value)``, as documented.
 - ``dydx``: no ranking. Candidates are visited in the order given, starting at a pseudorandom
   ``offset`` (wrapping around); the engine supplies the draw, this module never makes one.
@@ -83,6 +86,7 @@ class AdlCandidate:
     bankrupt_value: Decimal | None = None
     notional: Decimal | None = None
     account_value: Decimal | None = None
+    inverse: bool = False  # an inverse contract: values from prices are −side·size/price
 
     def __post_init__(self) -> None:
         if not isinstance(self.account, str) or not self.account:
@@ -90,8 +94,9 @@ class AdlCandidate:
         object.__setattr__(self, "size", positive(self.size, f"candidates[{self.account}].size"))
 
     @classmethod
-    def parse(cls, row: Mapping[str, Any], where: str = "candidate") -> "AdlCandidate":
-        """From a mapping in the venues' vocabulary (see ``_ALIASES``); numbers as decimal strings."""
+    def parse(cls, row: Mapping[str, Any], where: str = "candidate", contract: object = "linear") -> "AdlCandidate":
+        """From a mapping in the venues' vocabulary (see ``_ALIASES``); numbers as decimal strings.
+        ``contract`` (``linear``/``inverse``) applies unless the row states its own."""
         if not isinstance(row, Mapping):
             raise InvalidInput(where, "expected an object")
         account = row.get("account")
@@ -105,10 +110,14 @@ class AdlCandidate:
             if present:
                 values[name] = to_decimal(row[present[0]], f"{where}.{present[0]}")
         side = row.get("side")
+        kind = str(row.get("contract", contract)).strip().lower()
+        if kind not in ("linear", "inverse"):
+            raise InvalidInput(f"{where}.contract", f"expected 'linear' or 'inverse', got {kind!r}")
         return cls(
             account=str(account),
             size=positive(row.get("size"), f"{where}.size"),
             side=None if side is None else Side.parse(side, f"{where}.side"),
+            inverse=kind == "inverse",
             **values,
         )
 
@@ -183,15 +192,22 @@ def _bitmex_values(candidate: AdlCandidate) -> tuple[Fraction, Fraction, Fractio
     if candidate.mark_value is not None or candidate.entry_value is not None or candidate.bankrupt_value is not None:
         return (_need(candidate, "mark_value", "bitmex"), _need(candidate, "entry_value", "bitmex"),
                 _need(candidate, "bankrupt_value", "bitmex"))
-    sign = int(candidate.side) if candidate.side is not None else 1
-    quantity = Fraction(candidate.size) * sign
     prices = []
     for name in ("mark_price", "entry_price", "bankrupt_price"):
         price = _need(candidate, name, "bitmex")
         if price <= 0:
             raise InvalidInput(f"candidates[{candidate.account}].{name}", "must be positive")
-        prices.append(quantity * price)
-    return prices[0], prices[1], prices[2]
+        prices.append(price)
+    if candidate.side is not None:
+        sign = int(candidate.side)
+    else:  # the bankrupt price lies on the losing side of the mark: below it for a long
+        sign = 1 if prices[2] < prices[0] else -1
+    quantity = Fraction(candidate.size) * sign
+    if candidate.inverse:
+        values = [-quantity / price for price in prices]
+    else:
+        values = [quantity * price for price in prices]
+    return values[0], values[1], values[2]
 
 
 def bitmex_score(candidate: AdlCandidate) -> Fraction:
@@ -471,11 +487,12 @@ def overshoot(closes: Iterable[AdlClose], candidates: Sequence[AdlCandidate], de
                         closed, benchmark.closed_size)
 
 
-def parse_candidates(rows: Iterable[Mapping[str, Any]], field: str = "candidates") -> list[AdlCandidate]:
-    """Candidate records from rows in the venues' vocabulary."""
+def parse_candidates(rows: Iterable[Mapping[str, Any]], field: str = "candidates",
+                     contract: object = "linear") -> list[AdlCandidate]:
+    """Candidate records from rows in the venues' vocabulary (``contract``: their default kind)."""
     if isinstance(rows, (str, bytes)) or not isinstance(rows, Iterable):
         raise InvalidInput(field, "expected a list of candidates")
-    return [AdlCandidate.parse(row, f"{field}[{index}]") for index, row in enumerate(rows)]
+    return [AdlCandidate.parse(row, f"{field}[{index}]", contract) for index, row in enumerate(rows)]
 
 
 __all__ = [

@@ -18,7 +18,12 @@ as a :class:`LiquidationPriceRule`:
   (Bybit's cross formula).
 - ``isolated_margin``: an isolated position's collateral is the margin it was given
   (``"balance"``) or the initial margin implied by its leverage plus any extra margin
-  (``"leverage"``, Bybit).
+  (``"leverage"``, Bybit; the margin given is used when no leverage is).
+- ``cross_collateral``: a cross position's collateral is the wallet balance (``"balance"``) or,
+  Bybit's classic cross, the available balance plus the position's own initial margin at its
+  leverage (``"available_plus_initial"``: "total sustainable loss = available balance + IM − MM";
+  the IM is held apart from the available balance). Without a leverage the balance alone counts
+  (Bybit's inverse cross example states an account balance and no leverage).
 
 When the notional at the solution falls in another bracket than the one used, the solver retries
 with that bracket until the bracket is stable (Binance's own note: "iterate").
@@ -26,7 +31,7 @@ with that bracket until the bracket is stable (Binance's own note: "iterate").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Sequence
 
@@ -41,12 +46,16 @@ class LiquidationPriceRule:
     maintenance_at: str = "price"  # "price" or "entry"
     fee_to_close: bool = False
     isolated_margin: str = "balance"  # "balance" or "leverage"
+    cross_collateral: str = "balance"  # "balance" or "available_plus_initial"
 
     def __post_init__(self) -> None:
         if self.maintenance_at not in ("price", "entry"):
             raise InvalidInput("liquidation_price.maintenance_at", f"expected 'price' or 'entry', got {self.maintenance_at!r}")
         if self.isolated_margin not in ("balance", "leverage"):
             raise InvalidInput("liquidation_price.isolated_margin", f"expected 'balance' or 'leverage', got {self.isolated_margin!r}")
+        if self.cross_collateral not in ("balance", "available_plus_initial"):
+            raise InvalidInput("liquidation_price.cross_collateral",
+                               f"expected 'balance' or 'available_plus_initial', got {self.cross_collateral!r}")
 
 
 @dataclass(frozen=True)
@@ -226,8 +235,12 @@ def isolated_collateral(
     leverage: Decimal | None = None,
     extra_margin: Decimal = ZERO,
 ) -> Decimal:
-    """The collateral of an isolated position under the venue's rule."""
-    if rule.isolated_margin == "leverage":
+    """The collateral of an isolated position under the venue's rule.
+
+    Under the ``"leverage"`` rule the margin is the initial margin of the leverage plus extra
+    margin; a position stated with its margin and no leverage keeps the margin given.
+    """
+    if rule.isolated_margin == "leverage" and (leverage is not None or margin is None):
         if leverage is None:
             raise InvalidInput("leverage", "required: this venue's isolated margin is the initial margin of the leverage")
         leverage = positive(leverage, "leverage")
@@ -269,12 +282,16 @@ def position_liquidation_price(
             margin=isolated_margin if isolated_margin is not None else wallet_balance,
             leverage=leverage, extra_margin=extra_margin,
         )
-        isolated_rule = LiquidationPriceRule(rule.maintenance_at, False, rule.isolated_margin)
+        isolated_rule = replace(rule, fee_to_close=False)
         return solve_price(kind, collateral, [leg], rule=isolated_rule, reference_price=mark_price,
                            bankruptcy=bankruptcy).price
     if wallet_balance is None:
         raise InvalidInput("wallet_balance", "required for a cross position")
-    return solve_price(kind, to_decimal_balance(wallet_balance), [leg], rule=rule, reference_price=mark_price,
+    collateral = to_decimal_balance(wallet_balance)
+    if rule.cross_collateral == "available_plus_initial" and leverage is not None:
+        value = leg.quantity * entry_price if kind is ContractKind.LINEAR else leg.quantity / entry_price
+        collateral += value / leverage
+    return solve_price(kind, collateral, [leg], rule=rule, reference_price=mark_price,
                        fee_rate=fee_rate, bankruptcy=bankruptcy).price
 
 

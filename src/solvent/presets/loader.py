@@ -81,6 +81,7 @@ class Preset:
             maintenance_at=str(spec.get("maintenance_at", "price")),
             fee_to_close=fee_to_close,
             isolated_margin=str(spec.get("isolated_margin", "balance")),
+            cross_collateral=str(spec.get("cross_collateral", "balance")),
         )
 
     def margin_spec(self, market: str | None = None, **overrides: Any) -> dict[str, Any]:
