@@ -1,7 +1,9 @@
 """Run conformance vectors: read case files, run each case's check, compare with tolerance.
 
 Contract (../shared/conformance/README.md): one ``FAIL <id>: ...`` line per failing case, then
-``N passed, M failed``; an unknown check fails, never skips.
+``N passed, M failed``; an unknown check fails, never skips. Malformed data fails too, with the
+reason, and never stops the run: a case that is not an object, an input the check cannot read,
+a file that is not JSON or has no ``cases`` list (one failure named after the file).
 """
 
 from __future__ import annotations
@@ -44,11 +46,13 @@ def case_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def load_cases(path: Path) -> Iterator[Mapping[str, Any]]:
+def load_cases(path: Path) -> Iterator[Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+        data = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InvalidInput(str(path), f"not valid JSON: {error}") from None
+    except OSError as error:
+        raise InvalidInput(str(path), f"cannot be read: {error}") from None
     cases = data.get("cases") if isinstance(data, Mapping) else None
     if not isinstance(cases, list):
         raise InvalidInput(str(path), "expected an object with a list 'cases'")
@@ -59,7 +63,7 @@ def load_cases(path: Path) -> Iterator[Mapping[str, Any]]:
 
 
 def _decimal(text: Any) -> Decimal | None:
-    if isinstance(text, bool) or not isinstance(text, (str, int)):
+    if isinstance(text, bool) or not isinstance(text, (str, int, Decimal)):
         return None
     try:
         value = Decimal(str(text))
@@ -109,18 +113,33 @@ def matches(expected: Any, got: Any, tolerance: Decimal | None) -> bool:
     return abs(Decimal(got) - want) <= allowed
 
 
-def run_case(case: Mapping[str, Any], source_file: str = "") -> CaseResult:
+def _malformed(case_id: str, name: str, message: str, source_file: str) -> CaseResult:
+    return CaseResult(case_id, name, False, f"malformed case: {message}", source_file)
+
+
+def run_case(case: Any, source_file: str = "") -> CaseResult:
+    if not isinstance(case, Mapping):
+        return _malformed("<no id>", "", f"expected an object, got {type(case).__name__}", source_file)
     case_id = str(case.get("id", "<no id>"))
     name = str(case.get("check", ""))
     handler = CHECKS.get(name)
     if handler is None:
         return CaseResult(case_id, name, False, f"unsupported check {name}", source_file)
+    data = case.get("input", {})
+    expect = case.get("expect", {})
+    tolerances = case.get("tol", {})
+    for key, value in (("input", data), ("expect", expect), ("tol", tolerances)):
+        if value is not None and not isinstance(value, Mapping):
+            return _malformed(case_id, name, f"'{key}' must be an object, got {type(value).__name__}", source_file)
     try:
-        outputs = handler(case.get("input", {}))
-    except (SolventError, ArithmeticError, ValueError, KeyError, TypeError) as error:
+        outputs = handler(data or {})
+    except SolventError as error:
         return CaseResult(case_id, name, False, f"error {type(error).__name__}: {error}", source_file)
-    tolerances = case.get("tol", {}) or {}
-    for field_name, expected in (case.get("expect", {}) or {}).items():
+    except Exception as error:  # noqa: BLE001 - an input no check foresaw fails this case, not the run
+        return CaseResult(case_id, name, False, f"error {type(error).__name__} (unreadable input?): {error}",
+                          source_file)
+    tolerances = tolerances or {}
+    for field_name, expected in (expect or {}).items():
         if field_name not in outputs:
             return CaseResult(case_id, name, False, f"expected {field_name}={_render(expected)}, got nothing "
                               f"(the check does not produce {field_name})", source_file, outputs)
@@ -133,8 +152,14 @@ def run_case(case: Mapping[str, Any], source_file: str = "") -> CaseResult:
 
 
 def run_paths(paths: Iterable[str | Path]) -> list[CaseResult]:
+    """Every case of every file; a file that cannot be read as vectors counts as one failure."""
     results = []
     for path in case_files(paths):
-        for case in load_cases(path):
+        try:
+            cases = list(load_cases(path))
+        except InvalidInput as error:
+            results.append(CaseResult(str(path), "", False, f"malformed file: {error}", str(path)))
+            continue
+        for case in cases:
             results.append(run_case(case, str(path)))
     return results
