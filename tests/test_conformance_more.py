@@ -495,6 +495,12 @@ OTHER_LENDING = [
          {"collateral_value": "100", "liability_value": "95", "ltv": "0.9", "max_discount": "0.05",
           "collateral_amount": "100", "collateral_price": "1"},
          {"discount": "0.05", "yield": "100", "repay": "95"}, "derived: euler-vault-kit Liquidation.sol"),
+    case("euler-worthless-collateral", "euler.liquidation",
+         {"collateral_value": "0", "liability_value": "5", "ltv": "0.9", "max_discount": "0.2",
+          "collateral_amount": "10", "collateral_price": "0"},
+         {"repay": "0", "yield": "10"},
+         "euler-xyz/euler-vault-kit test/unit/evault/modules/Liquidation/basic.t.sol::"
+         "test_basicLiquidation_worthless_collateral (maxRepay 0, all 10 collateral to the liquidator)"),
     case("euler-healthy", "euler.liquidation",
          {"collateral_value": "100", "liability_value": "80", "ltv": "0.9", "max_discount": "0.2",
           "collateral_amount": "100", "collateral_price": "1"},
