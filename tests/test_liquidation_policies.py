@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from solvent.core.domain import Side
 from solvent.core.errors import InvalidInput, UnknownName
 from solvent.policies import adl, drift, dydx
+from solvent.policies.margin import LiquidityTier
 from solvent.presets import load_preset
 
 SHARED_CONFORMANCE = Path(__file__).resolve().parents[2] / "shared" / "conformance"
@@ -79,6 +80,15 @@ def test_fillable_price_rounding_for_longs_and_shorts():
     long = subaccount("-8300", dict(ETH, side="long", size="3"))
     assert dydx.fillable_price(long, "ETH-USD", CONFIG) == D("2993.333333333333333334")
     assert dydx.fillable_price(long, "ETH-USD", CONFIG, tick="0.1") == D("2993.4")
+
+
+@settings(max_examples=300, deadline=None)
+@given(size=st.decimals(min_value=D("-1e6"), max_value=D("1e6"), places=9, allow_nan=False).filter(bool),
+       price=st.decimals(min_value=D("1e-9"), max_value=D("1e7"), places=9, allow_nan=False))
+def test_net_notional_truncates_the_exact_product_toward_zero(size, price):
+    position = dydx.DydxPosition("X-USD", size, price, LiquidityTier.from_rates(imf="0.05", mmf="0.03"))
+    exact = Fraction(size) * Fraction(price) * 10**6
+    assert position.net_notional() == int(exact)  # int() of a Fraction truncates toward zero
 
 
 def test_multi_position_bankruptcy_shares_tnc_by_mmr():

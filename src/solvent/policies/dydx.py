@@ -75,11 +75,6 @@ def quantums_to_usdc(quantums: int) -> Decimal:
     return Decimal(quantums).scaleb(-QUOTE_DECIMALS)
 
 
-def _trunc(value: Fraction) -> int:
-    """Integer part, toward zero (Go's big.Int Quo)."""
-    return int(value)
-
-
 def _floor(value: Fraction) -> int:
     return value.numerator // value.denominator
 
@@ -141,7 +136,22 @@ class DydxLiquidationConfig:
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any], where: str = "liquidation") -> "DydxLiquidationConfig":
-        """Build from a ``[liquidation]`` table: rates as decimals, amounts in USDC."""
+        """Build from a ``[liquidation]`` table: rates as decimals, amounts in USDC (kept for a
+        table of the same entries: the engine asks for it at every liquidation)."""
+        try:
+            key = (tuple(sorted(table.items())), where)
+            hash(key)
+        except TypeError:  # entries that cannot be a key: build it every time
+            return cls._from_table(table, where)
+        config = _CONFIGS.get(key)
+        if config is None:
+            config = _CONFIGS[key] = cls._from_table(table, where)
+            if len(_CONFIGS) > 256:
+                _CONFIGS.pop(next(iter(_CONFIGS)))
+        return config
+
+    @classmethod
+    def _from_table(cls, table: Mapping[str, Any], where: str) -> "DydxLiquidationConfig":
 
         def get(key: str) -> Any:
             if key not in table:
@@ -176,6 +186,9 @@ class DydxLiquidationConfig:
                 raise InvalidInput(key, f"not a rate of the liquidations config (known: {', '.join(names)})")
             changes[names[key]] = rate_to_ppm(value, key)
         return replace(self, **changes)
+
+
+_CONFIGS: dict[tuple, DydxLiquidationConfig] = {}
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,9 +233,13 @@ class DydxPosition:
         return Side.LONG if self.size > 0 else Side.SHORT
 
     def net_notional(self, size: Decimal | None = None) -> int:
-        """Signed notional in quantums at the oracle price, truncated toward zero."""
-        size = self.size if size is None else size
-        return _trunc(Fraction(size) * Fraction(self.oracle_price) * QUANTUMS_PER_USDC)
+        """Signed notional in quantums at the oracle price, truncated toward zero (Go's big.Int
+        Quo), computed on the exact integer ratios of the two decimals."""
+        size_num, size_den = (self.size if size is None else size).as_integer_ratio()
+        price_num, price_den = self.oracle_price.as_integer_ratio()
+        numerator = size_num * price_num * QUANTUMS_PER_USDC
+        quotient = abs(numerator) // (size_den * price_den)
+        return quotient if numerator >= 0 else -quotient
 
     def maintenance_margin(self, size: Decimal | None = None) -> int:
         """``⌈⌈|NC|·IMF⌉·MF⌉`` quantums, from the base IMF."""
