@@ -46,3 +46,6 @@ def test_the_benchmark_reports_every_figure():
     assert 0 < result.day_book_seconds < result.day_seconds
     assert all(value is None or value == value for value in figures.values() if isinstance(value, float))
     assert result.scaling[0].exact_ms_per_step > result.scaling[0].screened_ms_per_step
+    # The verdicts follow the figures against the targets.
+    assert figures["day_target_met"] is (result.day_seconds < 2.0)
+    assert figures["sweep_target_met"] is (result.projected_1000_paths_seconds < 600.0)

@@ -28,6 +28,10 @@ from ..sim.run import SimConfig, VENUE, _market_for, _settle, _setup, run
 from ..sim.scenarios import load_scenario
 from ..sim.sweep import LocalExecutor, monte_carlo
 
+# The targets on a 2-core machine.
+TARGET_DAY_SECONDS = 2.0  # one day-long minute-step run of the 100,000-account book
+TARGET_1000_PATHS_SECONDS = 600.0  # a 1,000-path Monte Carlo of the default run
+
 
 @dataclass(frozen=True)
 class ScalingPoint:
@@ -56,8 +60,16 @@ class SimulateBenchmark:
     speedup: float
     projected_1000_paths_seconds: float  # extrapolated from the measured sweep, all workers
 
+    @property
+    def day_target_met(self) -> bool:
+        return self.day_seconds < TARGET_DAY_SECONDS
+
+    @property
+    def sweep_target_met(self) -> bool:
+        return self.projected_1000_paths_seconds < TARGET_1000_PATHS_SECONDS
+
     def as_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "day_target_met": self.day_target_met, "sweep_target_met": self.sweep_target_met}
 
 
 def day_scenario(name: str = "oct_10_2025"):
