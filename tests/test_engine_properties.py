@@ -1,7 +1,8 @@
 """Property tests of the engine over random command streams.
 
-Streams of deposits, withdrawals, fills between a few accounts (and the venue's book), oracle
-moves (crashes included), time and block advances, and a few invalid commands, against one or two
+Streams of deposits, withdrawals, fills between a few accounts (and the venue's book), some of
+them opening or trading isolated positions, margin moved into and out of isolated positions,
+oracle moves (crashes included), time and block advances, and a few invalid commands, against one or two
 venues under the binance, bybit (linear), hyperliquid, dydx_v4, drift_v2 and gmx_v2 presets. After every command:
 
 - conservation: ``engine.conservation().holds``;
@@ -9,7 +10,8 @@ venues under the binance, bybit (linear), hyperliquid, dydx_v4, drift_v2 and gmx
   (balances, positions, pools, net deposits), the marks, the clock and the liquidation bookkeeping
   is equal before and after;
 - no silent liquidatable account (``Stream.check_liquidatable``): every non-protocol account whose cross
-  pool is liquidatable under its home venue's trigger and still holds positions is in
+  pool is liquidatable under its home venue's trigger and still holds positions (or whose isolated
+  position is, under its market's venue's trigger) is in
   ``engine.liquidating``, and the last liquidation event about it says why it was left so — a
   ``LiquidationPaused`` (with its reason) or a partial step (``PositionLiquidated`` or
   ``PositionAutoDeleveraged`` leaving a remaining size), with no ``LiquidationEnded`` after it —
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_DOWN, Decimal as D
 
 from hypothesis import HealthCheck, given, settings
@@ -49,8 +51,8 @@ from solvent.engine import (
     UpdateOracle,
     Withdraw,
 )
-from solvent.engine.commands import command_from_dict
-from solvent.engine.pipeline import cross_pool, cross_pools
+from solvent.engine.commands import AdjustIsolatedMargin, command_from_dict
+from solvent.engine.pipeline import cross_pool, cross_pools, isolated_pools
 
 # ============================================================================================
 # The venues and markets a stream may use
@@ -90,7 +92,8 @@ FUNDS = ("0", "1000", "1000000000")
 
 BOOKKEEPING_ATTRIBUTES = ("marks", "previous_marks", "holders", "timestamp", "block", "seed", "margin_called",
                           "liquidating", "full_until", "cooldown_until", "notional_this_block",
-                          "liquidated_in_block", "home_venue", "member_venues", "commands_applied")
+                          "liquidated_in_block", "home_venue", "member_venues", "commands_applied",
+                          "isolated_accounts")
 
 
 def snapshot(engine: Engine):
@@ -118,6 +121,13 @@ def liquidatable_pools(engine: Engine):
                 pool.equity < pool.maintenance_margin)
             if below:
                 found.append((account, pool.settle))
+        for key, pool in isolated_pools(engine, account):
+            if pool is None or not pool.positions or pool.maintenance_margin <= 0:
+                continue
+            rule = engine.venue_of_market(pool.isolated_market).rules.trigger
+            if pool.equity <= pool.maintenance_margin if rule == "at_or_below" else (
+                    pool.equity < pool.maintenance_margin):
+                found.append(key)
     return found
 
 
@@ -149,12 +159,18 @@ deposit_op = st.tuples(st.just("deposit"), st.integers(0, 2), st.integers(0, len
 withdraw_op = st.tuples(st.just("withdraw"), st.integers(0, 2), st.integers(0, 5))
 fill_op = st.tuples(st.just("fill"), st.integers(0, 3), st.integers(0, 3), st.integers(0, 7),
                     st.integers(0, len(NOTIONALS) - 1), st.integers(0, len(FILL_OFFSETS) - 1))
+# A fill with the buyer (0), the seller (1) or both (2) isolated, at a leverage (or the market's rate).
+LEVERAGES = (None, "2", "5", "10", "20", "50")
+iso_fill_op = st.tuples(st.just("iso_fill"), st.integers(0, 3), st.integers(0, 3), st.integers(0, 7),
+                        st.integers(0, len(NOTIONALS) - 1), st.integers(0, len(FILL_OFFSETS) - 1),
+                        st.integers(0, 2), st.integers(0, len(LEVERAGES) - 1))
+margin_op = st.tuples(st.just("margin"), st.integers(0, 2), st.integers(0, 7), st.integers(0, 5), st.booleans())
 oracle_op = st.tuples(st.just("oracle"), st.integers(0, 7), st.integers(0, len(FACTORS) - 1), st.integers(0, 40))
 time_op = st.tuples(st.just("time"), st.integers(0, 60), st.integers(0, 5))
-invalid_op = st.tuples(st.just("invalid"), st.integers(0, 6), st.integers(0, 7))
+invalid_op = st.tuples(st.just("invalid"), st.integers(0, 7), st.integers(0, 7))
 # Fills and oracle moves three times as often as the rest.
 ops = st.lists(st.one_of(deposit_op, withdraw_op, fill_op, fill_op, fill_op, oracle_op, oracle_op, oracle_op,
-                         time_op, invalid_op), min_size=4, max_size=40)
+                         time_op, invalid_op, iso_fill_op, iso_fill_op, margin_op), min_size=4, max_size=40)
 
 worlds = st.tuples(
     st.lists(st.sampled_from(PRESETS), min_size=1, max_size=2),  # venue presets
@@ -239,6 +255,35 @@ class Stream:
             size = max(lot, (NOTIONALS[notional] / mark).quantize(lot, rounding=ROUND_DOWN))
             price = max(spec.tick, (mark * (1 + FILL_OFFSETS[offset])).quantize(spec.tick))
             return ApplyFill(venue, spec.symbol, buyer, seller, str(size), str(price))
+        if kind == "iso_fill":
+            fill = self.build(("fill",) + op[1:6])
+            which, leverage = op[6], LEVERAGES[op[7]]
+            isolated = {}
+            for index, role in enumerate(("buyer", "seller")):
+                if which in (index, 2) and not getattr(fill, role).endswith("/book"):
+                    isolated[f"{role}_margin_mode"] = "isolated"
+                    isolated[f"{role}_leverage"] = leverage
+            return replace(fill, **isolated)
+        if kind == "margin":
+            # Into or out of one of the trader's isolated positions (if it holds one): a share of
+            # its isolated margin out, or of its wallet in.
+            _, trader_index, market_index, share_index, out = op
+            trader = TRADERS[trader_index]
+            ledger = self.engine.ledger
+            held = sorted(p.market for p in ledger.accounts[trader].open_positions() if p.margin_mode.value == "isolated")
+            if held:
+                market = held[market_index % len(held)]
+                venue, symbol = market.split("/", 1)
+            else:
+                venue, spec = self.market(market_index)
+                market, symbol = f"{venue}/{spec.symbol}", spec.symbol
+            settle = ledger.markets[market].settle
+            position = ledger.accounts[trader].positions.get((market, None))
+            units = position.isolated_margin if out and position is not None else ledger.accounts[trader].balance(settle)
+            share = (D("0.01"), D("0.1"), D("0.3"), D("0.5"), D("0.9"), D(2))[share_index]
+            amount = max(D(1), (D(max(units, 1)) * share).quantize(D(1), rounding=ROUND_DOWN))
+            amount = amount.scaleb(-ledger.assets[settle].decimals)
+            return AdjustIsolatedMargin(venue, trader, symbol, str(-amount if out else amount))
         if kind == "oracle":
             _, market_index, factor, dt = op
             venue, spec = self.market(market_index)
@@ -259,6 +304,7 @@ class Stream:
                       str(spec.price)),  # finer than a lot
             Deposit(trader, self.settle(trader), "-5"),
             UpdateOracle(venue, {spec.symbol: "0"}, self.clock),
+            AdjustIsolatedMargin(venue, trader, spec.symbol, "0"),
         ][which]
 
     def _cross(self, trader: str) -> set[str]:
@@ -283,6 +329,11 @@ class Stream:
             assert not any(key[0] == command.account for key in before[5]["liquidating"]), command
             pool = cross_pool(engine, command.account, command.asset)
             assert pool is None or not pool.positions or pool.equity >= pool.initial_margin, command
+        if isinstance(command, AdjustIsolatedMargin) and D(command.amount) < 0:
+            key = (command.account, f"{command.venue}/{command.market}")
+            assert key not in before[5]["liquidating"], command
+            pool = cross_pool(engine, *key)  # the isolated pool the key names
+            assert pool.collateral + min(pool.unrealized_pnl, D(0)) >= pool.initial_margin, command
         report = engine.conservation()
         assert report.holds, f"after {command}:\n{report.describe()}"
         self.check_liquidatable(command, events)

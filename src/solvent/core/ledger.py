@@ -31,6 +31,10 @@ from .errors import InsufficientFunds, InvalidInput, UnknownName
 from .numbers import from_units, non_negative, positive, to_decimal, to_units
 
 PROTOCOL_POOLS = ("insurance_fund", "fee_pool")
+# Losses of isolated positions that no layer of a venue's waterfall absorbed: an isolated position
+# risks only its own margin, so what it lost beyond it is written off here (a negative balance),
+# never charged to the holder's wallet. Created on first use.
+BAD_DEBT_POOL = "bad_debt"
 
 
 @dataclass
@@ -236,6 +240,64 @@ class Ledger:
         self._touch(account_id)
         return units
 
+    def _isolated_slot(self, account_id: str, market: str, hedge_side: Side | None) -> tuple[Account, Position, str]:
+        account = self.account(account_id)
+        position = account.positions.get((market, hedge_side))
+        if position is None or position.margin_mode is not MarginMode.ISOLATED:
+            raise InvalidInput("market", f"account {account_id!r} has no isolated position on {market}")
+        return account, position, self.markets[market].settle
+
+    def pay_into_isolated(self, source: str, account_id: str, market: str, hedge_side: Side | None, units: int, *,
+                          allow_overdraft: bool = False) -> None:
+        """Move units from ``source``'s balance into an isolated position's margin (the waterfall
+        covering its deficit). ``allow_overdraft`` as in :meth:`transfer`."""
+        if units < 0:
+            raise InvalidInput("units", f"must not be negative, got {units}")
+        _, position, settle = self._isolated_slot(account_id, market, hedge_side)
+        giver = self.account(source)
+        if not allow_overdraft and giver.balance(settle) < units:
+            raise InsufficientFunds(f"account {source!r} holds {self.amount(settle, giver.balance(settle))} {settle}, "
+                                    f"cannot pay {self.amount(settle, units)}")
+        giver.balances[settle] = giver.balance(settle) - units
+        position.isolated_margin += units
+        self._touch(source, account_id)
+
+    def pay_from_isolated(self, account_id: str, market: str, hedge_side: Side | None, target: str, units: int, *,
+                          pool: str | None = None) -> None:
+        """Move units out of an isolated position's margin, which must hold them, to ``target``'s
+        balance (the holder's own wallet included), or into the protocol ``pool`` if given."""
+        if units < 0:
+            raise InvalidInput("units", f"must not be negative, got {units}")
+        _, position, settle = self._isolated_slot(account_id, market, hedge_side)
+        if position.isolated_margin < units:
+            raise InsufficientFunds(f"isolated margin of {market} holds only "
+                                    f"{self.amount(settle, position.isolated_margin)} {settle}, "
+                                    f"cannot pay {self.amount(settle, units)}")
+        if pool is None:
+            taker = self.account(target)
+            taker.balances[settle] = taker.balance(settle) + units
+            self._touch(target)
+        else:
+            held = self.pools.setdefault(pool, {})
+            held[settle] = held.get(settle, 0) + units
+        position.isolated_margin -= units
+        self._touch(account_id)
+
+    def write_off_isolated(self, account_id: str, market: str, hedge_side: Side | None) -> int:
+        """Write off the negative margin of a closed isolated position to the bad-debt pool;
+        returns the units written off (0 if the margin is not negative)."""
+        _, position, settle = self._isolated_slot(account_id, market, hedge_side)
+        if position.lots:
+            raise InvalidInput("market", f"the isolated position on {market} is still open")
+        deficit = -position.isolated_margin
+        if deficit <= 0:
+            return 0
+        held = self.pools.setdefault(BAD_DEBT_POOL, {})
+        held[settle] = held.get(settle, 0) - deficit
+        position.isolated_margin = 0
+        self._touch(account_id)
+        return deficit
+
     def transfer(self, source: str, target: str, asset: str, units: int, *, allow_overdraft: bool = False) -> None:
         """Move units of an asset between two accounts (fees, insurance payouts, socialized losses).
 
@@ -287,8 +349,14 @@ class Ledger:
         buyer_hedge_side: Side | None = None,
         seller_hedge_side: Side | None = None,
         fee_pool: str = "fee_pool",
+        hold_isolated: str | None = None,
     ) -> tuple[FillResult, FillResult]:
-        """A match between two accounts, applied to both or to neither; fees go to ``fee_pool``."""
+        """A match between two accounts, applied to both or to neither; fees go to ``fee_pool``.
+
+        ``hold_isolated``: an account whose isolated position this trade may close and whose
+        isolated margin then stays with the closed position instead of returning to its wallet
+        (a liquidation settles that margin itself: fee, remainder, or a deficit to cover).
+        """
         if buyer == seller:
             raise InvalidInput("seller", "an account cannot trade with itself")
         bought = self._plan_fill(buyer, market, Side.LONG, size, price, buyer_fee, buyer_mode, buyer_hedge_side,
@@ -296,7 +364,10 @@ class Ledger:
         # The same size and price for the seller: its plan reuses the lots and the notional.
         sold = self._plan_fill(seller, market, Side.SHORT, size, price, seller_fee, seller_mode, seller_hedge_side,
                                "seller", matched=(abs(bought[3]), bought[4]))
-        return self._commit(bought, fee_pool), self._commit(sold, fee_pool)
+        if hold_isolated is None:
+            return self._commit(bought, fee_pool), self._commit(sold, fee_pool)
+        return (self._commit(bought, fee_pool, hold=buyer == hold_isolated),
+                self._commit(sold, fee_pool, hold=seller == hold_isolated))
 
     def apply_fill(
         self,
@@ -436,7 +507,7 @@ class Ledger:
         fee_units = to_units(fee_amount, self.asset(market.settle).decimals, rounding=ROUND_CEILING) if fee_amount else 0
         return (account, market, key, signed, notional, fee_units, margin_mode, hedge_side)
 
-    def _commit(self, plan, fee_pool: str = "fee_pool") -> FillResult:
+    def _commit(self, plan, fee_pool: str = "fee_pool", hold: bool = False) -> FillResult:
         account, market, key, signed, notional, fee_units, margin_mode, hedge_side = plan
         self._touch(account.id)
         position = account.positions.get(key)
@@ -469,7 +540,7 @@ class Ledger:
         settle = market.settle
         if position.margin_mode is MarginMode.ISOLATED:
             position.isolated_margin += realized - fee_units
-            if position.lots == 0:  # what is left of the isolated margin returns to the wallet
+            if position.lots == 0 and not hold:  # what is left of the isolated margin returns to the wallet
                 account.balances[settle] = account.balance(settle) + position.isolated_margin
                 position.isolated_margin = 0
         else:

@@ -123,7 +123,22 @@ class FundInsurance(Command):
 
 @command
 class ApplyFill(Command):
-    """A match reported by the venue's matching engine."""
+    """A match reported by the venue's matching engine.
+
+    A side in ``"isolated"`` margin mode trades its isolated position on the market. When the
+    fill opens or adds to that position, the initial margin of the notional it adds (at the fill
+    price and the position's leverage, rounded up to the settle asset's unit) moves from the
+    wallet into the position's isolated margin, as Binance, Bybit and Hyperliquid charge an
+    isolated order's initial margin from the available balance; the fill is refused, changing
+    nothing, when the wallet cannot fund it (its balance, or the cross positions' initial margin
+    it backs). ``buyer_leverage`` / ``seller_leverage`` set the position's leverage when the fill
+    opens it (without one, the market's own initial rate for the notional added applies) and must
+    match it when the fill adds to it; the bracket's maximum leverage is enforced. Margin moved in
+    beyond that is the position's extra margin (:class:`AdjustIsolatedMargin`). Closing fills
+    realize PnL and fees into the isolated margin; a fill that closes the position returns what
+    is left of it to the wallet. Not offered on venues whose liquidation values a whole
+    subaccount (dYdX v4: an isolated market there is its own subaccount, i.e. another account).
+    """
 
     kind: ClassVar[str] = "apply_fill"
     venue: str
@@ -138,6 +153,30 @@ class ApplyFill(Command):
     seller_margin_mode: str = "cross"
     buyer_hedge_side: str | None = None
     seller_hedge_side: str | None = None
+    buyer_leverage: str | None = None
+    seller_leverage: str | None = None
+
+
+@command
+class AdjustIsolatedMargin(Command):
+    """Move margin into (``amount`` > 0, from the wallet) or out of (``amount`` < 0, to the wallet)
+    an open isolated position (``hedge_side``: its leg, for an account in hedge mode).
+
+    Adding is refused when the wallet cannot fund it: its balance, or the initial margin of the
+    cross positions it backs (the same rule as a withdrawal). Removing is refused while the
+    position is in liquidation, and when it would leave the position's isolated margin, counting
+    an unrealized loss but not an unrealized profit, below its initial margin at the mark (at the
+    position's leverage), or leave it liquidatable. Binance's, Bybit's and Hyperliquid's "add /
+    remove margin" on an isolated position; Hyperliquid also floors what stays at 10% of the
+    position's value, which this does not model. A refusal names the field and changes nothing.
+    """
+
+    kind: ClassVar[str] = "adjust_isolated_margin"
+    venue: str
+    account: str
+    market: str
+    amount: str
+    hedge_side: str | None = None
 
 
 @command

@@ -14,13 +14,13 @@ in a fixed order, so that the same commands always produce the same events.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Callable
 
 from ..core.domain import ContractKind, MarginMode, Market, PositionMode, Side
 from ..core.errors import InvalidInput, SolventError, UnknownName
 from ..core.ledger import Ledger
-from ..core.numbers import positive, to_int
+from ..core.numbers import positive, to_int, to_units
 from ..policies.margin import MarginModel
 from ..presets import Preset, load_preset
 from ..screening.thresholds import MarketSchedule
@@ -106,6 +106,11 @@ class Engine:
         self.full_until: dict[tuple[str, str], int] = {}  # after a partial: whole-position orders until then
         self.notional_this_block: dict[tuple[str, str], Decimal] = {}
         self.liquidated_in_block: dict[tuple[str, str], int] = {}  # (account, market) → block
+        # Isolated positions: the bookkeeping above keys an isolated position's pool as (account,
+        # pool id) (pipeline.isolated_pool_id); these accounts hold one, or its margin call or
+        # liquidation is still open. The pipeline values their isolated pools; the screen always
+        # hands them to it.
+        self.isolated_accounts: set[str] = set()
         self.commands_applied = 0
         self._adl_candidates: dict = {}  # ADL rankings valued during the current command (a cache)
         self._schedules: dict[str, MarketSchedule] = {}  # float maintenance schedules (a cache)
@@ -118,6 +123,7 @@ class Engine:
             c.Withdraw: self._withdraw,
             c.FundInsurance: self._fund_insurance,
             c.ApplyFill: self._apply_fill,
+            c.AdjustIsolatedMargin: self._adjust_isolated_margin,
             c.OpenPositions: self._open_positions,
             c.TakeOver: self._take_over,
             c.UpdateOracle: self._update_oracle,
@@ -323,7 +329,11 @@ class Engine:
         modes = [MarginMode.parse(command.buyer_margin_mode, "buyer_margin_mode"),
                  MarginMode.parse(command.seller_margin_mode, "seller_margin_mode")]
         if MarginMode.ISOLATED in modes:
-            raise InvalidInput("margin_mode", "isolated positions are not liquidated by the engine yet; use cross")
+            return self._apply_isolated_fill(command, venue, key, modes)
+        if command.buyer_leverage is not None or command.seller_leverage is not None:
+            role = "buyer" if command.buyer_leverage is not None else "seller"
+            raise InvalidInput(f"{role}_leverage", "a leverage is given for an isolated position only "
+                               "(a cross position's margin is its pool's)")
         if key not in self.marks:
             raise InvalidInput("market", f"{command.market} has no oracle price yet: send update_oracle first")
         hedge = [None if side is None else Side.parse(side, f"{role}_hedge_side")
@@ -336,6 +346,136 @@ class Engine:
                                                command.size, command.price)]
         events += evaluate(self, sorted({command.buyer, command.seller}))
         return events
+
+    def _apply_isolated_fill(self, command: c.ApplyFill, venue: VenueState, key: str,
+                             modes: list[MarginMode]) -> list[e.Event]:
+        """A fill with at least one side in isolated mode (the rules are in ApplyFill's docstring):
+        validated in full, then traded, then each isolated side's initial margin moved in."""
+        from .pipeline import evaluate, margin_funding_refused
+
+        rules = venue.rules
+        if rules.fee_rule == "insurance_fund_delta" or rules.limit == "fillable":
+            role = "buyer" if modes[0] is MarginMode.ISOLATED else "seller"
+            raise InvalidInput(f"{role}_margin_mode", f"{venue.name} ({venue.preset.name}) has no isolated margin "
+                               "mode: its liquidation values the whole subaccount (an isolated market there is "
+                               "a subaccount of its own: open another account)")
+        if key not in self.marks:
+            raise InvalidInput("market", f"{command.market} has no oracle price yet: send update_oracle first")
+        ledger = self.ledger
+        market = ledger.markets[key]
+        settle = market.settle
+        size = positive(command.size, "size")
+        price = positive(command.price, "price")
+        lots = market.lots(size, "size")
+        hedge = [None if side is None else Side.parse(side, f"{role}_hedge_side")
+                 for role, side in (("buyer", command.buyer_hedge_side), ("seller", command.seller_hedge_side))]
+        model = self.model(key)
+        funding: list[tuple[str, Side | None, int, Decimal | None, bool]] = []
+        sides = (("buyer", command.buyer, 1, command.buyer_leverage),
+                 ("seller", command.seller, -1, command.seller_leverage))
+        for (role, account, sign, leverage_text), mode, hedge_side in zip(sides, modes, hedge):
+            if mode is not MarginMode.ISOLATED:
+                if leverage_text is not None:
+                    raise InvalidInput(f"{role}_leverage", "a leverage is given for an isolated position only")
+                continue
+            position = ledger.accounts[account].positions.get((key, hedge_side))
+            held = position.lots if position is not None and position.margin_mode is MarginMode.ISOLATED else 0
+            leverage = None if leverage_text is None else positive(leverage_text, f"{role}_leverage")
+            if held and leverage is not None and leverage != position.leverage:  # type: ignore[union-attr]
+                raise InvalidInput(f"{role}_leverage", f"the isolated position on {command.market} is at "
+                                   f"{position.leverage or 'the market default'} leverage, not {leverage}x")  # type: ignore[union-attr]
+            if held:
+                leverage = position.leverage  # type: ignore[union-attr]
+            signed = sign * lots
+            opened = lots if held == 0 or (held > 0) == (signed > 0) else max(0, lots - abs(held))
+            units = 0
+            if opened:
+                opened_size = market.size_of(opened)
+                after_size = market.size_of(abs(held + signed))
+                try:
+                    if leverage is not None:  # within the bracket's maximum at the position's new notional
+                        model.initial_margin(market.notional(after_size, price), after_size, leverage)
+                    required = model.initial_margin(market.notional(opened_size, price), opened_size, leverage)
+                except InvalidInput as error:
+                    raise InvalidInput(f"{role}_leverage", error.message) from None
+                units = to_units(required, ledger.assets[settle].decimals, rounding=ROUND_CEILING)
+                reason = margin_funding_refused(self, account, settle, units)
+                if reason:
+                    raise InvalidInput(role, reason)
+            funding.append((account, hedge_side, units, leverage, held == 0))
+        ledger.apply_trade(command.buyer, command.seller, key, command.size, command.price,
+                           buyer_fee=command.buyer_fee, seller_fee=command.seller_fee,
+                           buyer_mode=modes[0], seller_mode=modes[1],
+                           buyer_hedge_side=hedge[0], seller_hedge_side=hedge[1], fee_pool=venue.fee_pool)
+        # Traded: nothing below can fail (the wallets were checked and an opening trade leaves them).
+        self._track_holders(key, (command.buyer, command.seller))
+        events: list[e.Event] = [e.FillApplied(venue.name, command.market, command.buyer, command.seller,
+                                               command.size, command.price)]
+        for account, hedge_side, units, leverage, fresh in funding:
+            position = ledger.accounts[account].positions[(key, hedge_side)]
+            if fresh:
+                position.leverage = leverage
+            if units:
+                ledger.move_isolated_margin(account, key, ledger.amount(settle, units), hedge_side)
+                events.append(e.IsolatedMarginMoved(
+                    account, venue.name, command.market, str(ledger.amount(settle, units)),
+                    str(ledger.amount(settle, position.isolated_margin)),
+                    None if hedge_side is None else str(hedge_side)))
+            self.isolated_accounts.add(account)
+        events += evaluate(self, sorted({command.buyer, command.seller}))
+        return events
+
+    def _adjust_isolated_margin(self, command: c.AdjustIsolatedMargin) -> list[e.Event]:
+        from dataclasses import replace
+
+        from .pipeline import _liquidatable, evaluate, isolated_pool, isolated_pool_id, margin_funding_refused
+
+        venue = self.venue(command.venue)
+        key = self.market_key(venue, command.market)
+        self._require_member(venue, command.account, "account")
+        ledger = self.ledger
+        account = command.account
+        holder = ledger.accounts[account]
+        hedge_side = None if command.hedge_side is None else Side.parse(command.hedge_side, "hedge_side")
+        if (hedge_side is None) != (holder.position_mode is PositionMode.ONE_WAY):
+            raise InvalidInput("hedge_side", "required in hedge mode (long or short leg)" if hedge_side is None
+                               else "only accounts in hedge mode have legs")
+        settle = ledger.markets[key].settle
+        units = ledger.units(settle, command.amount, "amount")
+        if units == 0:
+            raise InvalidInput("amount", "must not be zero: positive moves margin in, negative takes it out")
+        position = holder.positions.get((key, hedge_side))
+        if position is None or position.margin_mode is not MarginMode.ISOLATED or not position.lots:
+            raise InvalidInput("market", f"account {account!r} holds no open isolated position on {command.market}")
+        pool_id = isolated_pool_id(key, hedge_side)
+        if units > 0:
+            reason = margin_funding_refused(self, account, settle, units)
+            if reason:
+                raise InvalidInput("amount", reason)
+        else:
+            if (account, pool_id) in self.liquidating:
+                raise InvalidInput("amount", f"the isolated position on {command.market} is being liquidated: "
+                                   "its margin cannot be taken out")
+            removed = ledger.amount(settle, -units)
+            if -units > position.isolated_margin:
+                raise InvalidInput("amount", f"the isolated margin holds {ledger.amount(settle, position.isolated_margin)} "
+                                   f"{settle}, less than {removed}")
+            pool = isolated_pool(self, account, pool_id)
+            assert pool is not None
+            left = pool.collateral - removed
+            if left + min(pool.unrealized_pnl, Decimal(0)) < pool.initial_margin:
+                raise InvalidInput("amount", f"taking out {removed} {settle} would leave the isolated position on "
+                                   f"{command.market} {left + min(pool.unrealized_pnl, Decimal(0))} {settle} "
+                                   f"(margin less any unrealized loss), below its initial margin {pool.initial_margin}")
+            if _liquidatable(self, self.venue_of_market(key), replace(pool, collateral=left)):
+                raise InvalidInput("amount", f"taking out {removed} {settle} would leave the isolated position on "
+                                   f"{command.market} liquidatable")
+        ledger.move_isolated_margin(account, key, ledger.amount(settle, units), hedge_side)
+        self.isolated_accounts.add(account)
+        events: list[e.Event] = [e.IsolatedMarginMoved(
+            account, venue.name, command.market, str(ledger.amount(settle, units)),
+            str(ledger.amount(settle, position.isolated_margin)), None if hedge_side is None else str(hedge_side))]
+        return events + evaluate(self, [account])
 
     def _open_positions(self, command: c.OpenPositions) -> list[e.Event]:
         from .pipeline import evaluate

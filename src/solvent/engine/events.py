@@ -64,6 +64,19 @@ class Withdrawn(Event):
 
 
 @event
+class IsolatedMarginMoved(Event):
+    """Margin moved between the wallet and an isolated position (positive: into the position)."""
+
+    kind: ClassVar[str] = "isolated_margin_moved"
+    account: str
+    venue: str
+    market: str
+    amount: str
+    isolated_margin: str  # the position's isolated margin afterwards
+    hedge_side: str | None = None
+
+
+@event
 class FillApplied(Event):
     kind: ClassVar[str] = "fill_applied"
     venue: str

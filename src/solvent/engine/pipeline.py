@@ -34,7 +34,7 @@ from ..core.domain import ContractKind, MarginMode, Side
 from ..core.errors import InvalidInput, SolventError
 from ..core.ledger import Position
 from ..policies import adl
-from ..policies.account import PoolMargin, account_margin, position_entry_price
+from ..policies.account import PoolMargin, _margin_at_mark, _pool, account_margin, position_entry_price
 from ..policies.liquidation_price import Leg, solve_price
 from ..policies.margin import LiquidityTier
 from . import events as e
@@ -57,7 +57,101 @@ def cross_pools(engine: "Engine", account: str) -> list[PoolMargin]:
 
 
 def cross_pool(engine: "Engine", account: str, settle: str) -> PoolMargin | None:
+    """The account's cross pool in ``settle``. The liquidation bookkeeping keys every pool as
+    ``(account, pool)``: a settle asset for a cross pool, an isolated pool's id (see
+    :func:`isolated_pool_id`) for an isolated position, so ``cross_pool(engine, *key)`` revalues
+    whichever pool a key names."""
+    if ISOLATED_MARK in settle:
+        return isolated_pool(engine, account, settle)
     return next((pool for pool in cross_pools(engine, account) if pool.settle == settle), None)
+
+
+# --------------------------------------------------------------------------------------------
+# Isolated pools
+# --------------------------------------------------------------------------------------------
+
+ISOLATED_MARK = "/"  # in every market key ("venue/SYMBOL"), in no settle asset: an isolated pool's id
+HEDGE_MARK = "#"
+
+
+def isolated_pool_id(market: str, hedge_side: Side | None) -> str:
+    """The bookkeeping id of an isolated position's pool: its market key, and its leg in hedge mode."""
+    return market if hedge_side is None else f"{market}{HEDGE_MARK}{hedge_side}"
+
+
+def is_isolated(pool_id: str) -> bool:
+    return ISOLATED_MARK in pool_id
+
+
+def _slot(pool_id: str) -> tuple[str, Side | None]:
+    """(market key, hedge side) of an isolated pool id."""
+    market, _, leg = pool_id.partition(HEDGE_MARK)
+    return market, (Side.parse(leg) if leg else None)
+
+
+def _isolated_position(engine: "Engine", account: str, pool_id: str) -> Position | None:
+    position = engine.ledger.accounts[account].positions.get(_slot(pool_id))
+    if position is None or position.margin_mode is not MarginMode.ISOLATED:
+        return None
+    return position
+
+
+def isolated_pool(engine: "Engine", account: str, pool_id: str) -> PoolMargin | None:
+    """One isolated position's pool: its isolated margin and that position alone, valued at the
+    mark. The maintenance margin follows the venue's convention (Bybit values it at the entry
+    price: ``MM = entry value × MMR``, which is what makes its isolated formula
+    ``LP = EP ∓ (IM − MM)/Q`` the price where equity meets it). A closed position whose margin
+    the liquidation has not settled yet is a pool without positions; None when the account has
+    no isolated position there."""
+    position = _isolated_position(engine, account, pool_id)
+    if position is None:
+        return None
+    ledger = engine.ledger
+    market = ledger.markets[position.market]
+    collateral = ledger.amount(market.settle, position.isolated_margin)
+    if not position.lots:
+        return _pool(account, market.settle, position.market, collateral, [])
+    margin = _margin_at_mark(ledger, position, engine.marks, engine.model)
+    if engine.venue_of_market(position.market).preset.liquidation_price_rule.maintenance_at == "entry":
+        entry_value = ledger.amount(market.settle, position.cost)  # quote value (linear), coin value (inverse)
+        margin = replace(margin, maintenance_margin=engine.model(position.market).maintenance_margin(
+            entry_value, margin.size))
+    return _pool(account, market.settle, position.market, collateral, [margin])
+
+
+def isolated_pools(engine: "Engine", account: str) -> list[tuple[tuple[str, str], PoolMargin | None]]:
+    """(key, pool) of every isolated pool of the account the pipeline must look at: open isolated
+    positions, and closed ones still held in a margin call or in liquidation (sorted by id)."""
+    found = []
+    for (market, hedge_side), position in engine.ledger.accounts[account].positions.items():
+        if position.margin_mode is not MarginMode.ISOLATED:
+            continue
+        key = (account, isolated_pool_id(market, hedge_side))
+        if position.lots or position.isolated_margin or key in engine.margin_called or key in engine.liquidating:
+            found.append(key)
+    return [(key, isolated_pool(engine, account, key[1])) for key in sorted(found)]
+
+
+def margin_funding_refused(engine: "Engine", account: str, asset: str, units: int) -> str | None:
+    """Why the wallet cannot move ``units`` of ``asset`` into an isolated position, or None: it
+    must hold them, and, as for a withdrawal, the cross pool must not be in liquidation and the
+    cross positions the wallet backs must keep their initial margin (an isolated position in
+    liquidation may still be given margin: it may cure it)."""
+    ledger = engine.ledger
+    cash = ledger.accounts[account].balance(asset)
+    if cash < units:
+        return (f"the wallet of {account!r} holds {_text(ledger.amount(asset, cash))} {asset}: not enough to move "
+                f"{_text(ledger.amount(asset, units))} {asset} into an isolated position")
+    if any(key[0] == account and not is_isolated(key[1]) for key in engine.liquidating):
+        return f"margin cannot leave the wallet while account {account!r} is being liquidated"
+    pool = cross_pool(engine, account, asset)
+    if pool is None or not pool.positions:
+        return None
+    amount = ledger.amount(asset, units)
+    if pool.equity - amount < pool.initial_margin:
+        return (f"moving {_text(amount)} {asset} would leave the cross equity {_text(pool.equity - amount)} {asset} "
+                f"below the initial margin {_text(pool.initial_margin)} of the cross positions")
+    return None
 
 
 def _liquidatable(engine: "Engine", venue: "VenueState", pool: PoolMargin) -> bool:
@@ -131,6 +225,8 @@ def _clearly_safe(engine: "Engine", venue: "VenueState", account: str) -> bool:
     change nothing. Anything the floats do not cover (isolated positions, a size-dependent rate)
     answers False and goes to the exact path."""
     holder = engine.ledger.accounts[account]
+    if account in engine.isolated_accounts:
+        return False
     if not holder.positions or (engine.margin_called or engine.liquidating) and any(
             (account, settle) in engine.margin_called or (account, settle) in engine.liquidating
             for settle in engine.ledger.settle_assets):
@@ -180,6 +276,33 @@ def _evaluate_account(engine: "Engine", account: str, precheck: bool = True) -> 
                 events += _liquidate(engine, venue, key, pool)
             except (ArithmeticError, ValueError, KeyError, SolventError) as error:  # a defect, reported
                 events.append(e.LiquidationFailed(account, venue.name, f"{type(error).__name__}: {error}"))
+    if account in engine.isolated_accounts:
+        events += _evaluate_isolated(engine, account)
+    return events
+
+
+def _evaluate_isolated(engine: "Engine", account: str) -> list[e.Event]:
+    """Each isolated position is a pool of its own, under the rules of the venue listing its
+    market: margin call, trigger, sizing, execution, fee, remainder and waterfall, against its
+    isolated margin alone (the wallet neither pays its loss nor backs it)."""
+    events: list[e.Event] = []
+    pools = isolated_pools(engine, account)
+    for key, pool in pools:
+        if pool is None:  # the position is gone (or no longer isolated): forget its bookkeeping
+            engine.margin_called.discard(key)
+            engine.liquidating.pop(key, None)
+            continue
+        venue = engine.venue_of_market(pool.isolated_market)
+        events += _margin_call(engine, venue, key, pool)
+        if key in engine.liquidating or _liquidatable(engine, venue, pool):
+            try:
+                events += _liquidate(engine, venue, key, pool)
+            except (ArithmeticError, ValueError, KeyError, SolventError) as error:  # a defect, reported
+                events.append(e.LiquidationFailed(account, venue.name, f"{type(error).__name__}: {error}"))
+    if not pools or not any(pool is not None and (pool.positions or pool.collateral) or key in engine.margin_called
+                            or key in engine.liquidating for key, pool in isolated_pools(engine, account)):
+        engine.isolated_accounts.discard(account)
+        engine.ledger.touched.add(account)  # the screen files it again with the cross-only accounts
     return events
 
 
@@ -252,7 +375,12 @@ def _liquidate(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> 
 
 def _end(engine: "Engine", venue: "VenueState", key, pool: PoolMargin | None) -> list[e.Event]:
     engine.liquidating.pop(key, None)
-    equity = pool.equity if pool is not None else engine.ledger.amount(key[1], engine.ledger.accounts[key[0]].balance(key[1]))
+    if pool is not None:
+        equity = pool.equity
+    elif is_isolated(key[1]):
+        equity = Decimal(0)
+    else:
+        equity = engine.ledger.amount(key[1], engine.ledger.accounts[key[0]].balance(key[1]))
     events: list[e.Event] = [e.LiquidationEnded(key[0], venue.name, _text(equity))]
     if pool is not None:
         events += _margin_call(engine, venue, key, pool)
@@ -260,8 +388,12 @@ def _end(engine: "Engine", venue: "VenueState", key, pool: PoolMargin | None) ->
 
 
 def _positions_to_liquidate(engine: "Engine", pool: PoolMargin, account: str, settle: str) -> list[Position]:
-    """Open cross positions of the pool, the largest notional first (then by market, for order)."""
+    """Open cross positions of the pool, the largest notional first (then by market, for order);
+    an isolated pool's (``settle`` is then its id) is its one position."""
     ledger = engine.ledger
+    if is_isolated(settle):
+        position = _isolated_position(engine, account, settle)
+        return [position] if position is not None and position.lots else []
     notional = {margin.market: margin.notional for margin in pool.positions}
     positions = [p for p in ledger.accounts[account].open_positions()
                  if ledger.markets[p.market].settle == settle and p.margin_mode.value == "cross"]
@@ -295,10 +427,11 @@ def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Po
     when a pause event was already emitted, or the reason to report if the account is still
     liquidatable (a partial step that waits for the next block).
     """
-    account, settle = key
+    account = key[0]
     rules = venue.rules
     ledger = engine.ledger
     market = ledger.markets[position.market]
+    settle = market.settle
     mark = engine.marks[position.market]
     side = position.side
     size = market.size_of(abs(position.lots))
@@ -350,7 +483,7 @@ def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Po
                                                    _text(size - close_size)))
                 remainder = Decimal(0)
     if remainder > 0:
-        current = cross_pool(engine, account, settle)
+        current = cross_pool(engine, *key)
         may_deleverage = "adl" in rules.layers and (
             rules.adl_when == "unfilled" or (current is not None and current.equity < 0))
         if may_deleverage:
@@ -397,7 +530,7 @@ def _size_to_close(engine: "Engine", venue: "VenueState", key, position: Positio
         excess = _size_of_notional(market, notional - floors[tier], mark).quantize(lot, rounding=ROUND_DOWN) + lot
         return min(size, excess), None
     if rules.method == "liquidator":
-        return _drift_size(engine, venue, position, market, size, mark, pool), None
+        return _drift_size(engine, venue, key, position, market, size, mark, pool), None
     if rules.max_portion_per_block is None and rules.max_notional_per_block is None:
         return size, None
     # dYdX: at most a portion of the position (but at least the minimum notional) per block, and
@@ -413,7 +546,7 @@ def _size_to_close(engine: "Engine", venue: "VenueState", key, position: Positio
     return allowed, "liquidated once this block: the rest waits for the next block"
 
 
-def _drift_size(engine: "Engine", venue: "VenueState", position: Position, market, size: Decimal, mark: Decimal,
+def _drift_size(engine: "Engine", venue: "VenueState", key, position: Position, market, size: Decimal, mark: Decimal,
                 pool: PoolMargin) -> Decimal:
     """Drift: take over just enough base to cure the margin shortage (plus the buffer)."""
     from ..policies import drift
@@ -428,7 +561,7 @@ def _drift_size(engine: "Engine", venue: "VenueState", position: Position, marke
     rate, _ = engine.model(position.market).maintenance_line(size * mark, size)
     if shortage <= 0 or market.kind is not ContractKind.LINEAR:
         return size
-    fee = _ramped_fee(rules, engine.block - engine.liquidating.get((pool.account, pool.settle), engine.block))
+    fee = _ramped_fee(rules, engine.block - engine.liquidating.get(key, engine.block))
     base = drift.base_to_cover_shortage(shortage, (rate + rules.exit_buffer).quantize(Decimal("0.0001"), ROUND_CEILING),
                                         fee.quantize(quote, rounding=ROUND_FLOOR), "0",
                                         mark.quantize(quote, rounding=ROUND_FLOOR), "1")
@@ -513,13 +646,19 @@ def take_over(engine: "Engine", venue: "VenueState", liquidator: str, account: s
     ledger = engine.ledger
     market = ledger.markets[market_key]
     key = (account, market.settle)
-    if key not in engine.liquidating:
-        raise InvalidInput("account", f"{account!r} is not being liquidated")
     position = next((p for p in ledger.accounts[account].open_positions()
                      if p.market == market_key and p.margin_mode.value == "cross"), None)
+    if position is None or key not in engine.liquidating:  # or its isolated position there, if in liquidation
+        isolated = next((p for p in ledger.accounts[account].open_positions() if p.market == market_key
+                         and p.margin_mode is MarginMode.ISOLATED
+                         and (account, isolated_pool_id(market_key, p.hedge_side)) in engine.liquidating), None)
+        if isolated is not None:
+            position, key = isolated, (account, isolated_pool_id(market_key, isolated.hedge_side))
+    if key not in engine.liquidating:
+        raise InvalidInput("account", f"{account!r} is not being liquidated")
     if position is None:
         raise InvalidInput("market", f"{account!r} holds no cross position on {_symbol(market_key)}")
-    pool = cross_pool(engine, account, market.settle)
+    pool = cross_pool(engine, *key)
     assert pool is not None
     mark = engine.marks[market_key]
     held = market.size_of(abs(position.lots))
@@ -630,11 +769,25 @@ def _fund_can_hold(engine: "Engine", venue: "VenueState", market, size: Decimal,
 def _close(engine: "Engine", venue: "VenueState", account: str, counterparty: str, position: Position,
            size: Decimal, price: Decimal) -> None:
     buyer, seller = (counterparty, account) if position.side is Side.LONG else (account, counterparty)
+    buyer_hedge = position.hedge_side if buyer == account else _hedge_for(engine, counterparty, Side.LONG)
+    seller_hedge = position.hedge_side if seller == account else _hedge_for(engine, counterparty, Side.SHORT)
+    if not engine.isolated_accounts:  # the common case: every position is cross
+        engine.ledger.apply_trade(buyer, seller, position.market, size, price, buyer_hedge_side=buyer_hedge,
+                                  seller_hedge_side=seller_hedge, fee_pool=venue.fee_pool)
+        return
+    # The liquidated position trades in its own mode and, if isolated, keeps its margin when it
+    # closes (the pipeline settles it); the counterparty trades its position there in its mode.
+    modes = []
+    for trader, hedge_side in ((buyer, buyer_hedge), (seller, seller_hedge)):
+        held = position if trader == account else engine.ledger.accounts[trader].positions.get(
+            (position.market, hedge_side))
+        isolated = held is not None and held.margin_mode is MarginMode.ISOLATED and (
+            held.lots or held.isolated_margin or held is position)
+        modes.append(MarginMode.ISOLATED if isolated else MarginMode.CROSS)
     engine.ledger.apply_trade(
-        buyer, seller, position.market, size, price,
-        buyer_hedge_side=position.hedge_side if buyer == account else _hedge_for(engine, counterparty, Side.LONG),
-        seller_hedge_side=position.hedge_side if seller == account else _hedge_for(engine, counterparty, Side.SHORT),
-        fee_pool=venue.fee_pool,
+        buyer, seller, position.market, size, price, buyer_hedge_side=buyer_hedge, seller_hedge_side=seller_hedge,
+        buyer_mode=modes[0], seller_mode=modes[1], fee_pool=venue.fee_pool,
+        hold_isolated=account if position.margin_mode is MarginMode.ISOLATED else None,
     )
 
 
@@ -660,6 +813,8 @@ def _vault_takeover(engine: "Engine", venue: "VenueState", key, pool: PoolMargin
         engine._track_holders(position.market, (account, vault))
         events.append(e.PositionLiquidated(account, venue.name, _symbol(position.market), str(side), _text(size),
                                            _text(mark), "-", "backstop", vault, "0"))
+    if is_isolated(settle):  # an isolated position goes to the vault with its margin alone
+        return events + _vault_takes_isolated_margin(engine, venue, account, settle)
     # The vault keeps the margin (it is not returned), and pays for a negative balance.
     balance = ledger.accounts[account].balance(settle)
     if balance > 0:
@@ -671,6 +826,29 @@ def _vault_takeover(engine: "Engine", venue: "VenueState", key, pool: PoolMargin
             events.append(e.BackstopDrawn(vault, venue.name, account, _text(ledger.amount(settle, pay)), "0"))
         if pay < -balance:
             events.append(e.BadDebt(venue.name, account, _text(ledger.amount(settle, -balance - pay))))
+    return events
+
+
+def _vault_takes_isolated_margin(engine: "Engine", venue: "VenueState", account: str, pool_id: str) -> list[e.Event]:
+    ledger = engine.ledger
+    vault = venue.liquidator
+    market, hedge_side = _slot(pool_id)
+    position = _isolated_position(engine, account, pool_id)
+    if position is None:
+        return []
+    settle = ledger.markets[market].settle
+    margin = position.isolated_margin
+    events: list[e.Event] = []
+    if margin > 0:
+        ledger.pay_from_isolated(account, market, hedge_side, vault, margin)
+    elif margin < 0:
+        pay = min(-margin, max(ledger.accounts[vault].balance(settle), 0))
+        if pay:
+            ledger.pay_into_isolated(vault, account, market, hedge_side, pay)
+            events.append(e.BackstopDrawn(vault, venue.name, account, _text(ledger.amount(settle, pay)), "0"))
+        if pay < -margin:
+            events.append(e.BadDebt(venue.name, account, _text(ledger.amount(settle, -margin - pay))))
+            ledger.write_off_isolated(account, market, hedge_side)
     return events
 
 
@@ -692,7 +870,16 @@ def _charge_fee(engine: "Engine", venue: "VenueState", key, notional: Decimal) -
     pool = cross_pool(engine, account, settle)
     equity = pool.equity if pool is not None else Decimal(0)
     ledger = engine.ledger
-    cash = ledger.accounts[account].balance(settle)
+    slot = None
+    if is_isolated(settle):  # charged from the isolated margin, capped by what it holds
+        slot = _slot(settle)
+        position = _isolated_position(engine, account, settle)
+        if position is None:
+            return []
+        settle = ledger.markets[slot[0]].settle
+        cash = position.isolated_margin
+    else:
+        cash = ledger.accounts[account].balance(settle)
     fee = min(rules.fee_rate * notional, max(equity, Decimal(0)))
     units = min(int((fee.scaleb(ledger.assets[settle].decimals)).to_integral_value(rounding=ROUND_FLOOR)), max(cash, 0))
     events: list[e.Event] = []
@@ -702,7 +889,10 @@ def _charge_fee(engine: "Engine", venue: "VenueState", key, notional: Decimal) -
         if part <= 0:
             continue
         target = _receiver(venue, name)
-        if target == venue.fee_pool:
+        if slot is not None:
+            ledger.pay_from_isolated(account, slot[0], slot[1], target, part,
+                                     pool=venue.fee_pool if target == venue.fee_pool else None)
+        elif target == venue.fee_pool:
             ledger.pay_to_pool(account, venue.fee_pool, settle, part)
         else:
             ledger.transfer(account, target, settle, part)
@@ -714,6 +904,8 @@ def _charge_fee(engine: "Engine", venue: "VenueState", key, notional: Decimal) -
 def _settle_closed_account(engine: "Engine", venue: "VenueState", key) -> list[e.Event]:
     """Everything is closed: hand the rest to the fund (where the venue says so) or cover the hole."""
     account, settle = key
+    if is_isolated(settle):
+        return _settle_closed_isolated(engine, venue, key)
     ledger = engine.ledger
     balance = ledger.accounts[account].balance(settle)
     if balance > 0 and venue.rules.remainder_to_insurance:
@@ -722,6 +914,38 @@ def _settle_closed_account(engine: "Engine", venue: "VenueState", key) -> list[e
     if balance < 0:
         return _waterfall(engine, venue, account, settle, -balance)
     return []
+
+
+def _settle_closed_isolated(engine: "Engine", venue: "VenueState", key) -> list[e.Event]:
+    """A closed isolated position: the margin left goes to the fund where the venue says so, else
+    back to the wallet, as on any close; a deficit goes down the waterfall into the position's
+    margin, and what no layer absorbs is bad debt, written off (never charged to the wallet)."""
+    account, pool_id = key
+    position = _isolated_position(engine, account, pool_id)
+    if position is None:
+        return []
+    ledger = engine.ledger
+    market, hedge_side = _slot(pool_id)
+    settle = ledger.markets[market].settle
+    margin = position.isolated_margin
+    if margin > 0:
+        if venue.rules.remainder_to_insurance:
+            ledger.pay_from_isolated(account, market, hedge_side, venue.insurance, margin)
+            return [e.LiquidationFeeCharged(account, venue.name, _text(ledger.amount(settle, margin)), venue.insurance)]
+        ledger.pay_from_isolated(account, market, hedge_side, account, margin)
+        return []
+    if margin < 0:
+        return _waterfall(engine, venue, account, settle, -margin, slot=(market, hedge_side))
+    return []
+
+
+def _pay_in(engine: "Engine", source: str, account: str, settle: str, units: int, slot, *,
+            allow_overdraft: bool = False) -> None:
+    """Pay ``account``'s deficit: into its wallet, or into its isolated position's margin (``slot``)."""
+    if slot is None:
+        engine.ledger.transfer(source, account, settle, units, allow_overdraft=allow_overdraft)
+    else:
+        engine.ledger.pay_into_isolated(source, account, slot[0], slot[1], units, allow_overdraft=allow_overdraft)
 
 
 def _waterfall_capacity(engine: "Engine", venue: "VenueState", settle: str) -> Decimal:
@@ -754,7 +978,10 @@ def _backstop_available(engine: "Engine", venue: "VenueState", settle: str) -> i
     return max(left, 0)
 
 
-def _waterfall(engine: "Engine", venue: "VenueState", account: str, settle: str, deficit: int) -> list[e.Event]:
+def _waterfall(engine: "Engine", venue: "VenueState", account: str, settle: str, deficit: int,
+               slot: tuple[str, Side | None] | None = None) -> list[e.Event]:
+    """Cover ``deficit`` units of ``account``'s loss, layer by layer, into its wallet or, with
+    ``slot`` (market, hedge side), into that isolated position's margin."""
     ledger = engine.ledger
     events: list[e.Event] = []
     remaining = deficit
@@ -767,7 +994,7 @@ def _waterfall(engine: "Engine", venue: "VenueState", account: str, settle: str,
                 available = min(available, ledger.units(settle, venue.rules.insurance_cap))
             pay = min(remaining, available)
             if pay > 0:
-                ledger.transfer(venue.insurance, account, settle, pay)
+                _pay_in(engine, venue.insurance, account, settle, pay, slot)
                 remaining -= pay
                 events.append(e.InsuranceFundDrawn(venue.name, account, _text(ledger.amount(settle, pay)), _text(
                     ledger.amount(settle, ledger.accounts[venue.insurance].balance(settle)))))
@@ -775,7 +1002,7 @@ def _waterfall(engine: "Engine", venue: "VenueState", account: str, settle: str,
             pay = min(remaining, _backstop_available(engine, venue, settle))
             if pay > 0:
                 backstop = engine.backstops[venue.backstop]  # type: ignore[index]
-                ledger.transfer(backstop.account, account, settle, pay)
+                _pay_in(engine, backstop.account, account, settle, pay, slot)
                 backstop.drawn[venue.name] = backstop.drawn.get(venue.name, 0) + pay
                 remaining -= pay
                 events.append(e.BackstopDrawn(backstop.name, venue.name, account, _text(ledger.amount(settle, pay)),
@@ -783,19 +1010,21 @@ def _waterfall(engine: "Engine", venue: "VenueState", account: str, settle: str,
         elif layer == "pool":
             pay = min(remaining, max(ledger.accounts[venue.book].balance(settle), 0))
             if pay > 0:
-                ledger.transfer(venue.book, account, settle, pay)
+                _pay_in(engine, venue.book, account, settle, pay, slot)
                 remaining -= pay
                 events.append(e.BackstopDrawn(venue.book, venue.name, account, _text(ledger.amount(settle, pay)), "0"))
         elif layer == "socialize":
-            paid, per_base_events = _socialize(engine, venue, account, settle, remaining)
+            paid, per_base_events = _socialize(engine, venue, account, settle, remaining, slot)
             remaining -= paid
             events += per_base_events
     if remaining > 0:
         events.append(e.BadDebt(venue.name, account, _text(ledger.amount(settle, remaining))))
+        if slot is not None:
+            ledger.write_off_isolated(account, slot[0], slot[1])
     return events
 
 
-def _socialize(engine: "Engine", venue: "VenueState", account: str, settle: str, loss: int):
+def _socialize(engine: "Engine", venue: "VenueState", account: str, settle: str, loss: int, slot=None):
     """Drift: the loss is paid by every open position of the venue's markets in this settle asset,
     pro rata to its size, through cumulative funding; each payment is rounded up, and what the
     rounding collects beyond the loss goes to the insurance fund."""
@@ -825,11 +1054,13 @@ def _socialize(engine: "Engine", venue: "VenueState", account: str, settle: str,
         per_base = socialized_loss_funding_delta(ledger.amount(settle, share), long, Decimal(0))
         for holder, lots in rows:
             units = int((per_base * market.size_of(lots)).scaleb(decimals).to_integral_value(rounding=ROUND_CEILING))
-            ledger.transfer(holder, account, settle, units, allow_overdraft=True)
+            _pay_in(engine, holder, account, settle, units, slot, allow_overdraft=True)
             collected += units
         events.append(e.LossSocialized(venue.name, _symbol(key), _text(ledger.amount(settle, share)), _text(per_base)))
     excess = collected - loss
-    if excess > 0:
+    if excess > 0 and slot is not None:
+        ledger.pay_from_isolated(account, slot[0], slot[1], venue.insurance, excess)
+    elif excess > 0:
         ledger.transfer(account, venue.insurance, settle, excess)
     return min(collected, loss), events
 
@@ -856,7 +1087,9 @@ def _auto_deleverage(engine: "Engine", venue: "VenueState", account: str, positi
         for other in ledger.accounts[holder].open_positions():
             if other.market != position.market or other.side is not opposite:
                 continue
-            candidates.append(_candidate(engine, holder, other, rules.adl_rule))
+            candidate = _candidate(engine, holder, other, rules.adl_rule)
+            if candidate is not None:
+                candidates.append(candidate)
     if not candidates:
         return [e.LiquidationPaused(account, venue.name, f"no counterparty to deleverage on {_symbol(position.market)}")]
     lot = Decimal(1).scaleb(-market.size_decimals)
@@ -880,10 +1113,12 @@ def _auto_deleverage(engine: "Engine", venue: "VenueState", account: str, positi
     return events
 
 
-def _candidate(engine: "Engine", holder: str, position: Position, rule: str) -> adl.AdlCandidate:
+def _candidate(engine: "Engine", holder: str, position: Position, rule: str) -> adl.AdlCandidate | None:
     """The holder's position as the ADL ranking sees it, with its score under a ranked ``rule``.
     Kept for the rest of the command while the account is unchanged (one price update may
-    deleverage many times against the same book)."""
+    deleverage many times against the same book). None for a position already past its own
+    bankruptcy price under BitMEX's rule, whose effective leverage is then undefined: it awaits
+    its own liquidation and is not a counterparty."""
     account = engine.ledger.accounts[holder]
     state = (tuple(account.balances.items()), tuple((p.market, p.lots, p.cost) for p in account.positions.values()))
     key = (holder, position.market, position.side)
@@ -891,6 +1126,10 @@ def _candidate(engine: "Engine", holder: str, position: Position, rule: str) -> 
     if cached is not None and cached[0] == state:
         return cached[1]
     candidate = _rank_candidate(engine, holder, position)
+    if rule == "bitmex" and (candidate.bankrupt_price >= candidate.mark_price if position.side is Side.LONG
+                             else candidate.bankrupt_price <= candidate.mark_price):
+        engine._adl_candidates[key] = (state, None)
+        return None
     if rule in adl.RANKED_RULES:
         candidate = replace(candidate, score=adl.score(rule, candidate))
     engine._adl_candidates[key] = (state, candidate)
@@ -901,7 +1140,12 @@ def _rank_candidate(engine: "Engine", holder: str, position: Position) -> adl.Ad
     ledger = engine.ledger
     market = ledger.markets[position.market]
     settle = market.settle
-    pool = cross_pool(engine, holder, settle)
+    if position.margin_mode is MarginMode.ISOLATED:  # ranked within its own pool: its isolated margin
+        pool = isolated_pool(engine, holder, isolated_pool_id(position.market, position.hedge_side))
+        wallet = pool.collateral
+    else:
+        pool = cross_pool(engine, holder, settle)
+        wallet = ledger.amount(settle, ledger.accounts[holder].balance(settle))
     mark = engine.marks[position.market]
     entry = position_entry_price(ledger, position)
     size = market.size_of(abs(position.lots))
@@ -910,7 +1154,7 @@ def _rank_candidate(engine: "Engine", holder: str, position: Position) -> adl.Ad
     return adl.AdlCandidate(
         account=holder, size=size, side=position.side,
         upnl=margin.unrealized_pnl,
-        wallet_balance=ledger.amount(settle, ledger.accounts[holder].balance(settle)),
+        wallet_balance=wallet,
         maintenance_margin=pool.maintenance_margin,
         mark_price=mark, entry_price=entry,
         # No bankruptcy price: the position cannot go bankrupt (a long backed by more than its

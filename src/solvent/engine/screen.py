@@ -10,9 +10,12 @@ screen, which splits the accounts in two:
   breakpoint in between at the cost of a ``searchsorted``: accounts nowhere near a threshold cost
   nothing, however many there are, and accounts already in a margin call are not re-valued while
   the price stays between their warning and their liquidation price;
-- **everything else** (several positions in one pool, isolated positions): screened by the
-  vectorized float valuation (:class:`~solvent.screening.Screener`) over a columnar copy of those
-  accounts, or valued exactly when they are few.
+- **accounts with an isolated position** (``engine.isolated_accounts``): always candidates. An
+  isolated pool is valued under its venue's own convention (Bybit's maintenance at the entry
+  price), which the float schedules do not model, so none of them is left to floats;
+- **everything else** (several positions in one cross pool): screened by the vectorized float
+  valuation (:class:`~solvent.screening.Screener`) over a columnar copy of those accounts, or
+  valued exactly when they are few.
 
 Plus, always: every account the ledger touched since the last update (its entries are redone from
 the ledger here, and it is valued exactly this time), and the accounts in liquidation. Floats
@@ -93,6 +96,7 @@ class EngineScreen:
         assert index is not None
         settles = ledger.settle_assets
         recorded = engine.margin_called or engine.liquidating  # anyone in a margin call or liquidation
+        isolated = engine.isolated_accounts
         found: set[str] = set()
         rows: dict[str, tuple[list, list, list, list, list]] = {}  # market → owners, base, qty, w, sizes
         for account in accounts:
@@ -100,6 +104,9 @@ class EngineScreen:
             self.complex.discard(account)
             holder = ledger.accounts.get(account)
             if holder is None or engine.is_protocol(account) or account not in engine.home_venue:
+                continue
+            if account in isolated:  # a candidate at every update (see candidates)
+                found.add(account)
                 continue
             if recorded and any((account, settle) in engine.margin_called or (account, settle) in engine.liquidating
                                 for settle in settles):  # recorded as called or in liquidation: look again
@@ -196,4 +203,7 @@ class EngineScreen:
         complex_found = self._complex_candidates()
         if complex_found is None:
             return None
-        return found | complex_found
+        found |= complex_found
+        if engine.isolated_accounts:
+            found |= engine.isolated_accounts
+        return found

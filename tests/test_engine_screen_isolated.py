@@ -1,0 +1,115 @@
+"""The screened engine on a book mixing cross and isolated accounts gives the same events as
+valuing every holder exactly (``Engine(screen_above=None)``).
+
+Accounts with an isolated position are candidates at every price update (their pools are
+valued under the venue's own convention, which the float schedules do not model); the rest go
+through the threshold index (one cross position) or the vectorized screen (several), which this
+test forces into use by lowering the number of multi-position accounts valued exactly.
+"""
+
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from solvent.engine import Engine
+from solvent.engine import commands as c
+from solvent.engine import screen
+
+# preset → (settle, [(market, first price, lot)]): one or two markets in the same settle asset.
+VENUES = {
+    "binance": ("USDT", [("BTCUSDT", "60000", "0.001"), ("ZECUSDT", "50", "0.001")]),
+    "bybit": ("USDT", [("BTCUSDT", "60000", "0.001")]),
+    "hyperliquid": ("USDC", [("BTC", "60000", "0.00001"), ("ETH", "3000", "0.0001")]),
+    "drift_v2": ("USDC", [("SOL-PERP", "150", "0.01")]),
+    "gmx_v2": ("USDC", [("ETH/USD", "2000", "0.000001")]),
+}
+
+
+def command_stream(preset: str, seed: int, accounts: int = 90, steps: int = 40):
+    settle, markets = VENUES[preset]
+    rng = np.random.default_rng(seed)
+    prices = {market: Decimal(price) for market, price, _ in markets}
+    lots = {market: Decimal(lot) for market, _, lot in markets}
+    yield c.CreateVenue("v", preset)
+    yield c.FundInsurance(settle, str(rng.integers(0, 3) * 5000), venue="v")
+    yield c.Deposit("v/book", settle, "100000000")
+    yield c.Deposit("v/liquidator", settle, "10000000")
+    yield c.OpenAccount("mm", "v")
+    yield c.Deposit("mm", settle, "100000000")
+    yield c.UpdateOracle("v", {market: str(price) for market, price in prices.items()}, 1)
+    isolated_accounts = []
+    for index in range(accounts):
+        name = f"a{index}"
+        yield c.OpenAccount(name, "v")
+        yield c.Deposit(name, settle, str(int(rng.integers(300, 4000))))
+        kind = rng.choice(["cross", "isolated", "both", "two"] if len(markets) > 1 else ["cross", "isolated", "both"])
+        chosen = [markets[0][0]] if kind != "two" else [market for market, _, _ in markets]
+        if kind == "both" and len(markets) > 1:
+            chosen = [markets[0][0], markets[1][0]]
+        for number, market in enumerate(chosen):
+            notional = Decimal(int(rng.integers(200, 20000)))
+            size = max(lots[market], (notional / prices[market]).quantize(lots[market]))
+            long = rng.random() < 0.6
+            buyer, seller = (name, "mm") if long else ("mm", name)
+            role = "buyer" if long else "seller"
+            isolated = kind == "isolated" or (kind == "both" and number == 0)
+            extra = {}
+            if isolated:
+                extra = {f"{role}_margin_mode": "isolated",
+                         f"{role}_leverage": str(int(rng.choice([2, 5, 10, 20])))}
+                isolated_accounts.append((name, market, long, size))
+            yield c.ApplyFill("v", market, buyer, seller, str(size), str(prices[market]), **extra)
+    timestamp = 1
+    for step in range(steps):
+        timestamp += int(rng.integers(1, 20))
+        moved = {}
+        for market in prices:
+            if rng.random() < 0.8:
+                factor = Decimal(str(round(float(np.exp(rng.normal(-0.005, 0.025))), 4)))
+                prices[market] = max(Decimal(1), (prices[market] * factor).quantize(Decimal("0.01")))
+                moved[market] = str(prices[market])
+        if rng.random() < 0.2:
+            yield c.AdvanceTime(timestamp, seed=int(rng.integers(0, 1000)))
+        if moved:
+            yield c.UpdateOracle("v", moved, timestamp)
+        if isolated_accounts and rng.random() < 0.3:  # margin in or out (may be refused: alike in both)
+            name, market, _, _ = isolated_accounts[int(rng.integers(0, len(isolated_accounts)))]
+            amount = int(rng.integers(-200, 400)) or 1
+            yield c.AdjustIsolatedMargin("v", name, market, str(amount))
+        if isolated_accounts and rng.random() < 0.15:  # an isolated position closed by its holder
+            name, market, long, size = isolated_accounts.pop(int(rng.integers(0, len(isolated_accounts))))
+            buyer, seller = ("mm", name) if long else (name, "mm")
+            role = "seller" if long else "buyer"
+            yield c.ApplyFill("v", market, buyer, seller, str(size), str(prices[market]),
+                              **{f"{role}_margin_mode": "isolated"})
+
+
+@pytest.mark.parametrize("preset", sorted(VENUES))
+@pytest.mark.parametrize("seed", [1, 2])
+def test_screened_engine_gives_the_same_events_on_a_mixed_book(preset, seed, monkeypatch):
+    monkeypatch.setattr(screen, "EXACT_COMPLEX_UP_TO", 3)  # the vectorized screen takes the multi-position ones
+    exact, screened = Engine(screen_above=None), Engine(screen_above=0)
+    liquidations = isolated_liquidations = 0
+    for command in command_stream(preset, seed):
+        isolated_before = {(account, market.split("/", 1)[1])
+                           for account in screened.isolated_accounts
+                           for (market, _), position in screened.ledger.accounts[account].positions.items()
+                           if position.lots and position.margin_mode.value == "isolated"}
+        outcomes = []
+        for engine in (exact, screened):
+            try:
+                outcomes.append([event.to_dict() for event in engine.apply(command)])
+            except Exception as error:  # noqa: BLE001 - both must reject alike
+                outcomes.append(("rejected", type(error).__name__, str(error)))
+        assert outcomes[0] == outcomes[1], command
+        if isinstance(outcomes[0], list):
+            assert "liquidation_failed" not in [event["kind"] for event in outcomes[0]], outcomes[0]
+            for event in outcomes[0]:
+                if event["kind"] == "position_liquidated":
+                    liquidations += 1
+                    isolated_liquidations += (event["account"], event["market"]) in isolated_before
+        assert screened.conservation().holds
+    assert liquidations > 0 and isolated_liquidations > 0  # the stream does exercise both pipelines
+    assert screened._screen is not None and screened._screen.rebuilds >= 1
+    assert screened.isolated_accounts == exact.isolated_accounts
