@@ -476,3 +476,34 @@ def test_verify_rederives_every_isolated_liquidation_from_the_log(tmp_path):
         assert report.perp_triggers_checked == report.liquidation_events["liquidation_started"] >= 3
     finally:
         log.close()
+
+
+def test_a_liquidator_takes_over_an_isolated_position_and_its_deficit_goes_to_the_fund():
+    # Drift with liquidators open: t's isolated long waits for a TakeOver at the oracle − 1%;
+    # taken whole at 134.64 its margin (300) ends at −7.2, which the fund covers.
+    engine = venue("drift_v2", "USDC", {"SOL-PERP": "150"}, traders=(("t", "1000"), ("liq", "100000")),
+                   overrides={"execution": {"takeover": "open"}})
+    run(engine, [c.ApplyFill("v", "SOL-PERP", "t", "mm", "20", "150", buyer_margin_mode="isolated",
+                             buyer_leverage="10")])
+    events = run(engine, [c.UpdateOracle("v", {"SOL-PERP": "136"}, 2)])
+    assert "liquidation_started" in kinds(events) and "position_liquidated" not in kinds(events)
+    assert ("t", "v/SOL-PERP") in engine.liquidating
+    events = run(engine, [c.TakeOver("v", "liq", "t", "SOL-PERP", "20")])
+    taken = one(events, "position_liquidated")
+    assert (taken["method"], taken["counterparty"], D(taken["price"])) == ("takeover", "liq", D("134.64"))
+    assert D(one(events, "insurance_fund_drawn")["amount"]) == D("7.2")
+    assert wallet(engine, "t", "USDC") == 700 and margin_of(engine, "t", "v/SOL-PERP") == 0
+    assert not engine.liquidating and "t" not in engine.isolated_accounts
+
+
+def test_a_closing_fill_may_not_lose_more_than_the_isolated_margin():
+    engine = venue("binance", "USDT", {"BTCUSDT": "60000"})
+    run(engine, [c.ApplyFill("v", "BTCUSDT", "t", "mm", "1", "60000", buyer_margin_mode="isolated",
+                             buyer_leverage="20")])
+    cash = wallet(engine, "t", "USDT")
+    reason = rejected(engine, c.ApplyFill("v", "BTCUSDT", "mm", "t", "1", "56000", seller_margin_mode="isolated"),
+                      "seller")
+    assert "beyond the isolated margin" in reason
+    rejected(engine, c.ApplyFill("v", "BTCUSDT", "mm", "t", "0.5", "53000", seller_margin_mode="isolated"), "seller")
+    run(engine, [c.ApplyFill("v", "BTCUSDT", "mm", "t", "1", "57500", seller_margin_mode="isolated")])
+    assert wallet(engine, "t", "USDT") == cash + 500

@@ -336,6 +336,11 @@ class Stream:
             assert pool.collateral + min(pool.unrealized_pnl, D(0)) >= pool.initial_margin, command
         report = engine.conservation()
         assert report.holds, f"after {command}:\n{report.describe()}"
+        # A closed isolated position holds no margin: what was left went to the wallet or the fund,
+        # a deficit was covered or written off (never left for the wallet to pay later).
+        for account in engine.ledger.accounts.values():
+            for position in account.positions.values():
+                assert position.lots or not position.isolated_margin, (command, account.id, position)
         self.check_liquidatable(command, events)
 
     def check_liquidatable(self, command, events) -> None:

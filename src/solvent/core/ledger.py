@@ -507,6 +507,33 @@ class Ledger:
         fee_units = to_units(fee_amount, self.asset(market.settle).decimals, rounding=ROUND_CEILING) if fee_amount else 0
         return (account, market, key, signed, notional, fee_units, margin_mode, hedge_side)
 
+    def isolated_margin_after(self, account_id: str, market_symbol: str, side: Side, size: object, price: object,
+                              fee: object = "0", hedge_side: Side | None = None) -> int | None:
+        """The isolated margin (units) the account's isolated position on the market would hold
+        after one side of a fill, by :meth:`_commit`'s arithmetic (realized PnL and the fee into
+        the margin, before any margin moved in for an opening part); None when the account holds
+        no open isolated position there. Validates nothing the fill itself will not."""
+        account = self.account(account_id)
+        market = self.market(market_symbol)
+        position = account.positions.get((market.symbol, hedge_side))
+        if position is None or position.margin_mode is not MarginMode.ISOLATED or not position.lots:
+            return None
+        lots = market.lots(positive(size, "size"))
+        signed = int(side) * lots
+        notional = self.fill_notional(market, lots, positive(price, "price"))
+        fee_amount = non_negative(fee, "fee")
+        fee_units = to_units(fee_amount, self.asset(market.settle).decimals, rounding=ROUND_CEILING) if fee_amount else 0
+        held = position.lots
+        realized = 0
+        if (held > 0) != (signed > 0):  # the same closing arithmetic as _commit
+            closing = min(abs(signed), abs(held))
+            direction = (1 if market.kind is ContractKind.LINEAR else -1) * (1 if held > 0 else -1)
+            rounding = ROUND_CEILING if direction > 0 else ROUND_FLOOR
+            cost_closed = int((Decimal(position.cost) * closing / abs(held)).to_integral_value(rounding=rounding))
+            exit_value = notional * closing // abs(signed) if closing != abs(signed) else notional
+            realized = direction * (exit_value - cost_closed)
+        return position.isolated_margin + realized - fee_units
+
     def _commit(self, plan, fee_pool: str = "fee_pool", hold: bool = False) -> FillResult:
         account, market, key, signed, notional, fee_units, margin_mode, hedge_side = plan
         self._touch(account.id)

@@ -386,6 +386,14 @@ class Engine:
                                    f"{position.leverage or 'the market default'} leverage, not {leverage}x")  # type: ignore[union-attr]
             if held:
                 leverage = position.leverage  # type: ignore[union-attr]
+                fee = command.buyer_fee if sign > 0 else command.seller_fee
+                after = ledger.isolated_margin_after(account, key, Side.LONG if sign > 0 else Side.SHORT, size, price,
+                                                     fee, hedge_side)
+                if after is not None and after < 0:  # the wallet would pay the isolated position's loss
+                    raise InvalidInput(role, f"the fill would realize a loss beyond the isolated margin of "
+                                       f"{account!r} on {command.market} (it would hold "
+                                       f"{ledger.amount(settle, after)} {settle}): a bankrupt isolated position is "
+                                       "closed by its liquidation")
             signed = sign * lots
             opened = lots if held == 0 or (held > 0) == (signed > 0) else max(0, lots - abs(held))
             units = 0
