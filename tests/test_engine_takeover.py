@@ -75,3 +75,19 @@ def test_a_venue_that_takes_over_itself_refuses_liquidators():
     with pytest.raises(CommandRejected) as refused:
         engine.apply(c.TakeOver("v", "liq", "t", SETUP.market, "1"))
     assert refused.value.field == "venue"
+
+
+def test_a_takeover_that_leaves_the_account_below_zero_sends_the_deficit_down_the_waterfall():
+    engine = open_venue()
+    # Equity 300 − 20·14.5 = 10 > 0: the account waits for liquidators. Curing the shortage takes
+    # the whole position, and at the oracle − 1% that loses 20·1.355 = 27.1 > 10.
+    events = run(engine, [oracle(SETUP, "135.5", 2)])
+    assert "position_liquidated" not in kinds(events)
+    fund_before = balance(engine, "v/insurance", "USDC")
+    events = run(engine, [c.TakeOver("v", "liq", "t", SETUP.market, "20")])
+    assert D(one(events, "position_liquidated")["size"]) == 20
+    drawn = one(events, "insurance_fund_drawn")
+    assert D(drawn["amount"]) == fund_before - balance(engine, "v/insurance", "USDC") > 0
+    assert balance(engine, "t", "USDC") == 0  # the hole is covered, not left on the account
+    assert ("t", "USDC") not in engine.liquidating
+    assert engine.conservation().holds

@@ -333,7 +333,7 @@ def _liquidate(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> 
         engine.liquidating[key] = engine.block
         events.append(e.LiquidationStarted(account, venue.name, _text(pool.equity), _text(pool.maintenance_margin)))
     elif _recovered(engine, venue, pool):
-        if not pool.positions and is_isolated(settle):  # closed by a TakeOver: settle its margin first
+        if not pool.positions:  # closed by a TakeOver: settle what is left (a deficit to the waterfall) first
             events += _settle_closed_account(engine, venue, key)
             pool = cross_pool(engine, account, settle)
         return events + _end(engine, venue, key, pool)
