@@ -269,15 +269,20 @@ def _evaluate_account(engine: "Engine", account: str, precheck: bool = True) -> 
         return []
     events: list[e.Event] = []
     for pool in cross_pools(engine, account):
-        key = (account, pool.settle)
-        events += _margin_call(engine, venue, key, pool)
-        if key in engine.liquidating or _liquidatable(engine, venue, pool):
-            try:
-                events += _liquidate(engine, venue, key, pool)
-            except (ArithmeticError, ValueError, KeyError, SolventError) as error:  # a defect, reported
-                events.append(e.LiquidationFailed(account, venue.name, f"{type(error).__name__}: {error}"))
+        events += _evaluate_pool(engine, venue, (account, pool.settle), pool)
     if account in engine.isolated_accounts:
         events += _evaluate_isolated(engine, account)
+    return events
+
+
+def _evaluate_pool(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> list[e.Event]:
+    """Margin call, then liquidation if the pool is (or still is) below maintenance."""
+    events = _margin_call(engine, venue, key, pool)
+    if key in engine.liquidating or _liquidatable(engine, venue, pool):
+        try:
+            events += _liquidate(engine, venue, key, pool)
+        except (ArithmeticError, ValueError, KeyError, SolventError) as error:  # a defect, reported
+            events.append(e.LiquidationFailed(key[0], venue.name, f"{type(error).__name__}: {error}"))
     return events
 
 
@@ -292,13 +297,7 @@ def _evaluate_isolated(engine: "Engine", account: str) -> list[e.Event]:
             engine.margin_called.discard(key)
             engine.liquidating.pop(key, None)
             continue
-        venue = engine.venue_of_market(pool.isolated_market)
-        events += _margin_call(engine, venue, key, pool)
-        if key in engine.liquidating or _liquidatable(engine, venue, pool):
-            try:
-                events += _liquidate(engine, venue, key, pool)
-            except (ArithmeticError, ValueError, KeyError, SolventError) as error:  # a defect, reported
-                events.append(e.LiquidationFailed(account, venue.name, f"{type(error).__name__}: {error}"))
+        events += _evaluate_pool(engine, engine.venue_of_market(pool.isolated_market), key, pool)
     if not pools or not any(pool is not None and (pool.positions or pool.collateral) or key in engine.margin_called
                             or key in engine.liquidating for key, pool in isolated_pools(engine, account)):
         engine.isolated_accounts.discard(account)
