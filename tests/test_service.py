@@ -558,3 +558,25 @@ def test_plain_decimal_strings_get_the_same_verdict_as_the_decimal_path():
             except validation.EdgeError:
                 accepted = False
             assert accepted == by_decimal(value, sign), (value, sign)
+
+
+def test_an_account_key_moves_its_own_isolated_margin_in_and_out(service):
+    client, _, keys = service
+    fill = {"kind": "apply_fill", "venue": "bn", "market": "ZECUSDT", "buyer": "alice", "seller": "mm",
+            "size": "1", "price": "300", "buyer_margin_mode": "isolated", "buyer_leverage": "10"}
+    prices = {"kind": "update_oracle", "venue": "bn", "prices": {"ZECUSDT": "300"}, "timestamp": 2}
+    for command in (prices, fill):
+        response = client.post("/v1/commands", json=command, headers=auth(keys["operator"]))
+        assert response.status_code == 200, response.text
+    move = {"kind": "adjust_isolated_margin", "venue": "bn", "account": "alice", "market": "ZECUSDT"}
+    added = client.post("/v1/commands", json={**move, "amount": "20"}, headers=auth(keys["alice"]))
+    assert added.status_code == 200, added.text
+    taken = client.post("/v1/commands", json={**move, "amount": "-5"}, headers=auth(keys["alice"]))  # signed here
+    assert taken.status_code == 200, taken.text
+    # Alice's key cannot move mm's margin; a zero-size leverage and an unknown market are refused at the edge.
+    assert client.post("/v1/commands", json={**move, "account": "mm", "amount": "1"},
+                       headers=auth(keys["alice"])).status_code == 403
+    bad = client.post("/v1/commands", json={**fill, "buyer_leverage": "-2"}, headers=auth(keys["operator"]))
+    assert bad.status_code == 422 and "buyer_leverage" in bad.text
+    unknown = client.post("/v1/commands", json={**move, "market": "DOGEUSDT", "amount": "1"}, headers=auth(keys["alice"]))
+    assert unknown.status_code == 404 and "market" in unknown.text

@@ -73,7 +73,8 @@ OPERATOR_KINDS = {"apply_fill", "update_oracle", "update_prices", "advance_time"
 # "open_positions" is the admin's: it opens accounts and credits their deposits in bulk.
 # Not "deposit": a deposit creates money in the engine, so only custody (the operator) reports one.
 ACCOUNT_KINDS = {"withdraw", "supply", "withdraw_supply", "borrow", "repay", "set_emode",
-                 "set_collateral_enabled", "provide_to_stability_pool", "withdraw_from_stability_pool"}
+                 "set_collateral_enabled", "provide_to_stability_pool", "withdraw_from_stability_pool",
+                 "adjust_isolated_margin"}
 
 
 def authorize(principal: Principal, command: Command) -> None:

@@ -32,11 +32,13 @@ MAX_DIGITS = 40
 MAX_INT = 2 ** 53
 MAX_TEXT = 200  # ids, symbols, assets
 
-POSITIVE = {"amount", "size", "price", "base_amount", "max_price", "contract_size", "debt_to_cover"}
+POSITIVE = {"amount", "size", "price", "base_amount", "max_price", "contract_size", "debt_to_cover", "buyer_leverage",
+            "seller_leverage"}
 NON_NEGATIVE = {"min_amount", "min_yield", "repay", "seize"}
 POSITIVE_MAPS = {"prices"}
 NON_NEGATIVE_MAPS = {"caps"}
 SIGNED = {"buyer_fee", "seller_fee"}  # maker rebates are negative fees
+SIGNED_OF_KIND = {"adjust_isolated_margin": {"amount"}}  # negative: margin taken out of the position
 LISTS = {"deposits": "positive", "prices": "positive", "sizes": "any"}  # arrays of decimal strings (open_positions)
 MAY_BE_MAX = {"amount", "debt_to_cover", "repay"}
 
@@ -168,6 +170,7 @@ def _spec(cls: type[Command]) -> tuple[dict[str, _Field], tuple[_Field, ...]]:
             compiled.append(_Field(
                 name, base, annotation.endswith("| None"),
                 f.default is MISSING and f.default_factory is MISSING,  # type: ignore[misc]
+                "any" if name in SIGNED_OF_KIND.get(cls.kind, ()) else
                 "positive" if name in POSITIVE else "non_negative" if name in NON_NEGATIVE
                 else "any" if name in SIGNED else None,
                 None if not base.startswith("Mapping") else
@@ -282,9 +285,9 @@ def check_references(engine: Engine, command: Command) -> None:
         for index, name in enumerate(data["venues"]):
             if name not in engine.venues:
                 raise EdgeError(404, f"venues[{index}]", f"unknown venue {name!r}")
-    if kind in ("apply_fill", "update_oracle") and venue in engine.venues:
+    if kind in ("apply_fill", "update_oracle", "adjust_isolated_margin") and venue in engine.venues:
         markets = engine.venues[venue].markets
-        symbols = [("market", data["market"])] if kind == "apply_fill" else [(f"prices.{s}", s) for s in data["prices"]]
+        symbols = [(f"prices.{s}", s) for s in data["prices"]] if kind == "update_oracle" else [("market", data["market"])]
         for field, symbol in symbols:
             if symbol not in markets:
                 raise EdgeError(404, field, f"unknown market {symbol!r} of {venue}")
