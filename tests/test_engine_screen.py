@@ -40,21 +40,27 @@ def command_stream(preset: str, seed: int, accounts: int = 60, steps: int = 40):
         yield c.UpdateOracle("v", {market: str(price)}, timestamp)
 
 
+def same_outcome(exact: Engine, screened: Engine, command):
+    """Apply ``command`` to both engines; their events (or refusals) must be identical."""
+    outcomes = []
+    for engine in (exact, screened):
+        try:
+            outcomes.append([event.to_dict() for event in engine.apply(command)])
+        except Exception as error:  # noqa: BLE001 - both must reject alike
+            outcomes.append(("rejected", type(error).__name__, str(error)))
+    assert outcomes[0] == outcomes[1], command
+    return outcomes[0]
+
+
 @pytest.mark.parametrize("preset", sorted(VENUES))
 @pytest.mark.parametrize("seed", [1, 2])
 def test_screened_engine_gives_the_same_events(preset, seed):
     exact, screened = Engine(screen_above=None), Engine(screen_above=0)
     liquidations = 0
     for command in command_stream(preset, seed):
-        outcomes = []
-        for engine in (exact, screened):
-            try:
-                outcomes.append([event.to_dict() for event in engine.apply(command)])
-            except Exception as error:  # noqa: BLE001 - both must reject alike
-                outcomes.append(("rejected", type(error).__name__, str(error)))
-        assert outcomes[0] == outcomes[1], command
-        if isinstance(outcomes[0], list):
-            liquidations += sum(event["kind"] == "liquidation_started" for event in outcomes[0])
+        outcome = same_outcome(exact, screened, command)
+        if isinstance(outcome, list):
+            liquidations += sum(event["kind"] == "liquidation_started" for event in outcome)
     assert screened.conservation().holds
     assert liquidations > 0  # the stream does exercise the pipeline
     assert screened._screen is not None and screened._screen.rebuilds >= 1
