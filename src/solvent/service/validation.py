@@ -269,8 +269,37 @@ class _Fields:
         return getattr(self.command, name)
 
 
+_ACCOUNT_FIELDS_OF: dict[type, tuple[str, ...]] = {}
+
+
+def _account_fields(cls: type) -> tuple[str, ...] | None:
+    """The fields of a command class that name an existing account (cached per class); None if
+    it also has a list of them (``accounts``), which only the general checks read."""
+    found = _ACCOUNT_FIELDS_OF.get(cls, ())
+    if found == ():
+        names = {f.name for f in fields(cls)}
+        found = _ACCOUNT_FIELDS_OF[cls] = (None if "accounts" in names
+                                          else tuple(name for name in ACCOUNT_FIELDS if name in names))
+    return found
+
+
 def check_references(engine: Engine, command: Command) -> None:
     """Unknown ids (404), duplicates and out-of-order time (409), against the live engine."""
+    if command.kind == "apply_fill":  # the hot path: let a fill whose ids all exist through at once
+        venue = engine.venues.get(command.venue)
+        names = _account_fields(type(command))
+        if venue is not None and names is not None and command.market in venue.markets:
+            accounts = engine.ledger.accounts
+            for name in names:
+                value = getattr(command, name)
+                if isinstance(value, str) and value not in accounts:
+                    break
+            else:
+                return
+    _check_references(engine, command)  # the general checks (and the error of a fill that fails them)
+
+
+def _check_references(engine: Engine, command: Command) -> None:
     data = _Fields(command)
     kind = command.kind
     venue = data.get("venue")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from json.encoder import c_make_encoder as _c_make_encoder
 from json.encoder import encode_basestring as _string  # what the encoder uses with ensure_ascii=False
 from dataclasses import fields, is_dataclass
 from decimal import Decimal
@@ -89,6 +90,31 @@ _ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=F
 def canonical(value: Any) -> str:
     # = json.dumps(plain(value), sort_keys=True, ...), without building an encoder per call
     return _ENCODE(plain(value))
+
+
+FLAT = frozenset({str, int, bool, type(None)})  # values that plain() leaves as they are
+
+# The C encoder with canonical's settings, called directly (JSONEncoder.encode builds one per call).
+# No default and no circular check: only for values already plain (see canonical_flat).
+_C_ENCODE = None if _c_make_encoder is None else _c_make_encoder(None, None, _string, None, ":", ",", True,
+                                                                 False, False)
+
+
+def is_flat(record_: dict[str, Any]) -> bool:
+    """True if a record's values are all str, int, bool or None (exact types): then ``plain``
+    changes nothing in it, provided its keys are str (field names)."""
+    for value in record_.values():
+        if type(value) not in FLAT:
+            return False
+    return True
+
+
+def canonical_flat(value: Any) -> str:
+    """``canonical(value)`` of a value that is already plain (str keys; str, int, bool, None,
+    lists and dicts of them): the same text, without copying it through :func:`plain` first."""
+    if _C_ENCODE is None:  # pragma: no cover - CPython always has the C encoder
+        return _ENCODE(value)
+    return "".join(_C_ENCODE(value, 0))
 
 
 def sha256_hex(text: str) -> str:

@@ -50,7 +50,7 @@ from typing import Any, Callable, NamedTuple, Sequence
 
 from ..engine import CommandRejected, Engine
 from ..engine.commands import Command, command_from_dict
-from .canonical import GENESIS, canonical, command_hash, entry_hash, record
+from .canonical import GENESIS, canonical, canonical_flat, command_hash, entry_hash, is_flat, record
 from .log import CommandLog, Entry, IdempotencyConflict, PendingEntry, StoreError, timestamp_text
 from .schema import redacted
 
@@ -75,7 +75,11 @@ def outcome_text(engine: Engine, command: Command) -> str:
         events = engine.apply(command)
     except CommandRejected as rejected:
         return canonical({"rejected": {"kind": rejected.kind, "reason": rejected.reason, "field": rejected.field}})
-    return canonical({"events": [record(event) for event in events]})
+    records = [record(event) for event in events]
+    for one in records:
+        if not is_flat(one):
+            return canonical({"events": records})
+    return canonical_flat({"events": records})  # the common case: every field a str, int, bool or None
 
 
 def rejection_error(entry: Entry) -> CommandRejected:
@@ -86,7 +90,6 @@ def rejection_error(entry: Entry) -> CommandRejected:
 
 
 _UNKNOWN = object()
-_SCALARS = frozenset({str, int, bool, type(None)})
 RECENT_ENTRIES = 4096  # entries kept in memory after their commit, for the event streams
 
 
@@ -295,11 +298,14 @@ class DurableEngine:
         for index, item in enumerate(items):
             try:
                 data = record(item.command)
-                payload = canonical(data)
                 # What replay applies: the command decoded from its payload. When every field is
-                # a str, int, bool or None, that is the command itself (JSON round-trips them).
-                same = all(type(value) in _SCALARS for value in data.values())
-                prepared.append((payload, item.command if same else command_from_dict(json.loads(payload))))
+                # a str, int, bool or None, that is the command itself (JSON round-trips them),
+                # and its canonical text needs no copy through plain().
+                if is_flat(data):
+                    prepared.append((canonical_flat(data), item.command))
+                else:
+                    payload = canonical(data)
+                    prepared.append((payload, command_from_dict(json.loads(payload))))
             except Exception as error:  # noqa: BLE001 - this item only: it must decode to be logged
                 prepared.append(None)
                 results[index] = BatchResult(error=error)
@@ -402,44 +408,66 @@ class DurableEngine:
         :meth:`submit_batch`). If an earlier staged batch could not be written, nothing of this
         one is either (its items answer StoreError), and the engine is rebuilt from the log by
         the next :meth:`stage` or :meth:`settle`."""
-        results, written = staged.results, staged.written
+        return self.commit_all([staged], settle=settle)[0]
+
+    def commit_all(self, batches: Sequence["Staged"], *, settle: bool = False) -> list[list[BatchResult]]:
+        """:meth:`commit` of several staged batches (in stage order) in ONE transaction: what
+        the service's committer does with every batch staged while the previous write was
+        being synced, so that a slow fsync is paid once for all of them. All of them are written,
+        or none (their items answer StoreError, as in :meth:`commit`)."""
+        written: list[Entry] = []
         try:
             with self._commit_lock:
-                try:
+                live = [staged for staged in batches if staged.generation == self._generation]
+                for staged in batches:
                     if staged.generation != self._generation:
-                        raise StoreError("an earlier batch could not be written: this one was not either")
-                    self.log.write_entries(written, staged.after, staged.snapshot_rows)
-                except BaseException as error:
-                    if written:
-                        with self._settled:
-                            if staged.generation == self._generation:
-                                self._generation += 1  # every batch staged after this one fails too
-                            self._rebuild_needed = True
-                    ours = {entry.seq for entry in written}
-                    failure = error if isinstance(error, StoreError) else StoreError(
-                        f"the log could not be written: {type(error).__name__}: {error}")
-                    for index, result in enumerate(results):
-                        if result is not None and result.entry is not None and result.entry.seq in ours \
-                                and not result.replayed:
-                            results[index] = BatchResult(error=failure)
-                    if not isinstance(error, Exception):
-                        raise
-                    return results  # type: ignore[return-value]
-                self._remember(written)
-                done = [entry for entry in written if not entry.pending]
-                if done:
-                    self.seq = done[-1].seq
+                        self._fail(staged, StoreError("an earlier batch could not be written: this one was not either"))
+                for staged in live:
+                    written.extend(staged.written)
+                if live:
+                    try:
+                        self.log.write_entries(written, live[0].after,
+                                               [row for staged in live for row in staged.snapshot_rows])
+                    except BaseException as error:
+                        if written:
+                            with self._settled:
+                                self._generation += 1  # every batch staged after these fails too
+                                self._rebuild_needed = True
+                        failure = error if isinstance(error, StoreError) else StoreError(
+                            f"the log could not be written: {type(error).__name__}: {error}")
+                        for staged in live:
+                            self._fail(staged, failure)
+                        if not isinstance(error, Exception):
+                            raise
+                    else:
+                        self._remember(written)
+                        done = [entry for entry in written if not entry.pending]
+                        if done:
+                            self.seq = done[-1].seq
         finally:
             with self._settled:
                 for entry in written:
                     key = entry.idempotency_key
                     if key is not None and self._inflight_keys.get(key) is entry:
                         del self._inflight_keys[key]
-                self._in_flight -= 1
+                self._in_flight -= len(batches)
                 self._settled.notify_all()
             if settle:
                 self.settle()
-        return results  # type: ignore[return-value]
+        return [staged.results for staged in batches]  # type: ignore[misc]
+
+    def _fail(self, staged: "Staged", failure: StoreError) -> None:
+        """A staged batch was not written: its new entries answer ``failure``, and so does a
+        retry that named an entry not written (yet) either."""
+        with self._settled:
+            for entry in staged.written:
+                key = entry.idempotency_key
+                if key is not None and self._inflight_keys.get(key) is entry:
+                    del self._inflight_keys[key]
+        results = staged.results
+        for index, result in enumerate(results):
+            if result is not None and result.entry is not None and result.entry.seq > self.seq:
+                results[index] = BatchResult(error=failure)
 
     def settle(self) -> None:
         """Wait until every staged batch is committed (or failed); after a failed write, rebuild

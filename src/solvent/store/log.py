@@ -141,12 +141,21 @@ class CommandLog:
         if path is not None and not create and not path.is_file():
             raise StoreError(f"no log at {path}")
         try:
-            self.db = sa.create_engine(self.url, echo=echo)
+            # SQLite: room in the driver's statement cache for the group commit's statement
+            # shapes (see _insert_many) next to everything else.
+            extra = {"connect_args": {"cached_statements": 512}} if path is not None else {}
+            self.db = sa.create_engine(self.url, echo=echo, **extra)
         except (sa.exc.ArgumentError, ImportError) as error:
             raise StoreError(f"cannot open {self.url.split('://', 1)[0]}:// logs: {error}") from None
         self._mark = "?" if self.db.dialect.paramstyle in ("qmark", "numeric") else "%s"
-        self._insert = f"INSERT INTO commands ({COLUMNS}) VALUES ({', '.join([self._mark] * len(ENTRY_FIELDS))})"
         self._autocheckpoint = True
+        # Driver connections of the group-commit path (see _driver), one per thread, and all of them
+        # (to close them).
+        self._drivers = threading.local()
+        self._driver_connections: list = []
+        self._drivers_lock = threading.Lock()
+        self._select_keys: dict[int, str] = {}
+        self._inserts: dict[int, str] = {}
         self._checkpointer: threading.Thread | None = None
         self._stop_checkpoints = threading.Event()
         if self.db.dialect.name == "sqlite":
@@ -168,7 +177,56 @@ class CommandLog:
             self._stop_checkpoints.set()
             self._checkpointer.join(30)
             self._checkpointer = None
+        self._close_drivers()
         self.db.dispose()
+
+    # ---------------------------------------------------------------- driver connections
+
+    def _driver(self):
+        """This thread's driver (DBAPI) connection for the group-commit path
+        (:meth:`head_and_keys`, :meth:`write_entries`), which runs for every batch: SQLAlchemy's
+        checkout, transaction and result objects cost more than SQLite's own work there. Opened
+        through the pool (so with the same pragmas: WAL, ``synchronous=FULL``), then kept, in
+        autocommit mode: one statement is one transaction unless :meth:`write_entries` opens
+        one itself. Closed (never returned to the pool) by :meth:`close`."""
+        connection = getattr(self._drivers, "connection", None)
+        if connection is None:
+            connection = self.db.raw_connection()
+            try:
+                driver = connection.driver_connection
+                if self.db.dialect.name == "sqlite":
+                    driver.isolation_level = None
+                else:
+                    driver.autocommit = True
+            except BaseException:
+                connection.invalidate()
+                raise
+            with self._drivers_lock:
+                self._driver_connections.append(connection)
+            self._drivers.connection = connection
+        return connection
+
+    def _drop_driver(self, connection) -> None:
+        """Close a driver connection after an error (the next call opens a fresh one)."""
+        if getattr(self._drivers, "connection", None) is connection:
+            self._drivers.connection = None
+        with self._drivers_lock:
+            if connection in self._driver_connections:
+                self._driver_connections.remove(connection)
+        try:
+            connection.invalidate()
+        except Exception:  # noqa: BLE001 - already unusable
+            pass
+
+    def _close_drivers(self) -> None:
+        with self._drivers_lock:
+            connections, self._driver_connections = self._driver_connections, []
+        for connection in connections:
+            try:
+                connection.invalidate()  # closed, not returned to the pool (it is in autocommit mode)
+            except Exception:  # noqa: BLE001 - closing anyway
+                pass
+        self._drivers = threading.local()
 
     def checkpoint_in_background(self, interval: float = 0.2) -> None:
         """SQLite: copy the write-ahead log into the database file from a thread of its own, every
@@ -180,6 +238,7 @@ class CommandLog:
         if path is None or self._checkpointer is not None:
             return
         self._autocheckpoint = False
+        self._close_drivers()
         self.db.dispose()  # pooled connections reopen without the automatic checkpoint
         self._stop_checkpoints.clear()
         self._checkpointer = threading.Thread(target=self._checkpoint_loop, args=(path, interval),
@@ -291,19 +350,48 @@ class CommandLog:
         found: dict[str, Entry] = {}
         if not head and not wanted:
             return None, found
-        with self.db.connect() as connection:
-            last = self._last(connection) if head else None
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start:start + 500]
-                # Plain driver SQL: this runs for every group commit (SQLAlchemy's expanding IN
-                # costs more than the query).
-                rows = connection.exec_driver_sql(
-                    f"SELECT {COLUMNS} FROM commands WHERE idempotency_key IN ({', '.join([self._mark] * len(chunk))})",
-                    tuple(chunk)).all()
-                for row in rows:
-                    entry = Entry(*row)
-                    found[entry.idempotency_key] = entry
+        connection = self._driver()
+        try:
+            cursor = connection.cursor()
+            try:
+                last = None
+                if head:
+                    cursor.execute(f"SELECT {COLUMNS} FROM commands ORDER BY seq DESC LIMIT 1")
+                    row = cursor.fetchone()
+                    last = None if row is None else Entry(int(row[0]), *row[1:])
+                for start in range(0, len(wanted), 512):
+                    chunk = wanted[start:start + 512]
+                    # A few statement shapes (sizes rounded up to a power of two, padded with
+                    # NULL, which matches nothing), so that the driver's statement cache holds them.
+                    size = 1 << (len(chunk) - 1).bit_length()
+                    cursor.execute(self._select_by_keys(size), tuple(chunk) + (None,) * (size - len(chunk)))
+                    for row in cursor.fetchall():
+                        entry = Entry(int(row[0]), *row[1:])
+                        found[entry.idempotency_key] = entry
+            finally:
+                cursor.close()
+        except Exception:
+            self._drop_driver(connection)
+            raise
         return last, found
+
+    INSERT_CHUNK = 128  # rows per INSERT statement (9 parameters each: within every backend's limit)
+
+    def _insert_many(self, size: int) -> str:
+        """``INSERT INTO commands ... VALUES (...), (...), ...`` of ``size`` rows (1 to
+        :attr:`INSERT_CHUNK`; at most that many shapes, which the driver's statement cache keeps)."""
+        sql = self._inserts.get(size)
+        if sql is None:
+            row = f"({', '.join([self._mark] * len(ENTRY_FIELDS))})"
+            sql = self._inserts[size] = f"INSERT INTO commands ({COLUMNS}) VALUES {', '.join([row] * size)}"
+        return sql
+
+    def _select_by_keys(self, size: int) -> str:
+        sql = self._select_keys.get(size)
+        if sql is None:
+            sql = self._select_keys[size] = (f"SELECT {COLUMNS} FROM commands WHERE idempotency_key IN "
+                                             f"({', '.join([self._mark] * size)})")
+        return sql
 
     def write_entries(self, entries: list[Entry], after: Entry | None,
                       snapshot_rows: list[dict[str, Any]] = ()) -> None:
@@ -322,16 +410,42 @@ class CommandLog:
             previous, seq = entry.hash, entry.seq
         if not entries and not snapshot_rows:
             return
+        # On this thread's driver connection (see _driver), in as few statements as possible: the
+        # driver releases the GIL around each one, and while the writer thread applies the next
+        # batch, taking it back waits for the interpreter's switch interval (a millisecond). A
+        # write of at most INSERT_CHUNK entries is ONE multi-row INSERT, in autocommit mode: one
+        # transaction, all rows or none, synced before it returns (SQLite: WAL, synchronous=FULL).
+        # More entries, or snapshots with them: BEGIN, the INSERTs, COMMIT.
+        connection = self._driver()
+        rows = [astuple_entry(entry) for entry in entries]
         try:
-            with self.db.begin() as connection:
-                if entries:
+            cursor = connection.cursor()
+            try:
+                if len(rows) <= self.INSERT_CHUNK and not snapshot_rows:
                     # Inserting seq `after.seq + 1` fails (primary key) if anyone appended since.
-                    connection.exec_driver_sql(self._insert, [astuple_entry(entry) for entry in entries])
-                for row in snapshot_rows:
-                    connection.execute(snapshots.delete().where(snapshots.c.seq == row["seq"]))
-                    connection.execute(snapshots.insert().values(**row))
-        except sa.exc.IntegrityError:
-            raise StoreError(f"another writer appended to {redacted(self.url)}: one writer per log") from None
+                    cursor.execute(self._insert_many(len(rows)), [value for row in rows for value in row])
+                else:
+                    cursor.execute("BEGIN")
+                    try:
+                        for start in range(0, len(rows), self.INSERT_CHUNK):
+                            chunk = rows[start:start + self.INSERT_CHUNK]
+                            cursor.execute(self._insert_many(len(chunk)), [value for row in chunk for value in row])
+                        for row in snapshot_rows:
+                            cursor.execute(f"DELETE FROM snapshots WHERE seq = {self._mark}", (row["seq"],))
+                            cursor.execute(f"INSERT INTO snapshots (seq, taken_at, format, state, digest) VALUES "
+                                           f"({', '.join([self._mark] * 5)})",
+                                           (row["seq"], row["taken_at"], row["format"], row["state"], row["digest"]))
+                    except BaseException:
+                        cursor.execute("ROLLBACK")
+                        raise
+                    cursor.execute("COMMIT")
+            finally:
+                cursor.close()
+        except BaseException as error:
+            if isinstance(error, self.db.dialect.loaded_dbapi.IntegrityError):
+                raise StoreError(f"another writer appended to {redacted(self.url)}: one writer per log") from None
+            self._drop_driver(connection)
+            raise
 
     # ---------------------------------------------------------------- reading
 
