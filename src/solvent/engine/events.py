@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, ClassVar
 
+from ..core.values import value
 
-@dataclass(frozen=True)
+
+@value
 class Event:
     kind: ClassVar[str] = "event"
 
@@ -15,7 +17,7 @@ class Event:
 
 
 def event(cls):
-    return dataclass(frozen=True)(cls)
+    return value(cls)
 
 
 @event

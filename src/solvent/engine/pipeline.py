@@ -34,7 +34,7 @@ from ..core.domain import ContractKind, MarginMode, Side
 from ..core.errors import InvalidInput, SolventError
 from ..core.ledger import Position
 from ..policies import adl
-from ..policies.account import PoolMargin, _margin_at_mark, _pool, account_margin, position_entry_price
+from ..policies.account import PoolMargin, _margin_at_mark, _pool, cross_margins, position_entry_price
 from ..policies.liquidation_price import Leg, solve_price
 from ..policies.margin import LiquidityTier
 from . import events as e
@@ -51,9 +51,7 @@ PRICE_QUANTUM = Decimal("1e-8")
 
 
 def cross_pools(engine: "Engine", account: str) -> list[PoolMargin]:
-    pools = account_margin(engine.ledger, account, models=engine.model, marks=engine.marks,
-                           with_liquidation_prices=False)
-    return [pool for pool in pools if pool.isolated_market is None]
+    return cross_margins(engine.ledger, account, models=engine.model, marks=engine.marks)
 
 
 def cross_pool(engine: "Engine", account: str, settle: str) -> PoolMargin | None:

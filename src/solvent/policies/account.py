@@ -8,7 +8,6 @@ it is the path the vectorized screen is re-checked against.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Callable, Mapping
 
@@ -16,11 +15,12 @@ from ..core.domain import ContractKind, MarginMode, Side
 from ..core.errors import InvalidInput, UnknownName
 from ..core.ledger import Account, Ledger, Position
 from ..core.numbers import ZERO
+from ..core.values import value
 from .liquidation_price import LiquidationPriceRule, PositionView, account_liquidation_price
 from .margin import MarginModel
 
 
-@dataclass(frozen=True)
+@value
 class PositionMargin:
     market: str
     side: Side
@@ -35,7 +35,7 @@ class PositionMargin:
     liquidation_price: Decimal | None
 
 
-@dataclass(frozen=True)
+@value
 class PoolMargin:
     """One margin pool of an account."""
 
@@ -200,9 +200,7 @@ def account_margin(
         if position.margin_mode is MarginMode.CROSS:
             cross.setdefault(ledger.markets[position.market].settle, []).append(position)
     # A cross pool for every settle asset the account trades in or holds a balance of.
-    settle_assets = ledger.settle_assets
-    settles = set(cross) | {asset for asset, units in account.balances.items() if units and asset in settle_assets}
-    for settle in sorted(settles):
+    for settle in _cross_settles(ledger, account, cross):
         positions = cross.get(settle, [])
         collateral = _cross_collateral(ledger, account, settle, prices, haircuts)
         if with_liquidation_prices:
@@ -225,6 +223,32 @@ def account_margin(
                  if with_liquidation_prices else None)
         pools.append(_pool(account_id, market.settle, position.market, collateral, [_position_margin(view, position, price)]))
     return pools
+
+
+
+def cross_margins(ledger: Ledger, account_id: str, *, models: ModelLookup, marks: Mapping[str, Decimal]) -> list[PoolMargin]:
+    """The cross pools of :func:`account_margin` without liquidation prices, with the wallet
+    balance as the only collateral, and without valuing the isolated positions: the same pools,
+    built directly. The engine values an account this way after every fill and price move."""
+    account = ledger.accounts.get(account_id)
+    if account is None:
+        raise UnknownName("account", account_id)
+    cross: dict[str, list[Position]] = {}
+    markets = ledger.markets
+    for position in account.positions.values():
+        if position.lots and position.margin_mode is MarginMode.CROSS:
+            cross.setdefault(markets[position.market].settle, []).append(position)
+    return [_pool(account_id, settle, None, ledger.amount(settle, account.balance(settle)),
+                  [_margin_at_mark(ledger, position, marks, models) for position in cross.get(settle, ())])
+            for settle in _cross_settles(ledger, account, cross)]
+
+
+def _cross_settles(ledger: Ledger, account: Account, cross: dict[str, list[Position]]) -> list[str]:
+    """A cross pool for every settle asset the account trades in or holds a balance of (sorted)."""
+    settle_assets = ledger.settle_assets
+    settles = set(cross)
+    settles.update(asset for asset, units in account.balances.items() if units and asset in settle_assets)
+    return sorted(settles)
 
 
 def _pool(account: str, settle: str, market: str | None, collateral: Decimal, margins: list[PositionMargin]) -> PoolMargin:
