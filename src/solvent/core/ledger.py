@@ -28,7 +28,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 
 from .domain import Asset, ContractKind, MarginMode, Market, PositionMode, Side
 from .errors import InsufficientFunds, InvalidInput, UnknownName
-from .numbers import from_units, non_negative, positive, to_decimal, to_units
+from .numbers import ZERO, from_units, non_negative, positive, to_decimal, to_units
+from .values import value
 
 PROTOCOL_POOLS = ("insurance_fund", "fee_pool")
 # Losses of isolated positions that no layer of a venue's waterfall absorbed: an isolated position
@@ -78,7 +79,7 @@ class Account:
         return [position for position in self.positions.values() if position.lots != 0]
 
 
-@dataclass(frozen=True)
+@value
 class FillResult:
     """What a fill did to one account, in settle-asset units."""
 
@@ -342,8 +343,8 @@ class Ledger:
         size: object,
         price: object,
         *,
-        buyer_fee: object = "0",
-        seller_fee: object = "0",
+        buyer_fee: object = ZERO,
+        seller_fee: object = ZERO,
         buyer_mode: MarginMode = MarginMode.CROSS,
         seller_mode: MarginMode = MarginMode.CROSS,
         buyer_hedge_side: Side | None = None,
@@ -377,7 +378,7 @@ class Ledger:
         size: object,
         price: object,
         *,
-        fee: object = "0",
+        fee: object = ZERO,
         margin_mode: MarginMode = MarginMode.CROSS,
         hedge_side: Side | None = None,
     ) -> FillResult:

@@ -38,6 +38,7 @@ from typing import Sequence
 from ..core.domain import ContractKind, MarginMode, Side
 from ..core.errors import InvalidInput
 from ..core.numbers import ONE, ZERO, fraction, non_negative, positive
+from ..core.values import value
 from .margin import MarginModel, TieredMargin
 
 
@@ -58,7 +59,7 @@ class LiquidationPriceRule:
                                f"expected 'balance' or 'available_plus_initial', got {self.cross_collateral!r}")
 
 
-@dataclass(frozen=True)
+@value
 class Leg:
     """A position on the target market: one leg in one-way mode, up to two in hedge mode.
 
@@ -78,7 +79,7 @@ class Leg:
         return self.size * self.contract_size
 
 
-@dataclass(frozen=True)
+@value
 class PriceSolution:
     price: Decimal | None  # None: no positive price at which the pool reaches the requirement
     iterations: int  # brackets tried
@@ -307,7 +308,7 @@ def to_decimal_balance(value: Decimal) -> Decimal:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@value
 class PositionView:
     """A position as the liquidation-price solver sees it: held at ``mark_price`` unless targeted."""
 
