@@ -53,6 +53,7 @@ from solvent.engine import (
 )
 from solvent.engine.commands import AdjustIsolatedMargin, command_from_dict
 from solvent.engine.pipeline import cross_pool, cross_pools, isolated_pools
+from solvent.policies.account import account_margin
 
 # ============================================================================================
 # The venues and markets a stream may use
@@ -336,6 +337,11 @@ class Stream:
             assert pool.collateral + min(pool.unrealized_pnl, D(0)) >= pool.initial_margin, command
         report = engine.conservation()
         assert report.holds, f"after {command}:\n{report.describe()}"
+        # The engine's direct cross valuation is account_margin's cross pools, to the last digit.
+        for account in engine.home_venue:
+            full = account_margin(engine.ledger, account, models=engine.model, marks=engine.marks,
+                                  with_liquidation_prices=False)
+            assert cross_pools(engine, account) == [pool for pool in full if pool.isolated_market is None], account
         # A closed isolated position holds no margin: what was left went to the wallet or the fund,
         # a deficit was covered or written off (never left for the wallet to pay later).
         for account in engine.ledger.accounts.values():
