@@ -201,12 +201,15 @@ def evaluate(engine: "Engine", accounts, *, screened: bool = False) -> list[e.Ev
     queue = sorted(accounts)
     for _ in range(MAX_ROUNDS):
         hit_by_others: set[str] = set()
+        changed = engine.ledger.changed
         for account in queue:
             if engine.is_protocol(account) or account not in engine.home_venue:
                 continue
-            engine.ledger.changed.clear()
+            changed.clear()
             events += _evaluate_account(engine, account, precheck=not screened)
-            hit_by_others |= engine.ledger.changed - {account}
+            if changed:
+                changed.discard(account)
+                hit_by_others |= changed
         queue = sorted(a for a in hit_by_others if not engine.is_protocol(a) and a in engine.home_venue)
         screened = False
         if not queue:

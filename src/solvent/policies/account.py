@@ -246,9 +246,13 @@ def cross_margins(ledger: Ledger, account_id: str, *, models: ModelLookup, marks
 def _cross_settles(ledger: Ledger, account: Account, cross: dict[str, list[Position]]) -> list[str]:
     """A cross pool for every settle asset the account trades in or holds a balance of (sorted)."""
     settle_assets = ledger.settle_assets
-    settles = set(cross)
-    settles.update(asset for asset, units in account.balances.items() if units and asset in settle_assets)
-    return sorted(settles)
+    settles = list(cross)
+    for asset, units in account.balances.items():
+        if units and asset not in cross and asset in settle_assets:
+            settles.append(asset)
+    if len(settles) > 1:
+        settles.sort()
+    return settles
 
 
 def _pool(account: str, settle: str, market: str | None, collateral: Decimal, margins: list[PositionMargin]) -> PoolMargin:
