@@ -1,12 +1,16 @@
 """The exact ledger: fills, realized PnL, rounding against the account, isolated margin, conservation."""
 
+import math
 from decimal import Decimal as D
+from fractions import Fraction
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from solvent.core.domain import Asset, ContractKind, MarginMode, Market, PositionMode, Side
 from solvent.core.errors import InsufficientFunds, InvalidInput
-from solvent.core.ledger import Ledger
+from solvent.core.ledger import Ledger, closed_cost
 
 
 @pytest.fixture
@@ -105,3 +109,11 @@ def test_one_sided_fill_shows_as_open_interest_imbalance(ledger):
     ledger.apply_fill("alice", "BTCUSDT", Side.LONG, "1", "60000")
     report = ledger.conservation()
     assert not report.holds and report.open_interest_imbalance["BTCUSDT"] == 1000
+
+
+@given(st.integers(0, 10**30), st.integers(1, 10**15), st.integers(0, 10**15), st.booleans())
+def test_closed_share_of_a_cost_basis_is_exact_and_rounded_against_the_account(cost, held, closing, up):
+    closing = min(closing, held)
+    exact = Fraction(cost * closing, held)
+    assert closed_cost(cost, closing, held, up=up) == (math.ceil(exact) if up else math.floor(exact))
+    assert closed_cost(cost, held, held, up=up) == cost  # closing everything takes the whole basis

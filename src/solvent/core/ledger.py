@@ -79,6 +79,13 @@ class Account:
         return [position for position in self.positions.values() if position.lots != 0]
 
 
+
+def closed_cost(cost: int, closing: int, held: int, *, up: bool) -> int:
+    """The share ``closing / held`` of a cost basis (units), exactly, rounded against the account:
+    up when it profits from a higher exit value (``up``), down otherwise."""
+    return -(-cost * closing // held) if up else cost * closing // held
+
+
 @value
 class FillResult:
     """What a fill did to one account, in settle-asset units."""
@@ -434,8 +441,7 @@ class Ledger:
             if lots != 0 and (lots > 0) != (taken > 0):
                 closing = min(abs(taken), abs(lots))
                 position_direction = direction * (1 if lots > 0 else -1)
-                rounding = ROUND_CEILING if position_direction > 0 else ROUND_FLOOR
-                cost_closed = int((Decimal(cost) * closing / abs(lots)).to_integral_value(rounding=rounding))
+                cost_closed = closed_cost(cost, closing, abs(lots), up=position_direction > 0)
                 exit_value = notional * closing // abs(taken) if closing != abs(taken) else notional
                 realized_total += position_direction * (exit_value - cost_closed)
                 cost -= cost_closed
@@ -529,8 +535,7 @@ class Ledger:
         if (held > 0) != (signed > 0):  # the same closing arithmetic as _commit
             closing = min(abs(signed), abs(held))
             direction = (1 if market.kind is ContractKind.LINEAR else -1) * (1 if held > 0 else -1)
-            rounding = ROUND_CEILING if direction > 0 else ROUND_FLOOR
-            cost_closed = int((Decimal(position.cost) * closing / abs(held)).to_integral_value(rounding=rounding))
+            cost_closed = closed_cost(position.cost, closing, abs(held), up=direction > 0)
             exit_value = notional * closing // abs(signed) if closing != abs(signed) else notional
             realized = direction * (exit_value - cost_closed)
         return position.isolated_margin + realized - fee_units
@@ -549,10 +554,7 @@ class Ledger:
         if held != 0 and (held > 0) != (signed > 0):
             closing = min(abs(signed), abs(held))
             position_direction = direction * (1 if held > 0 else -1)
-            # Closed share of the cost basis, rounded against the account: up when the
-            # account profits from a higher exit value, down otherwise.
-            rounding = ROUND_CEILING if position_direction > 0 else ROUND_FLOOR
-            cost_closed = int((Decimal(position.cost) * closing / abs(held)).to_integral_value(rounding=rounding))
+            cost_closed = closed_cost(position.cost, closing, abs(held), up=position_direction > 0)
             exit_value = notional * closing // abs(signed) if closing != abs(signed) else notional
             realized = position_direction * (exit_value - cost_closed)
             position.cost -= cost_closed
