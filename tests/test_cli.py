@@ -63,3 +63,12 @@ def test_bench_engine_reports_both_paths_and_identical_events():
     data = json.loads(result.stdout)
     assert data["same_events"] is True and data["accounts"] == 300
     assert data["exact_seconds_per_update"] > 0 and data["screened_seconds_per_update"] > 0
+
+
+def test_bench_engine_on_an_isolated_book_liquidates_alike_on_both_paths():
+    result = runner.invoke(app, ["bench", "engine", "--accounts", "400", "--updates", "60", "--isolated", "0.5",
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["isolated"] == 0.5 and data["same_events"] is True
+    assert data["liquidations"] > 0  # the path reaches the isolated pools' thresholds

@@ -1,10 +1,12 @@
 """The screened engine on a book mixing cross and isolated accounts gives the same events as
 valuing every holder exactly (``Engine(screen_above=None)``).
 
-Accounts with an isolated position are candidates at every price update (their pools are
-valued under the venue's own convention, which the float schedules do not model); the rest go
-through the threshold index (one cross position) or the vectorized screen (several), which this
-test forces into use by lowering the number of multi-position accounts valued exactly.
+Single-position pools, a cross pool with one position or an isolated position, go through the
+threshold index (an isolated one under the convention of the venue listing its market: Bybit
+values its maintenance at the entry price); cross pools with several positions go through the
+vectorized screen, which this test forces into use by lowering the number of multi-position
+accounts valued exactly. The slow walk below steps the price finely enough to land between the
+liquidation price under one maintenance convention and under the other.
 """
 
 from decimal import Decimal
@@ -109,3 +111,36 @@ def test_screened_engine_gives_the_same_events_on_a_mixed_book(preset, seed, mon
     assert liquidations > 0 and isolated_liquidations > 0  # the stream does exercise both pipelines
     assert screened._screen is not None and screened._screen.rebuilds >= 1
     assert screened.isolated_accounts == exact.isolated_accounts
+
+
+@pytest.mark.parametrize("preset", ["binance", "bybit", "hyperliquid"])
+def test_isolated_pools_are_screened_under_their_venues_convention_on_a_slow_walk(preset):
+    settle, markets = VENUES[preset]
+    market, first, _ = markets[0]
+    rng = np.random.default_rng(7)
+    exact, screened = Engine(screen_above=None), Engine(screen_above=0)
+    commands = [c.CreateVenue("v", preset), c.FundInsurance(settle, "1000000", venue="v"),
+                c.Deposit("v/book", settle, "100000000"), c.Deposit("v/liquidator", settle, "10000000"),
+                c.OpenAccount("mm", "v"), c.Deposit("mm", settle, "100000000"),
+                c.UpdateOracle("v", {market: first}, 1)]
+    for index in range(40):
+        name = f"i{index}"
+        long = index % 2 == 0
+        buyer, seller = (name, "mm") if long else ("mm", name)
+        role = "buyer" if long else "seller"
+        leverage = int(rng.choice([5, 8, 10, 15, 20, 25]))
+        commands += [c.OpenAccount(name, "v"), c.Deposit(name, settle, "100000"),
+                     c.ApplyFill("v", market, buyer, seller, str(Decimal("0.1") + Decimal(index) / 100), first,
+                                 **{f"{role}_margin_mode": "isolated", f"{role}_leverage": str(leverage)})]
+    price, timestamp = Decimal(first), 1
+    for factor in [Decimal("0.9995")] * 300 + [Decimal("1.0005")] * 600:  # down about 14%, then up
+        price = (price * factor).quantize(Decimal("0.1"))
+        timestamp += 1
+        commands.append(c.UpdateOracle("v", {market: str(price)}, timestamp))
+    liquidated = 0
+    for command in commands:
+        outcome = same_outcome(exact, screened, command)
+        if isinstance(outcome, list):
+            liquidated += sum(event["kind"] == "position_liquidated" for event in outcome)
+    assert liquidated >= 20  # most of the book went through the isolated pipeline
+    assert screened._screen is not None and not screened._screen.always

@@ -18,6 +18,7 @@ from ..engine import commands as c
 class EngineBenchmark:
     accounts: int
     updates: int
+    isolated: float  # share of the accounts holding their position in isolated margin
     exact_seconds_per_update: float
     screened_seconds_per_update: float
     speedup: float
@@ -29,7 +30,9 @@ class EngineBenchmark:
         return asdict(self)
 
 
-def _book(engine: Engine, accounts: int, seed: int) -> None:
+def _book(engine: Engine, accounts: int, seed: int, isolated: float = 0.0) -> None:
+    """Traders with one BTCUSDT position each; a share ``isolated`` of them in isolated margin,
+    at the leverage their deposit carries (2× to 50×)."""
     rng = np.random.default_rng(seed)
     engine.apply(c.CreateVenue("v", "binance"))
     engine.apply(c.Deposit("v/book", "USDT", "10000000000"))
@@ -40,14 +43,22 @@ def _book(engine: Engine, accounts: int, seed: int) -> None:
     for index in range(accounts):
         name = f"a{index}"
         engine.apply(c.OpenAccount(name, "v"))
-        engine.apply(c.Deposit(name, "USDT", str(int(rng.integers(100, 5000)))))
+        deposit = int(rng.integers(100, 5000))
+        engine.apply(c.Deposit(name, "USDT", str(deposit)))
         size = Decimal(int(rng.integers(1, 300))) / 1000
-        buyer, seller = (name, "maker") if rng.random() < 0.5 else ("maker", name)
-        engine.apply(c.ApplyFill("v", "BTCUSDT", buyer, seller, str(size), "60000"))
+        long = rng.random() < 0.5
+        buyer, seller = (name, "maker") if long else ("maker", name)
+        extra = {}
+        if rng.random() < isolated:
+            role = "buyer" if long else "seller"
+            leverage = min(50, max(2, int(size * 60000 / deposit) + 1))
+            size = min(size, (Decimal(deposit) * leverage / 60000 * Decimal("0.9")).quantize(Decimal("0.001")))
+            extra = {f"{role}_margin_mode": "isolated", f"{role}_leverage": str(leverage)}
+        engine.apply(c.ApplyFill("v", "BTCUSDT", buyer, seller, str(size), "60000", **extra))
 
 
 def run_engine_benchmark(accounts: int = 20_000, updates: int = 20, seed: int = 3,
-                         progress: Callable[[str], None] | None = None) -> EngineBenchmark:
+                         progress: Callable[[str], None] | None = None, isolated: float = 0.0) -> EngineBenchmark:
     say = progress or (lambda message: None)
     rng = np.random.default_rng(seed + 1)
     path = [Decimal(60000)]
@@ -58,7 +69,7 @@ def run_engine_benchmark(accounts: int = 20_000, updates: int = 20, seed: int = 
     for label, screen_above in (("exact", None), ("screened", 0)):
         say(f"building {accounts:,} accounts ({label})")
         engine = Engine(screen_above=screen_above)
-        _book(engine, accounts, seed)
+        _book(engine, accounts, seed, isolated)
         timings, events = [], []
         for step, price in enumerate(path[1:]):
             began = time.perf_counter()
@@ -70,5 +81,5 @@ def run_engine_benchmark(accounts: int = 20_000, updates: int = 20, seed: int = 
     exact_mean = sum(exact[0]) / len(exact[0])
     screened_mean = sum(screened[0][1:]) / max(len(screened[0]) - 1, 1)
     liquidations = sum(event["kind"] == "liquidation_started" for step in exact[1] for event in step)
-    return EngineBenchmark(accounts, updates, exact_mean, screened_mean, exact_mean / screened_mean,
+    return EngineBenchmark(accounts, updates, isolated, exact_mean, screened_mean, exact_mean / screened_mean,
                            screened[0][0], liquidations, exact[1] == screened[1])

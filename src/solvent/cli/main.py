@@ -807,17 +807,20 @@ def bench_engine(
     accounts: int = typer.Option(20_000, "--accounts", min=1, help="Accounts holding a position."),
     updates: int = typer.Option(20, "--updates", min=2, help="Price updates timed."),
     seed: int = typer.Option(3, "--seed", help="Seed of the book and the price path."),
+    isolated: float = typer.Option(0.0, "--isolated", min=0.0, max=1.0,
+                                   help="Share of the accounts holding their position in isolated margin."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """Time the engine's price updates with the screen against valuing every holder exactly."""
     from ..bench.engine import run_engine_benchmark
 
     say = (lambda message: errors.print(f"[dim]{message}[/dim]")) if not as_json else None
-    result = run_engine_benchmark(accounts, updates, seed, progress=say)
+    result = run_engine_benchmark(accounts, updates, seed, progress=say, isolated=isolated)
     if as_json:
         print(json.dumps(result.as_dict(), indent=2))
         return
-    table = Table(title=f"engine: {accounts:,} accounts, {updates} price updates")
+    share = f", {isolated:.0%} isolated" if isolated else ""
+    table = Table(title=f"engine: {accounts:,} accounts{share}, {updates} price updates")
     table.add_column("path")
     table.add_column("seconds per update", justify="right")
     table.add_row("every holder valued exactly (baseline)", f"{result.exact_seconds_per_update:.4f}")

@@ -4,22 +4,24 @@ After a price update the engine must find every account whose margin call or liq
 may have changed. Valuing every holder exactly is what a small book does; a big one asks this
 screen, which splits the accounts in two:
 
-- **single-position pools** (the bulk of a retail book): a pool with one cross position changes
-  status only where its price crosses one of a few breakpoints (:mod:`solvent.screening.thresholds`).
-  They are kept sorted per market, so a move from ``P0`` to ``P1`` returns the pools with a
-  breakpoint in between at the cost of a ``searchsorted``: accounts nowhere near a threshold cost
-  nothing, however many there are, and accounts already in a margin call are not re-valued while
-  the price stays between their warning and their liquidation price;
-- **accounts with an isolated position** (``engine.isolated_accounts``): always candidates. An
-  isolated pool is valued under its venue's own convention (Bybit's maintenance at the entry
-  price), which the float schedules do not model, so none of them is left to floats;
+- **single-position pools** (the bulk of a retail book): a cross pool with one position, and
+  every isolated position (a pool of its own, its isolated margin for cash), changes status only
+  where its price crosses one of a few breakpoints (:mod:`solvent.screening.thresholds`). They
+  are kept sorted per market, so a move from ``P0`` to ``P1`` returns the pools with a breakpoint
+  in between at the cost of a ``searchsorted``: accounts nowhere near a threshold cost nothing,
+  however many there are, and accounts already in a margin call are not re-valued while the price
+  stays between their warning and their liquidation price. An isolated pool is screened under
+  the convention of the venue listing its market: the brackets at the price, or a maintenance
+  margin fixed at the entry value (Bybit);
 - **everything else** (several positions in one cross pool): screened by the vectorized float
   valuation (:class:`~solvent.screening.Screener`) over a columnar copy of those accounts, or
-  valued exactly when they are few.
+  valued exactly when they are few. One that also holds isolated positions (which the columnar
+  copy does not value) is valued at every update.
 
-Plus, always: every account the ledger touched since the last update (its entries are redone from
-the ledger here, and it is valued exactly this time), and the accounts in liquidation. Floats
-decide what to look at; the exact path decides what happens.
+Every account the ledger touched since the last update has its entries redone from the ledger,
+and is valued when floats put it at risk at the current marks or the engine holds one of its pools
+in a margin call; the accounts in liquidation are always valued. Floats decide what to look at;
+the exact path decides what happens.
 
 The breakpoints depend only on what the ledger holds, not on prices; they rely on the engine's
 invariant that after every command each account's margin-call and liquidation status matches the
@@ -36,7 +38,8 @@ import numpy as np
 from ..core.domain import ContractKind, MarginMode
 from ..core.errors import InvalidInput
 from ..screening import ColumnarBook, Screener
-from ..screening.thresholds import ThresholdIndex, at_risk, breakpoints
+from ..screening.thresholds import MarketSchedule, ThresholdIndex, at_risk, breakpoints
+from .pipeline import isolated_pool_id
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import Engine
@@ -45,25 +48,41 @@ EXACT_COMPLEX_UP_TO = 256  # below this many multi-position accounts, value them
 
 
 class SinglePositionPools:
-    """Single-position cross pools of one market as float columns: ``base_units`` (cash less the
-    signed cost, in units of the settle asset), signed ``lots`` and each pool's warning ratio."""
+    """Single-position pools of one market as float columns: ``base_units`` (the pool's cash,
+    the wallet's for a cross pool and the isolated margin for an isolated one, less the signed
+    cost, in units of the settle asset), signed ``lots`` and each pool's warning ratio.
 
-    def __init__(self, engine: "Engine", key: str, base_units: list[int], lots: list[int], warning: list[float]):
+    ``fixed_maintenance``: each pool's maintenance margin (settle asset) where it does not move
+    with the price (an isolated pool valued at its entry price, as Bybit does); the pools are then
+    screened against it instead of the market's brackets."""
+
+    def __init__(self, engine: "Engine", key: str, base_units: list[int], lots: list[int], warning: list[float],
+                 fixed_maintenance: list[float] | None = None):
         ledger = engine.ledger
         market = ledger.markets[key]
         self.engine, self.key = engine, key
         self.schedule = engine.schedule(key)
-        self.rates = self.schedule.size_rates([abs(market.size_of(units)) for units in lots]) \
-            if self.schedule.size_dependent else None
+        self.deductions = None
+        if fixed_maintenance is not None:
+            self.schedule = MarketSchedule.fixed(self.schedule.inverse)
+            self.rates = np.zeros(len(lots))
+            self.deductions = -np.array(fixed_maintenance, dtype=np.float64)
+        elif self.schedule.size_dependent:
+            self.rates = self.schedule.size_rates([abs(market.size_of(units)) for units in lots])
+        else:
+            self.rates = None
         self.base = np.array(base_units, dtype=np.float64) / 10.0 ** ledger.assets[market.settle].decimals
         self.quantity = np.array(lots, dtype=np.float64) / 10.0 ** market.size_decimals * float(market.contract_size)
         self.warning = np.array(warning, dtype=np.float64)
+
+    def breakpoints(self) -> tuple[np.ndarray, np.ndarray]:
+        return breakpoints(self.schedule, self.base, self.quantity, self.warning, self.rates, self.deductions)
 
     def at_risk_now(self) -> list[int]:
         """Rows at (or within a float margin of) a margin call or liquidation at the current mark."""
         mark = float(self.engine.marks[self.key])
         risky = at_risk(self.schedule, self.base, self.quantity, np.minimum(self.warning, 1.0),
-                        1.0 / mark if self.schedule.inverse else mark, self.rates)
+                        1.0 / mark if self.schedule.inverse else mark, self.rates, deductions=self.deductions)
         return np.flatnonzero(risky).tolist()
 
 
@@ -73,6 +92,7 @@ class EngineScreen:
         self.stale_fraction = stale_fraction
         self.index: ThresholdIndex | None = None
         self.complex: set[str] = set()  # accounts the index cannot hold
+        self.always: set[str] = set()  # ... nor the columnar screen (isolated positions beside a complex cross pool)
         self.complex_stale: set[str] = set()  # complex accounts changed since the columnar copy
         self.book: ColumnarBook | None = None  # columnar copy of the complex accounts
         self.screener: Screener | None = None
@@ -86,64 +106,89 @@ class EngineScreen:
     # ------------------------------------------------------------------ single-position pools
 
     def _enter(self, accounts: Iterable[str]) -> set[str]:
-        """(Re-)enter accounts: single-position pools into the index, the others to ``complex``.
+        """(Re-)enter accounts: their single-position pools (a cross pool with one position, each
+        isolated position) into the index, the accounts with a several-position cross pool to
+        ``complex`` (or, if they also hold isolated positions, to ``always``).
 
         Returns those whose status may differ from what the engine recorded: every complex one,
-        the single-position ones that are at risk at the current marks (by floats, with a
-        margin), and the ones the engine has in a margin call or in liquidation.
+        the ones with a pool at risk at the current marks (by floats, with a margin), and the
+        ones with a pool the engine has in a margin call or in liquidation.
         """
         engine, ledger, index = self.engine, self.engine.ledger, self.index
         assert index is not None
         settles = ledger.settle_assets
-        recorded = engine.margin_called or engine.liquidating  # anyone in a margin call or liquidation
-        isolated = engine.isolated_accounts
+        margin_called, liquidating = engine.margin_called, engine.liquidating
+        recorded = margin_called or liquidating  # anyone in a margin call or liquidation
         found: set[str] = set()
-        rows: dict[str, tuple[list, list, list, list, list]] = {}  # market → owners, base, qty, w, sizes
+        # (market, fixed maintenance?) → owners, base units, lots, warning ratios, fixed maintenance
+        rows: dict[tuple[str, bool], tuple[list, list, list, list, list]] = {}
+
+        def enter(market: str, account: str, base_units: int, lots: int, warning: float, fixed: float | None) -> None:
+            entry = rows.setdefault((market, fixed is not None), ([], [], [], [], []))
+            entry[0].append(account)
+            entry[1].append(base_units)
+            entry[2].append(lots)
+            entry[3].append(warning)
+            entry[4].append(fixed)
+
         for account in accounts:
             index.remove(account)
             self.complex.discard(account)
+            self.always.discard(account)
             holder = ledger.accounts.get(account)
             if holder is None or engine.is_protocol(account) or account not in engine.home_venue:
                 continue
-            if account in isolated:  # a candidate at every update (see candidates)
-                found.add(account)
-                continue
-            if recorded and any((account, settle) in engine.margin_called or (account, settle) in engine.liquidating
+            if recorded and any((account, settle) in margin_called or (account, settle) in liquidating
                                 for settle in settles):  # recorded as called or in liquidation: look again
                 found.add(account)
             by_settle: dict[str, list] = {}
-            single = True
+            isolated = []
             for position in holder.positions.values():
-                if not position.lots:
-                    continue
-                if position.margin_mode is not MarginMode.CROSS:
-                    single = False
-                    break
-                settle = ledger.markets[position.market].settle
-                by_settle.setdefault(settle, []).append(position)
-                if len(by_settle[settle]) > 1:
-                    single = False
-                    break
-            if not single:
-                self.complex.add(account)
-                self.complex_stale.add(account)
+                if position.margin_mode is MarginMode.ISOLATED:
+                    isolated.append(position)
+                elif position.lots:
+                    by_settle.setdefault(ledger.markets[position.market].settle, []).append(position)
+            if recorded and any((account, isolated_pool_id(position.market, position.hedge_side)) in margin_called
+                                or (account, isolated_pool_id(position.market, position.hedge_side)) in liquidating
+                                for position in isolated):
                 found.add(account)
+            if any(len(positions) > 1 for positions in by_settle.values()):
+                found.add(account)
+                if isolated:  # the columnar screen values cross pools only: value the account every time
+                    self.always.add(account)
+                else:
+                    self.complex.add(account)
+                    self.complex_stale.add(account)
                 continue
-            warning = float(engine.venues[engine.home_venue[account]].rules.warning_ratio)
-            if not by_settle:
+            if not by_settle and not any(position.lots for position in isolated):
                 index.replace(account, [])
+            warning = float(engine.venues[engine.home_venue[account]].rules.warning_ratio)
             for settle, (position,) in by_settle.items():
-                entry = rows.setdefault(position.market, ([], [], [], []))
-                entry[0].append(account)
-                entry[1].append(holder.balance(settle) - ledger.signed_cost(position))  # units of the settle asset
-                entry[2].append(position.lots)
-                entry[3].append(warning)
-        for key, (owners, base_units, lots, warning) in rows.items():
-            pools = SinglePositionPools(engine, key, base_units, lots, warning)
-            points, which = breakpoints(pools.schedule, pools.base, pools.quantity, pools.warning, pools.rates)
+                enter(position.market, account, holder.balance(settle) - ledger.signed_cost(position),
+                      position.lots, warning, None)
+            for position in isolated:
+                if position.lots:
+                    enter(position.market, account, position.isolated_margin - ledger.signed_cost(position),
+                          position.lots, *self._isolated_terms(position))
+        for (key, fixed), (owners, base_units, lots, warning, maintenance) in rows.items():
+            pools = SinglePositionPools(engine, key, base_units, lots, warning, maintenance if fixed else None)
+            points, which = pools.breakpoints()
             index.add_many(key, owners, points, which, merge=len(owners) > index.merge_above)
             found.update(owners[row] for row in pools.at_risk_now())
         return found
+
+    def _isolated_terms(self, position) -> tuple[float, float | None]:
+        """(warning ratio, fixed maintenance margin or None) of an isolated position's pool, under
+        the venue listing its market (see :func:`~solvent.engine.pipeline.isolated_pool`)."""
+        engine = self.engine
+        venue = engine.venue_of_market(position.market)
+        warning = float(venue.rules.warning_ratio)
+        if venue.preset.liquidation_price_rule.maintenance_at != "entry":
+            return warning, None
+        market = engine.ledger.markets[position.market]
+        entry_value = engine.ledger.amount(market.settle, position.cost)
+        return warning, float(engine.model(position.market).maintenance_margin(
+            entry_value, market.size_of(abs(position.lots))))
 
     # ------------------------------------------------------------------ the rest
 
@@ -185,7 +230,7 @@ class EngineScreen:
             return None
         if self.index is None:
             self.index = ThresholdIndex()
-            self.complex, self.complex_stale = set(), set()
+            self.complex, self.complex_stale, self.always = set(), set(), set()
             self.book = self.screener = None
             ledger.touched.clear()
             found = self._enter(list(ledger.accounts))
@@ -204,6 +249,4 @@ class EngineScreen:
         if complex_found is None:
             return None
         found |= complex_found
-        if engine.isolated_accounts:
-            found |= engine.isolated_accounts
-        return found
+        return found | self.always

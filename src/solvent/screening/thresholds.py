@@ -52,6 +52,12 @@ class MarketSchedule:
         return cls(inverse, np.array(floors), np.array([float(row[1]) for row in table]),
                    np.array([float(row[2]) for row in table]), model, floors)
 
+    @classmethod
+    def fixed(cls, inverse: bool) -> "MarketSchedule":
+        """One bracket with no rate: with per-pool ``deductions`` of ``−MM``, a maintenance margin
+        that does not move with the price (Bybit's isolated MM, valued at the entry price)."""
+        return cls(inverse, np.zeros(1), np.zeros(1), np.zeros(1), None, (0.0,))
+
     @property
     def size_dependent(self) -> bool:
         """The rate depends on the position's size (Drift's premium), not on its bracket alone."""
@@ -66,13 +72,15 @@ class MarketSchedule:
 
 
 def breakpoints(schedule: MarketSchedule, base: np.ndarray, quantity: np.ndarray, ratios: np.ndarray,
-                rates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                rates: np.ndarray | None = None, deductions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Every ``x > 0`` at which one of these single-position pools may change status.
 
     ``base``, ``quantity`` (signed, in contracts × contract size) and ``ratios`` (each pool's
     warning ratio ``w``) are per pool; ``rates`` overrides the bracket rates per pool (shape
-    ``(pools,)``, a size-dependent rate such as Drift's premium). Returns ``(points, rows)``:
-    the breakpoints and the index of the pool each belongs to (a pool may have several).
+    ``(pools,)``, a size-dependent rate such as Drift's premium), ``deductions`` the bracket
+    deductions (with :meth:`MarketSchedule.fixed`, a fixed maintenance margin per pool). Returns
+    ``(points, rows)``: the breakpoints and the index of the pool each belongs to (a pool may have
+    several).
     """
     base = np.asarray(base, dtype=np.float64)
     quantity = np.asarray(quantity, dtype=np.float64)
@@ -86,11 +94,14 @@ def breakpoints(schedule: MarketSchedule, base: np.ndarray, quantity: np.ndarray
     def rate_of(tier: int) -> np.ndarray | float:
         return rates if rates is not None else float(schedule.rates[tier])
 
+    def deduction_of(tier: int) -> np.ndarray | float:
+        return deductions if deductions is not None else float(schedule.deductions[tier])
+
     with np.errstate(divide="ignore", invalid="ignore"):
         for k in (np.asarray(ratios, dtype=np.float64), np.ones(len(base))):
             for tier in range(tiers):
                 slope = size * rate_of(tier) - k * quantity * sign
-                offset = schedule.deductions[tier] + k * base
+                offset = deduction_of(tier) + k * base
                 root = offset / slope  # h_k(x) = slope·x − offset
                 lower = schedule.floors[tier] / size
                 upper = schedule.floors[tier + 1] / size if tier + 1 < tiers else np.inf
@@ -100,9 +111,8 @@ def breakpoints(schedule: MarketSchedule, base: np.ndarray, quantity: np.ndarray
                 found_rows.append(rows[inside])
             for tier in range(1, tiers):  # a jump of h_k at a bracket floor is a breakpoint too
                 edge = schedule.floors[tier] / size
-                below = edge * (size * rate_of(tier - 1) - k * quantity * sign) - (
-                    schedule.deductions[tier - 1] + k * base)
-                above = edge * (size * rate_of(tier) - k * quantity * sign) - (schedule.deductions[tier] + k * base)
+                below = edge * (size * rate_of(tier - 1) - k * quantity * sign) - (deduction_of(tier - 1) + k * base)
+                above = edge * (size * rate_of(tier) - k * quantity * sign) - (deduction_of(tier) + k * base)
                 jumps = (below * above <= 0) & (below != above) & np.isfinite(edge)
                 found_points.append(edge[jumps])
                 found_rows.append(rows[jumps])
@@ -112,14 +122,16 @@ def breakpoints(schedule: MarketSchedule, base: np.ndarray, quantity: np.ndarray
 
 
 def at_risk(schedule: MarketSchedule, base: np.ndarray, quantity: np.ndarray, ratios: np.ndarray, x: float,
-            rates: np.ndarray | None = None, margin: float = 1e-9) -> np.ndarray:
+            rates: np.ndarray | None = None, margin: float = 1e-9,
+            deductions: np.ndarray | None = None) -> np.ndarray:
     """Which single-position pools are (or are within a relative ``margin`` of being) at risk at
-    ``x``: ``MM >= w·equity`` with ``MM > 0``. Floats, for picking what to value exactly."""
+    ``x``: ``MM >= w·equity`` with ``MM > 0``. Floats, for picking what to value exactly.
+    ``rates`` and ``deductions`` override the brackets' per pool, as in :func:`breakpoints`."""
     size = np.abs(quantity)
     notional = size * x
     tier = np.maximum(np.searchsorted(schedule.floors, notional, side="right") - 1, 0)
     rate = rates if rates is not None else schedule.rates[tier]
-    maintenance = notional * rate - schedule.deductions[tier]
+    maintenance = notional * rate - (deductions if deductions is not None else schedule.deductions[tier])
     equity = base + quantity * (-x if schedule.inverse else x)
     tolerance = margin * (np.abs(base) + notional + np.abs(maintenance) + 1.0)
     return (maintenance > 0) & (maintenance - ratios * equity >= -tolerance)
