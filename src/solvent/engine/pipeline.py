@@ -299,8 +299,9 @@ def _evaluate_isolated(engine: "Engine", account: str) -> list[e.Event]:
             engine.liquidating.pop(key, None)
             continue
         events += _evaluate_pool(engine, engine.venue_of_market(pool.isolated_market), key, pool)
-    if not pools or not any(pool is not None and (pool.positions or pool.collateral) or key in engine.margin_called
-                            or key in engine.liquidating for key, pool in isolated_pools(engine, account)):
+    after = isolated_pools(engine, account) if events else pools  # no event: no pool changed
+    if not after or not any(pool is not None and (pool.positions or pool.collateral) or key in engine.margin_called
+                            or key in engine.liquidating for key, pool in after):
         engine.isolated_accounts.discard(account)
         engine.ledger.touched.add(account)  # the screen files it again with the cross-only accounts
     return events
