@@ -1,5 +1,6 @@
 """Isolated insurance funds against one backstop shared across venues (sim/shared.py)."""
 
+from dataclasses import replace
 from decimal import Decimal as D
 
 import pytest
@@ -70,3 +71,13 @@ def test_cli_shared_backstop():
     refused = CliRunner().invoke(app, ["compare", "--shared-backstop", "--presets", "binance,dydx_v4",
                                        "--accounts", "5"])
     assert refused.exit_code != 0
+
+
+def test_liquidator_agents_take_over_on_drift_in_a_shared_run():
+    base = SimConfig(accounts=300, insurance_fund="500", seed=5)
+    result = run_shared(base, ["drift_v2", "hyperliquid"], True, median_leverage=[20, 5])
+    drift, hyperliquid = result["venues"]["v0"], result["venues"]["v1"]
+    assert drift["liquidations"] > 0 and drift["taken_over_by_agents"] > 0  # the agents act on Drift
+    assert hyperliquid["taken_over_by_agents"] == 0  # its vault and book liquidate, no agents there
+    without = run_shared(replace(base, liquidators=0), ["drift_v2", "hyperliquid"], True, median_leverage=[20, 5])
+    assert without["venues"]["v0"]["taken_over_by_agents"] == 0 and without["venues"]["v0"]["liquidations"] > 0

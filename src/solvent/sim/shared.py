@@ -24,6 +24,11 @@ Choices (documented here because they decide the answer):
   ``shared_impact=True`` all venues' forced sales go into one impact per asset (one market).
 * The liquidator vault's payments (Hyperliquid's takeover, ``BackstopDrawn`` named after
   ``v<i>/liquidator``) and GMX's pool are reported apart (``vault_drawn``, ``pool_drawn``).
+* Liquidator agents, as in :func:`~solvent.sim.run.run`: on a venue whose liquidators take
+  positions over (Drift), ``base.liquidators`` agents (``v<i>-liquidator<k>``, each with
+  ``base.liquidator_capital``) take over what pays and unwind it into that venue's market; their
+  unwinds move its price like any forced sale, and what their profit gate passes over is counted
+  (``declined_by_liquidators``). ``liquidators=0``: the venue's own liquidator account takes over.
 """
 
 from __future__ import annotations
@@ -38,8 +43,9 @@ from ..engine import Engine
 from ..engine import commands as c
 from ..presets import load_preset
 from ..presets.loader import merge_tables
+from . import perp_agents
 from .market import DEPTH_1PCT_USD, SqrtImpact, realized_volatility
-from .run import SimConfig, _market_for, _price_text, _settle, venue_population
+from .run import SimConfig, _market_for, _price_text, _settle, usd_to_settle, venue_population
 from .scenarios import load_scenario, scenario_paths
 
 BACKSTOP = "shared"
@@ -102,9 +108,10 @@ def run_shared(base: SimConfig, presets: Sequence[str], shared: bool, *, cap_fra
     engine = Engine()
     fund = Decimal(base.insurance_fund)
     total = fund * n
+    configured = [base.with_agents(preset) for preset in loaded]  # opened to liquidator agents where they apply
     for i, (venue, preset) in enumerate(zip(venues, loaded)):
         layers = _layers(preset.data["waterfall"]["layers"], shared)
-        overrides = merge_tables(base.preset_overrides(), {"waterfall": {"layers": layers}})
+        overrides = merge_tables(configured[i].preset_overrides(), {"waterfall": {"layers": layers}})
         engine.apply(c.CreateVenue(venue, presets[i], overrides))
     if shared:
         caps = {v: str(total * Decimal(repr(cap_fraction))) for v in venues} if total > 0 else {}
@@ -118,6 +125,16 @@ def run_shared(base: SimConfig, presets: Sequence[str], shared: bool, *, cap_fra
         for command in venue_population(base, venue, loaded[i], markets[i], settles[i], exogenous, venue_rngs[i],
                                         prefix=f"{venue}-", median_leverage=leverage):
             engine.apply(command)
+    agents: dict[str, list[perp_agents.PerpLiquidator]] = {}
+    for i, venue in enumerate(venues):
+        if configured[i] is base:
+            continue
+        capital = usd_to_settle(base.liquidator_capital, loaded[i], markets[i], settles[i], exogenous)
+        agents[venue] = [perp_agents.PerpLiquidator(f"{venue}-liquidator{k}", latency_steps=base.liquidator_latency_steps)
+                         for k in range(base.liquidators)]
+        for agent in agents[venue]:
+            engine.apply(c.OpenAccount(agent.name, venue))
+            engine.apply(c.Deposit(agent.name, settles[i], capital))
 
     scale = [base.depth_scale if depth_scales is None else float(depth_scales[i]) for i in range(n)]
     impact_keys = {(venue, a): ("*" if shared_impact else venue, a) for i, venue in enumerate(venues)
@@ -128,7 +145,8 @@ def run_shared(base: SimConfig, presets: Sequence[str], shared: bool, *, cap_fra
     simulated = {key: np.empty(steps) for key in impact}
     per_venue = {v: {"preset": p, "bad_debt": 0.0, "insurance_drawn": 0.0, "backstop_drawn": 0.0,
                      "vault_drawn": 0.0, "pool_drawn": 0.0, "liquidations": 0, "adl_notional": 0.0,
-                     "socialized_loss": 0.0} for v, p in zip(venues, presets)}
+                     "socialized_loss": 0.0, "taken_over_by_agents": 0, "declined_by_liquidators": 0}
+                 for v, p in zip(venues, presets)}
     exact = {v: {k: Decimal(0) for k in ("bad_debt", "insurance_drawn", "backstop_drawn", "vault_drawn",
                                           "pool_drawn", "adl_notional", "socialized_loss")} for v in venues}
     by_symbol = [{s: a for a, s in m.items()} for m in markets]
@@ -147,6 +165,17 @@ def run_shared(base: SimConfig, presets: Sequence[str], shared: bool, *, cap_fra
             prices = {symbol: _price_text(simulated[impact_keys[(venue, a)]][max(0, step - base.oracle_lag_steps)])
                       for a, symbol in markets[i].items()}
             events += engine.apply(c.UpdateOracle(venue, prices, timestamp))
+        for i, venue in enumerate(venues):
+            if venue not in agents:
+                continue
+            keys = {a: impact_keys[(venue, a)] for a in markets[i]}
+            acted = perp_agents.act(engine, venue, f"{venue}-maker", agents[venue], step, markets[i],
+                                    {a: impact[key] for a, key in keys.items()},
+                                    {a: float(simulated[key][step]) for a, key in keys.items()})
+            events += acted.events
+            per_venue[venue]["declined_by_liquidators"] += acted.declined
+            for asset, signed in acted.flow.items():
+                flow[keys[asset]] += signed
         for event in events:
             kind = event.kind
             owner = getattr(event, "venue", None)
@@ -155,6 +184,8 @@ def run_shared(base: SimConfig, presets: Sequence[str], shared: bool, *, cap_fra
             tally = exact[owner]
             if kind == "position_liquidated":
                 per_venue[owner]["liquidations"] += 1
+                if event.counterparty.startswith(f"{owner}-liquidator"):
+                    per_venue[owner]["taken_over_by_agents"] += 1
                 j = venues.index(owner)
                 asset = by_symbol[j].get(event.market)
                 if asset is not None and event.method in ("book", "keeper"):
@@ -185,7 +216,7 @@ def run_shared(base: SimConfig, presets: Sequence[str], shared: bool, *, cap_fra
         row = per_venue[venue]
         row["fund_drawn"] = row["insurance_drawn"] + row["backstop_drawn"]
     keys = ("bad_debt", "fund_drawn", "insurance_drawn", "backstop_drawn", "vault_drawn", "pool_drawn",
-            "liquidations", "adl_notional", "socialized_loss")
+            "liquidations", "adl_notional", "socialized_loss", "taken_over_by_agents", "declined_by_liquidators")
     totals = {k: sum(per_venue[v][k] for v in venues) for k in keys}
     backstop = None
     if shared:
