@@ -507,3 +507,39 @@ def test_a_closing_fill_may_not_lose_more_than_the_isolated_margin():
     rejected(engine, c.ApplyFill("v", "BTCUSDT", "mm", "t", "0.5", "53000", seller_margin_mode="isolated"), "seller")
     run(engine, [c.ApplyFill("v", "BTCUSDT", "mm", "t", "1", "57500", seller_margin_mode="isolated")])
     assert wallet(engine, "t", "USDT") == cash + 500
+
+
+# ============================================================================================
+# What money leaving a pool must leave: Hyperliquid's floor of 10% of the position value
+# ============================================================================================
+
+
+def test_hyperliquid_withdrawals_leave_ten_percent_of_the_position_value():
+    # 1 BTC at 100,000 on cross at 40x: IM 2,500, but a transfer must leave max(IM, 10,000).
+    engine = venue("hyperliquid", "USDC", {"BTC": "100000"}, traders=(("t", "12000"),))
+    run(engine, [c.ApplyFill("v", "BTC", "t", "mm", "1", "100000")])
+    reason = rejected(engine, c.Withdraw("t", "USDC", "2000.000001"), "amount")
+    assert "10% of the position value" in reason
+    run(engine, [c.Withdraw("t", "USDC", "2000")])  # leaves exactly 10,000
+    assert wallet(engine, "t", "USDC") == D("10000")
+    # Binance asks only for the initial margin (125x here: 800).
+    binance = venue("binance", "USDT", {"BTCUSDT": "100000"}, traders=(("t", "12000"),))
+    run(binance, [c.ApplyFill("v", "BTCUSDT", "t", "mm", "1", "100000"), c.Withdraw("t", "USDT", "5000")])
+
+
+@pytest.mark.parametrize("preset, settle, market, most", [
+    # Hyperliquid: margin + unrealized PnL must stay >= max(IM 2,525, 10% of 101,000) → 12,500 + 1,000 − 10,100
+    ("hyperliquid", "USDC", "BTC", "3400"),
+    # Binance: margin less any unrealized loss (a profit does not count) must stay >= IM 2,525
+    ("binance", "USDT", "BTCUSDT", "9975"),
+])
+def test_margin_taken_out_of_an_isolated_position_leaves_what_the_venue_asks(preset, settle, market, most):
+    engine = venue(preset, settle, {market: "100000"}, traders=(("t", "20000"),))
+    run(engine, [c.ApplyFill("v", market, "t", "mm", "1", "100000", buyer_margin_mode="isolated", buyer_leverage="40"),
+                 c.AdjustIsolatedMargin("v", "t", market, "10000"),
+                 c.UpdateOracle("v", {market: "101000"}, 2)])
+    assert margin_of(engine, "t", f"v/{market}") == D("12500")
+    over = D(most) + D("0.01")
+    rejected(engine, c.AdjustIsolatedMargin("v", "t", market, str(-over)), "amount")
+    run(engine, [c.AdjustIsolatedMargin("v", "t", market, f"-{most}")])
+    assert margin_of(engine, "t", f"v/{market}") == D("12500") - D(most)

@@ -1,5 +1,6 @@
 """A venue's liquidation pipeline as data: the ``[trigger]``, ``[execution]`` and ``[waterfall]``
-tables of its preset, validated once when the venue is created or its parameters change."""
+tables of its preset (and, from ``[margin]``, what a withdrawal must leave), validated once when
+the venue is created or its parameters change."""
 
 from __future__ import annotations
 
@@ -73,6 +74,9 @@ class VenueRules:
     adl_rule: str
     adl_price: str  # "bankruptcy" or "previous_mark"
     adl_when: str  # "unfilled": what no one else takes; "negative_equity": only below zero (dYdX)
+    # money leaving a pool (withdrawals, margin moved out): what must stay
+    transfer_floor: Decimal  # Hyperliquid: at least max(IM, floor × position value) must remain
+    transfer_counts_profit: bool  # unrealized profit may leave an isolated position (else only losses count)
 
     @classmethod
     def from_preset(cls, preset: Preset) -> "VenueRules":
@@ -81,6 +85,7 @@ class VenueRules:
         execution = preset.section("execution")
         waterfall = preset.section("waterfall")
         liquidation = preset.section("liquidation")
+        margin = preset.section("margin")
         fee_to_table = execution.get("fee_to", {"insurance": "1"})
         if not isinstance(fee_to_table, Mapping):
             raise InvalidInput(f"{where}.execution.fee_to", "expected a table of receiver → share")
@@ -138,4 +143,6 @@ class VenueRules:
                               f"{where}.waterfall.adl_price"),
             adl_when=_choice(waterfall.get("adl_when", "unfilled"), ("unfilled", "negative_equity"),
                              f"{where}.waterfall.adl_when"),
+            transfer_floor=fraction(margin.get("transfer_floor", "0"), f"{where}.margin.transfer_floor"),
+            transfer_counts_profit=_flag(margin, "transfer_counts_profit", f"{where}.margin"),
         )

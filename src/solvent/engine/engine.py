@@ -436,7 +436,8 @@ class Engine:
     def _adjust_isolated_margin(self, command: c.AdjustIsolatedMargin) -> list[e.Event]:
         from dataclasses import replace
 
-        from .pipeline import _liquidatable, evaluate, isolated_pool, isolated_pool_id, margin_funding_refused
+        from .pipeline import (_liquidatable, evaluate, isolated_pool, isolated_pool_id, margin_funding_refused,
+                               transfer_requirement)
 
         venue = self.venue(command.venue)
         key = self.market_key(venue, command.market)
@@ -471,11 +472,16 @@ class Engine:
             pool = isolated_pool(self, account, pool_id)
             assert pool is not None
             left = pool.collateral - removed
-            if left + min(pool.unrealized_pnl, Decimal(0)) < pool.initial_margin:
+            listing = self.venue_of_market(key)
+            counts_profit = listing.rules.transfer_counts_profit
+            remaining = left + (pool.unrealized_pnl if counts_profit else min(pool.unrealized_pnl, Decimal(0)))
+            required, what = transfer_requirement(listing, pool)
+            if remaining < required:
+                counted = "margin plus unrealized PnL" if counts_profit else "margin less any unrealized loss"
                 raise InvalidInput("amount", f"taking out {removed} {settle} would leave the isolated position on "
-                                   f"{command.market} {left + min(pool.unrealized_pnl, Decimal(0))} {settle} "
-                                   f"(margin less any unrealized loss), below its initial margin {pool.initial_margin}")
-            if _liquidatable(self, self.venue_of_market(key), replace(pool, collateral=left)):
+                                   f"{command.market} {remaining} {settle} ({counted}), below {what} ({required} "
+                                   f"{settle})")
+            if _liquidatable(self, listing, replace(pool, collateral=left)):
                 raise InvalidInput("amount", f"taking out {removed} {settle} would leave the isolated position on "
                                    f"{command.market} liquidatable")
         ledger.move_isolated_margin(account, key, ledger.amount(settle, units), hedge_side)

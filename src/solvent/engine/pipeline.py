@@ -146,10 +146,21 @@ def margin_funding_refused(engine: "Engine", account: str, asset: str, units: in
     if pool is None or not pool.positions:
         return None
     amount = ledger.amount(asset, units)
-    if pool.equity - amount < pool.initial_margin:
+    required, what = transfer_requirement(engine.venues[engine.home_venue[account]], pool)
+    if pool.equity - amount < required:
         return (f"moving {_text(amount)} {asset} would leave the cross equity {_text(pool.equity - amount)} {asset} "
-                f"below the initial margin {_text(pool.initial_margin)} of the cross positions")
+                f"below {what} of the cross positions ({_text(required)} {asset})")
     return None
+
+
+def transfer_requirement(venue: "VenueState", pool: PoolMargin) -> tuple[Decimal, str]:
+    """What money leaving the pool (a withdrawal, margin moved out) must leave in it, and what that
+    is called: its initial margin, or, where the venue sets a floor (Hyperliquid: 10% of the
+    position value), the larger of the two."""
+    floor = venue.rules.transfer_floor * sum((margin.notional for margin in pool.positions), Decimal(0))
+    if floor > pool.initial_margin:
+        return floor, f"{_text((venue.rules.transfer_floor * 100).normalize())}% of the position value"
+    return pool.initial_margin, "the initial margin"
 
 
 def _liquidatable(engine: "Engine", venue: "VenueState", pool: PoolMargin) -> bool:
@@ -179,9 +190,9 @@ def withdrawal_allowed(engine: "Engine", account: str, asset: str, units: int) -
     if pool.equity <= 0:
         return f"account {account!r} has non-positive equity ({pool.equity} {asset})"
     amount = engine.ledger.amount(asset, units)
-    if pool.equity - amount < pool.initial_margin:
-        return (f"would leave equity {pool.equity - amount} {asset} below the initial margin "
-                f"{pool.initial_margin} of the open positions")
+    required, what = transfer_requirement(engine.venues[engine.home_venue[account]], pool)
+    if pool.equity - amount < required:
+        return f"would leave equity {pool.equity - amount} {asset} below {what} of the open positions ({required} {asset})"
     return None
 
 
