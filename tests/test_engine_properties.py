@@ -92,7 +92,7 @@ FUNDS = ("0", "1000", "1000000000")
 # ============================================================================================
 
 BOOKKEEPING_ATTRIBUTES = ("marks", "previous_marks", "holders", "timestamp", "block", "seed", "margin_called",
-                          "liquidating", "full_until", "cooldown_until", "notional_this_block",
+                          "liquidating", "full_until", "cooldown_until", "notional_this_block", "insurance_lost_this_block",
                           "liquidated_in_block", "home_venue", "member_venues", "commands_applied",
                           "isolated_accounts")
 

@@ -95,7 +95,7 @@ def book_price_long(mark: D, size: D, depth: str, half_spread: str) -> D:
 def state(engine: Engine):
     """A deep copy of everything a command may change (for 'rejected means unchanged')."""
     names = ("marks", "previous_marks", "holders", "timestamp", "block", "seed", "margin_called", "liquidating",
-             "full_until", "cooldown_until", "notional_this_block", "liquidated_in_block", "home_venue",
+             "full_until", "cooldown_until", "notional_this_block", "insurance_lost_this_block", "liquidated_in_block", "home_venue",
              "member_venues")
     ledger = engine.ledger
     return copy.deepcopy((
@@ -497,6 +497,24 @@ def test_dydx_fill_worse_than_bankruptcy_is_paid_by_the_fund_fill_by_fill():
     more = run(engine, [AdvanceTime(3)])
     assert kinds(more) == ["position_liquidated", "insurance_fund_drawn", "liquidation_paused"]
     assert D(one(more, "position_liquidated")["size"]) == D("0.09")
+    assert engine.conservation().holds
+
+
+@pytest.mark.parametrize("cap", ["100", "150"])
+def test_dydx_fund_pays_at_most_its_cap_per_subaccount_per_block(cap):
+    # The same crash as above: the first fill would cost the fund 100.56916 USDC. Under a cap of 100
+    # the match is refused and, the subaccount being below zero, it is deleveraged instead; under
+    # 150 it fills, and the next block's fill (the count starts again) fills too.
+    setup = SETUPS["dydx_v4"]
+    engine, _ = opened(setup, overrides={"liquidation": {"max_insurance_lost": cap}})
+    events = run(engine, [oracle(setup, "54000", 2)])
+    if cap == "100":
+        assert not of_kind(events, "position_liquidated") and not of_kind(events, "insurance_fund_drawn")
+        assert of_kind(events, "position_auto_deleveraged")
+    else:
+        assert D(one(events, "insurance_fund_drawn")["amount"]) == D("100.56916")
+        more = run(engine, [AdvanceTime(3)])
+        assert kinds(more) == ["position_liquidated", "insurance_fund_drawn", "liquidation_paused"]
     assert engine.conservation().holds
 
 

@@ -55,6 +55,7 @@ class VenueRules:
     max_portion_per_block: Decimal | None  # dYdX
     min_notional_per_block: Decimal
     max_notional_per_block: Decimal | None
+    max_insurance_lost_per_block: Decimal | None  # dYdX: what the fund may pay out per subaccount per block
     step_down_tiers: bool  # Binance/Bybit/BitMEX: reduce below the bracket floor, tier by tier
     once_per_block: bool  # dYdX: each (account, market) at most once per block
     takeover: str  # "venue": the venue's liquidator account takes over; "open": liquidators send TakeOver
@@ -99,6 +100,7 @@ class VenueRules:
             raise InvalidInput(f"{where}.waterfall.layers", "expected a list")
         portion = execution.get("max_portion_per_block", liquidation.get("max_position_portion_liquidated"))
         cap = execution.get("max_notional_per_block", liquidation.get("max_notional_liquidated"))
+        lost = execution.get("max_insurance_lost_per_block", liquidation.get("max_insurance_lost"))
         return cls(
             trigger=_choice(trigger.get("rule", "below"), ("below", "at_or_below"), f"{where}.trigger.rule"),
             exit_buffer=fraction(trigger.get("exit_buffer", liquidation.get("margin_buffer_ratio", "0")),
@@ -118,6 +120,8 @@ class VenueRules:
                                                               liquidation.get("min_position_notional_liquidated", "0")),
                                                 f"{where}.execution.min_notional_per_block"),
             max_notional_per_block=None if cap is None else positive(cap, f"{where}.execution.max_notional_per_block"),
+            max_insurance_lost_per_block=None if lost is None else positive(
+                lost, f"{where}.execution.max_insurance_lost_per_block"),
             step_down_tiers=_flag(execution, "step_down_tiers", f"{where}.execution"),
             once_per_block=_flag(execution, "once_per_block", f"{where}.execution"),
             takeover=_choice(execution.get("takeover", "venue"), ("venue", "open"), f"{where}.execution.takeover"),

@@ -106,6 +106,7 @@ class Engine:
         self.full_until: dict[tuple[str, str], int] = {}  # after a partial: whole-position orders until then
         self.notional_this_block: dict[tuple[str, str], Decimal] = {}
         self.liquidated_in_block: dict[tuple[str, str], int] = {}  # (account, market) → block
+        self.insurance_lost_this_block: dict[tuple[str, str], Decimal] = {}  # dYdX: fund payouts per pool this block
         # Isolated positions: the bookkeeping above keys an isolated position's pool as (account,
         # pool id) (pipeline.isolated_pool_id); these accounts hold one, or its margin call or
         # liquidation is still open. The pipeline values their isolated pools; the screen always
@@ -600,6 +601,7 @@ class Engine:
         self.timestamp = timestamp
         if block != self.block:
             self.notional_this_block.clear()
+            self.insurance_lost_this_block.clear()
         self.block = block
         self.seed = seed
         events: list[e.Event] = [e.TimeAdvanced(timestamp, block)]

@@ -470,9 +470,16 @@ def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Po
             _waterfall_capacity(engine, venue, settle)):
         fill_size = Decimal(0)  # filling would lose more than the fund and backstop can pay: deleverage
     delta = None
+    capped = False  # dYdX: the fill would take the fund past what it may lose for this subaccount this block
+    if fill_size > 0 and rules.fee_rule == "insurance_fund_delta":
+        delta = _insurance_fund_delta(engine, venue, account, position, price, fill_size)
+        if delta is not None and delta < 0 and rules.max_insurance_lost_per_block is not None:
+            lost = engine.insurance_lost_this_block.get(key, Decimal(0)) + ledger.amount(settle, -delta)
+            if lost > rules.max_insurance_lost_per_block:
+                fill_size, delta, capped = Decimal(0), None, True
+            else:
+                engine.insurance_lost_this_block[key] = lost
     if fill_size > 0:
-        if rules.fee_rule == "insurance_fund_delta":
-            delta = _insurance_fund_delta(engine, venue, account, position, price, fill_size)
         _close(engine, venue, account, counterparty, position, fill_size, price)
         events.append(e.PositionLiquidated(account, venue.name, symbol, str(side), _text(fill_size), _text(price),
                                            _text(bankruptcy), method, counterparty, _text(size - fill_size)))
@@ -507,6 +514,9 @@ def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Po
         if remainder > 0:
             reason = f"no fill within the limit for {symbol}" if not may_deleverage else \
                 f"no counterparty for the rest of {symbol}"
+            if capped and not may_deleverage:
+                reason = (f"the insurance fund may lose at most {_text(rules.max_insurance_lost_per_block)} {settle} "
+                          f"for {account!r} per block: the rest of {symbol} waits for the next block")
             events.append(e.LiquidationPaused(account, venue.name, reason))
             stop = "paused"
     closed = close_size - max(remainder, Decimal(0))
