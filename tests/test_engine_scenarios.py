@@ -518,6 +518,32 @@ def test_dydx_fund_pays_at_most_its_cap_per_subaccount_per_block(cap):
     assert engine.conservation().holds
 
 
+def test_drift_insurance_fund_fee_is_charged_on_the_takeover_and_counted_in_the_size():
+    # The takeover above with the market's if_liquidation_fee at 1%: shortage 151.8 on 20 SOL at
+    # 137, MR + buffer 7%, liquidator fee 1%. In Drift's integers (1e-6 fee precision, each
+    # division truncated): shortage per base 151.8/20 = 7.59, over the price 0.055401; IF fee =
+    # min(1%, 19/20·(7% − 1% − 5.5401%)) = 19/20·0.4599% = 0.4369%. Each SOL then frees
+    # 137·(6% − 0.4369%) = 7.621447, so 151.8 needs 19.917... → 19.92 SOL; the fee is 0.4369% of
+    # the base value taken over: 19.92·137·0.004369 = 11.9231757... → 11.923175 (floored at 1e-6).
+    setup = SETUPS["drift_v2"]
+    engine, _ = opened(setup, overrides={"execution": {"if_liquidation_fee": "0.01"}})
+    mark = D("137")
+    events = run(engine, [oracle(setup, str(mark), 2)])
+    fill = one(events, "position_liquidated")
+    assert D(fill["size"]) == D("19.92")
+    fee = one(events, "liquidation_fee_charged")
+    assert (fee["to"], D(fee["amount"])) == ("v/insurance", D("11.923175"))
+    assert balance(engine, "v/insurance", "USDC") == D(setup.fund) + D("11.923175")
+    # A cap below the implied rate is the rate: 0.1% of 18.47 SOL (sized as without any fee, less 0.1%).
+    capped, _ = opened(setup, overrides={"execution": {"if_liquidation_fee": "0.001"}})
+    events = run(capped, [oracle(setup, str(mark), 2)])
+    size = D(one(events, "position_liquidated")["size"])
+    assert size == (D("151.8") / (mark * (D("0.06") - D("0.001")))).quantize(D("0.01"), rounding=ROUND_CEILING)
+    assert D(one(events, "liquidation_fee_charged")["amount"]) == (size * mark * D("0.001")).quantize(
+        D("0.000001"), rounding=ROUND_DOWN)
+    assert engine.conservation().holds and capped.conservation().holds
+
+
 def test_drift_takeover_below_bankruptcy_draws_the_fund():
     setup = SETUPS["drift_v2"]
     engine, _ = opened(setup)

@@ -65,6 +65,7 @@ class VenueRules:
     fee_increase_per_block: Decimal
     # fees
     fee_rule: str  # "notional": fee_rate × notional, capped; "insurance_fund_delta": dYdX, per fill
+    if_liquidation_fee: Decimal  # Drift: the most the insurance-fund fee may be, of the base value taken over
     fee_rate: Decimal  # liquidation fee on the notional closed, capped by what is left
     fee_to: tuple[tuple[str, Decimal], ...]
     remainder_to_insurance: bool  # BitMEX/Bybit: margin above bankruptcy goes to the fund
@@ -135,6 +136,7 @@ class VenueRules:
                                                 f"{where}.execution.fee_increase_per_block"),
             fee_rule=_choice(execution.get("fee_rule", "notional"), ("notional", "insurance_fund_delta"),
                              f"{where}.execution.fee_rule"),
+            if_liquidation_fee=fraction(execution.get("if_liquidation_fee", "0"), f"{where}.execution.if_liquidation_fee"),
             fee_rate=fraction(execution.get("fee", "0"), f"{where}.execution.fee"),
             fee_to=fee_to,
             remainder_to_insurance=_flag(execution, "remainder_to_insurance", f"{where}.execution"),

@@ -480,11 +480,18 @@ def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Po
             else:
                 engine.insurance_lost_this_block[key] = lost
     if fill_size > 0:
+        if_rate = Decimal(0)
+        if method == "takeover" and rules.if_liquidation_fee and not is_isolated(key[1]) and (
+                market.kind is ContractKind.LINEAR):
+            terms = _drift_terms(engine, venue, key, position, size, mark, pool)
+            if_rate = terms[3] if terms is not None else Decimal(0)
         _close(engine, venue, account, counterparty, position, fill_size, price)
         events.append(e.PositionLiquidated(account, venue.name, symbol, str(side), _text(fill_size), _text(price),
                                            _text(bankruptcy), method, counterparty, _text(size - fill_size)))
         if delta:
             events += _settle_fund_delta(engine, venue, account, settle, delta)
+        if if_rate:
+            events += _charge_if_fee(engine, venue, key, if_rate, fill_size, mark, market)
     remainder = close_size - fill_size
     if remainder > 0 and rules.method == "insurance_takeover" and bankruptcy is not None:
         if _fund_can_hold(engine, venue, market, remainder, mark):
@@ -571,28 +578,64 @@ def _size_to_close(engine: "Engine", venue: "VenueState", key, position: Positio
     return allowed, "liquidated once this block: the rest waits for the next block"
 
 
-def _drift_size(engine: "Engine", venue: "VenueState", key, position: Position, market, size: Decimal, mark: Decimal,
-                pool: PoolMargin) -> Decimal:
-    """Drift: take over just enough base to cure the margin shortage (plus the buffer)."""
+def _drift_terms(engine: "Engine", venue: "VenueState", key, position: Position, size: Decimal, mark: Decimal,
+                 pool: PoolMargin) -> tuple[Decimal, Decimal, Decimal, Decimal] | None:
+    """Drift's liquidation terms for a position of the pool, at Drift's precisions: (margin
+    shortage, margin ratio with the buffer, liquidator fee, insurance-fund fee rate), or None when
+    nothing is short. The IF fee is ``min(if_liquidation_fee, 19/20·(MR − liq_fee −
+    shortage/(base·price)))`` (:func:`solvent.policies.drift.if_fee`)."""
     from ..policies import drift
 
     rules = venue.rules
-    lot = Decimal(1).scaleb(-market.size_decimals)
     quote = Decimal("0.000001")  # Drift's QUOTE_PRECISION: valued against the account
     liability = sum((margin.notional for margin in pool.positions), Decimal(0)).quantize(quote, rounding=ROUND_CEILING)
     shortage = drift.margin_shortage(pool.equity.quantize(quote, rounding=ROUND_FLOOR),
                                      pool.maintenance_margin.quantize(quote, rounding=ROUND_CEILING),
                                      rules.exit_buffer, liability).quantize(quote, rounding=ROUND_CEILING)
+    if shortage <= 0:
+        return None
     rate, _ = engine.model(position.market).maintenance_line(size * mark, size)
-    if shortage <= 0 or market.kind is not ContractKind.LINEAR:
+    ratio = (rate + rules.exit_buffer).quantize(Decimal("0.0001"), ROUND_CEILING)
+    fee = _ramped_fee(rules, engine.block - engine.liquidating.get(key, engine.block)).quantize(quote, rounding=ROUND_FLOOR)
+    price = mark.quantize(quote, rounding=ROUND_FLOOR)
+    insurance_fee = drift.if_fee(shortage, size, price, ratio, fee, rules.if_liquidation_fee) \
+        if rules.if_liquidation_fee else Decimal(0)
+    return shortage, ratio, fee, insurance_fee
+
+
+def _drift_size(engine: "Engine", venue: "VenueState", key, position: Position, market, size: Decimal, mark: Decimal,
+                pool: PoolMargin) -> Decimal:
+    """Drift: take over just enough base to cure the margin shortage (plus the buffer), the
+    liquidator's discount and the insurance-fund fee counted against what each unit frees."""
+    from ..policies import drift
+
+    lot = Decimal(1).scaleb(-market.size_decimals)
+    terms = _drift_terms(engine, venue, key, position, size, mark, pool)
+    if terms is None or market.kind is not ContractKind.LINEAR:
         return size
-    fee = _ramped_fee(rules, engine.block - engine.liquidating.get(key, engine.block))
-    base = drift.base_to_cover_shortage(shortage, (rate + rules.exit_buffer).quantize(Decimal("0.0001"), ROUND_CEILING),
-                                        fee.quantize(quote, rounding=ROUND_FLOOR), "0",
-                                        mark.quantize(quote, rounding=ROUND_FLOOR), "1")
+    shortage, ratio, fee, insurance_fee = terms
+    base = drift.base_to_cover_shortage(shortage, ratio, fee, insurance_fee, mark.quantize(Decimal("0.000001"),
+                                                                                          rounding=ROUND_FLOOR), "1")
     if base is None:
         return size
     return min(size, max(lot, base.quantize(lot, rounding=ROUND_UP)))
+
+
+def _charge_if_fee(engine: "Engine", venue: "VenueState", key, rate: Decimal, base: Decimal, mark: Decimal,
+                   market) -> list[e.Event]:
+    """Drift: the insurance-fund fee on a takeover, ``rate`` × the base value taken over (floored
+    at 1e-6, as Drift divides), from the account to the fund, capped by what it has left."""
+    account, settle = key
+    ledger = engine.ledger
+    pool = cross_pool(engine, account, settle)
+    equity = pool.equity if pool is not None else Decimal(0)
+    fee = min(rate * base * market.contract_size * mark, max(equity, Decimal(0)))
+    units = min(int(fee.scaleb(ledger.assets[settle].decimals).to_integral_value(rounding=ROUND_FLOOR)),
+                max(ledger.accounts[account].balance(settle), 0))
+    if units <= 0:
+        return []
+    ledger.transfer(account, venue.insurance, settle, units)
+    return [e.LiquidationFeeCharged(account, venue.name, _text(ledger.amount(settle, units)), venue.insurance)]
 
 
 def _bankruptcy_price(engine: "Engine", pool: PoolMargin, position: Position) -> Decimal | None:
