@@ -24,7 +24,7 @@ completely or raises and changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 
 from .domain import Asset, ContractKind, MarginMode, Market, PositionMode, Side
 from .errors import InsufficientFunds, InvalidInput, UnknownName
