@@ -559,6 +559,29 @@ def test_drift_takeover_below_bankruptcy_draws_the_fund():
     assert engine.conservation().holds
 
 
+def test_drift_fund_pays_no_more_for_a_market_than_its_contract_tier_allows():
+    # The bankruptcy above (a 126 USDC hole) twice over, SOL-PERP's tier A capped at 150 USDC: the
+    # fund pays all of t's hole, then the 24 left of the cap toward u's; the rest of u's is
+    # socialized over the open positions. The fund keeps at least 1 unit whatever the cap.
+    setup = SETUPS["drift_v2"]
+    engine, _ = opened(setup, traders=(("t", None), ("u", None)),
+                       overrides={"liquidation": {"insurance_max": {"A": "150"}}})
+    run(engine, [ApplyFill("v", setup.market, "u", "mm", setup.size, setup.entry)])
+    events = run(engine, [oracle(setup, "130", 2)])
+    drawn = {event["account"]: D(event["amount"]) for event in of_kind(events, "insurance_fund_drawn")}
+    assert drawn == {"t": D(126), "u": D(24)}
+    socialized = of_kind(events, "loss_socialized")
+    assert [D(event["amount"]) for event in socialized] == [D(102)]
+    assert engine.insurance_paid == {"v/SOL-PERP": 150 * 10**6}
+    assert balance(engine, "t", "USDC") == balance(engine, "u", "USDC") == 0
+    assert engine.conservation().holds
+    # A tier whose cap is 0 (as Drift's Speculative): the fund pays nothing, all of it is socialized.
+    speculative, _ = opened(setup, overrides={"liquidation": {"insurance_max": {"A": "0"}}})
+    events = run(speculative, [oracle(setup, "130", 2)])
+    assert not of_kind(events, "insurance_fund_drawn")
+    assert [D(event["amount"]) for event in of_kind(events, "loss_socialized")] == [D(126)]
+
+
 def test_gmx_pool_absorbs_an_insolvent_close():
     setup = SETUPS["gmx_v2"]
     engine, _ = opened(setup)
@@ -835,16 +858,17 @@ def backstop_engine() -> Engine:
 def test_backstop_covers_a_venue_loss_up_to_its_cap_then_bad_debt():
     engine = backstop_engine()
     events = run(engine, [UpdateOracle("a", {"SOL-PERP": "120"}, 2)])
-    # Takeover at 118.8: balance 300 − 20·31.2 = −324 → fund 50, backstop 100 (a's cap), 174 bad debt.
+    # Takeover at 118.8: balance 300 − 20·31.2 = −324 → fund 50 less the unit Drift's fund keeps,
+    # backstop 100 (a's cap), 174.000001 bad debt.
     assert kinds(events) == ["margin_call_issued", "liquidation_started", "position_liquidated",
                              "insurance_fund_drawn", "backstop_drawn", "bad_debt", "liquidation_ended",
                              "margin_call_cleared"]
-    assert D(one(events, "insurance_fund_drawn")["amount"]) == 50
+    assert D(one(events, "insurance_fund_drawn")["amount"]) == D("49.999999")
     drawn = one(events, "backstop_drawn")
     assert (drawn["backstop"], drawn["venue"], D(drawn["amount"]), D(drawn["drawn_by_venue"])) == (
         "bs", "a", D(100), D(100))
-    assert (one(events, "bad_debt")["venue"], D(one(events, "bad_debt")["amount"])) == ("a", D(174))
-    assert balance(engine, "ta", "USDC") == -174
+    assert (one(events, "bad_debt")["venue"], D(one(events, "bad_debt")["amount"])) == ("a", D("174.000001"))
+    assert balance(engine, "ta", "USDC") == D("-174.000001")
     assert balance(engine, "backstop/bs", "USDC") == 400
     assert engine.backstops["bs"].drawn == {"a": 100 * 10**6}
     # Venue b's cap is its own: a loss there still draws on what is left of the backstop.

@@ -73,6 +73,7 @@ class VenueRules:
     layers: tuple[str, ...]
     insurance_cap: Decimal | None  # per liquidation
     insurance_max_position_ratio: Decimal | None  # fund may hold net notional <= ratio × balance
+    insurance_tiers: bool  # Drift: payouts per market capped by its contract tier ([liquidation.insurance_max])
     adl_rule: str
     adl_price: str  # "bankruptcy" or "previous_mark"
     adl_when: str  # "unfilled": what no one else takes; "negative_equity": only below zero (dYdX)
@@ -144,6 +145,7 @@ class VenueRules:
             insurance_cap=_optional(waterfall, "insurance_cap", positive, f"{where}.waterfall"),
             insurance_max_position_ratio=_optional(waterfall, "insurance_max_position_ratio", positive,
                                                    f"{where}.waterfall"),
+            insurance_tiers="insurance_max" in liquidation,
             adl_rule=_choice(waterfall.get("adl_rule", "pro_rata"), ADL_RULES, f"{where}.waterfall.adl_rule"),
             adl_price=_choice(waterfall.get("adl_price", "bankruptcy"), ("bankruptcy", "previous_mark"),
                               f"{where}.waterfall.adl_price"),

@@ -107,6 +107,8 @@ class Engine:
         self.notional_this_block: dict[tuple[str, str], Decimal] = {}
         self.liquidated_in_block: dict[tuple[str, str], int] = {}  # (account, market) → block
         self.insurance_lost_this_block: dict[tuple[str, str], Decimal] = {}  # dYdX: fund payouts per pool this block
+        self.insurance_paid: dict[str, int] = {}  # Drift: fund payouts per market so far (units), against its tier cap
+        self.last_liquidated: dict[tuple[str, str], str] = {}  # pool in liquidation → market it last closed
         # Isolated positions: the bookkeeping above keys an isolated position's pool as (account,
         # pool id) (pipeline.isolated_pool_id); these accounts hold one, or its margin call or
         # liquidation is still open. The pipeline values their isolated pools; the screen always

@@ -390,6 +390,7 @@ def _liquidate(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> 
 
 def _end(engine: "Engine", venue: "VenueState", key, pool: PoolMargin | None) -> list[e.Event]:
     engine.liquidating.pop(key, None)
+    engine.last_liquidated.pop(key, None)
     if pool is not None:
         equity = pool.equity
     elif is_isolated(key[1]):
@@ -527,6 +528,8 @@ def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Po
             events.append(e.LiquidationPaused(account, venue.name, reason))
             stop = "paused"
     closed = close_size - max(remainder, Decimal(0))
+    if closed > 0:
+        engine.last_liquidated[key] = position.market
     engine._track_holders(position.market, sorted({account, counterparty, venue.insurance, venue.book}))
     notional = closed * market.contract_size * (mark if market.kind is ContractKind.LINEAR else 1)
     if closed > 0:
@@ -980,7 +983,7 @@ def _settle_closed_account(engine: "Engine", venue: "VenueState", key) -> list[e
         ledger.transfer(account, venue.insurance, settle, balance)
         return [e.LiquidationFeeCharged(account, venue.name, _text(ledger.amount(settle, balance)), venue.insurance)]
     if balance < 0:
-        return _waterfall(engine, venue, account, settle, -balance)
+        return _waterfall(engine, venue, account, settle, -balance, market=engine.last_liquidated.get(key))
     return []
 
 
@@ -1047,12 +1050,15 @@ def _backstop_available(engine: "Engine", venue: "VenueState", settle: str) -> i
 
 
 def _waterfall(engine: "Engine", venue: "VenueState", account: str, settle: str, deficit: int,
-               slot: tuple[str, Side | None] | None = None) -> list[e.Event]:
+               slot: tuple[str, Side | None] | None = None, market: str | None = None) -> list[e.Event]:
     """Cover ``deficit`` units of ``account``'s loss, layer by layer, into its wallet or, with
-    ``slot`` (market, hedge side), into that isolated position's margin."""
+    ``slot`` (market, hedge side), into that isolated position's margin. ``market``: the market the
+    loss is charged to where the fund's payouts are capped per market (Drift's contract tiers: the
+    isolated position's, else the one the liquidation closed last)."""
     ledger = engine.ledger
     events: list[e.Event] = []
     remaining = deficit
+    market = slot[0] if slot is not None else market
     for layer in venue.rules.layers:
         if remaining <= 0:
             break
@@ -1060,10 +1066,15 @@ def _waterfall(engine: "Engine", venue: "VenueState", account: str, settle: str,
             available = max(ledger.accounts[venue.insurance].balance(settle), 0)
             if venue.rules.insurance_cap is not None:
                 available = min(available, ledger.units(settle, venue.rules.insurance_cap))
+            tier = venue.preset.contract_tier(_symbol(market)) if venue.rules.insurance_tiers and market else None
+            if tier is not None:
+                available = min(available, _tier_room(engine, venue, settle, market, tier, remaining))
             pay = min(remaining, available)
             if pay > 0:
                 _pay_in(engine, venue.insurance, account, settle, pay, slot)
                 remaining -= pay
+                if tier is not None:
+                    engine.insurance_paid[market] = engine.insurance_paid.get(market, 0) + pay
                 events.append(e.InsuranceFundDrawn(venue.name, account, _text(ledger.amount(settle, pay)), _text(
                     ledger.amount(settle, ledger.accounts[venue.insurance].balance(settle)))))
         elif layer == "backstop":
@@ -1090,6 +1101,19 @@ def _waterfall(engine: "Engine", venue: "VenueState", account: str, settle: str,
         if slot is not None:
             ledger.write_off_isolated(account, slot[0], slot[1])
     return events
+
+
+def _tier_room(engine: "Engine", venue: "VenueState", settle: str, market: str, tier: str, loss: int) -> int:
+    """Drift: what the fund may pay toward a loss on ``market`` (units): min(loss, vault − 1 unit,
+    its contract tier's cap − what it paid for that market so far) (:func:`policies.drift.insurance_fund_payout`)."""
+    from ..policies import drift
+
+    ledger = engine.ledger
+    config = drift.DriftLiquidationConfig.from_table(venue.preset.section("liquidation"))
+    payout = drift.insurance_fund_payout(ledger.amount(settle, loss),
+                                         ledger.amount(settle, ledger.accounts[venue.insurance].balance(settle)),
+                                         tier, ledger.amount(settle, engine.insurance_paid.get(market, 0)), config=config)
+    return ledger.units(settle, payout)
 
 
 def _socialize(engine: "Engine", venue: "VenueState", account: str, settle: str, loss: int, slot=None):

@@ -103,6 +103,13 @@ class Preset:
             raise InvalidInput(f"preset[{self.name}].fees.{kind}", f"must be within [-1, 1], got {rate}")
         return rate
 
+    def contract_tier(self, market: str) -> str | None:
+        """The market's ``contract_tier`` (Drift: A, B, C, Speculative, ...), None when it has none
+        or is not one of the preset's markets (a market created by command)."""
+        entry = next((entry for entry in self.data.get("markets", []) if entry.get("symbol") == market), {})
+        tier = entry.get("contract_tier")
+        return None if tier is None else str(tier)
+
     def price_tick(self, market: str) -> Decimal | None:
         tick = self._market_data(market).get("price_tick")
         return None if tick is None else positive(tick, f"preset[{self.name}].markets[{market}].price_tick")
