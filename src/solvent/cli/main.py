@@ -403,7 +403,7 @@ SUMMARY_METRICS = (("liquidations", "liquidations", "{:,.0f}"), ("liquidated_not
 
 def _summary_table(title: str, rows: list[tuple[str, dict]]) -> Table:
     table = Table(title=title)
-    table.add_column("")
+    table.add_column("", overflow="fold")  # long grid labels wrap rather than being cut
     for _, label, _ in SUMMARY_METRICS:
         table.add_column(f"{label}\nmean / p95", justify="right")
     for name, summary in rows:
