@@ -111,8 +111,8 @@ class Engine:
         self.last_liquidated: dict[tuple[str, str], str] = {}  # pool in liquidation → market it last closed
         # Isolated positions: the bookkeeping above keys an isolated position's pool as (account,
         # pool id) (pipeline.isolated_pool_id); these accounts hold one, or its margin call or
-        # liquidation is still open. The pipeline values their isolated pools; the screen always
-        # hands them to it.
+        # liquidation is still open. The pipeline values their isolated pools; the screen files
+        # each one in its threshold index, as a pool of its own.
         self.isolated_accounts: set[str] = set()
         self.commands_applied = 0
         self._adl_candidates: dict = {}  # ADL rankings valued during the current command (a cache)
