@@ -27,6 +27,13 @@ def test_process_pool_and_in_process_give_identical_metrics():
     assert len({run.liquidated_notional for run in inline}) > 1  # the paths do differ
 
 
+def test_ray_gives_the_metrics_of_the_process_pool():
+    pytest.importorskip("ray")  # the optional extra: pip install 'solvent[ray]'
+    from solvent.sim.sweep import RayExecutor
+
+    assert monte_carlo(BASE, 3, RayExecutor()) == monte_carlo(BASE, 3, LocalExecutor(workers=2))
+
+
 def test_sweep_runs_every_combination_on_the_same_seeds():
     grid = parse_grid(["execution.fee=0,0.02", "insurance_fund=0,5000000"])
     points = sweep(BASE, grid, 2, InlineExecutor())
