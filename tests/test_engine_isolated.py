@@ -384,9 +384,14 @@ def test_margin_moves_are_refused_when_they_should_be():
     assert (D(events[0]["amount"]), D(events[0]["isolated_margin"])) == (500, 2000)
     assert wallet(engine, "t", "USDT") == 3000 - 1500 - 500
     rejected(engine, c.AdjustIsolatedMargin("v", "t", "BTCUSDT", "-500.01"), "amount")
-    # An unrealized profit cannot be taken out; an unrealized loss counts against what may.
+    # Binance's max removable: min(margin − MM, margin + unrealized PnL − IM at the mark). At 61,000
+    # (PnL +500, IM 1,525, MM 122): min(1,878, 975) = 975, profit included.
     run(engine, [c.UpdateOracle("v", {"BTCUSDT": "61000"}, 2)])
-    rejected(engine, c.AdjustIsolatedMargin("v", "t", "BTCUSDT", "-501"), "amount")
+    rejected(engine, c.AdjustIsolatedMargin("v", "t", "BTCUSDT", "-975.01"), "amount")
+    taken = copy.deepcopy(engine)
+    run(taken, [c.AdjustIsolatedMargin("v", "t", "BTCUSDT", "-975")])
+    assert margin_of(taken, "t", "v/BTCUSDT") == 1025
+    # At 59,800 (PnL −100, IM 1,495): 405 at most.
     run(engine, [c.UpdateOracle("v", {"BTCUSDT": "59800"}, 3)])
     rejected(engine, c.AdjustIsolatedMargin("v", "t", "BTCUSDT", "-500"), "amount")
     run(engine, [c.AdjustIsolatedMargin("v", "t", "BTCUSDT", "-300")])
@@ -531,8 +536,10 @@ def test_hyperliquid_withdrawals_leave_ten_percent_of_the_position_value():
 @pytest.mark.parametrize("preset, settle, market, most", [
     # Hyperliquid: margin + unrealized PnL must stay >= max(IM 2,525, 10% of 101,000) → 12,500 + 1,000 − 10,100
     ("hyperliquid", "USDC", "BTC", "3400"),
-    # Binance: margin less any unrealized loss (a profit does not count) must stay >= IM 2,525
-    ("binance", "USDT", "BTCUSDT", "9975"),
+    # Binance: min(margin − MM 455, margin + unrealized PnL − IM 2,525 at the mark) = min(12,045, 10,975)
+    ("binance", "USDT", "BTCUSDT", "10975"),
+    # Bybit (no published rule here): margin less any unrealized loss (a profit does not count) >= IM
+    ("bybit", "USDT", "BTCUSDT", "9975"),
 ])
 def test_margin_taken_out_of_an_isolated_position_leaves_what_the_venue_asks(preset, settle, market, most):
     engine = venue(preset, settle, {market: "100000"}, traders=(("t", "20000"),))
@@ -544,3 +551,23 @@ def test_margin_taken_out_of_an_isolated_position_leaves_what_the_venue_asks(pre
     rejected(engine, c.AdjustIsolatedMargin("v", "t", market, str(-over)), "amount")
     run(engine, [c.AdjustIsolatedMargin("v", "t", market, f"-{most}")])
     assert margin_of(engine, "t", f"v/{market}") == D("12500") - D(most)
+
+
+def test_binance_leaves_the_maintenance_margin_in_cash_whatever_the_unrealized_profit():
+    # Binance's max withdrawal (cross) and max removable margin (isolated) are both
+    # min(balance − MM, balance + unrealized PnL − IM): with a large profit, the first one binds.
+    cross = venue("binance", "USDT", {"BTCUSDT": "100000"}, traders=(("t", "12000"),))
+    run(cross, [c.ApplyFill("v", "BTCUSDT", "t", "mm", "1", "100000"), c.UpdateOracle("v", {"BTCUSDT": "110000"}, 2)])
+    # PnL +10,000, MM 110,000 × 0.5% − 50 = 500: min(12,000 − 500, 22,000 − IM) = 11,500.
+    reason = rejected(cross, c.Withdraw("t", "USDT", "11500.01"), "amount")
+    assert "maintenance margin" in reason
+    run(cross, [c.Withdraw("t", "USDT", "11500")])
+    isolated = venue("binance", "USDT", {"BTCUSDT": "100000"}, traders=(("t", "20000"),))
+    run(isolated, [c.ApplyFill("v", "BTCUSDT", "t", "mm", "1", "100000", buyer_margin_mode="isolated",
+                               buyer_leverage="40"),
+                   c.AdjustIsolatedMargin("v", "t", "BTCUSDT", "10000"),
+                   c.UpdateOracle("v", {"BTCUSDT": "120000"}, 2)])
+    # Margin 12,500, PnL +20,000, MM 120,000 × 0.5% − 50 = 550, IM 3,000: min(11,950, 29,500).
+    rejected(isolated, c.AdjustIsolatedMargin("v", "t", "BTCUSDT", "-11950.01"), "amount")
+    run(isolated, [c.AdjustIsolatedMargin("v", "t", "BTCUSDT", "-11950")])
+    assert margin_of(isolated, "t", "v/BTCUSDT") == 550

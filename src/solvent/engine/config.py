@@ -80,6 +80,7 @@ class VenueRules:
     # money leaving a pool (withdrawals, margin moved out): what must stay
     transfer_floor: Decimal  # Hyperliquid: at least max(IM, floor × position value) must remain
     transfer_counts_profit: bool  # unrealized profit may leave an isolated position (else only losses count)
+    transfer_cash_covers_maintenance: bool  # Binance: the balance left, without unrealized PnL, must cover MM
 
     @classmethod
     def from_preset(cls, preset: Preset) -> "VenueRules":
@@ -153,4 +154,5 @@ class VenueRules:
                              f"{where}.waterfall.adl_when"),
             transfer_floor=fraction(margin.get("transfer_floor", "0"), f"{where}.margin.transfer_floor"),
             transfer_counts_profit=_flag(margin, "transfer_counts_profit", f"{where}.margin"),
+            transfer_cash_covers_maintenance=_flag(margin, "transfer_cash_covers_maintenance", f"{where}.margin"),
         )

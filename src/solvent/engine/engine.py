@@ -439,8 +439,8 @@ class Engine:
     def _adjust_isolated_margin(self, command: c.AdjustIsolatedMargin) -> list[e.Event]:
         from dataclasses import replace
 
-        from .pipeline import (_liquidatable, evaluate, isolated_pool, isolated_pool_id, margin_funding_refused,
-                               transfer_requirement)
+        from .pipeline import (_cash_short_of_maintenance, _liquidatable, evaluate, isolated_pool, isolated_pool_id,
+                               margin_funding_refused, transfer_requirement)
 
         venue = self.venue(command.venue)
         key = self.market_key(venue, command.market)
@@ -484,6 +484,9 @@ class Engine:
                 raise InvalidInput("amount", f"taking out {removed} {settle} would leave the isolated position on "
                                    f"{command.market} {remaining} {settle} ({counted}), below {what} ({required} "
                                    f"{settle})")
+            short = _cash_short_of_maintenance(listing, pool, removed, settle)
+            if short:
+                raise InvalidInput("amount", f"{short} of the isolated position on {command.market}")
             if _liquidatable(self, listing, replace(pool, collateral=left)):
                 raise InvalidInput("amount", f"taking out {removed} {settle} would leave the isolated position on "
                                    f"{command.market} liquidatable")

@@ -146,10 +146,20 @@ def margin_funding_refused(engine: "Engine", account: str, asset: str, units: in
     if pool is None or not pool.positions:
         return None
     amount = ledger.amount(asset, units)
-    required, what = transfer_requirement(engine.venues[engine.home_venue[account]], pool)
+    venue = engine.venues[engine.home_venue[account]]
+    required, what = transfer_requirement(venue, pool)
     if pool.equity - amount < required:
         return (f"moving {_text(amount)} {asset} would leave the cross equity {_text(pool.equity - amount)} {asset} "
                 f"below {what} of the cross positions ({_text(required)} {asset})")
+    return _cash_short_of_maintenance(venue, pool, amount, asset)
+
+
+def _cash_short_of_maintenance(venue: "VenueState", pool: PoolMargin, amount: Decimal, asset: str) -> str | None:
+    """Binance: what leaves a pool must leave its balance, unrealized profit not counted, at or above
+    the maintenance margin; why it would not, or None."""
+    if venue.rules.transfer_cash_covers_maintenance and pool.collateral - amount < pool.maintenance_margin:
+        return (f"moving {_text(amount)} {asset} would leave a balance of {_text(pool.collateral - amount)} {asset}, "
+                f"unrealized PnL aside, below the maintenance margin {_text(pool.maintenance_margin)} {asset}")
     return None
 
 
@@ -190,10 +200,11 @@ def withdrawal_allowed(engine: "Engine", account: str, asset: str, units: int) -
     if pool.equity <= 0:
         return f"account {account!r} has non-positive equity ({pool.equity} {asset})"
     amount = engine.ledger.amount(asset, units)
-    required, what = transfer_requirement(engine.venues[engine.home_venue[account]], pool)
+    venue = engine.venues[engine.home_venue[account]]
+    required, what = transfer_requirement(venue, pool)
     if pool.equity - amount < required:
         return f"would leave equity {pool.equity - amount} {asset} below {what} of the open positions ({required} {asset})"
-    return None
+    return _cash_short_of_maintenance(venue, pool, amount, asset)
 
 
 # --------------------------------------------------------------------------------------------
