@@ -571,3 +571,28 @@ def test_binance_leaves_the_maintenance_margin_in_cash_whatever_the_unrealized_p
     rejected(isolated, c.AdjustIsolatedMargin("v", "t", "BTCUSDT", "-11950.01"), "amount")
     run(isolated, [c.AdjustIsolatedMargin("v", "t", "BTCUSDT", "-11950")])
     assert margin_of(isolated, "t", "v/BTCUSDT") == 550
+
+
+def test_bybit_partial_close_takes_the_isolated_margin_down_in_proportion():
+    # Bybit (adjust-margin help page, scenario 3): a partial close reduces the position margin in
+    # proportion and leaves the liquidation price where it was. 1 BTC long at 20,000, 50x: margin
+    # 400, 600 added → 1,000; LP = EP − (margin − MM at entry)/Q = 20,000 − (1,000 − 100) = 19,100.
+    engine = venue("bybit", "USDT", {"BTCUSDT": "20000"}, traders=(("t", "5000"),))
+    run(engine, [c.ApplyFill("v", "BTCUSDT", "t", "mm", "1", "20000", buyer_margin_mode="isolated",
+                             buyer_leverage="50"),
+                 c.AdjustIsolatedMargin("v", "t", "BTCUSDT", "600")])
+    assert (margin_of(engine, "t", "v/BTCUSDT"), wallet(engine, "t", "USDT")) == (1000, 4000)
+    # Half closed at 21,000: half the margin (500) and the realized 500 go to the wallet.
+    events = run(engine, [c.ApplyFill("v", "BTCUSDT", "mm", "t", "0.5", "21000", seller_margin_mode="isolated")])
+    moved = one(events, "isolated_margin_moved")
+    assert (D(moved["amount"]), D(moved["isolated_margin"])) == (-1000, 500)
+    assert (margin_of(engine, "t", "v/BTCUSDT"), wallet(engine, "t", "USDT")) == (500, 5000)
+    # The liquidation price is unchanged: 20,000 − (500 − 50)/0.5 = 19,100.
+    assert published("bybit", "BTCUSDT", Side.LONG, "0.5", "20000", margin="500") == 19100
+    assert one(run(engine, [c.UpdateOracle("v", {"BTCUSDT": "19100"}, 2)]), "liquidation_started")
+    # Binance keeps the margin in the position (no rule published here): the realized PnL joins it.
+    binance = venue("binance", "USDT", {"BTCUSDT": "20000"}, traders=(("t", "5000"),))
+    run(binance, [c.ApplyFill("v", "BTCUSDT", "t", "mm", "1", "20000", buyer_margin_mode="isolated",
+                              buyer_leverage="50"),
+                  c.ApplyFill("v", "BTCUSDT", "mm", "t", "0.5", "21000", seller_margin_mode="isolated")])
+    assert margin_of(binance, "t", "v/BTCUSDT") == 900

@@ -81,6 +81,7 @@ class VenueRules:
     transfer_floor: Decimal  # Hyperliquid: at least max(IM, floor × position value) must remain
     transfer_counts_profit: bool  # unrealized profit may leave an isolated position (else only losses count)
     transfer_cash_covers_maintenance: bool  # Binance: the balance left, without unrealized PnL, must cover MM
+    isolated_close: str  # "keep": a partial close leaves the margin in the position; "pro_rata" (Bybit): releases its share
 
     @classmethod
     def from_preset(cls, preset: Preset) -> "VenueRules":
@@ -155,4 +156,6 @@ class VenueRules:
             transfer_floor=fraction(margin.get("transfer_floor", "0"), f"{where}.margin.transfer_floor"),
             transfer_counts_profit=_flag(margin, "transfer_counts_profit", f"{where}.margin"),
             transfer_cash_covers_maintenance=_flag(margin, "transfer_cash_covers_maintenance", f"{where}.margin"),
+            isolated_close=_choice(margin.get("isolated_close", "keep"), ("keep", "pro_rata"),
+                                   f"{where}.margin.isolated_close"),
         )

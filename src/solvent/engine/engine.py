@@ -374,6 +374,7 @@ class Engine:
                  for role, side in (("buyer", command.buyer_hedge_side), ("seller", command.seller_hedge_side))]
         model = self.model(key)
         funding: list[tuple[str, Side | None, int, Decimal | None, bool]] = []
+        reduced: list[tuple[str, Side | None, int, int, int]] = []  # partial closes: margin, held, left (lots)
         sides = (("buyer", command.buyer, 1, command.buyer_leverage),
                  ("seller", command.seller, -1, command.seller_leverage))
         for (role, account, sign, leverage_text), mode, hedge_side in zip(sides, modes, hedge):
@@ -399,6 +400,8 @@ class Engine:
                                        "closed by its liquidation")
             signed = sign * lots
             opened = lots if held == 0 or (held > 0) == (signed > 0) else max(0, lots - abs(held))
+            if held and (held > 0) != (signed > 0) and lots < abs(held) and rules.isolated_close == "pro_rata":
+                reduced.append((account, hedge_side, position.isolated_margin, abs(held), abs(held) - lots))  # type: ignore[union-attr]
             units = 0
             if opened:
                 opened_size = market.size_of(opened)
@@ -433,6 +436,17 @@ class Engine:
                     str(ledger.amount(settle, position.isolated_margin)),
                     None if hedge_side is None else str(hedge_side)))
             self.isolated_accounts.add(account)
+        for account, hedge_side, margin, held, left in reduced:
+            # The margin goes down with the position (rounded up: what stays backs what is left);
+            # the released share, realized PnL and fee included, goes to the wallet.
+            position = ledger.accounts[account].positions[(key, hedge_side)]
+            release = position.isolated_margin - -(-margin * left // held)
+            if release > 0:
+                ledger.pay_from_isolated(account, key, hedge_side, account, release)
+                events.append(e.IsolatedMarginMoved(
+                    account, venue.name, command.market, str(-ledger.amount(settle, release)),
+                    str(ledger.amount(settle, position.isolated_margin)),
+                    None if hedge_side is None else str(hedge_side)))
         events += evaluate(self, sorted({command.buyer, command.seller}))
         return events
 
