@@ -596,3 +596,25 @@ def test_bybit_partial_close_takes_the_isolated_margin_down_in_proportion():
                               buyer_leverage="50"),
                   c.ApplyFill("v", "BTCUSDT", "mm", "t", "0.5", "21000", seller_margin_mode="isolated")])
     assert margin_of(binance, "t", "v/BTCUSDT") == 900
+
+
+def test_hyperliquid_isolated_only_market():
+    # Strict isolated (Hyperliquid's isolated-only markets): no cross side, no margin taken out,
+    # the margin leaving in proportion as the position closes; margin may still be added.
+    engine = venue("hyperliquid", "USDC", {"BTC": "100000"}, traders=(("t", "20000"), ("u", "20000")))
+    run(engine, [c.CreateMarket("v", "XYZ", "XYZ", "USD", "USDC", size_decimals=2,
+                                margin={"tiers": [{"floor": "0", "max_leverage": "10"}]}, isolated_only=True),
+                 c.UpdateOracle("v", {"XYZ": "50"}, 2)])
+    rejected(engine, c.ApplyFill("v", "XYZ", "t", "u", "100", "50"), "buyer_margin_mode")
+    rejected(engine, c.ApplyFill("v", "XYZ", "t", "u", "100", "50", buyer_margin_mode="isolated"), "seller_margin_mode")
+    run(engine, [c.ApplyFill("v", "XYZ", "t", "u", "100", "50", buyer_margin_mode="isolated", buyer_leverage="5",
+                             seller_margin_mode="isolated", seller_leverage="5")])
+    assert margin_of(engine, "t", "v/XYZ") == 1000
+    rejected(engine, c.AdjustIsolatedMargin("v", "t", "XYZ", "-1"), "amount")
+    run(engine, [c.AdjustIsolatedMargin("v", "t", "XYZ", "500")])
+    # A quarter closed at 52: a quarter of the 1,500 (375) and the realized 50 go to the wallet.
+    run(engine, [c.ApplyFill("v", "XYZ", "u", "t", "25", "52", buyer_margin_mode="isolated",
+                             seller_margin_mode="isolated")])
+    assert margin_of(engine, "t", "v/XYZ") == 1125
+    assert wallet(engine, "t", "USDC") == 20000 - 1500 + 375 + 50
+    assert engine.conservation().holds

@@ -58,7 +58,9 @@ class CreateVenue(Command):
 @command
 class CreateMarket(Command):
     """List a new market on a venue: its contract and, unless the preset's default applies, its
-    margin table (the same keys as a preset's ``[markets.margin]``)."""
+    margin table (the same keys as a preset's ``[markets.margin]``). ``isolated_only``: every
+    position on it is isolated, its margin only leaves as the position closes (Hyperliquid's
+    strict isolated markets)."""
 
     kind: ClassVar[str] = "create_market"
     venue: str
@@ -70,6 +72,7 @@ class CreateMarket(Command):
     size_decimals: int = 3
     contract_size: str = "1"
     margin: Mapping[str, Any] = field(default_factory=dict)
+    isolated_only: bool = False
 
 
 @command

@@ -232,6 +232,10 @@ class Engine:
         entry = {"symbol": command.symbol, "base": command.base, "quote": command.quote, "settle": command.settle,
                  "kind": command.contract, "size_decimals": command.size_decimals,
                  "contract_size": command.contract_size, "margin": dict(command.margin)}
+        if not isinstance(command.isolated_only, bool):
+            raise InvalidInput("isolated_only", f"expected true or false, got {command.isolated_only!r}")
+        if command.isolated_only:
+            entry["isolated_only"] = True
         markets = list(venue.preset.data.get("markets", [])) + [entry]
         preset = venue.preset.with_overrides({"markets": markets}, name=venue.preset.name)  # validates it all
         self.ledger.asset(command.settle)
@@ -331,6 +335,10 @@ class Engine:
             self._require_member(venue, account, role)
         modes = [MarginMode.parse(command.buyer_margin_mode, "buyer_margin_mode"),
                  MarginMode.parse(command.seller_margin_mode, "seller_margin_mode")]
+        if venue.preset.isolated_only(command.market) and MarginMode.CROSS in modes:
+            role = "buyer" if modes[0] is MarginMode.CROSS else "seller"
+            raise InvalidInput(f"{role}_margin_mode", f"{command.market} is isolated-only on {venue.name}: "
+                               "both sides trade in isolated margin")
         if MarginMode.ISOLATED in modes:
             return self._apply_isolated_fill(command, venue, key, modes)
         if command.buyer_leverage is not None or command.seller_leverage is not None:
@@ -400,7 +408,8 @@ class Engine:
                                        "closed by its liquidation")
             signed = sign * lots
             opened = lots if held == 0 or (held > 0) == (signed > 0) else max(0, lots - abs(held))
-            if held and (held > 0) != (signed > 0) and lots < abs(held) and rules.isolated_close == "pro_rata":
+            pro_rata = rules.isolated_close == "pro_rata" or venue.preset.isolated_only(command.market)
+            if held and (held > 0) != (signed > 0) and lots < abs(held) and pro_rata:
                 reduced.append((account, hedge_side, position.isolated_margin, abs(held), abs(held) - lots))  # type: ignore[union-attr]
             units = 0
             if opened:
@@ -479,6 +488,9 @@ class Engine:
             if reason:
                 raise InvalidInput("amount", reason)
         else:
+            if venue.preset.isolated_only(command.market):
+                raise InvalidInput("amount", f"{command.market} is isolated-only on {venue.name}: margin cannot be "
+                                   "taken out of its positions (it leaves in proportion as they close)")
             if (account, pool_id) in self.liquidating:
                 raise InvalidInput("amount", f"the isolated position on {command.market} is being liquidated: "
                                    "its margin cannot be taken out")
@@ -519,6 +531,9 @@ class Engine:
         self._require_member(venue, command.counterparty, "counterparty")
         if key not in self.marks:
             raise InvalidInput("market", f"{command.market} has no oracle price yet: send update_oracle first")
+        if venue.preset.isolated_only(command.market):
+            raise InvalidInput("market", f"{command.market} is isolated-only on {venue.name}: open_positions opens "
+                               "cross positions")
         columns = (command.accounts, command.deposits, command.sizes, command.prices)
         if not command.accounts or len({len(column) for column in columns}) != 1:
             raise InvalidInput("accounts", "accounts, deposits, sizes and prices must be non-empty and equally long")

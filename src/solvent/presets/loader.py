@@ -104,11 +104,17 @@ class Preset:
         return rate
 
     def contract_tier(self, market: str) -> str | None:
-        """The market's ``contract_tier`` (Drift: A, B, C, Speculative, ...), None when it has none
-        or is not one of the preset's markets (a market created by command)."""
-        entry = next((entry for entry in self.data.get("markets", []) if entry.get("symbol") == market), {})
-        tier = entry.get("contract_tier")
+        """The market's ``contract_tier`` (Drift: A, B, C, Speculative, ...), None when it has none."""
+        tier = self._market_entry(market).get("contract_tier")
         return None if tier is None else str(tier)
+
+    def isolated_only(self, market: str) -> bool:
+        """Whether positions on the market are isolated only (Hyperliquid's strict isolated markets:
+        no cross position, no margin taken out, margin released in proportion as the position closes)."""
+        return self._market_entry(market).get("isolated_only") is True
+
+    def _market_entry(self, market: str) -> dict[str, Any]:
+        return next((entry for entry in self.data.get("markets", []) if entry.get("symbol") == market), {})
 
     def price_tick(self, market: str) -> Decimal | None:
         tick = self._market_data(market).get("price_tick")
