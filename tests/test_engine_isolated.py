@@ -618,3 +618,30 @@ def test_hyperliquid_isolated_only_market():
     assert margin_of(engine, "t", "v/XYZ") == 1125
     assert wallet(engine, "t", "USDC") == 20000 - 1500 + 375 + 50
     assert engine.conservation().holds
+
+
+def test_changing_an_isolated_positions_leverage_resets_its_margin():
+    # Bybit's adjust leverage (help page 900000294083, scenario 1): the margin becomes the initial
+    # margin of the new leverage on the entry value; what was added beyond it goes back.
+    engine = venue("bybit", "USDT", {"BTCUSDT": "20000"}, traders=(("t", "5000"),))
+    run(engine, [c.ApplyFill("v", "BTCUSDT", "t", "mm", "1", "20000", buyer_margin_mode="isolated",
+                             buyer_leverage="50"),
+                 c.AdjustIsolatedMargin("v", "t", "BTCUSDT", "600")])
+    assert (margin_of(engine, "t", "v/BTCUSDT"), wallet(engine, "t", "USDT")) == (1000, 4000)
+    events = run(engine, [c.SetIsolatedLeverage("v", "t", "BTCUSDT", "10")])  # 2,000 needed: 1,000 more
+    changed = one(events, "isolated_leverage_changed")
+    assert (D(changed["leverage"]), D(changed["isolated_margin"])) == (10, 2000)
+    assert (margin_of(engine, "t", "v/BTCUSDT"), wallet(engine, "t", "USDT")) == (2000, 3000)
+    run(engine, [c.SetIsolatedLeverage("v", "t", "BTCUSDT", "40")])  # 500: 1,500 back
+    assert (margin_of(engine, "t", "v/BTCUSDT"), wallet(engine, "t", "USDT")) == (500, 4500)
+    assert engine.ledger.accounts["t"].positions[("v/BTCUSDT", None)].leverage == 40
+    # Refused, changing nothing: a wallet too thin for 2x, above the bracket's maximum, a leverage
+    # that would be liquidated at once (after a fall: at 19,700 a 100x margin of 200 is below MM 100 + loss).
+    rejected(engine, c.SetIsolatedLeverage("v", "t", "BTCUSDT", "2"), "leverage")
+    rejected(engine, c.SetIsolatedLeverage("v", "t", "BTCUSDT", "1000"), "leverage")
+    rejected(engine, c.SetIsolatedLeverage("v", "t", "BTCUSDT", "0"), "leverage")
+    run(engine, [c.UpdateOracle("v", {"BTCUSDT": "19700"}, 2)])
+    rejected(engine, c.SetIsolatedLeverage("v", "t", "BTCUSDT", "100"), "leverage")
+    rejected(engine, c.SetIsolatedLeverage("v", "t", "ETHUSDT", "10"), None)  # not listed
+    rejected(engine, c.SetIsolatedLeverage("v", "mm", "BTCUSDT", "10"), "market")  # mm is cross
+    assert engine.conservation().holds

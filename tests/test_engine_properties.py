@@ -51,7 +51,7 @@ from solvent.engine import (
     UpdateOracle,
     Withdraw,
 )
-from solvent.engine.commands import AdjustIsolatedMargin, command_from_dict
+from solvent.engine.commands import AdjustIsolatedMargin, SetIsolatedLeverage, command_from_dict
 from solvent.engine.pipeline import cross_pool, cross_pools, isolated_pools
 from solvent.policies.account import account_margin
 
@@ -166,12 +166,13 @@ iso_fill_op = st.tuples(st.just("iso_fill"), st.integers(0, 3), st.integers(0, 3
                         st.integers(0, len(NOTIONALS) - 1), st.integers(0, len(FILL_OFFSETS) - 1),
                         st.integers(0, 2), st.integers(0, len(LEVERAGES) - 1))
 margin_op = st.tuples(st.just("margin"), st.integers(0, 2), st.integers(0, 7), st.integers(0, 5), st.booleans())
+leverage_op = st.tuples(st.just("leverage"), st.integers(0, 2), st.integers(0, 7), st.integers(1, len(LEVERAGES) - 1))
 oracle_op = st.tuples(st.just("oracle"), st.integers(0, 7), st.integers(0, len(FACTORS) - 1), st.integers(0, 40))
 time_op = st.tuples(st.just("time"), st.integers(0, 60), st.integers(0, 5))
 invalid_op = st.tuples(st.just("invalid"), st.integers(0, 7), st.integers(0, 7))
 # Fills and oracle moves three times as often as the rest.
 ops = st.lists(st.one_of(deposit_op, withdraw_op, fill_op, fill_op, fill_op, oracle_op, oracle_op, oracle_op,
-                         time_op, invalid_op, iso_fill_op, iso_fill_op, margin_op), min_size=4, max_size=40)
+                         time_op, invalid_op, iso_fill_op, iso_fill_op, margin_op, leverage_op), min_size=4, max_size=40)
 
 worlds = st.tuples(
     st.lists(st.sampled_from(PRESETS), min_size=1, max_size=2),  # venue presets
@@ -285,6 +286,18 @@ class Stream:
             amount = max(D(1), (D(max(units, 1)) * share).quantize(D(1), rounding=ROUND_DOWN))
             amount = amount.scaleb(-ledger.assets[settle].decimals)
             return AdjustIsolatedMargin(venue, trader, symbol, str(-amount if out else amount))
+        if kind == "leverage":
+            # A new leverage for one of the trader's isolated positions (any market if it holds none).
+            _, trader_index, market_index, leverage = op
+            trader = TRADERS[trader_index]
+            held = sorted(p.market for p in self.engine.ledger.accounts[trader].open_positions()
+                          if p.margin_mode.value == "isolated")
+            if held:
+                venue, symbol = held[market_index % len(held)].split("/", 1)
+            else:
+                venue, spec = self.market(market_index)
+                symbol = spec.symbol
+            return SetIsolatedLeverage(venue, trader, symbol, LEVERAGES[leverage])
         if kind == "oracle":
             _, market_index, factor, dt = op
             venue, spec = self.market(market_index)

@@ -580,3 +580,11 @@ def test_an_account_key_moves_its_own_isolated_margin_in_and_out(service):
     assert bad.status_code == 422 and "buyer_leverage" in bad.text
     unknown = client.post("/v1/commands", json={**move, "market": "DOGEUSDT", "amount": "1"}, headers=auth(keys["alice"]))
     assert unknown.status_code == 404 and "market" in unknown.text
+    # Her key changes the position's leverage too: the margin follows (1x: 300 on the entry value).
+    lever = {"kind": "set_isolated_leverage", "venue": "bn", "account": "alice", "market": "ZECUSDT"}
+    changed = client.post("/v1/commands", json={**lever, "leverage": "1"}, headers=auth(keys["alice"]))
+    assert changed.status_code == 200, changed.text
+    assert [event for event in changed.json()["events"] if event["kind"] == "isolated_leverage_changed"][0][
+        "isolated_margin"] == "300.00000000"
+    refused = client.post("/v1/commands", json={**lever, "leverage": "-1"}, headers=auth(keys["alice"]))
+    assert refused.status_code == 422 and "leverage" in refused.text

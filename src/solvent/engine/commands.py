@@ -165,13 +165,15 @@ class AdjustIsolatedMargin(Command):
     """Move margin into (``amount`` > 0, from the wallet) or out of (``amount`` < 0, to the wallet)
     an open isolated position (``hedge_side``: its leg, for an account in hedge mode).
 
-    Adding is refused when the wallet cannot fund it: its balance, or the initial margin of the
-    cross positions it backs (the same rule as a withdrawal). Removing is refused while the
-    position is in liquidation, and when it would leave the position's isolated margin, counting
-    an unrealized loss but not an unrealized profit, below its initial margin at the mark (at the
-    position's leverage), or leave it liquidatable. Binance's, Bybit's and Hyperliquid's "add /
-    remove margin" on an isolated position; Hyperliquid also floors what stays at 10% of the
-    position's value, which this does not model. A refusal names the field and changes nothing.
+    Adding is refused when the wallet cannot fund it: its balance, or what the cross positions it
+    backs need (the same rule as a withdrawal). Removing is refused while the position is in
+    liquidation, on an isolated-only market, when it would leave it liquidatable, and when it would
+    leave less than the venue asks: the initial margin at the mark (at the position's leverage),
+    counting an unrealized loss but not a profit; Binance counts the profit but keeps the
+    maintenance margin in the margin itself; Hyperliquid counts the profit and keeps max(initial
+    margin, 10% of the position value) ([margin] transfer_* in the preset). Binance's, Bybit's and
+    Hyperliquid's "add / remove margin" on an isolated position. A refusal names the field and
+    changes nothing.
     """
 
     kind: ClassVar[str] = "adjust_isolated_margin"
@@ -179,6 +181,25 @@ class AdjustIsolatedMargin(Command):
     account: str
     market: str
     amount: str
+    hedge_side: str | None = None
+
+
+@command
+class SetIsolatedLeverage(Command):
+    """Change the leverage of an open isolated position (``hedge_side``: its leg in hedge mode).
+
+    Its margin is reset to the initial margin the new leverage requires on its entry value: what
+    was added beyond it returns to the wallet, what more is needed comes from it (Bybit's "adjust
+    leverage" on an isolated position). Refused while the position is in liquidation, on a
+    leverage above its bracket's maximum, when the wallet cannot fund a lower leverage, and when a
+    higher one would leave the position liquidatable. A refusal names the field and changes nothing.
+    """
+
+    kind: ClassVar[str] = "set_isolated_leverage"
+    venue: str
+    account: str
+    market: str
+    leverage: str
     hedge_side: str | None = None
 
 

@@ -127,6 +127,7 @@ class Engine:
             c.FundInsurance: self._fund_insurance,
             c.ApplyFill: self._apply_fill,
             c.AdjustIsolatedMargin: self._adjust_isolated_margin,
+            c.SetIsolatedLeverage: self._set_isolated_leverage,
             c.OpenPositions: self._open_positions,
             c.TakeOver: self._take_over,
             c.UpdateOracle: self._update_oracle,
@@ -521,6 +522,60 @@ class Engine:
         events: list[e.Event] = [e.IsolatedMarginMoved(
             account, venue.name, command.market, str(ledger.amount(settle, units)),
             str(ledger.amount(settle, position.isolated_margin)), None if hedge_side is None else str(hedge_side))]
+        return events + evaluate(self, [account])
+
+    def _set_isolated_leverage(self, command: c.SetIsolatedLeverage) -> list[e.Event]:
+        from dataclasses import replace
+
+        from .pipeline import _liquidatable, evaluate, isolated_pool, isolated_pool_id, margin_funding_refused
+
+        venue = self.venue(command.venue)
+        key = self.market_key(venue, command.market)
+        self._require_member(venue, command.account, "account")
+        ledger = self.ledger
+        account = command.account
+        holder = ledger.accounts[account]
+        hedge_side = None if command.hedge_side is None else Side.parse(command.hedge_side, "hedge_side")
+        if (hedge_side is None) != (holder.position_mode is PositionMode.ONE_WAY):
+            raise InvalidInput("hedge_side", "required in hedge mode (long or short leg)" if hedge_side is None
+                               else "only accounts in hedge mode have legs")
+        position = holder.positions.get((key, hedge_side))
+        if position is None or position.margin_mode is not MarginMode.ISOLATED or not position.lots:
+            raise InvalidInput("market", f"account {account!r} holds no open isolated position on {command.market}")
+        pool_id = isolated_pool_id(key, hedge_side)
+        if (account, pool_id) in self.liquidating:
+            raise InvalidInput("market", f"the isolated position on {command.market} is being liquidated")
+        leverage = positive(command.leverage, "leverage")
+        market = ledger.markets[key]
+        settle = market.settle
+        size = market.size_of(abs(position.lots))
+        entry_value = ledger.amount(settle, position.cost)  # the model's notional at entry (quote or coin)
+        try:
+            required = self.model(key).initial_margin(entry_value, size, leverage)
+        except InvalidInput as error:
+            raise InvalidInput("leverage", error.message) from None
+        units = to_units(required, ledger.assets[settle].decimals, rounding=ROUND_CEILING)
+        delta = units - position.isolated_margin
+        if delta > 0:
+            reason = margin_funding_refused(self, account, settle, delta)
+            if reason:
+                raise InvalidInput("leverage", reason)
+        elif delta < 0:
+            if venue.preset.isolated_only(command.market):
+                raise InvalidInput("leverage", f"{command.market} is isolated-only on {venue.name}: a higher leverage "
+                                   "would take margin out of the position")
+            pool = isolated_pool(self, account, pool_id)
+            assert pool is not None
+            if _liquidatable(self, self.venue_of_market(key), replace(pool, collateral=ledger.amount(settle, units))):
+                raise InvalidInput("leverage", f"{leverage}x would leave the isolated position on {command.market} "
+                                   f"with {ledger.amount(settle, units)} {settle} of margin: liquidatable")
+        if delta:
+            ledger.move_isolated_margin(account, key, ledger.amount(settle, delta), hedge_side)
+        position.leverage = leverage
+        self.ledger.touched.add(account)  # the leverage moves the screen's view of the pool even when no margin moved
+        events: list[e.Event] = [e.IsolatedLeverageChanged(
+            account, venue.name, command.market, str(leverage), str(ledger.amount(settle, position.isolated_margin)),
+            None if hedge_side is None else str(hedge_side))]
         return events + evaluate(self, [account])
 
     def _open_positions(self, command: c.OpenPositions) -> list[e.Event]:

@@ -66,6 +66,19 @@ class Withdrawn(Event):
 
 
 @event
+class IsolatedLeverageChanged(Event):
+    """An isolated position's leverage changed; its margin is now the initial margin it requires."""
+
+    kind: ClassVar[str] = "isolated_leverage_changed"
+    account: str
+    venue: str
+    market: str
+    leverage: str
+    isolated_margin: str  # afterwards (what moved to or from the wallet is the difference)
+    hedge_side: str | None = None
+
+
+@event
 class IsolatedMarginMoved(Event):
     """Margin moved between the wallet and an isolated position (positive: into the position)."""
 

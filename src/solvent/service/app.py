@@ -78,7 +78,7 @@ OPERATOR_KINDS = {"apply_fill", "update_oracle", "update_prices", "advance_time"
 # Not "deposit": a deposit creates money in the engine, so only custody (the operator) reports one.
 ACCOUNT_KINDS = {"withdraw", "supply", "withdraw_supply", "borrow", "repay", "set_emode",
                  "set_collateral_enabled", "provide_to_stability_pool", "withdraw_from_stability_pool",
-                 "adjust_isolated_margin"}
+                 "adjust_isolated_margin", "set_isolated_leverage"}
 
 
 def authorize(principal: Principal, command: Command) -> None:

@@ -33,7 +33,7 @@ MAX_INT = 2 ** 53
 MAX_TEXT = 200  # ids, symbols, assets
 
 POSITIVE = {"amount", "size", "price", "base_amount", "max_price", "contract_size", "debt_to_cover", "buyer_leverage",
-            "seller_leverage"}
+            "seller_leverage", "leverage"}
 NON_NEGATIVE = {"min_amount", "min_yield", "repay", "seize"}
 POSITIVE_MAPS = {"prices"}
 NON_NEGATIVE_MAPS = {"caps"}
@@ -314,7 +314,7 @@ def _check_references(engine: Engine, command: Command) -> None:
         for index, name in enumerate(data["venues"]):
             if name not in engine.venues:
                 raise EdgeError(404, f"venues[{index}]", f"unknown venue {name!r}")
-    if kind in ("apply_fill", "update_oracle", "adjust_isolated_margin") and venue in engine.venues:
+    if kind in ("apply_fill", "update_oracle", "adjust_isolated_margin", "set_isolated_leverage") and venue in engine.venues:
         markets = engine.venues[venue].markets
         symbols = [(f"prices.{s}", s) for s in data["prices"]] if kind == "update_oracle" else [("market", data["market"])]
         for field, symbol in symbols:
