@@ -573,15 +573,21 @@ def test_binance_leaves_the_maintenance_margin_in_cash_whatever_the_unrealized_p
     assert margin_of(isolated, "t", "v/BTCUSDT") == 550
 
 
-def test_bybit_partial_close_takes_the_isolated_margin_down_in_proportion():
-    # Bybit (adjust-margin help page, scenario 3): a partial close reduces the position margin in
-    # proportion and leaves the liquidation price where it was. 1 BTC long at 20,000, 50x: margin
-    # 400, 600 added → 1,000; LP = EP − (margin − MM at entry)/Q = 20,000 − (1,000 − 100) = 19,100.
+def bybit_long_with_added_margin() -> Engine:
+    """Bybit: t long 1 BTC at 20,000 isolated at 50x (margin 400), 600 added (1,000), 4,000 in the wallet."""
     engine = venue("bybit", "USDT", {"BTCUSDT": "20000"}, traders=(("t", "5000"),))
     run(engine, [c.ApplyFill("v", "BTCUSDT", "t", "mm", "1", "20000", buyer_margin_mode="isolated",
                              buyer_leverage="50"),
                  c.AdjustIsolatedMargin("v", "t", "BTCUSDT", "600")])
     assert (margin_of(engine, "t", "v/BTCUSDT"), wallet(engine, "t", "USDT")) == (1000, 4000)
+    return engine
+
+
+def test_bybit_partial_close_takes_the_isolated_margin_down_in_proportion():
+    # Bybit (adjust-margin help page, scenario 3): a partial close reduces the position margin in
+    # proportion and leaves the liquidation price where it was. 1 BTC long at 20,000, 50x: margin
+    # 400, 600 added → 1,000; LP = EP − (margin − MM at entry)/Q = 20,000 − (1,000 − 100) = 19,100.
+    engine = bybit_long_with_added_margin()
     # Half closed at 21,000: half the margin (500) and the realized 500 go to the wallet.
     events = run(engine, [c.ApplyFill("v", "BTCUSDT", "mm", "t", "0.5", "21000", seller_margin_mode="isolated")])
     moved = one(events, "isolated_margin_moved")
@@ -623,11 +629,7 @@ def test_hyperliquid_isolated_only_market():
 def test_changing_an_isolated_positions_leverage_resets_its_margin():
     # Bybit's adjust leverage (help page 900000294083, scenario 1): the margin becomes the initial
     # margin of the new leverage on the entry value; what was added beyond it goes back.
-    engine = venue("bybit", "USDT", {"BTCUSDT": "20000"}, traders=(("t", "5000"),))
-    run(engine, [c.ApplyFill("v", "BTCUSDT", "t", "mm", "1", "20000", buyer_margin_mode="isolated",
-                             buyer_leverage="50"),
-                 c.AdjustIsolatedMargin("v", "t", "BTCUSDT", "600")])
-    assert (margin_of(engine, "t", "v/BTCUSDT"), wallet(engine, "t", "USDT")) == (1000, 4000)
+    engine = bybit_long_with_added_margin()
     events = run(engine, [c.SetIsolatedLeverage("v", "t", "BTCUSDT", "10")])  # 2,000 needed: 1,000 more
     changed = one(events, "isolated_leverage_changed")
     assert (D(changed["leverage"]), D(changed["isolated_margin"])) == (10, 2000)

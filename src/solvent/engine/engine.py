@@ -463,27 +463,15 @@ class Engine:
     def _adjust_isolated_margin(self, command: c.AdjustIsolatedMargin) -> list[e.Event]:
         from dataclasses import replace
 
-        from .pipeline import (_cash_short_of_maintenance, _liquidatable, evaluate, isolated_pool, isolated_pool_id,
-                               margin_funding_refused, transfer_requirement)
+        from .pipeline import (_cash_short_of_maintenance, _liquidatable, evaluate, isolated_pool, margin_funding_refused,
+                               transfer_requirement)
 
-        venue = self.venue(command.venue)
-        key = self.market_key(venue, command.market)
-        self._require_member(venue, command.account, "account")
+        venue, key, account, hedge_side, position, pool_id = self._isolated_position_of(command)
         ledger = self.ledger
-        account = command.account
-        holder = ledger.accounts[account]
-        hedge_side = None if command.hedge_side is None else Side.parse(command.hedge_side, "hedge_side")
-        if (hedge_side is None) != (holder.position_mode is PositionMode.ONE_WAY):
-            raise InvalidInput("hedge_side", "required in hedge mode (long or short leg)" if hedge_side is None
-                               else "only accounts in hedge mode have legs")
         settle = ledger.markets[key].settle
         units = ledger.units(settle, command.amount, "amount")
         if units == 0:
             raise InvalidInput("amount", "must not be zero: positive moves margin in, negative takes it out")
-        position = holder.positions.get((key, hedge_side))
-        if position is None or position.margin_mode is not MarginMode.ISOLATED or not position.lots:
-            raise InvalidInput("market", f"account {account!r} holds no open isolated position on {command.market}")
-        pool_id = isolated_pool_id(key, hedge_side)
         if units > 0:
             reason = margin_funding_refused(self, account, settle, units)
             if reason:
@@ -524,17 +512,16 @@ class Engine:
             str(ledger.amount(settle, position.isolated_margin)), None if hedge_side is None else str(hedge_side))]
         return events + evaluate(self, [account])
 
-    def _set_isolated_leverage(self, command: c.SetIsolatedLeverage) -> list[e.Event]:
-        from dataclasses import replace
-
-        from .pipeline import _liquidatable, evaluate, isolated_pool, isolated_pool_id, margin_funding_refused
+    def _isolated_position_of(self, command: c.AdjustIsolatedMargin | c.SetIsolatedLeverage):
+        """(venue, market key, account, hedge side, position, pool id) of the open isolated position
+        a command names, or InvalidInput naming the field at fault."""
+        from .pipeline import isolated_pool_id
 
         venue = self.venue(command.venue)
         key = self.market_key(venue, command.market)
         self._require_member(venue, command.account, "account")
-        ledger = self.ledger
         account = command.account
-        holder = ledger.accounts[account]
+        holder = self.ledger.accounts[account]
         hedge_side = None if command.hedge_side is None else Side.parse(command.hedge_side, "hedge_side")
         if (hedge_side is None) != (holder.position_mode is PositionMode.ONE_WAY):
             raise InvalidInput("hedge_side", "required in hedge mode (long or short leg)" if hedge_side is None
@@ -542,7 +529,15 @@ class Engine:
         position = holder.positions.get((key, hedge_side))
         if position is None or position.margin_mode is not MarginMode.ISOLATED or not position.lots:
             raise InvalidInput("market", f"account {account!r} holds no open isolated position on {command.market}")
-        pool_id = isolated_pool_id(key, hedge_side)
+        return venue, key, account, hedge_side, position, isolated_pool_id(key, hedge_side)
+
+    def _set_isolated_leverage(self, command: c.SetIsolatedLeverage) -> list[e.Event]:
+        from dataclasses import replace
+
+        from .pipeline import _liquidatable, evaluate, isolated_pool, margin_funding_refused
+
+        venue, key, account, hedge_side, position, pool_id = self._isolated_position_of(command)
+        ledger = self.ledger
         if (account, pool_id) in self.liquidating:
             raise InvalidInput("market", f"the isolated position on {command.market} is being liquidated")
         leverage = positive(command.leverage, "leverage")
