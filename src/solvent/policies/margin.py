@@ -29,6 +29,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache
 from typing import Iterable, Mapping, Protocol, Sequence
 
 from ..core.errors import InvalidInput
@@ -409,6 +410,13 @@ def drift_size_premium_weight(weight: object, imf_factor: object, size: object, 
     return Decimal(result) / DRIFT_WEIGHT_PRECISION
 
 
+@lru_cache(maxsize=1 << 16)
+def _liability_weight(weight: Decimal, imf_factor: Decimal, size: Decimal) -> Decimal:
+    """:func:`drift_size_premium_weight` of a liability, remembered: the engine asks it for the same
+    few positions' sizes at every valuation (a pure function of the values, whatever their form)."""
+    return drift_size_premium_weight(weight, imf_factor, size, "liability")
+
+
 @dataclass(frozen=True)
 class SizePremium:
     """Drift v2 perp margin: liability value × margin ratio, the ratio raised by the size premium."""
@@ -425,7 +433,7 @@ class SizePremium:
     def ratio(self, base_ratio: Decimal, size: Decimal | None) -> Decimal:
         if size is None or self.imf_factor == 0:
             return base_ratio
-        return drift_size_premium_weight(base_ratio, self.imf_factor, abs(size), "liability")
+        return _liability_weight(base_ratio, self.imf_factor, abs(size))
 
     def maintenance_line(self, notional: Decimal, size: Decimal | None = None) -> tuple[Decimal, Decimal]:
         return self.ratio(self.maintenance_ratio, size), ZERO
