@@ -30,6 +30,7 @@ from solvent.store import (GENESIS, CommandLog, DurableEngine, IdempotencyConfli
                            StoreError, check_chain, replay_log, state_digest, verify_log)
 from solvent.store.canonical import canonical, command_hash, entry_hash
 from solvent.store.schema import commands as commands_table
+from solvent.store.schema import snapshots as snapshots_table
 from solvent.store.snapshots import dump_engine, load_engine
 
 from conftest import postgres_schema
@@ -277,6 +278,22 @@ def test_an_idempotency_key_returns_the_original_and_applies_nothing(open_log):
 # ============================================================================================
 # Replay and verify on the liquidation log
 # ============================================================================================
+
+
+def test_a_snapshot_another_version_took_is_reported_not_compared(open_log):
+    # Its digest hashes that version's engine state (other bookkeeping fields): replay and verify
+    # leave it aside and say so, and still recompute every outcome.
+    log = open_log()
+    durable = build(log, snapshot_every=60)
+    durable.snapshot()
+    first = min(log.snapshot_digests())
+    with log.db.begin() as connection:
+        connection.execute(snapshots_table.update().where(snapshots_table.c.seq == first)
+                           .values(format="pickle-5/solvent-0.1.0", digest="0" * 64))
+    _, replayed = replay_log(log)
+    assert replayed.snapshots_of_other_versions == [first] and first not in replayed.snapshots_checked
+    assert replayed.snapshots_checked  # the others still are
+    assert verify_log(log).snapshots_of_other_versions == [first]
 
 
 def test_replay_and_verify_a_log_of_every_liquidation_kind(open_log):

@@ -10,4 +10,4 @@ The package is layered so that the architecture shows in the imports:
 - ``solvent.bench`` and ``solvent.cli``: the edges.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -552,6 +552,10 @@ def _print_replay(report) -> None:
           f"{report.lending_liquidations} on lending venues)")
     seqs = ", ".join(str(seq) for seq in report.snapshots_checked)
     print(f"snapshot digests: {len(report.snapshots_checked)} checked" + (f" (seq {seqs})" if seqs else ""))
+    if report.snapshots_of_other_versions:
+        others = ", ".join(str(seq) for seq in report.snapshots_of_other_versions)
+        print(f"snapshot digests not compared: {len(report.snapshots_of_other_versions)} taken by another version "
+              f"of solvent (seq {others})")
 
 
 @app.command()

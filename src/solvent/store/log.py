@@ -520,8 +520,10 @@ class CommandLog:
             return None
         return Snapshot(int(row.seq), row.taken_at, row.format, row.digest, bytes(row.state))
 
-    def snapshot_digests(self) -> dict[int, str]:
-        """seq → digest of every snapshot (without loading any state)."""
+    def snapshot_digests(self) -> dict[int, tuple[str, str]]:
+        """seq → (format, digest) of every snapshot (without loading any state). The format names
+        the version of solvent that took it: another version's state digest is of another engine."""
         with self.db.connect() as connection:
-            rows = connection.execute(sa.select(snapshots.c.seq, snapshots.c.digest).order_by(snapshots.c.seq)).all()
-        return {int(row.seq): row.digest for row in rows}
+            rows = connection.execute(sa.select(snapshots.c.seq, snapshots.c.format, snapshots.c.digest)
+                                      .order_by(snapshots.c.seq)).all()
+        return {int(row.seq): (row.format, row.digest) for row in rows}
