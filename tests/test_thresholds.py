@@ -131,3 +131,20 @@ def test_screened_engine_with_multi_position_accounts_gives_the_same_events(seed
         liquidations += sum(event["kind"] == "liquidation_started" for event in outcomes[0])
     assert liquidations > 0 and screened.conservation().holds
     assert screened._screen.complex  # the stream does hold multi-position accounts
+
+
+def test_a_fixed_maintenance_margin_has_its_breakpoints_in_closed_form():
+    # MM fixed per pool (Bybit's isolated MM at the entry value): equity(x) = base + q·x meets
+    # k·equity = MM at x = (MM/k − base)/q, for k the warning ratio and 1. Longs and shorts.
+    schedule = MarketSchedule.fixed(inverse=False)
+    base = np.array([-19000.0, 21000.0])  # 1,000 of margin less the signed cost of 1 BTC at 20,000
+    quantity = np.array([1.0, -1.0])
+    maintenance = np.array([100.0, 100.0])
+    warning = np.array([0.8, 0.8])
+    points, rows = breakpoints(schedule, base, quantity, warning, np.zeros(2), -maintenance)
+    found = sorted(zip(rows.tolist(), np.round(points, 6).tolist()))
+    assert found == [(0, 19100.0), (0, 19125.0), (1, 20875.0), (1, 20900.0)]
+    # At risk (MM ≥ w·equity) from 19,125 down for the long, from 20,875 up for the short.
+    assert at_risk(schedule, base, quantity, warning, 19124.0, np.zeros(2), deductions=-maintenance).tolist() == [True, False]
+    assert at_risk(schedule, base, quantity, warning, 20000.0, np.zeros(2), deductions=-maintenance).tolist() == [False, False]
+    assert at_risk(schedule, base, quantity, warning, 20876.0, np.zeros(2), deductions=-maintenance).tolist() == [False, True]
