@@ -72,3 +72,10 @@ def test_bench_engine_on_an_isolated_book_liquidates_alike_on_both_paths():
     data = json.loads(result.stdout)
     assert data["isolated"] == 0.5 and data["same_events"] is True
     assert data["liquidations"] > 0  # the path reaches the isolated pools' thresholds
+
+
+def test_version_is_the_packages():
+    from solvent import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"solvent {__version__}"

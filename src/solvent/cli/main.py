@@ -28,6 +28,20 @@ bench_app = typer.Typer(help="Benchmarks that report ratios against baselines me
                         no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
+
+def _print_version(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        print(f"solvent {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                      help="Print solvent's version (the one snapshots are tied to) and exit.")) -> None:
+    """solvent: margin, liquidation and loss absorption for leveraged crypto venues."""
+
 # Piped output (CI logs, files) gets room for the tables instead of rich's 80-column fallback.
 console = Console(width=None if sys.stdout.isatty() else 140)
 errors = Console(stderr=True)
