@@ -50,6 +50,16 @@ class Preset:
         for symbol in self.markets:
             self.margin_model(symbol)
             self.price_tick(symbol)
+        strict = []
+        for index, entry in enumerate(self.data.get("markets", [])):
+            where = f"preset[{self.name}].markets[{index}]"
+            if not isinstance(entry.get("isolated_only", False), bool):
+                raise InvalidInput(f"{where}.isolated_only", f"expected true or false, got {entry['isolated_only']!r}")
+            if "contract_tier" in entry and not isinstance(entry["contract_tier"], str):
+                raise InvalidInput(f"{where}.contract_tier", f"expected a tier name, got {entry['contract_tier']!r}")
+            if entry.get("isolated_only"):
+                strict.append(entry.get("symbol"))
+        object.__setattr__(self, "_isolated_only", frozenset(strict))  # asked at every fill: looked up once
 
     # ------------------------------------------------------------ descriptive
 
@@ -111,7 +121,7 @@ class Preset:
     def isolated_only(self, market: str) -> bool:
         """Whether positions on the market are isolated only (Hyperliquid's strict isolated markets:
         no cross position, no margin taken out, margin released in proportion as the position closes)."""
-        return self._market_entry(market).get("isolated_only") is True
+        return market in self._isolated_only  # type: ignore[attr-defined]
 
     def _market_entry(self, market: str) -> dict[str, Any]:
         return next((entry for entry in self.data.get("markets", []) if entry.get("symbol") == market), {})
