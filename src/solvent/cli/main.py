@@ -38,9 +38,10 @@ def _print_version(value: bool) -> None:
 
 
 @app.callback()
-def main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                      help="Print solvent's version (the one snapshots are tied to) and exit.")) -> None:
+def _root(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                       help="Print solvent's version (the one snapshots are tied to) and exit.")) -> None:
     """solvent: margin, liquidation and loss absorption for leveraged crypto venues."""
+
 
 # Piped output (CI logs, files) gets room for the tables instead of rich's 80-column fallback.
 console = Console(width=None if sys.stdout.isatty() else 140)

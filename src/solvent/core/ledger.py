@@ -86,6 +86,18 @@ def closed_cost(cost: int, closing: int, held: int, *, up: bool) -> int:
     return -(-cost * closing // held) if up else cost * closing // held
 
 
+def close_part(cost: int, held: int, signed: int, notional: int, linear: bool) -> tuple[int, int, int, int]:
+    """What a fill of ``signed`` lots worth ``notional`` units closes of a position of ``held`` lots
+    on the other side, bought for ``cost``: (lots closed, cost closed, exit value, realized PnL),
+    in integer units; the exit value pro rata to the lots, floored, the cost share by
+    :func:`closed_cost`."""
+    closing = min(abs(signed), abs(held))
+    direction = (1 if linear else -1) * (1 if held > 0 else -1)
+    cost_closed = closed_cost(cost, closing, abs(held), up=direction > 0)
+    exit_value = notional * closing // abs(signed) if closing != abs(signed) else notional
+    return closing, cost_closed, exit_value, direction * (exit_value - cost_closed)
+
+
 @value
 class FillResult:
     """What a fill did to one account, in settle-asset units."""
@@ -431,7 +443,7 @@ class Ledger:
             held = Position(market.symbol, isolated_margin=held.isolated_margin if held else 0)
             other.positions[key] = held
         lots, cost = held.lots, held.cost
-        direction = 1 if market.kind is ContractKind.LINEAR else -1
+        linear = market.kind is ContractKind.LINEAR
         realized_total = 0
         emptied = False
         for (account_id, _, _, _), (units, signed, notional) in zip(rows, planned):
@@ -439,11 +451,8 @@ class Ledger:
             accounts[account_id] = account
             taken = -signed
             if lots != 0 and (lots > 0) != (taken > 0):
-                closing = min(abs(taken), abs(lots))
-                position_direction = direction * (1 if lots > 0 else -1)
-                cost_closed = closed_cost(cost, closing, abs(lots), up=position_direction > 0)
-                exit_value = notional * closing // abs(taken) if closing != abs(taken) else notional
-                realized_total += position_direction * (exit_value - cost_closed)
+                closing, cost_closed, exit_value, realized = close_part(cost, lots, taken, notional, linear)
+                realized_total += realized
                 cost -= cost_closed
                 lots += closing if taken > 0 else -closing
                 emptied = emptied or lots == 0
@@ -533,11 +542,7 @@ class Ledger:
         held = position.lots
         realized = 0
         if (held > 0) != (signed > 0):  # the same closing arithmetic as _commit
-            closing = min(abs(signed), abs(held))
-            direction = (1 if market.kind is ContractKind.LINEAR else -1) * (1 if held > 0 else -1)
-            cost_closed = closed_cost(position.cost, closing, abs(held), up=direction > 0)
-            exit_value = notional * closing // abs(signed) if closing != abs(signed) else notional
-            realized = direction * (exit_value - cost_closed)
+            realized = close_part(position.cost, held, signed, notional, market.kind is ContractKind.LINEAR)[3]
         return position.isolated_margin + realized - fee_units
 
     def _commit(self, plan, fee_pool: str = "fee_pool", hold: bool = False) -> FillResult:
@@ -550,13 +555,9 @@ class Ledger:
             account.positions[key] = position
         realized = 0
         held = position.lots
-        direction = 1 if market.kind is ContractKind.LINEAR else -1
         if held != 0 and (held > 0) != (signed > 0):
-            closing = min(abs(signed), abs(held))
-            position_direction = direction * (1 if held > 0 else -1)
-            cost_closed = closed_cost(position.cost, closing, abs(held), up=position_direction > 0)
-            exit_value = notional * closing // abs(signed) if closing != abs(signed) else notional
-            realized = position_direction * (exit_value - cost_closed)
+            closing, cost_closed, exit_value, realized = close_part(position.cost, held, signed, notional,
+                                                                    market.kind is ContractKind.LINEAR)
             position.cost -= cost_closed
             position.lots += closing * (1 if signed > 0 else -1)
             opening_notional = notional - exit_value

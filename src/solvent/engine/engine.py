@@ -384,6 +384,7 @@ class Engine:
         model = self.model(key)
         funding: list[tuple[str, Side | None, int, Decimal | None, bool]] = []
         reduced: list[tuple[str, Side | None, int, int, int]] = []  # partial closes: margin, held, left (lots)
+        pro_rata = rules.isolated_close == "pro_rata" or venue.preset.isolated_only(command.market)
         sides = (("buyer", command.buyer, 1, command.buyer_leverage),
                  ("seller", command.seller, -1, command.seller_leverage))
         for (role, account, sign, leverage_text), mode, hedge_side in zip(sides, modes, hedge):
@@ -409,7 +410,6 @@ class Engine:
                                        "closed by its liquidation")
             signed = sign * lots
             opened = lots if held == 0 or (held > 0) == (signed > 0) else max(0, lots - abs(held))
-            pro_rata = rules.isolated_close == "pro_rata" or venue.preset.isolated_only(command.market)
             if held and (held > 0) != (signed > 0) and lots < abs(held) and pro_rata:
                 reduced.append((account, hedge_side, position.isolated_margin, abs(held), abs(held) - lots))  # type: ignore[union-attr]
             units = 0
@@ -441,10 +441,7 @@ class Engine:
                 position.leverage = leverage
             if units:
                 ledger.move_isolated_margin(account, key, ledger.amount(settle, units), hedge_side)
-                events.append(e.IsolatedMarginMoved(
-                    account, venue.name, command.market, str(ledger.amount(settle, units)),
-                    str(ledger.amount(settle, position.isolated_margin)),
-                    None if hedge_side is None else str(hedge_side)))
+                events.append(_margin_moved(ledger, venue, command.market, account, units, position))
             self.isolated_accounts.add(account)
         for account, hedge_side, margin, held, left in reduced:
             # The margin goes down with the position (rounded up: what stays backs what is left);
@@ -453,10 +450,7 @@ class Engine:
             release = position.isolated_margin - -(-margin * left // held)
             if release > 0:
                 ledger.pay_from_isolated(account, key, hedge_side, account, release)
-                events.append(e.IsolatedMarginMoved(
-                    account, venue.name, command.market, str(-ledger.amount(settle, release)),
-                    str(ledger.amount(settle, position.isolated_margin)),
-                    None if hedge_side is None else str(hedge_side)))
+                events.append(_margin_moved(ledger, venue, command.market, account, -release, position))
         events += evaluate(self, sorted({command.buyer, command.seller}))
         return events
 
@@ -507,10 +501,7 @@ class Engine:
                                    f"{command.market} liquidatable")
         ledger.move_isolated_margin(account, key, ledger.amount(settle, units), hedge_side)
         self.isolated_accounts.add(account)
-        events: list[e.Event] = [e.IsolatedMarginMoved(
-            account, venue.name, command.market, str(ledger.amount(settle, units)),
-            str(ledger.amount(settle, position.isolated_margin)), None if hedge_side is None else str(hedge_side))]
-        return events + evaluate(self, [account])
+        return [_margin_moved(ledger, venue, command.market, account, units, position)] + evaluate(self, [account])
 
     def _isolated_position_of(self, command: c.AdjustIsolatedMargin | c.SetIsolatedLeverage):
         """(venue, market key, account, hedge side, position, pool id) of the open isolated position
@@ -567,7 +558,6 @@ class Engine:
         if delta:
             ledger.move_isolated_margin(account, key, ledger.amount(settle, delta), hedge_side)
         position.leverage = leverage
-        self.ledger.touched.add(account)  # the leverage moves the screen's view of the pool even when no margin moved
         events: list[e.Event] = [e.IsolatedLeverageChanged(
             account, venue.name, command.market, str(leverage), str(ledger.amount(settle, position.isolated_margin)),
             None if hedge_side is None else str(hedge_side))]
@@ -726,3 +716,11 @@ class Engine:
 
     def conservation(self):
         return self.ledger.conservation()
+
+
+def _margin_moved(ledger: Ledger, venue: VenueState, symbol: str, account: str, units: int, position) -> e.Event:
+    """The event of ``units`` moved into (positive) or out of an isolated position's margin."""
+    settle = ledger.markets[position.market].settle
+    return e.IsolatedMarginMoved(account, venue.name, symbol, str(ledger.amount(settle, units)),
+                                 str(ledger.amount(settle, position.isolated_margin)),
+                                 None if position.hedge_side is None else str(position.hedge_side))

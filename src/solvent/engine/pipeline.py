@@ -142,10 +142,18 @@ def margin_funding_refused(engine: "Engine", account: str, asset: str, units: in
                 f"{_text(ledger.amount(asset, units))} {asset} into an isolated position")
     if any(key[0] == account and not is_isolated(key[1]) for key in engine.liquidating):
         return f"margin cannot leave the wallet while account {account!r} is being liquidated"
+    return _leaving_cross_refused(engine, account, asset, units)
+
+
+def _leaving_cross_refused(engine: "Engine", account: str, asset: str, units: int) -> str | None:
+    """Why ``units`` of ``asset`` may not leave the account's cross pool (a withdrawal, margin into
+    an isolated position), or None: what stays must cover what the venue asks of the open positions."""
     pool = cross_pool(engine, account, asset)
     if pool is None or not pool.positions:
         return None
-    amount = ledger.amount(asset, units)
+    if pool.equity <= 0:
+        return f"account {account!r} has non-positive equity ({_text(pool.equity)} {asset})"
+    amount = engine.ledger.amount(asset, units)
     venue = engine.venues[engine.home_venue[account]]
     required, what = transfer_requirement(venue, pool)
     if pool.equity - amount < required:
@@ -194,17 +202,7 @@ def withdrawal_allowed(engine: "Engine", account: str, asset: str, units: int) -
     when it would leave less than the initial margin of the open positions."""
     if any(key[0] == account for key in engine.liquidating):
         return f"withdrawals are blocked while account {account!r} is being liquidated"
-    pool = cross_pool(engine, account, asset)
-    if pool is None or not pool.positions:
-        return None
-    if pool.equity <= 0:
-        return f"account {account!r} has non-positive equity ({pool.equity} {asset})"
-    amount = engine.ledger.amount(asset, units)
-    venue = engine.venues[engine.home_venue[account]]
-    required, what = transfer_requirement(venue, pool)
-    if pool.equity - amount < required:
-        return f"would leave equity {pool.equity - amount} {asset} below {what} of the open positions ({required} {asset})"
-    return _cash_short_of_maintenance(venue, pool, amount, asset)
+    return _leaving_cross_refused(engine, account, asset, units)
 
 
 # --------------------------------------------------------------------------------------------
@@ -502,8 +500,9 @@ def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Po
                                            _text(bankruptcy), method, counterparty, _text(size - fill_size)))
         if delta:
             events += _settle_fund_delta(engine, venue, account, settle, delta)
-        if if_rate:
-            events += _charge_if_fee(engine, venue, key, if_rate, fill_size, mark, market)
+        if if_rate:  # Drift's IF fee: of the base value taken over, to the fund
+            events += _charge_fee(engine, venue, key, fill_size * market.contract_size * mark, if_rate,
+                                  (("insurance", Decimal(1)),))
     remainder = close_size - fill_size
     if remainder > 0 and rules.method == "insurance_takeover" and bankruptcy is not None:
         if _fund_can_hold(engine, venue, market, remainder, mark):
@@ -593,9 +592,9 @@ def _size_to_close(engine: "Engine", venue: "VenueState", key, position: Positio
 
 
 def _drift_terms(engine: "Engine", venue: "VenueState", key, position: Position, size: Decimal, mark: Decimal,
-                 pool: PoolMargin) -> tuple[Decimal, Decimal, Decimal, Decimal] | None:
+                 pool: PoolMargin) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal] | None:
     """Drift's liquidation terms for a position of the pool, at Drift's precisions: (margin
-    shortage, margin ratio with the buffer, liquidator fee, insurance-fund fee rate), or None when
+    shortage, margin ratio with the buffer, liquidator fee, insurance-fund fee rate, oracle price), or None when
     nothing is short. The IF fee is ``min(if_liquidation_fee, 19/20·(MR − liq_fee −
     shortage/(base·price)))`` (:func:`solvent.policies.drift.if_fee`)."""
     from ..policies import drift
@@ -614,7 +613,7 @@ def _drift_terms(engine: "Engine", venue: "VenueState", key, position: Position,
     price = mark.quantize(quote, rounding=ROUND_FLOOR)
     insurance_fee = drift.if_fee(shortage, size, price, ratio, fee, rules.if_liquidation_fee) \
         if rules.if_liquidation_fee else Decimal(0)
-    return shortage, ratio, fee, insurance_fee
+    return shortage, ratio, fee, insurance_fee, price
 
 
 def _drift_size(engine: "Engine", venue: "VenueState", key, position: Position, market, size: Decimal, mark: Decimal,
@@ -627,29 +626,10 @@ def _drift_size(engine: "Engine", venue: "VenueState", key, position: Position, 
     terms = _drift_terms(engine, venue, key, position, size, mark, pool)
     if terms is None or market.kind is not ContractKind.LINEAR:
         return size
-    shortage, ratio, fee, insurance_fee = terms
-    base = drift.base_to_cover_shortage(shortage, ratio, fee, insurance_fee, mark.quantize(Decimal("0.000001"),
-                                                                                          rounding=ROUND_FLOOR), "1")
+    base = drift.base_to_cover_shortage(*terms, "1")
     if base is None:
         return size
     return min(size, max(lot, base.quantize(lot, rounding=ROUND_UP)))
-
-
-def _charge_if_fee(engine: "Engine", venue: "VenueState", key, rate: Decimal, base: Decimal, mark: Decimal,
-                   market) -> list[e.Event]:
-    """Drift: the insurance-fund fee on a takeover, ``rate`` × the base value taken over (floored
-    at 1e-6, as Drift divides), from the account to the fund, capped by what it has left."""
-    account, settle = key
-    ledger = engine.ledger
-    pool = cross_pool(engine, account, settle)
-    equity = pool.equity if pool is not None else Decimal(0)
-    fee = min(rate * base * market.contract_size * mark, max(equity, Decimal(0)))
-    units = min(int(fee.scaleb(ledger.assets[settle].decimals).to_integral_value(rounding=ROUND_FLOOR)),
-                max(ledger.accounts[account].balance(settle), 0))
-    if units <= 0:
-        return []
-    ledger.transfer(account, venue.insurance, settle, units)
-    return [e.LiquidationFeeCharged(account, venue.name, _text(ledger.amount(settle, units)), venue.insurance)]
 
 
 def _bankruptcy_price(engine: "Engine", pool: PoolMargin, position: Position) -> Decimal | None:
@@ -944,10 +924,16 @@ def _receiver(venue: "VenueState", name: str) -> str:
             "pool": venue.book}[name]
 
 
-def _charge_fee(engine: "Engine", venue: "VenueState", key, notional: Decimal) -> list[e.Event]:
+def _charge_fee(engine: "Engine", venue: "VenueState", key, notional: Decimal, rate: Decimal | None = None,
+                receivers: tuple[tuple[str, Decimal], ...] | None = None) -> list[e.Event]:
+    """``rate`` (the venue's liquidation fee unless given) of ``notional``, capped by the pool's
+    equity and cash (floored at the asset's unit), split among ``receivers`` (the venue's
+    ``fee_to`` unless given)."""
     account, settle = key
     rules = venue.rules
-    if notional <= 0 or rules.fee_rate == 0:
+    rate = rules.fee_rate if rate is None else rate
+    receivers = rules.fee_to if receivers is None else receivers
+    if notional <= 0 or rate == 0:
         return []
     pool = cross_pool(engine, account, settle)
     equity = pool.equity if pool is not None else Decimal(0)
@@ -962,12 +948,12 @@ def _charge_fee(engine: "Engine", venue: "VenueState", key, notional: Decimal) -
         cash = position.isolated_margin
     else:
         cash = ledger.accounts[account].balance(settle)
-    fee = min(rules.fee_rate * notional, max(equity, Decimal(0)))
+    fee = min(rate * notional, max(equity, Decimal(0)))
     units = min(int((fee.scaleb(ledger.assets[settle].decimals)).to_integral_value(rounding=ROUND_FLOOR)), max(cash, 0))
     events: list[e.Event] = []
     paid = 0
-    for index, (name, share) in enumerate(rules.fee_to):
-        part = units - paid if index == len(rules.fee_to) - 1 else int(units * share)
+    for index, (name, share) in enumerate(receivers):
+        part = units - paid if index == len(receivers) - 1 else int(units * share)
         if part <= 0:
             continue
         target = _receiver(venue, name)

@@ -138,9 +138,6 @@ class EngineScreen:
             holder = ledger.accounts.get(account)
             if holder is None or engine.is_protocol(account) or account not in engine.home_venue:
                 continue
-            if recorded and any((account, settle) in margin_called or (account, settle) in liquidating
-                                for settle in settles):  # recorded as called or in liquidation: look again
-                found.add(account)
             by_settle: dict[str, list] = {}
             isolated = []
             for position in holder.positions.values():
@@ -148,10 +145,10 @@ class EngineScreen:
                     isolated.append(position)
                 elif position.lots:
                     by_settle.setdefault(ledger.markets[position.market].settle, []).append(position)
-            if recorded and any((account, isolated_pool_id(position.market, position.hedge_side)) in margin_called
-                                or (account, isolated_pool_id(position.market, position.hedge_side)) in liquidating
-                                for position in isolated):
-                found.add(account)
+            if recorded:  # a pool recorded as called or in liquidation: look again
+                pools = [*settles, *(isolated_pool_id(position.market, position.hedge_side) for position in isolated)]
+                if any((account, pool) in margin_called or (account, pool) in liquidating for pool in pools):
+                    found.add(account)
             if any(len(positions) > 1 for positions in by_settle.values()):
                 found.add(account)
                 if isolated:  # the columnar screen values cross pools only: value the account every time
