@@ -583,3 +583,22 @@ def test_vectors_written_as_json_numbers_are_read_exactly(tmp_path):
     path.write_text('{"cases": [{"id": "n", "check": "morpho.lif", "input": {"lltv": 0.86}, '
                     '"expect": {"lif": 1.043841}}]}')
     assert [r.passed for r in run_paths([path])] == [True]
+
+
+def test_account_ids_that_read_as_numbers_are_compared_as_names(tmp_path):
+    # derived: B (score 7) closes all 8, then A 2 of its 5 (BitMEX queue, high score first)
+    closes = [{"account": "2", "size": "8"}, {"account": "1", "size": "2"}]
+    text = {"rule": "bitmex", "deficit_size": "10", "price": "100",
+            "candidates": [{"account": "1", "size": "5", "score": "2"}, {"account": "2", "size": "8", "score": "7"}]}
+    assert run_case(case("adl-numeric-ids", "adl.queue", text, {"closes": closes}, "derived")).passed
+    as_ints = {**text, "candidates": [{**row, "account": int(row["account"])} for row in text["candidates"]]}
+    expect_ints = [{**close, "account": int(close["account"])} for close in closes]
+    assert run_case(case("adl-int-ids", "adl.queue", as_ints, {"closes": expect_ints}, "derived")).passed
+    wrong = [{"account": "1", "size": "8"}, {"account": "2", "size": "2"}]
+    assert not run_case(case("adl-wrong-order", "adl.queue", text, {"closes": wrong}, "derived")).passed
+
+
+def test_a_file_starting_with_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"cases": [BITMEX[0]]}).encode())
+    assert [r.passed for r in run_paths([path])] == [True]
