@@ -143,6 +143,23 @@ BYBIT = [
          bybit("long", "10000", "8000", mode="cross", contract="inverse", wallet_balance="0.5", fee_rate="0.00075",
                tick="0.5"),
          {"price": "5739.50"}, BYBIT_INVERSE_CROSS),
+    # the same account with a leverage stated: inverse cross counts the account balance (which holds
+    # the position margin), so the leverage changes nothing (the USDT cross rule adds IM to the
+    # available balance; the coin-margined one does not)
+    case("bybit-lp-inverse-cross-long-leverage-given", "bybit.liquidation_price",
+         bybit("long", "10000", "8000", "100", mode="cross", contract="inverse", wallet_balance="0.5",
+               fee_rate="0.00075", tick="0.5"),
+         {"price": "5739.50"}, BYBIT_INVERSE_CROSS),
+    case("bybit-bp-inverse-cross-long-leverage-given", "bybit.bankruptcy_price",
+         bybit("long", "10000", "8000", "100", mode="cross", contract="inverse", wallet_balance="0.5",
+               fee_rate="0.00075"),
+         {"price": "5718.57"}, BYBIT_INVERSE_CROSS + " (1.00075 × 10,000 / (10,000/8,000 + 0.5))"),
+    # derived: short, same doc: BP = 0.99925 × 10,000 / (1.25 − 0.5) = 13,323.33;
+    # 10,000/LP = 1.25 − (0.5 − 1.25 × 0.5% − 10,000 × 0.00075 / BP) -> 13,213.45, rounded down to the tick
+    case("bybit-lp-inverse-cross-short-tick", "bybit.liquidation_price",
+         bybit("short", "10000", "8000", "100", mode="cross", contract="inverse", wallet_balance="0.5",
+               fee_rate="0.00075", tick="0.5"),
+         {"price": "13213.0"}, "derived: " + BYBIT_INVERSE_CROSS),
     case("bybit-bp-inverse-cross-long", "bybit.bankruptcy_price",
          bybit("long", "10000", "8000", mode="cross", contract="inverse", wallet_balance="0.5", fee_rate="0.00075"),
          {"price": "5718.57"}, BYBIT_INVERSE_CROSS + " (1.00075 × 10,000 / (10,000/8,000 + 0.5))"),

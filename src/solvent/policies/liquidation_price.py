@@ -24,6 +24,9 @@ as a :class:`LiquidationPriceRule`:
   leverage (``"available_plus_initial"``: "total sustainable loss = available balance + IM − MM";
   the IM is held apart from the available balance). Without a leverage the balance alone counts
   (Bybit's inverse cross example states an account balance and no leverage).
+  ``cross_collateral_inverse`` sets the same for inverse contracts when it differs: Bybit's
+  inverse (coin-margined) cross formula counts the account balance, which already holds the
+  position margin, so the leverage plays no part there ("balance").
 
 When the notional at the solution falls in another bracket than the one used, the solver retries
 with that bracket until the bracket is stable (Binance's own note: "iterate").
@@ -48,15 +51,26 @@ class LiquidationPriceRule:
     fee_to_close: bool = False
     isolated_margin: str = "balance"  # "balance" or "leverage"
     cross_collateral: str = "balance"  # "balance" or "available_plus_initial"
+    cross_collateral_inverse: str | None = None  # inverse contracts' rule; None: as cross_collateral
 
     def __post_init__(self) -> None:
         if self.maintenance_at not in ("price", "entry"):
             raise InvalidInput("liquidation_price.maintenance_at", f"expected 'price' or 'entry', got {self.maintenance_at!r}")
         if self.isolated_margin not in ("balance", "leverage"):
             raise InvalidInput("liquidation_price.isolated_margin", f"expected 'balance' or 'leverage', got {self.isolated_margin!r}")
-        if self.cross_collateral not in ("balance", "available_plus_initial"):
-            raise InvalidInput("liquidation_price.cross_collateral",
-                               f"expected 'balance' or 'available_plus_initial', got {self.cross_collateral!r}")
+        for name in ("cross_collateral", "cross_collateral_inverse"):
+            value = getattr(self, name)
+            if value is None and name == "cross_collateral_inverse":
+                continue
+            if value not in ("balance", "available_plus_initial"):
+                raise InvalidInput(f"liquidation_price.{name}",
+                                   f"expected 'balance' or 'available_plus_initial', got {value!r}")
+
+    def cross_collateral_for(self, kind: ContractKind) -> str:
+        """The cross-collateral rule for a linear or an inverse contract."""
+        if kind is ContractKind.INVERSE and self.cross_collateral_inverse is not None:
+            return self.cross_collateral_inverse
+        return self.cross_collateral
 
 
 @value
@@ -289,7 +303,7 @@ def position_liquidation_price(
     if wallet_balance is None:
         raise InvalidInput("wallet_balance", "required for a cross position")
     collateral = to_decimal_balance(wallet_balance)
-    if rule.cross_collateral == "available_plus_initial" and leverage is not None:
+    if rule.cross_collateral_for(kind) == "available_plus_initial" and leverage is not None:
         value = leg.quantity * entry_price if kind is ContractKind.LINEAR else leg.quantity / entry_price
         collateral += value / leverage
     return solve_price(kind, collateral, [leg], rule=rule, reference_price=mark_price,

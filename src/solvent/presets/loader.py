@@ -92,6 +92,8 @@ class Preset:
             fee_to_close=fee_to_close,
             isolated_margin=str(spec.get("isolated_margin", "balance")),
             cross_collateral=str(spec.get("cross_collateral", "balance")),
+            cross_collateral_inverse=(None if spec.get("cross_collateral_inverse") is None
+                                      else str(spec["cross_collateral_inverse"])),
         )
 
     def margin_spec(self, market: str | None = None, **overrides: Any) -> dict[str, Any]:
