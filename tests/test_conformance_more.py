@@ -455,6 +455,19 @@ AAVE = [
          {"close_factor": "1"}, AAVE_RULE),
     case("aave-cf-v30-just-above-095", "aave.close_factor", {"version": "3.0", "health_factor": "0.950001"},
          {"close_factor": "0.5"}, AAVE_RULE),
+    # an HF written as the quotient it is (16,600 / 17,000), values finer than the oracle's 1e-8:
+    # compared as given (each threshold lies on the pool's grid, so flooring would agree)
+    case("aave-cf-v30-hf-as-long-quotient", "aave.close_factor",
+         {"version": "3.0", "health_factor": "0.97647058823529411764705882352941", "collateral_value": "20000",
+          "debt_value": "17000"},
+         {"close_factor": "0.5"}, AAVE_RULE + " (HF 16,600/17,000 > 0.95)"),
+    case("aave-cf-v33-values-finer-than-base-unit", "aave.close_factor",
+         {"version": "3.3", "health_factor": "0.96", "collateral_value": "19000.123456789",
+          "debt_value": "16000.000000001"},
+         {"close_factor": "0.5"}, AAVE_RULE + " (both above $2,000, HF > 0.95)"),
+    case("aave-cf-v33-collateral-just-below-threshold", "aave.close_factor",
+         {"version": "3.3", "health_factor": "0.96", "collateral_value": "1999.999999999", "debt_value": "5000"},
+         {"close_factor": "1"}, AAVE_RULE + " (collateral below $2,000 -> 100%)"),
     # 3.0, 1,000 USDC: base 1,000/1,900 WETH, × 1.05 = 0.552631578947368421 (half up)
     case("aave-liq-v30-partial-cover", "aave.liquidation_call", aave_call("3.0", "1900", "1000"),
          {"debt_repaid": "1000", "collateral_seized": "0.552631578947368421", "liquidator_received": "0.55"},

@@ -44,7 +44,7 @@ from decimal import Decimal
 from typing import Any, Iterable, Mapping
 
 from ...core.errors import InvalidInput, UnknownName
-from ...core.numbers import to_decimal, to_int
+from ...core.numbers import non_negative, to_decimal, to_int
 from . import WAD, ProtocolRevert, ceil_div, from_units, half_up_div, to_units
 
 PERCENTAGE_FACTOR = 10_000  # basis points
@@ -493,15 +493,18 @@ def close_factor(health_factor: object, collateral_value: object = "0", debt_val
     account's total debt) when the collateral and debt reserves concerned are each worth at least
     the $2,000 threshold and HF > 0.95. Values in base currency (USD), HF as a decimal.
     """
-    health = to_units(health_factor, 18, "health_factor")
-    above = health > config.close_factor_hf_threshold
+    # Compared exactly as given: an HF or a value is often the quotient of a division and may be
+    # written with more places than the pool's wad / base unit (each threshold sits on that grid,
+    # so the comparison agrees with the pool's on its floored values).
+    health = non_negative(health_factor, "health_factor")
+    above = health > from_units(config.close_factor_hf_threshold, 18)
     if not config.version.position_close_factor:
         bps = config.default_close_factor_bps if above else config.max_close_factor_bps
     else:
-        collateral = to_units(collateral_value, config.base_currency_decimals, "collateral_value")
-        debt = to_units(debt_value, config.base_currency_decimals, "debt_value")
-        large = (collateral >= config.min_base_max_close_factor_threshold
-                 and debt >= config.min_base_max_close_factor_threshold)
+        threshold = config.base_to_decimal(config.min_base_max_close_factor_threshold)
+        collateral = non_negative(collateral_value, "collateral_value")
+        debt = non_negative(debt_value, "debt_value")
+        large = collateral >= threshold and debt >= threshold
         bps = config.default_close_factor_bps if (large and above) else PERCENTAGE_FACTOR
     return from_units(bps, BPS_DECIMALS)
 
