@@ -262,6 +262,20 @@ ADL = [
                               "account_value": "100"}], "4"),
          {"closes": [{"account": "A", "size": "3"}, {"account": "B", "size": "1"}]},
          "derived: https://hyperliquid.gitbook.io/hyperliquid-docs/trading/auto-deleveraging"),
+    # derived: the ranking's factors stated as the venues display them.
+    # BitMEX: A 0.2 × 10 = 2; B 0.5 × 3 = 1.5; C in loss: −0.1 / 2 = −0.05 -> A, B, C
+    case("adl-bitmex-from-stated-factors", "adl.queue",
+         adl("bitmex", [{"account": "A", "size": "5", "pnl_pct": "0.2", "effective_leverage": "10"},
+                        {"account": "B", "size": "5", "pnl_pct": "0.5", "effective_leverage": "3"},
+                        {"account": "C", "size": "5", "pnl_pct": "-0.1", "effective_leverage": "2"}], "12"),
+         {"closes": [{"account": "A", "size": "5"}, {"account": "B", "size": "5"}, {"account": "C", "size": "2"}]},
+         "derived: https://bitmex.com/app/autoDeleveraging (PnL% × effective leverage, PnL% / leverage in loss)"),
+    # Binance: A 0.2 × 0.1 = 0.02; B 0.5 × 0.05 = 0.025 -> B first
+    case("adl-binance-from-stated-factors", "adl.queue",
+         adl("binance", [{"account": "A", "size": "5", "pnl_pct": "0.2", "margin_ratio": "0.1"},
+                         {"account": "B", "size": "5", "pnl_pct": "0.5", "margin_ratio": "0.05"}], "6"),
+         {"closes": [{"account": "B", "size": "5"}, {"account": "A", "size": "1"}]},
+         "derived: Binance LeveragePnL = PnL% × margin ratio (reference §1.5)"),
     case("adl-pro-rata", "adl.queue",
          adl("pro_rata", [{"account": "A", "size": "3"}, {"account": "B", "size": "1"}], "2"),
          {"closes": [{"account": "A", "size": "1.5"}, {"account": "B", "size": "0.5"}]},

@@ -8,7 +8,8 @@ order in which they are closed; the queue then closes each candidate fully until
 (base units) is covered, the last one partially. Rules:
 
 - ``binance``: ``PnL% = max(0, uPnL) / max(1, WB)``; ``margin ratio = MM / (WB + uPnL)`` if that
-  is positive, else 0; score = PnL% × margin ratio.
+  is positive, else 0; score = PnL% × margin ratio. A candidate may state its ``pnl_pct`` and
+  ``margin_ratio`` as Binance displays them instead of the inputs they come from.
 - ``bitmex``: ``PnL% = (mark value − entry value) / |entry value|``; ``effective leverage =
   |mark value| / (mark value − bankrupt value)``; score = PnL% × leverage if PnL% > 0, else
   PnL% / leverage. Values are signed (a short's are negative), so a short's bankrupt price above
@@ -16,6 +17,7 @@ order in which they are closed; the queue then closes each candidate fully until
   linear contract and ``−side × size / price`` for an inverse one (XBTUSD: a long's value in XBT
   is negative, as BitMEX reports it), so PnL% = ``1 − entry/mark`` for an inverse long. A
   candidate given without a side is on the side its bankrupt price implies (below the mark: long).
+  A candidate may instead state its ``pnl_pct`` and ``effective_leverage`` (BitMEX's own terms).
 - ``hyperliquid``: score = ``(mark / entry) × (notional / account value)``, as documented.
 - ``dydx``: no ranking. Candidates are visited in the order given, starting at a pseudorandom
   ``offset`` (wrapping around); the engine supplies the draw, this module never makes one.
@@ -63,6 +65,10 @@ _ALIASES: dict[str, tuple[str, ...]] = {
     "bankrupt_value": ("bankrupt_value", "bankruptcy_value"),
     "notional": ("notional", "notional_position", "position_value"),
     "account_value": ("account_value",),
+    # the ranking's own factors, as the venues display them
+    "pnl_pct": ("pnl_pct", "pnl_percent", "pnl_percentage"),
+    "effective_leverage": ("effective_leverage",),
+    "margin_ratio": ("margin_ratio",),
 }
 
 
@@ -86,6 +92,9 @@ class AdlCandidate:
     bankrupt_value: Decimal | None = None
     notional: Decimal | None = None
     account_value: Decimal | None = None
+    pnl_pct: Decimal | None = None
+    effective_leverage: Decimal | None = None
+    margin_ratio: Decimal | None = None
     inverse: bool = False  # an inverse contract: values from prices are −side·size/price
 
     def __post_init__(self) -> None:
@@ -175,7 +184,10 @@ def _need(candidate: AdlCandidate, name: str, rule: str) -> Fraction:
 
 
 def binance_score(candidate: AdlCandidate) -> Fraction:
-    """``max(0, uPnL)/max(1, WB) × (MM/(WB + uPnL) if WB + uPnL > 0 else 0)``."""
+    """``max(0, uPnL)/max(1, WB) × (MM/(WB + uPnL) if WB + uPnL > 0 else 0)``, or the stated
+    ``pnl_pct × margin_ratio``."""
+    if candidate.pnl_pct is not None or candidate.margin_ratio is not None:
+        return _need(candidate, "pnl_pct", "binance") * _need(candidate, "margin_ratio", "binance")
     upnl = _need(candidate, "upnl", "binance")
     wallet = _need(candidate, "wallet_balance", "binance")
     maintenance = _need(candidate, "maintenance_margin", "binance")
@@ -212,8 +224,14 @@ def _bitmex_values(candidate: AdlCandidate) -> tuple[Fraction, Fraction, Fractio
 
 def bitmex_score(candidate: AdlCandidate) -> Fraction:
     """``PnL% × effective leverage`` when in profit, ``PnL% / effective leverage`` otherwise."""
-    mark, entry, bankrupt = _bitmex_values(candidate)
     where = f"candidates[{candidate.account}]"
+    if candidate.pnl_pct is not None or candidate.effective_leverage is not None:
+        pnl_pct = _need(candidate, "pnl_pct", "bitmex")
+        leverage = _need(candidate, "effective_leverage", "bitmex")
+        if leverage <= 0:
+            raise InvalidInput(f"{where}.effective_leverage", "must be positive")
+        return pnl_pct * leverage if pnl_pct > 0 else pnl_pct / leverage
+    mark, entry, bankrupt = _bitmex_values(candidate)
     if entry == 0:
         raise InvalidInput(f"{where}.entry_value", "must not be zero")
     if mark - bankrupt <= 0:
