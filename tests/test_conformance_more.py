@@ -646,3 +646,10 @@ def test_a_file_starting_with_a_byte_order_mark_is_read(tmp_path):
     path = tmp_path / "bom.json"
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps({"cases": [BITMEX[0]]}).encode())
     assert [r.passed for r in run_paths([path])] == [True]
+
+
+def test_a_boolean_written_as_text_is_compared_as_a_boolean():
+    liquidatable = gmx("long", "1960")  # 2,500 − 2,000 − 60 < 1,000 (see GMX above)
+    assert run_case(case("gmx-text-true", "gmx.is_liquidatable", liquidatable, {"liquidatable": "true"}, GMX_RULE)).passed
+    assert not run_case(case("gmx-text-false", "gmx.is_liquidatable", liquidatable, {"liquidatable": "false"},
+                             GMX_RULE)).passed

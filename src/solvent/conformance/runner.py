@@ -98,6 +98,8 @@ def _render(value: Any) -> str:
 def matches(expected: Any, got: Any, tolerance: Decimal | None) -> bool:
     if isinstance(expected, bool) or expected is None:
         return expected == got
+    if isinstance(got, bool) and isinstance(expected, str):  # a boolean written as text ("true")
+        return expected.strip().lower() == ("true" if got else "false")
     if isinstance(expected, list):
         return isinstance(got, list) and len(got) == len(expected) and all(
             matches(e, g, tolerance) for e, g in zip(expected, got))
