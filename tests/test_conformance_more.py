@@ -353,6 +353,11 @@ DYDX = [
          {"positions": [BTC_S], "quote_balance": "5100", "liquidate": "BTC-USD", "fill_price": "49000",
           "fill_size": "0.1", "max_liquidation_fee": "0.005"},
          {"quote_quantums": "24500000"}, "derived: GetLiquidationInsuranceFundDelta rule (reference §5.3)"),
+    # the fill stated as the signed delta of the close (−0.1 for a long), like delta_size
+    case("dydx-ifd-long-signed-fill-size", "dydx.insurance_fund_delta",
+         {"positions": [BTC_L], "quote_balance": "-5100", "liquidate": "BTC-USD", "fill_price": "56100",
+          "fill_size": "-0.1", "max_liquidation_fee": "0.005"},
+         {"quote_quantums": "28050000"}, DYDX_TEST + "TestGetLiquidationInsuranceFundDelta (fee capped at 0.5% of 5,610)"),
     # derived: same account buying back at 51,500 pays 5,150: d = −50 USDC, the fund covers it
     case("dydx-ifd-short-fund-pays", "dydx.insurance_fund_delta",
          {"positions": [BTC_S], "quote_balance": "5100", "liquidate": "BTC-USD", "fill_price": "51500",

@@ -372,9 +372,14 @@ def fill_quote_quantums(position: DydxPosition, fill_price: object, fill_size: o
 
     The quote amount is rounded down in magnitude (dYdX's ``FillAmountToQuoteQuantums``), positive
     when the account sells (closing a long) and negative when it buys (closing a short).
+    ``fill_size`` is the size filled, or the signed delta of the close (negative for a long),
+    like the ``delta_size`` of :func:`bankruptcy_quote`.
     """
     price = positive(fill_price, "fill_price")
-    size = positive(fill_size, "fill_size")
+    signed = to_decimal(fill_size, "fill_size")
+    if signed < 0 and position.size < 0:
+        raise InvalidInput("fill_size", f"{signed} would increase the short, not close it")
+    size = positive(abs(signed), "fill_size")
     magnitude = _floor(Fraction(price) * Fraction(size) * QUANTUMS_PER_USDC)
     if position.size > 0:
         return -size, magnitude
