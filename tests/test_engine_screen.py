@@ -79,3 +79,50 @@ def test_a_ledger_too_big_for_the_columns_falls_back_to_the_exact_path():
     events = engine.apply(c.UpdateOracle("v", {"BTCUSDT": "58100"}, 2))
     assert "position_liquidated" in [event.kind for event in events]
     assert engine.conservation().holds
+
+
+def bulk_book_stream(seed: int, accounts: int = 300, steps: int = 60):
+    """Two markets opened in bulk (OpenPositions), some rows at risk from the start, then a walk."""
+    rng = np.random.default_rng(seed)
+    prices = {"BTC": Decimal(60000), "ETH": Decimal(3000)}
+    yield c.CreateVenue("v", "hyperliquid")
+    yield c.Deposit("v/book", "USDC", "100000000")
+    yield c.Deposit("v/liquidator", "USDC", "10000000")
+    yield c.OpenAccount("mm", "v")
+    yield c.Deposit("mm", "USDC", "100000000")
+    yield c.UpdateOracle("v", {symbol: str(price) for symbol, price in prices.items()}, 1)
+    for batch, (symbol, decimals) in enumerate((("BTC", 5), ("ETH", 4), ("BTC", 5))):
+        names = tuple(f"{symbol}{batch}_{index}" for index in range(accounts))
+        units = rng.integers(10 ** (decimals - 2), 10 ** decimals, accounts) * np.where(rng.random(accounts) < 0.6, 1, -1)
+        sizes = tuple(str(Decimal(int(u)).scaleb(-decimals)) for u in units)
+        leverage = rng.uniform(2, 24, accounts)  # the riskiest rows start near or past a margin call
+        deposits = tuple(str((abs(Decimal(size)) * prices[symbol] / Decimal(str(round(float(lev), 2)))).quantize(
+            Decimal("0.01"))) for size, lev in zip(sizes, leverage))
+        yield c.OpenPositions("v", symbol, "mm", names, deposits, sizes, tuple(str(prices[symbol]) for _ in names))
+    timestamp = 1
+    for step in range(steps):
+        timestamp += 10
+        for symbol in prices:
+            move = Decimal(str(round(float(np.exp(rng.normal(-0.003, 0.012))), 4)))
+            prices[symbol] = (prices[symbol] * move).quantize(Decimal("0.1"))
+        yield c.AdvanceTime(timestamp, seed=step)
+        yield c.UpdateOracle("v", {symbol: str(price) for symbol, price in prices.items()}, timestamp)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_a_book_opened_in_bulk_is_screened_from_its_opening(seed):
+    """OpenPositions on a screened book enters its accounts into the screen's index in bulk; the
+    first price update then finds them there (no rebuild) and every event is the exact path's."""
+    exact, screened = Engine(screen_above=None), Engine(screen_above=100)
+    liquidations = margin_calls = 0
+    for command in bulk_book_stream(seed):
+        outcome = same_outcome(exact, screened, command)
+        if isinstance(command, c.OpenPositions):
+            assert screened._screen is not None and screened._screen.index is not None
+            assert not set(command.accounts) & screened.ledger.touched
+        kinds = [event["kind"] for event in outcome]
+        liquidations += kinds.count("liquidation_started")
+        margin_calls += kinds.count("margin_call_issued")
+    assert liquidations > 20 and margin_calls > liquidations
+    assert screened._screen.rebuilds == 1  # built at the first OpenPositions, never again
+    assert screened.conservation().holds

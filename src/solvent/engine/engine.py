@@ -28,6 +28,8 @@ from . import commands as c
 from . import events as e
 from .config import VenueRules
 
+POSITION_LEGS = (None, Side.LONG, Side.SHORT)  # the hedge side in a position's key: one-way, then the legs
+
 PROTOCOL_SEPARATOR = "/"
 
 
@@ -583,7 +585,7 @@ class Engine:
         opened = self.ledger.open_funded_positions(key, command.counterparty, list(zip(*columns)))
         # Applied: register the accounts, then value exactly those that may be at risk (floats
         # pick them, with a margin; the pipeline decides).
-        from .screen import SinglePositionPools
+        from .screen import EngineScreen, SinglePositionPools
 
         market = self.ledger.markets[key]
         for account in command.accounts:
@@ -601,6 +603,11 @@ class Engine:
         shorts = market.size_of(-sum(units for units in lots if units < 0))
         self.holders[key].update(command.accounts)
         self._track_holders(key, (command.counterparty,))
+        if self.screen_above is not None and len(self.holders[key]) > self.screen_above:
+            # A book the screen will watch: the new accounts go into its index now, in bulk.
+            if self._screen is None:
+                self._screen = EngineScreen(self)
+            at_risk_accounts += self._screen.enter_opened(key, command.accounts, pools)
         events: list[e.Event] = [e.PositionsOpened(venue.name, command.market, command.counterparty,
                                                    len(command.accounts), str(longs), str(shorts))]
         return events + evaluate(self, sorted({command.counterparty, *at_risk_accounts}))
@@ -619,12 +626,13 @@ class Engine:
         return take_over(self, venue, command.liquidator, command.account, key, size)
 
     def _track_holders(self, key: str, accounts) -> None:
+        holders = self.holders[key]
         for account in accounts:
-            held = any(p.lots for (market, _), p in self.ledger.accounts[account].positions.items() if market == key)
-            if held:
-                self.holders[key].add(account)
+            positions = self.ledger.accounts[account].positions  # keyed (market, hedge side or None)
+            if any(position.lots for leg in POSITION_LEGS if (position := positions.get((key, leg))) is not None):
+                holders.add(account)
             else:
-                self.holders[key].discard(account)
+                holders.discard(account)
 
     # ------------------------------------------------------------------ prices and time
 

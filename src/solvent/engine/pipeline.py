@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 from ..core.domain import ContractKind, MarginMode, Side
 from ..core.errors import InvalidInput, SolventError
+from ..core.numbers import ZERO
 from ..core.ledger import Position
 from ..policies import adl
 from ..policies.account import PoolMargin, _margin_at_mark, _pool, cross_margins, position_entry_price
@@ -390,8 +391,10 @@ def _liquidate(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> 
                                               f"step limit of {MAX_STEPS_PER_COMMAND} per command reached"))
     # ``current`` is the pool as the last step left it.
     if current is not None and not current.positions:
-        events += _settle_closed_account(engine, venue, key)
-        current = cross_pool(engine, account, settle)
+        settled = _settle_closed_account(engine, venue, key)
+        if settled or is_isolated(settle):  # a cross pool that settled nothing (no event) is unchanged
+            current = cross_pool(engine, account, settle)
+        events += settled
     if current is None or _recovered(engine, venue, current):
         events += _end(engine, venue, key, current)
     return events
@@ -540,7 +543,7 @@ def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Po
     closed = close_size - max(remainder, Decimal(0))
     if closed > 0:
         engine.last_liquidated[key] = position.market
-    engine._track_holders(position.market, sorted({account, counterparty, venue.insurance, venue.book}))
+    engine._track_holders(position.market, {account, counterparty, venue.insurance, venue.book})
     notional = closed * market.contract_size * (mark if market.kind is ContractKind.LINEAR else 1)
     if closed > 0:
         engine.notional_this_block[key] = engine.notional_this_block.get(key, Decimal(0)) + notional
@@ -638,9 +641,13 @@ def _bankruptcy_price(engine: "Engine", pool: PoolMargin, position: Position) ->
     ledger = engine.ledger
     market = ledger.markets[position.market]
     view = next((m for m in pool.positions if m.market == position.market and m.side == position.side), None)
-    leg = Leg(position.side, market.size_of(abs(position.lots)), position_entry_price(ledger, position),
-              engine.model(position.market), market.contract_size)
-    other_pnl = pool.unrealized_pnl - (view.unrealized_pnl if view else Decimal(0))
+    if view is not None:  # the pool valued this position: its size and entry price, as computed below
+        leg = Leg(position.side, view.size, view.entry_price, engine.model(position.market), market.contract_size)
+        other_pnl = pool.unrealized_pnl - view.unrealized_pnl
+    else:
+        leg = Leg(position.side, market.size_of(abs(position.lots)), position_entry_price(ledger, position),
+                  engine.model(position.market), market.contract_size)
+        other_pnl = pool.unrealized_pnl - ZERO
     return solve_price(market.kind, pool.collateral, [leg], other_pnl=other_pnl, bankruptcy=True).price
 
 

@@ -39,6 +39,7 @@ from ..core.domain import ContractKind, MarginMode
 from ..core.errors import InvalidInput
 from ..screening import ColumnarBook, Screener
 from ..screening.thresholds import MarketSchedule, ThresholdIndex, at_risk, breakpoints
+from .engine import PROTOCOL_SEPARATOR
 from .pipeline import isolated_pool_id
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -122,9 +123,14 @@ class EngineScreen:
         found: set[str] = set()
         # (market, fixed maintenance?) → owners, base units, lots, warning ratios, fixed maintenance
         rows: dict[tuple[str, bool], tuple[list, list, list, list, list]] = {}
+        warnings: dict[str, float] = {}  # venue → its warning ratio
+        accounts_of, home_venue, markets = ledger.accounts, engine.home_venue, ledger.markets
+        complex_accounts, always = self.complex, self.always
 
         def enter(market: str, account: str, base_units: int, lots: int, warning: float, fixed: float | None) -> None:
-            entry = rows.setdefault((market, fixed is not None), ([], [], [], [], []))
+            entry = rows.get((market, fixed is not None))
+            if entry is None:
+                entry = rows[(market, fixed is not None)] = ([], [], [], [], [])
             entry[0].append(account)
             entry[1].append(base_units)
             entry[2].append(lots)
@@ -133,18 +139,26 @@ class EngineScreen:
 
         for account in accounts:
             index.remove(account)
-            self.complex.discard(account)
-            self.always.discard(account)
-            holder = ledger.accounts.get(account)
-            if holder is None or engine.is_protocol(account) or account not in engine.home_venue:
+            complex_accounts.discard(account)
+            always.discard(account)
+            holder = accounts_of.get(account)
+            venue_name = home_venue.get(account)
+            if holder is None or venue_name is None or PROTOCOL_SEPARATOR in account:
                 continue
-            by_settle: dict[str, list] = {}
-            isolated = []
-            for position in holder.positions.values():
+            positions = holder.positions
+            if len(positions) == 1:  # the bulk of a retail book: one position, read without sorting
+                (position,) = positions.values()
                 if position.margin_mode is MarginMode.ISOLATED:
-                    isolated.append(position)
-                elif position.lots:
-                    by_settle.setdefault(ledger.markets[position.market].settle, []).append(position)
+                    by_settle, isolated = {}, [position]
+                else:
+                    by_settle, isolated = ({markets[position.market].settle: [position]} if position.lots else {}), []
+            else:
+                by_settle, isolated = {}, []
+                for position in positions.values():
+                    if position.margin_mode is MarginMode.ISOLATED:
+                        isolated.append(position)
+                    elif position.lots:
+                        by_settle.setdefault(markets[position.market].settle, []).append(position)
             if recorded:  # a pool recorded as called or in liquidation: look again
                 pools = [*settles, *(isolated_pool_id(position.market, position.hedge_side) for position in isolated)]
                 if any((account, pool) in margin_called or (account, pool) in liquidating for pool in pools):
@@ -152,14 +166,16 @@ class EngineScreen:
             if any(len(positions) > 1 for positions in by_settle.values()):
                 found.add(account)
                 if isolated:  # the columnar screen values cross pools only: value the account every time
-                    self.always.add(account)
+                    always.add(account)
                 else:
-                    self.complex.add(account)
+                    complex_accounts.add(account)
                     self.complex_stale.add(account)
                 continue
             if not by_settle and not any(position.lots for position in isolated):
                 index.replace(account, [])
-            warning = float(engine.venues[engine.home_venue[account]].rules.warning_ratio)
+            warning = warnings.get(venue_name)
+            if warning is None:
+                warning = warnings[venue_name] = float(engine.venues[venue_name].rules.warning_ratio)
             for settle, (position,) in by_settle.items():
                 enter(position.market, account, holder.balance(settle) - ledger.signed_cost(position),
                       position.lots, warning, None)
@@ -216,6 +232,29 @@ class EngineScreen:
 
     # ------------------------------------------------------------------ entry point
 
+    def _build(self, leave_out: frozenset[str] = frozenset()) -> set[str]:
+        """A new index of every account of the ledger (but ``leave_out``); returns what
+        :meth:`_enter` found."""
+        ledger = self.engine.ledger
+        self.index = ThresholdIndex()
+        self.complex, self.complex_stale, self.always = set(), set(), set()
+        self.book = self.screener = None
+        ledger.touched.clear()
+        self.rebuilds += 1
+        return self._enter([account for account in ledger.accounts if account not in leave_out])
+
+    def enter_opened(self, key: str, accounts: tuple[str, ...], pools: SinglePositionPools) -> set[str]:
+        """Accounts that ``OpenPositions`` just created, each holding one cross position on ``key``,
+        entered in bulk from the ``pools`` the command built (instead of one by one at the next
+        price update); the index is built first if there is none. Returns the accounts that build
+        found to value (the command values the new ones its pools put at risk)."""
+        found = self._build(frozenset(accounts)) if self.index is None else set()
+        assert self.index is not None
+        points, which = pools.breakpoints()
+        self.index.add_many(key, list(accounts), points, which, merge=len(accounts) > self.index.merge_above)
+        self.engine.ledger.touched.difference_update(accounts)
+        return found
+
     def candidates(self, moved: Iterable[str]) -> set[str] | None:
         """Accounts that may have changed status now that the markets ``moved`` have new marks
         (their previous marks are the engine's ``previous_marks``); None when the screen cannot
@@ -225,15 +264,7 @@ class EngineScreen:
         moved = list(moved)
         if any(key not in engine.previous_marks for key in moved):
             return None
-        if self.index is None:
-            self.index = ThresholdIndex()
-            self.complex, self.complex_stale, self.always = set(), set(), set()
-            self.book = self.screener = None
-            ledger.touched.clear()
-            found = self._enter(list(ledger.accounts))
-            self.rebuilds += 1
-        else:
-            found = set()
+        found = self._build() if self.index is None else set()
         touched = sorted(ledger.touched)
         ledger.touched.clear()
         found |= self._enter(touched)
