@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from solvent.bench.simulate import day_scenario, per_step_ms, run_simulate_benchmark
+from solvent.bench.simulate import calm_day_scenario, day_scenario, per_step_ms, run_simulate_benchmark
 from solvent.sim.scenarios import load_scenario, scenario_paths
 
 
@@ -18,6 +18,16 @@ def test_a_widened_scenario_keeps_its_anchors_at_the_same_times():
             assert price == day_price
     paths = scenario_paths(day, np.random.default_rng(1))
     assert paths["BTC"][day.assets["BTC"][0][0]] == 116500.0
+
+
+def test_the_calm_day_is_the_crash_day_without_the_crash():
+    day, calm = day_scenario("oct_10_2025"), calm_day_scenario("oct_10_2025")
+    assert (calm.start, calm.steps, calm.step_seconds) == (day.start, day.steps, day.step_seconds)
+    assert calm.assets == {asset: ((0, anchors[0][1]),) for asset, anchors in day.assets.items()}
+    assert all(calm.volatility[asset] < day.volatility[asset] / 3 for asset in day.assets)
+    paths = scenario_paths(calm, np.random.default_rng(1))
+    assert paths["BTC"][0] == 116500.0
+    assert 0.8 < paths["BTC"].min() / 116500.0 and paths["BTC"].max() / 116500.0 < 1.2
 
 
 def test_accounts_far_from_a_threshold_are_not_valued(monkeypatch):
@@ -48,4 +58,6 @@ def test_the_benchmark_reports_every_figure():
     assert result.scaling[0].exact_ms_per_step > result.scaling[0].screened_ms_per_step
     # The verdicts follow the figures against the targets.
     assert figures["day_target_met"] is (result.day_seconds < 2.0)
+    assert figures["calm_day_target_met"] is (result.calm_day_seconds < 2.0)
+    assert result.calm_day_seconds > 0 and result.calm_day_liquidations < result.day_liquidations
     assert figures["sweep_target_met"] is (result.projected_1000_paths_seconds < 600.0)
