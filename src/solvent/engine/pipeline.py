@@ -641,14 +641,13 @@ def _bankruptcy_price(engine: "Engine", pool: PoolMargin, position: Position) ->
     ledger = engine.ledger
     market = ledger.markets[position.market]
     view = next((m for m in pool.positions if m.market == position.market and m.side == position.side), None)
-    if view is not None:  # the pool valued this position: its size and entry price, as computed below
-        leg = Leg(position.side, view.size, view.entry_price, engine.model(position.market), market.contract_size)
-        other_pnl = pool.unrealized_pnl - view.unrealized_pnl
-    else:
-        leg = Leg(position.side, market.size_of(abs(position.lots)), position_entry_price(ledger, position),
-                  engine.model(position.market), market.contract_size)
-        other_pnl = pool.unrealized_pnl - ZERO
-    return solve_price(market.kind, pool.collateral, [leg], other_pnl=other_pnl, bankruptcy=True).price
+    if view is None:  # not in the pool's valuation: from the ledger, none of the pool's PnL its own
+        size, entry, own_pnl = market.size_of(abs(position.lots)), position_entry_price(ledger, position), ZERO
+    else:  # the pool valued it: the same size and entry price, already computed
+        size, entry, own_pnl = view.size, view.entry_price, view.unrealized_pnl
+    leg = Leg(position.side, size, entry, engine.model(position.market), market.contract_size)
+    return solve_price(market.kind, pool.collateral, [leg], other_pnl=pool.unrealized_pnl - own_pnl,
+                       bankruptcy=True).price
 
 
 def _book_price(venue: "VenueState", market, side: Side, size: Decimal, mark: Decimal) -> Decimal:

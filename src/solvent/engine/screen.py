@@ -39,7 +39,6 @@ from ..core.domain import ContractKind, MarginMode
 from ..core.errors import InvalidInput
 from ..screening import ColumnarBook, Screener
 from ..screening.thresholds import MarketSchedule, ThresholdIndex, at_risk, breakpoints
-from .engine import PROTOCOL_SEPARATOR
 from .pipeline import isolated_pool_id
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -143,22 +142,15 @@ class EngineScreen:
             always.discard(account)
             holder = accounts_of.get(account)
             venue_name = home_venue.get(account)
-            if holder is None or venue_name is None or PROTOCOL_SEPARATOR in account:
+            if holder is None or venue_name is None or engine.is_protocol(account):
                 continue
-            positions = holder.positions
-            if len(positions) == 1:  # the bulk of a retail book: one position, read without sorting
-                (position,) = positions.values()
+            by_settle: dict[str, list] = {}
+            isolated = []
+            for position in holder.positions.values():
                 if position.margin_mode is MarginMode.ISOLATED:
-                    by_settle, isolated = {}, [position]
-                else:
-                    by_settle, isolated = ({markets[position.market].settle: [position]} if position.lots else {}), []
-            else:
-                by_settle, isolated = {}, []
-                for position in positions.values():
-                    if position.margin_mode is MarginMode.ISOLATED:
-                        isolated.append(position)
-                    elif position.lots:
-                        by_settle.setdefault(markets[position.market].settle, []).append(position)
+                    isolated.append(position)
+                elif position.lots:
+                    by_settle.setdefault(markets[position.market].settle, []).append(position)
             if recorded:  # a pool recorded as called or in liquidation: look again
                 pools = [*settles, *(isolated_pool_id(position.market, position.hedge_side) for position in isolated)]
                 if any((account, pool) in margin_called or (account, pool) in liquidating for pool in pools):
