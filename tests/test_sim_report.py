@@ -150,3 +150,19 @@ def test_importing_the_report_does_not_import_matplotlib():
     code = "import sys, solvent.sim.report; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_vault_is_drawn_below_the_fund_when_it_moved(tmp_path):
+    from dataclasses import replace
+
+    base = synthetic()
+    steps = len(base.fund_per_step)
+    still = replace(base, backstop_per_step=np.full(steps, 50_000_000.0))
+    moved = replace(base, backstop_per_step=50_000_000.0 - np.linspace(0.0, 1_800_000.0, steps))
+    pages = {}
+    for name, result in (("still", still), ("moved", moved)):
+        pages[name] = check_report(write_report(tmp_path / name, [result], name), tmp_path / name)
+    assert "The backstop vault did not move in this run" in pages["still"]
+    assert "Below it, the backstop vault" in pages["moved"] and "did not move" not in pages["moved"]
+    figure = "insurance_fund.png"
+    assert (tmp_path / "still" / figure).read_bytes() != (tmp_path / "moved" / figure).read_bytes()

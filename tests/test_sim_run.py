@@ -90,3 +90,29 @@ def test_cli_simulates_a_lending_venue_and_black_thursday_from_the_command_line(
     assert broken["take_price_ratio"] < 0.2 and broken["system_debt"] > 0  # auctions clear near zero
     bad = runner.invoke(app, ["simulate", "--override", "fee=1"])
     assert bad.exit_code == 2 and "PATH=VALUE" in bad.output
+
+
+def test_the_fund_and_the_vault_are_valued_with_what_they_took_over(hyperliquid_run, monkeypatch):
+    """Hyperliquid's vault takes accounts over and holds their positions: its value is its cash
+    and their PnL at the marks, and its drawdown is the most it stood below where it started."""
+    from solvent.engine import engine as engine_module
+    from solvent.engine.pipeline import cross_pool
+
+    vault = hyperliquid_run.backstop_per_step
+    assert vault is not None and len(vault) == len(hyperliquid_run.fund_per_step)
+    assert vault[0] == pytest.approx(50_000_000)  # the configured capital, before anything happened
+    metrics = hyperliquid_run.metrics
+    assert metrics.backstop_drawdown == pytest.approx(max(50_000_000 - vault.min(), 0.0), abs=0.01)
+    assert metrics.insurance_drawdown == pytest.approx(max(2_000_000 - hyperliquid_run.fund_per_step.min(), 0.0),
+                                                       abs=0.01)
+    # The same run again, its engine caught: the crash leaves the vault holding longs it took
+    # over, worth less than its cash, and the last step's value is cash plus their PnL.
+    engines = []
+    original = engine_module.Engine.__init__
+    monkeypatch.setattr(engine_module.Engine, "__init__",
+                        lambda self, *args, **kwargs: original(self, *args, **kwargs) or engines.append(self))
+    run(SimConfig(accounts=600, seed=11))
+    pool = cross_pool(engines[0], "v/liquidator", "USDC")
+    assert pool is not None and pool.positions and pool.unrealized_pnl < 0
+    assert vault[-1] == pytest.approx(float(pool.equity), abs=0.01)
+    assert float(pool.collateral) > vault[-1] and metrics.backstop_drawdown > 0

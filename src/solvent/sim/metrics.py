@@ -14,8 +14,9 @@ Definitions the simulator must follow when it fills a :class:`RunMetrics`:
 
 - ``bad_debt``: losses no one absorbed, i.e. negative equity left after the waterfall
   (socialised, or left on the books), in USD.
-- ``insurance_drawdown`` / ``backstop_drawdown``: peak-to-trough fall of the insurance fund and
-  of the shared backstop over the run, in USD.
+- ``insurance_drawdown`` / ``backstop_drawdown``: the most the insurance fund, and the backstop
+  (the venue's liquidator vault, or the shared backstop), stood below its starting balance over the
+  run, in USD (a draw counted in the fund's own asset, valued at the price of the step).
 - ``liquidated_notional`` / ``liquidations``: notional closed by liquidation and the count of
   liquidation events (partial steps count one each).
 - ``adl_events`` / ``adl_notional``: auto-deleveraging fills and their notional;

@@ -11,7 +11,9 @@ written twice into the same directory overwrites itself and never leaves stale f
                                them in % (the price impact of forced sales)
 ``liquidations.png``           first run: notional liquidated per step (USD) and its running
                                total
-``insurance_fund.png``         first run: insurance fund balance per step
+``insurance_fund.png``         first run: the insurance fund's value per step (cash and the PnL
+                               of what it took over), and the backstop vault's below it when the
+                               vault moved
 ``loss_distribution.png``      all runs: histograms of bad debt and of liquidated notional,
                                with VaR / LaR (their p95) marked; a single run is said to be
                                one, not a distribution
@@ -351,24 +353,32 @@ def _draw_liquidations(new_figure, run: RunResult, axis: _TimeAxis):
 
 
 def _draw_fund(new_figure, run: RunResult, axis: _TimeAxis):
-    figure = new_figure(9.0, 3.6)
-    axes = figure.add_subplot()
     fund = np.asarray(run.fund_per_step, dtype=np.float64)
-    x = axis.of(len(fund))
-    start = _initial_fund(run, fund)
-    axes.plot(x, fund, color="#2471a3", lw=1.3, label="insurance fund")
-    if start is not None:
-        axes.axhline(start, color="#888", lw=0.8, ls="--", label="at the start")
-        axes.fill_between(x, fund, start, where=fund < start, color="#2471a3", alpha=0.15, interpolate=True)
-    axes.set_ylabel("USD")
+    panels = [("insurance fund", fund, _initial_fund(run, fund), run.metrics.insurance_drawdown, "#2471a3")]
+    vault = None if run.backstop_per_step is None else np.asarray(run.backstop_per_step, dtype=np.float64)
+    if vault is not None and len(vault) and np.ptp(vault) > 0:  # a vault that never moved has nothing to show
+        panels.append(("backstop vault", vault, float(vault[0]), run.metrics.backstop_drawdown, "#b9770e"))
+    figure = new_figure(9.0, 3.6 if len(panels) == 1 else 6.4)
+    for row, (name, balance, start, drawdown, colour) in enumerate(panels, start=1):
+        axes = figure.add_subplot(len(panels), 1, row)
+        x = axis.of(len(balance))
+        axes.plot(x, balance, color=colour, lw=1.3, label=name)
+        if start is not None:
+            axes.axhline(start, color="#888", lw=0.8, ls="--", label="at the start")
+            axes.fill_between(x, balance, start, where=balance < start, color=colour, alpha=0.15, interpolate=True)
+        axes.set_ylabel("USD")
+        _usd(axes)
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8, loc="best")
+        axes.set_title(f"{name[0].upper()}{name[1:]} over time: drawdown {drawdown:,.0f} USD", fontsize=10)
     axes.set_xlabel(axis.label)
-    _usd(axes)
-    axes.grid(alpha=0.3)
-    axes.legend(fontsize=8, loc="best")
-    drawdown = run.metrics.insurance_drawdown
-    axes.set_title(f"Insurance fund over time: drawdown {drawdown:,.0f} USD")
-    caption = ("First run. Balance of the venue's insurance fund after each step; the shaded area is what "
-               "it paid out below its starting balance (fees from liquidations can raise it).")
+    caption = ("First run. Value of the venue's insurance fund after each step (its cash, and the unrealized "
+               "PnL of positions it took over); the shaded area is how far it stood below its starting value "
+               "(fees from liquidations can raise it). "
+               + ("Below it, the backstop vault, valued the same way (the venue's liquidator account: "
+                  "Hyperliquid's vault takes accounts over with their margin, pays what they owe beyond it, "
+                  "and holds their positions)." if len(panels) > 1
+                  else "The backstop vault did not move in this run, so it is not drawn."))
     return figure, caption
 
 
@@ -592,7 +602,7 @@ def _html(title: str, runs: list[RunResult], captions: dict[str, str]) -> str:
     headings = {
         PRICE_PATHS: "Price path with and without the cascade",
         LIQUIDATIONS: "Liquidations over time",
-        INSURANCE_FUND: "Insurance fund over time",
+        INSURANCE_FUND: "Insurance fund and backstop vault over time",
         LOSS_DISTRIBUTION: "Distribution of losses across runs",
         LIQUIDATION_HEATMAP: "Liquidation-price heatmap of the book",
         BAD_DEBT: "Bad debt and reserve deficit over time",

@@ -24,6 +24,7 @@ import numpy as np
 from ..core.errors import InvalidInput
 from ..engine import Engine
 from ..engine import commands as c
+from ..engine.pipeline import cross_pool
 from ..presets import load_preset
 from . import perp_agents
 from .market import DEPTH_1PCT_USD, SqrtImpact, realized_volatility
@@ -85,12 +86,13 @@ class RunResult:
     exogenous: dict[str, np.ndarray]
     simulated: dict[str, np.ndarray]
     liquidated_per_step: np.ndarray  # notional liquidated (USD) per step
-    fund_per_step: np.ndarray  # insurance fund balance per step
+    fund_per_step: np.ndarray  # the insurance fund's value per step (USD; see _protection_value)
     events: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     # Per asset, the liquidation price of each trader at the opening, relative to the opening price
     # (only when asked for: it solves one liquidation price per account).
     book_liquidation_prices: dict[str, np.ndarray] | None = None
+    backstop_per_step: np.ndarray | None = None  # the backstop vault's value per step (USD)
 
 
 # Scenario assets carry the market-data name of the coin; a venue may list it under another one.
@@ -230,21 +232,22 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
         engine.apply(command)
     book = _book_liquidation_prices(engine, markets) if with_book else None
     fund_account = f"{VENUE}/insurance"
-    initial_fund = engine.ledger.accounts[fund_account].balance(settle)
+    initial_fund = _protection_value(engine, fund_account, settle)
     vault = f"{VENUE}/liquidator"
-    initial_vault = engine.ledger.accounts[vault].balance(settle)
+    initial_vault = _protection_value(engine, vault, settle)
 
     impact = {asset: SqrtImpact(DEPTH_1PCT_USD.get(asset, 2_500_000.0) * config.depth_scale) for asset in markets}
     simulated = {asset: np.empty(steps) for asset in markets}
     liquidated = np.zeros(steps)
     fund = np.zeros(steps)
+    backstop = np.zeros(steps)
     counts = {"liquidations": 0, "adl_events": 0, "events": 0, "declined_by_liquidators": 0}
     bad_debt = Decimal(0)
     adl_notional = Decimal(0)
     liquidated_total = Decimal(0)
     forced_steps: list[int] = []
     by_symbol = {symbol: asset for asset, symbol in markets.items()}
-    drawdown = Decimal(0)
+    drawdown = backstop_drawdown = Decimal(0)
 
     adl_excess = Decimal(0)  # USD, see RunMetrics.adl_excess_over_pro_rata
     specs = preset.markets
@@ -295,11 +298,14 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
             forced_steps.append(step)
         liquidated[step] = float(step_notional)
         liquidated_total += step_notional
-        balance = engine.ledger.accounts[fund_account].balance(settle)
-        # The fund's draw: what it paid out so far (in its asset), valued at this step's price;
-        # a coin fund that only lost USD value has not drawn.
-        drawdown = max(drawdown, engine.ledger.amount(settle, initial_fund - balance) * usd)
-        fund[step] = float(engine.ledger.amount(settle, balance) * usd)
+        fund_value = _protection_value(engine, fund_account, settle)
+        vault_value = _protection_value(engine, vault, settle)
+        # The fund's (the vault's) draw: how far below its starting value it stands (in its asset),
+        # valued at this step's price; a coin fund that only lost USD value has not drawn.
+        drawdown = max(drawdown, (initial_fund - fund_value) * usd)
+        backstop_drawdown = max(backstop_drawdown, (initial_vault - vault_value) * usd)
+        fund[step] = float(fund_value * usd)
+        backstop[step] = float(vault_value * usd)
         if config.feedback:
             for asset, signed in flow.items():
                 if signed:
@@ -311,8 +317,7 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
     metrics = RunMetrics(
         bad_debt=float(bad_debt),
         insurance_drawdown=float(drawdown),
-        backstop_drawdown=float(engine.ledger.amount(
-            settle, max(initial_vault - engine.ledger.accounts[vault].balance(settle), 0)) * usd),
+        backstop_drawdown=float(backstop_drawdown),
         liquidated_notional=float(liquidated_total),
         liquidations=counts["liquidations"],
         adl_events=counts["adl_events"],
@@ -323,7 +328,16 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
         time_to_stability_steps=time_to_stability(forced_steps, steps - 1),
         toxic_liquidations=0,  # a lending measure; perpetual venues have none
     )
-    return RunResult(config, metrics, markets, exogenous, simulated, liquidated, fund, counts["events"], counts, book)
+    return RunResult(config, metrics, markets, exogenous, simulated, liquidated, fund, counts["events"], counts, book,
+                     backstop)
+
+
+def _protection_value(engine: Engine, account: str, settle: str) -> Decimal:
+    """What an insurance fund or a backstop vault is worth, in the settle asset: its cash and the
+    unrealized PnL at the marks of the positions it took over (Binance's fund, Hyperliquid's vault
+    hold what they took until they sell it)."""
+    pool = cross_pool(engine, account, settle)
+    return pool.equity if pool is not None else Decimal(0)
 
 
 def _book_liquidation_prices(engine: Engine, markets: dict[str, str]) -> dict[str, np.ndarray]:
