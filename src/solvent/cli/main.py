@@ -413,7 +413,8 @@ def _simulate_lending(scenario, preset, accounts, seed, depth_scale, feedback, r
 
 SUMMARY_METRICS = (("liquidations", "liquidations", "{:,.0f}"), ("liquidated_notional", "liquidated $", "{:,.0f}"),
                    ("bad_debt", "bad debt $", "{:,.2f}"), ("insurance_drawdown", "fund drawdown $", "{:,.2f}"),
-                   ("adl_notional", "ADL $", "{:,.0f}"), ("cascade_depth", "cascade depth", "{:,.1f}"))
+                   ("backstop_drawdown", "vault drawdown $", "{:,.2f}"), ("adl_notional", "ADL $", "{:,.0f}"),
+                   ("cascade_depth", "cascade depth", "{:,.1f}"))
 
 
 def _summary_table(title: str, rows: list[tuple[str, dict]]) -> Table:
