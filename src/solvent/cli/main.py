@@ -257,7 +257,8 @@ def simulate(
                                  help="Scenario name (see --list-scenarios) or a scenario .toml path."),
     preset: str = typer.Option("hyperliquid", "--preset", "-p", help="Venue preset the book is liquidated under."),
     accounts: int = typer.Option(20_000, "--accounts", min=1,
-                                 help="Leveraged traders in the synthetic book (borrowers on a lending preset)."),
+                                 help="Leveraged traders in the synthetic book (borrowers on a lending preset: "
+                                      "maker, aave_v3, compound_v3, euler_v2, morpho_blue, liquity_v1)."),
     seed: int = typer.Option(7, "--seed", help="Seed of the price path and the book."),
     insurance_fund: str = typer.Option("2000000", "--insurance-fund", help="Insurance fund at the start (USD)."),
     depth_scale: float = typer.Option(1.0, "--depth-scale", min=1e-12, help="Multiplies the documented 1% depths."),
@@ -374,7 +375,7 @@ def _simulate_lending(scenario, preset, accounts, seed, depth_scale, feedback, r
     """A lending venue under a scenario: borrowers, and keepers with capital, latency and a profit gate."""
     import time
 
-    from ..sim.lending_run import LendingSimConfig, run_lending
+    from ..sim.lending_run import VENUE, LendingSimConfig, run_lending
 
     config = LendingSimConfig(scenario=scenario, preset=preset, borrowers=accounts, seed=seed,
                               depth_scale=depth_scale, feedback=feedback, overrides=overrides)
@@ -394,21 +395,42 @@ def _simulate_lending(scenario, preset, accounts, seed, depth_scale, feedback, r
     if as_json:
         print(json.dumps({"config": config.__dict__, "metrics": metrics.__dict__, "seconds": elapsed,
                           "take_price_ratio": result.take_price_ratio, "system_debt": result.system_debt,
+                          "protocol_state": result.protocol_state,
+                          "counts": {name: count for name, count in result.counts.items() if count},
                           "report": None if page is None else str(page)}, indent=2, default=str))
         return
+    protocol = result.engine.lending[VENUE].protocol if result.engine is not None else ""
     table = Table(title=f"{scenario} under {preset}: {accounts:,} borrowers, seed {seed} ({elapsed:.1f} s)")
     table.add_column("metric")
     table.add_column("value", justify="right")
     table.add_row("liquidations", f"{metrics.liquidations:,}")
     table.add_row("liquidated collateral (oracle value)", f"${metrics.liquidated_notional:,.0f}")
     ratio = result.take_price_ratio
-    table.add_row("auctions raised / oracle value sold", "-" if ratio is None else f"{ratio:.1%}")
+    if protocol in ("maker", "compound"):
+        sold = "auctions raised" if protocol == "maker" else "store front raised"
+        table.add_row(f"{sold} / oracle value sold", "-" if ratio is None else f"{ratio:.1%}")
     table.add_row("bad debt", f"${metrics.bad_debt:,.2f}")
-    table.add_row("system debt left", f"${result.system_debt:,.2f}")
-    table.add_row("toxic liquidations", f"{metrics.toxic_liquidations:,}")
+    table.add_row(LENDING_SYSTEM_DEBT.get(protocol, "system debt left"), f"${result.system_debt:,.2f}")
+    if protocol in ("aave", "euler", "morpho"):
+        table.add_row("toxic liquidations", f"{metrics.toxic_liquidations:,}")
+    counts = result.counts
+    if protocol == "compound":
+        table.add_row("accounts absorbed / store-front purchases", f"{counts['absorbs']:,} / {counts['buys']:,}")
+    if protocol == "liquity":
+        table.add_row("troves offset / redistributed / in recovery mode",
+                      f"{counts['offsets'] + counts['capped_offsets']:,} / {counts['redistributions']:,} / "
+                      f"{counts['recovery_mode']:,}")
+    for name, value in result.protocol_state.items():
+        table.add_row(name.replace("_", " "), f"{value:,.4f}" if name == "tcr" else f"{value:,.2f}")
     console.print(table)
     if page is not None:
         console.print(f"report: {page}")
+
+
+#: What ``system_debt`` means on each lending protocol (see sim.lending_run._system_debt).
+LENDING_SYSTEM_DEBT = {"maker": "system debt left", "aave": "reserve deficit left",
+                       "compound": "reserves below zero", "euler": "debt socialized to vault depositors",
+                       "morpho": "bad debt realized by suppliers", "liquity": "LUSD not backed by collateral"}
 
 
 SUMMARY_METRICS = (("liquidations", "liquidations", "{:,.0f}"), ("liquidated_notional", "liquidated $", "{:,.0f}"),

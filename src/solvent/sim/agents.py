@@ -57,10 +57,11 @@ from ..core.errors import InvalidInput
 from ..engine import CommandRejected
 from ..engine import commands as c
 from ..engine import lending as L
-from ..policies.lending import ProtocolRevert, aave
+from ..policies.lending import ProtocolRevert, aave, ceil_div, compound, euler, liquity, morpho
 from .market import ConstantProduct, Fill, L2Book, SqrtImpact, _average_exp
 
 SLICE_HALVINGS = 10  # candidate sizes: the most allowed, then halved this many times
+ABSORB_BATCH = 50  # Compound: accounts per absorb call (Comet's absorb takes a list)
 
 # ============================================================================================
 # Borrowers
@@ -230,6 +231,7 @@ class LendingView:
         self.venue = L.lending_venue(engine, venue)
         self.protocol = self.venue.protocol
         self._auctions: tuple[Any, list[AuctionSeen]] | None = None
+        self.screen: BorrowerScreen | None = None  # Compound, Euler, Morpho, Liquity: see watch()
 
     def price(self, asset: str) -> float:
         return float(self.venue.prices[asset])
@@ -324,6 +326,195 @@ class LendingView:
         received = result.collateral_seized - result.protocol_fee
         return ledger.amount(debt_asset, result.debt_repaid), ledger.amount(collateral, received)
 
+    # ---- Compound, Euler, Morpho, Liquity: a screen of the book, then the protocol's own rules
+
+    def watch(self, accounts: Iterable[tuple[str, str, str | None]], debt_asset: str) -> None:
+        """Start screening ``(account, collateral token, market)`` positions borrowing ``debt_asset``
+        (Compound, Euler, Morpho, Liquity). See :class:`BorrowerScreen`."""
+        self.screen = BorrowerScreen(self, tuple(accounts), debt_asset)
+
+    def observe(self, events: Iterable[Any]) -> None:
+        """Events the venue emitted (its public log): positions they touch are read again."""
+        screen = getattr(self, "screen", None)
+        if screen is not None:
+            screen.observe(events)
+
+    def position_units(self, account: str, gem: str, market: str | None, debt_asset: str) -> tuple[int, int]:
+        """(collateral, debt) of ``account`` in token units, from the protocol's public storage
+        (Comet's ``userCollateral``/``borrowBalanceOf``, an EVault's ``convertToAssets``/``debtOf``,
+        Morpho's ``position``, Liquity's ``Troves``)."""
+        venue = self.venue
+        if self.protocol == "compound":
+            return venue.collateral[gem].get(account, 0), venue.debt(account)
+        if self.protocol == "euler":
+            return venue.pools[gem].assets_of(account), venue.pools[debt_asset].debt_of(account)
+        if self.protocol == "morpho":
+            return venue.collateral[market].get(account, 0), venue.pools[market].debt_of(account)
+        if self.protocol == "liquity":
+            coll, debt = venue.troves.get(account, (0, 0))
+            return coll, debt
+        raise InvalidInput("venue", f"no position reader for {self.protocol}")
+
+    def liquidation_factor(self, gem: str, market: str | None, debt_asset: str) -> float:
+        """The fraction of collateral value that must cover the debt: Comet's liquidate CF, Euler's
+        liquidation LTV, Morpho's LLTV, 1/MCR on Liquity (recovery mode lowers it further)."""
+        venue = self.venue
+        if self.protocol == "compound":
+            return venue.comet.assets[gem].liquidate_collateral_factor / compound.FACTOR_SCALE
+        if self.protocol == "euler":
+            return venue.vaults[debt_asset].liquidation_ltv[gem] / euler.CONFIG_SCALE
+        if self.protocol == "morpho":
+            return venue.markets[market].lltv / 1e18
+        if self.protocol == "liquity":
+            return 1e18 / venue.rules.mcr
+        raise InvalidInput("venue", f"no liquidation factor for {self.protocol}")
+
+    def decimals(self, asset: str) -> int:
+        return self.engine.ledger.assets[asset].decimals
+
+    def preview_euler(self, borrower: str, collateral: str) -> tuple[int, int] | None:
+        """(most debt that may be repaid, collateral assets it yields) of an Euler liquidation now,
+        in token units, or None if the borrower is not in violation: ``calculateMaxLiquidation``
+        on the vaults' public state (the engine's own arithmetic, read only)."""
+        venue = self.venue
+        controller = venue.controller(borrower)
+        if controller is None or collateral not in venue.vaults[controller].liquidation_ltv:
+            return None
+        config = venue.vaults[controller]
+        cool_off = config.liquidation.liquidation_cool_off_time
+        last = venue.last_status_check.get(borrower)
+        if cool_off and last is not None and last + cool_off > self.engine.timestamp:
+            return None
+        adjusted, liability = venue.liquidity(borrower, controller, liquidation=True)
+        if not euler.is_violator(adjusted, liability):
+            return None
+        pool = venue.pools[collateral]
+        owed = venue.pools[controller].debt_of(borrower)
+        shares = pool.shares.get(borrower, 0)
+        _, _, max_repay_value, max_yield = euler.max_liquidation(
+            adjusted, liability, config.liquidation.max_liquidation_discount, shares,
+            venue.share_value(collateral, shares))
+        max_repay = owed if max_repay_value == liability else max_repay_value * owed // liability
+        yielded = max_yield * pool.total_assets // pool.total_shares if max_yield else 0
+        return max_repay, yielded
+
+    def preview_morpho(self, borrower: str, market: str, repaid: int | None) -> Any:
+        """Morpho ``liquidate`` of ``repaid`` loan units (None: the most, as the engine's ``"max"``)
+        on public state, as a :class:`~solvent.policies.lending.morpho.MorphoLiquidation`, or None
+        if it would revert."""
+        venue = self.venue
+        config = venue.markets[market]
+        collateral = venue.collateral[market].get(borrower, 0)
+        borrowed = venue.pools[market].debt_of(borrower)
+        if borrowed == 0 or collateral == 0:
+            return None
+        price = venue.oracle_price(config)
+        seized = 0
+        if repaid is None:
+            lif = morpho.lif_units(config.lltv, venue.morpho)
+            for_all = morpho.w_div_up(ceil_div(collateral * price, morpho.ORACLE_PRICE_SCALE), lif)
+            seized, repaid = (collateral, 0) if for_all <= borrowed else (0, borrowed)
+        try:
+            result = morpho.liquidate_units(collateral, borrowed, price, config.lltv, seized=seized, repaid=repaid,
+                                            config=venue.morpho)
+        except (ProtocolRevert, InvalidInput):
+            return None
+        return result if result.seized > 0 else None
+
+    def preview_trove(self, borrower: str, tcr: int) -> Any:
+        """Liquity ``liquidate(borrower)`` on public state (``tcr``: the system's TCR now), as a
+        :class:`~solvent.policies.lending.liquity.TroveLiquidation` (``rule == "none"``: it would revert)."""
+        venue = self.venue
+        coll, debt = venue.troves.get(borrower, (0, 0))
+        if debt == 0:
+            return None
+        return liquity.liquidate_units(coll, debt, venue.price_units(), sum(venue.deposits.values()),
+                                       recovery_mode=tcr < venue.rules.ccr, tcr=tcr, config=venue.rules)
+
+
+class BorrowerScreen:
+    """Which positions may be liquidatable at the oracle's prices: a float index a keeper keeps.
+
+    Real keepers do not re-read every position at every block: they index positions from the
+    protocol's logs and re-read those an event touched. This screen does the same: one row per
+    watched position with its collateral and debt (token units, floats), read exactly from the
+    protocol's storage at the start and again after any event naming the account (an absorb, a
+    liquidation) or, for a Liquity redistribution, which changes every trove, all of them. At a
+    price it returns the rows whose ``collateral value × factor`` is below the debt, with a
+    relative margin of 1e-9 so that no borderline position is missed: floats decide what to look
+    at, the protocol's own integer rules (previews, then the engine) decide what happens.
+    """
+
+    MARGIN = 1e-9
+
+    def __init__(self, view: LendingView, accounts: tuple[tuple[str, str, str | None], ...], debt_asset: str) -> None:
+        self.view = view
+        self.debt_asset = debt_asset
+        self.names = [account for account, _, _ in accounts]
+        self.row = {name: index for index, name in enumerate(self.names)}
+        self.gem = [gem for _, gem, _ in accounts]
+        self.market = [market for _, _, market in accounts]
+        self.gems = sorted(set(self.gem))
+        self.gem_index = np.array([self.gems.index(gem) for gem in self.gem], dtype=np.int64)
+        self.factor = np.array([view.liquidation_factor(gem, market, debt_asset) for _, gem, market in accounts])
+        self.scale = {asset: 10.0 ** view.decimals(asset) for asset in {*self.gems, debt_asset}}
+        self.coll = np.zeros(len(accounts))
+        self.debt = np.zeros(len(accounts))
+        self._dirty: set[int] | None = None  # None: every row
+        self._refresh()
+
+    def observe(self, events: Iterable[Any]) -> None:
+        for event in events:
+            kind = event.kind
+            if kind in ("absorbed", "liquidated", "trove_liquidated", "bad_debt_recorded"):
+                account = getattr(event, "borrower", None) or getattr(event, "account", None)
+                if kind == "trove_liquidated" and event.debt_redistributed != "0":
+                    self._dirty = None
+                elif self._dirty is not None and account in self.row:
+                    self._dirty.add(self.row[account])
+
+    def _refresh(self) -> None:
+        rows = range(len(self.names)) if self._dirty is None else sorted(self._dirty)
+        debt_scale = self.scale[self.debt_asset]
+        for index in rows:
+            coll, debt = self.view.position_units(self.names[index], self.gem[index], self.market[index],
+                                                  self.debt_asset)
+            self.coll[index] = coll / self.scale[self.gem[index]]
+            self.debt[index] = debt / debt_scale
+        self._dirty = set()
+
+    def values(self) -> np.ndarray:
+        """Each position's collateral at the oracle (debt-asset units: the debt asset is priced 1
+        where the oracle prices it)."""
+        if self._dirty is None or self._dirty:
+            self._refresh()
+        view = self.view
+        prices = np.array([view.price(gem) for gem in self.gems])
+        debt_price = view.price(self.debt_asset) if self.debt_asset in view.venue.prices else 1.0
+        return self.coll * prices[self.gem_index] / debt_price
+
+    def total_collateral_ratio(self) -> float:
+        """Σ collateral value / Σ debt (Liquity's TCR, up to the few units pending redistribution)."""
+        debt = float(self.debt.sum())
+        return math.inf if debt <= 0 else float(self.values().sum()) / debt
+
+    def candidates(self, factor: float | None = None) -> list[int]:
+        """Rows with debt whose collateral value × factor falls short of the debt, within the
+        margin. ``factor`` widens the screen (the lower of it and each row's own applies: Liquity's
+        recovery mode, where a trove below the TCR may be liquidated, passes 1/TCR)."""
+        values = self.values()
+        weight = self.factor if factor is None else np.minimum(self.factor, factor)
+        mask = (self.debt > 0) & (values * weight < self.debt * (1.0 + self.MARGIN))
+        return [int(index) for index in np.flatnonzero(mask)]
+
+    def loan_to_value(self, account: str) -> float | None:
+        """Debt over collateral value (unweighted), from the screen's rows."""
+        index = self.row.get(account)
+        if index is None:
+            return None
+        value = float(self.values()[index])
+        return None if value <= 0 else float(self.debt[index]) / value
+
 
 # ============================================================================================
 # Liquidators
@@ -334,6 +525,11 @@ def passes_gate(cost: float, proceeds: float, min_margin: float, gas: float = 0.
     """The profit gate: act only if ``proceeds − gas ≥ cost · (1 + min_margin)`` (and something
     is bought)."""
     return proceeds > 0 and proceeds - gas >= cost * (1.0 + min_margin)
+
+
+def _units_text(units: int, decimals: int) -> str:
+    """Token units as the decimal string commands take."""
+    return str(Decimal(units).scaleb(-decimals))
 
 
 def _down(value: Decimal, places: int) -> Decimal:
@@ -398,6 +594,12 @@ class Liquidator:
             return self._decide_maker(view, markets, step, tried)
         if view.protocol == "aave":
             return self._decide_aave(view, markets, step, tried)
+        if view.protocol == "compound":
+            return self._decide_compound(view, markets, step, tried)
+        if view.protocol in ("euler", "morpho"):
+            return self._decide_liquidate(view, markets, step, tried)
+        if view.protocol == "liquity":
+            return self._decide_liquity(view, markets, step, tried)
         raise InvalidInput("venue", f"the simulator's keepers do not know {view.protocol} yet")
 
     # ---- Maker: bark, redo, take
@@ -531,6 +733,189 @@ class Liquidator:
                 return proceeds - cost - self.gas, str(amount)
         return None
 
+    # ---- Compound: absorb, then buy collateral at the store front
+
+    def _decide_compound(self, view, markets, step, tried):
+        """Absorb every liquidatable account it is ready for (one call, up to ``ABSORB_BATCH``
+        accounts; the gas is assumed paid back through liquidator points, so no gate), then buy
+        the protocol's collateral when the store-front discount passes the profit gate."""
+        screen = view.screen
+        venue = view.venue
+        ready = []
+        for index in sorted(screen.candidates(), key=lambda i: (-screen.debt[i], i)):
+            account = screen.names[index]
+            if self.ready(("absorb", account), step) and venue.is_liquidatable(account):
+                ready.append(account)
+                if len(ready) == ABSORB_BATCH:
+                    break
+        key = ("absorb", tuple(ready))
+        if ready and key not in tried:
+            return key, L.Absorb(view.name, self.name, tuple(ready))
+        if venue.reserves >= venue.comet.target_reserves:
+            return None  # the store front is closed (NotForSale)
+        for gem in sorted(markets):
+            held = venue.collateral_reserves.get(gem, 0)
+            key = ("buy", gem)
+            if held <= 0 or key in tried or not self.ready(key, step):
+                continue
+            choice = self._best_buy(view, markets[gem], gem, held)
+            if choice is not None:
+                base_units, bought = choice
+                return key, L.BuyCollateral(view.name, self.name, gem, _units_text(base_units, view.decimals(venue.base)),
+                                            _units_text(bought, view.decimals(gem)))
+            tried.add(key)  # within a step the market only gets worse: no need to look again
+        return None
+
+    def _best_buy(self, view, market, gem, held) -> tuple[int, int] | None:
+        """(base units paid, collateral units bought) of the most profitable store-front purchase
+        that passes the gate: all the collateral the protocol holds (within capital), halved up to
+        ``SLICE_HALVINGS`` times, each quoted with ``quoteCollateral``'s integers."""
+        venue = view.venue
+        comet, spec = venue.comet, venue.comet.assets[gem]
+        base_price, asset_price = venue.price_units(venue.base), venue.price_units(gem)
+        discount = compound.mul_factor(comet.store_front_price_factor, compound.FACTOR_SCALE - spec.liquidation_factor)
+        discounted = compound.mul_factor(asset_price, compound.FACTOR_SCALE - discount)
+        # The base that buys everything held, rounded down (so the quote never exceeds it).
+        for_all = held * discounted * comet.base_scale // (base_price * spec.scale)
+        capital = int(view.balance(self.name, venue.base) * comet.base_scale)
+        size = min(for_all, capital)
+        best = None
+        for _ in range(SLICE_HALVINGS + 1):
+            if size <= 0:
+                break
+            bought = compound.quote_collateral_units(asset_price, base_price, spec.liquidation_factor,
+                                                     comet.store_front_price_factor, size, spec.decimals,
+                                                     comet.base_decimals)
+            if 0 < bought <= held:
+                proceeds, _ = market.quote(bought / spec.scale)
+                cost = size / comet.base_scale * base_price / compound.PRICE_SCALE
+                if passes_gate(cost, proceeds, self.min_margin, self.gas):
+                    profit = proceeds - cost - self.gas
+                    if best is None or profit > best[0]:
+                        best = (profit, size, bought)
+            size //= 2
+        return None if best is None else (best[1], best[2])
+
+    # ---- Euler and Morpho: liquidate at the protocol's incentive
+
+    def _decide_liquidate(self, view, markets, step, tried):
+        """The first position in violation, largest debt first, whose best liquidation passes
+        the gate: Euler's discount (1 − health, capped) or Morpho's LIF must cover the slippage."""
+        capital = view.balance(self.name, self.debt_asset)
+        if capital <= 0:
+            return None
+        screen = view.screen
+        values = screen.values()
+        debt_price = view.price(self.debt_asset)
+        best_sale: dict[str, float] = {}  # per collateral: what a unit fetches at most now, over the oracle
+        for index in sorted(screen.candidates(), key=lambda i: (-screen.debt[i], i)):
+            borrower, gem, market = screen.names[index], screen.gem[index], screen.market[index]
+            key = ("liquidate", borrower, gem)
+            if key in tried or gem not in markets or not self.ready(key, step):
+                continue
+            # Necessary for the gate: a unit repaid buys at most the incentive's worth of collateral
+            # at the oracle, and a unit of collateral sells for at most the smallest sale's price.
+            if gem not in best_sale:
+                tiny = 1e-6
+                best_sale[gem] = markets[gem].quote(tiny)[0] / tiny / view.price(gem)
+            if self._incentive(view, index, market, values) * best_sale[gem] < debt_price * (1.0 + self.min_margin):
+                tried.add(key)
+                continue
+            choice = self._best_liquidation(view, markets[gem], borrower, gem, market, capital)
+            if choice is not None:
+                return key, L.Liquidate(view.name, self.name, borrower, collateral_asset=gem, repay=choice,
+                                        market=market)
+            tried.add(key)
+        return None
+
+    @staticmethod
+    def _incentive(view, index: int, market_id: str | None, values: np.ndarray) -> float:
+        """Collateral value received per unit of debt repaid, from the screen (floats): Morpho's
+        LIF; Euler's ``1/(1 − discount)`` with the discount ``1 − health`` capped at the vault's."""
+        venue, screen = view.venue, view.screen
+        if view.protocol == "morpho":
+            return morpho.lif_units(venue.markets[market_id].lltv, venue.morpho) / 1e18
+        vault = venue.vaults[screen.debt_asset].liquidation
+        health = float(values[index]) * float(screen.factor[index]) / float(screen.debt[index])
+        floor = 1.0 - vault.max_liquidation_discount / euler.CONFIG_SCALE
+        return 1.0 / max(min(health, 1.0), floor)
+
+    def _best_liquidation(self, view, market, borrower, gem, market_id, capital: Decimal) -> str | None:
+        """The repay (text, ``"max"`` for the whole of what is allowed) of the most profitable
+        liquidation that passes the gate: the most allowed within capital, halved up to
+        ``SLICE_HALVINGS`` times; collateral per unit repaid is fixed by the incentive, so the
+        sizes are scored from one preview of the largest and the chosen one previewed again."""
+        debt_decimals = view.decimals(self.debt_asset)
+        scale = 10**debt_decimals
+        if view.protocol == "euler":
+            whole = view.preview_euler(borrower, gem)
+            if whole is None or whole[0] <= 0 or whole[1] <= 0:
+                return None
+            most, received = whole
+        else:
+            result = view.preview_morpho(borrower, market_id, None)
+            if result is None or result.repaid <= 0:
+                return None
+            most, received = result.repaid, result.seized
+        per_unit = received / most / 10 ** view.decimals(gem) * scale  # collateral per debt unit
+        top = min(most, int(capital * scale))
+        debt_price = view.price(self.debt_asset)
+        scored = []
+        for halving in range(SLICE_HALVINGS + 1):
+            amount = top >> halving
+            if amount <= 0:
+                break
+            proceeds, _ = market.quote(amount / scale * per_unit)
+            cost = amount / scale * debt_price
+            if passes_gate(cost, proceeds, self.min_margin, self.gas):
+                scored.append((proceeds - cost - self.gas, -halving, amount))
+        for profit, _, amount in sorted(scored, reverse=True):
+            if amount == most:
+                return "max"
+            if view.protocol == "morpho":
+                result = view.preview_morpho(borrower, market_id, amount)
+                if result is None:
+                    continue
+                proceeds, _ = market.quote(result.seized / 10 ** view.decimals(gem))
+                if not passes_gate(result.repaid / scale * debt_price, proceeds, self.min_margin, self.gas):
+                    continue
+            return _units_text(amount, debt_decimals)
+        return None
+
+    # ---- Liquity: liquidate troves for the gas compensation
+
+    def _decide_liquity(self, view, markets, step, tried):
+        """The liquidatable trove with the lowest ICR first (Liquity keeps troves sorted by ICR):
+        the caller pays nothing and receives 200 LUSD and 0.5% of the collateral, so the gate is
+        that this (the collateral sold into the market) covers the gas."""
+        screen = view.screen
+        tcr = screen.total_collateral_ratio()  # (brings the screen's rows up to date)
+        if np.count_nonzero(screen.debt > 0) < 2:
+            return None  # the last trove is never liquidated (TroveManager: Only one trove in the system)
+        recovery = tcr < view.venue.rules.ccr / 1e18 * (1.0 + screen.MARGIN)
+        candidates = screen.candidates(1.0 / tcr if recovery and tcr > 0 else None)
+        if not candidates:
+            return None
+        values = screen.values()
+        exact_tcr = None
+        for index in sorted(candidates, key=lambda i: (values[i] / screen.debt[i], i)):
+            borrower, gem = screen.names[index], screen.gem[index]
+            key = ("trove", borrower)
+            if key in tried or gem not in markets or not self.ready(key, step):
+                continue
+            if exact_tcr is None:
+                exact_tcr = view.venue.tcr()
+            result = view.preview_trove(borrower, exact_tcr)
+            if result is None or not result.liquidated:
+                tried.add(key)
+                continue
+            proceeds, _ = markets[gem].quote(result.gas_comp_coll / 1e18)
+            proceeds += result.gas_comp_lusd / 1e18
+            if passes_gate(0.0, proceeds, self.min_margin, self.gas):
+                return key, L.LiquidateTrove(view.name, self.name, borrower)
+            tried.add(key)
+        return None
+
     # ---- selling what was bought
 
     def _after(self, events: list, view: LendingView, markets: dict[str, ExitMarket],
@@ -543,6 +928,18 @@ class Liquidator:
             elif event.kind == "liquidation_called" and event.liquidator == self.name:
                 self.spent += Decimal(event.debt_repaid)
                 self._sell(event.collateral_asset, Decimal(event.liquidator_received), view, markets, apply)
+            elif event.kind == "collateral_bought" and event.buyer == self.name:
+                self.spent += Decimal(event.base_paid)
+                self._sell(event.asset, Decimal(event.collateral_received), view, markets, apply)
+            elif event.kind == "liquidated" and event.liquidator == self.name:
+                self.spent += Decimal(event.repaid)
+                units = Decimal(event.seized)
+                if view.protocol == "euler":  # the seized collateral arrives as vault shares: redeem them
+                    redeemed = apply(L.WithdrawSupply(view.name, self.name, event.collateral_asset, "max"))
+                    units = sum((Decimal(e.amount) for e in redeemed if e.kind == "supply_withdrawn"), Decimal(0))
+                self._sell(event.collateral_asset, units, view, markets, apply)
+            elif event.kind == "trove_liquidated" and event.liquidator == self.name:
+                self._sell(view.venue.coll, Decimal(event.collateral_compensation), view, markets, apply)
 
     def _sell(self, asset: str, units: Decimal, view: LendingView, markets: dict[str, ExitMarket],
               apply: Callable[[c.Command], list]) -> None:
@@ -564,6 +961,6 @@ class Liquidator:
 
 
 __all__ = [
-    "AuctionSeen", "BorrowerBook", "ExitMarket", "LendingView", "Liquidator", "MarketMaker", "passes_gate",
+    "AuctionSeen", "BorrowerBook", "BorrowerScreen", "ExitMarket", "LendingView", "Liquidator", "MarketMaker", "passes_gate",
     "quote_sell", "sample_borrowers",
 ]

@@ -42,19 +42,21 @@ has decayed far, auctions clear near zero and the shortfall is system debt.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import ROUND_UP, Decimal
+import math
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Any, Callable
 
 import numpy as np
 
 from ..core.errors import InvalidInput
-from ..engine import Engine
+from ..engine import CommandRejected, Engine
 from ..engine import commands as c
 from ..engine import lending as L
+from ..policies.lending import compound, euler
 from ..presets import load_preset
 from .agents import ExitMarket, LendingView, Liquidator, MarketMaker, sample_borrowers
 from .market import DEPTH_1PCT_USD, realized_volatility
-from .metrics import RunMetrics, cascade_depth, price_overshoot, time_to_stability
+from .metrics import RunMetrics, cascade_depth, is_toxic, price_overshoot, time_to_stability
 from .run import nested_overrides
 from .scenarios import Scenario, load_scenario, scenario_paths
 
@@ -62,12 +64,32 @@ VENUE = "lend"
 PRICE_QUANTUM = Decimal("0.0001")
 VOL_WINDOW = 30  # steps of realised volatility the market makers watch
 LIQUIDATION_EVENTS = frozenset({"auction_started", "auction_taken", "auction_reset", "auction_settled",
-                                "liquidation_called", "bad_debt_recorded"})
+                                "liquidation_called", "bad_debt_recorded", "absorbed", "collateral_bought",
+                                "liquidated", "trove_liquidated"})
+PROTOCOLS = ("maker", "aave", "compound", "euler", "morpho", "liquity")
 
-#: Default collateral per preset: scenario asset → venue market (a Maker ilk, an Aave reserve).
-DEFAULT_COLLATERAL = {"maker": (("ETH", "ETH-A"),), "aave_v3": (("ETH", "WETH"),)}
-#: Default debt asset per protocol (Maker's is the preset's stablecoin).
-DEFAULT_DEBT = {"aave": "USDC"}
+#: Default collateral per preset: scenario asset → venue market (a Maker ilk, an Aave reserve, a
+#: Comet collateral asset, an Euler collateral vault, a Morpho market, Liquity's one collateral).
+#: Every preset's ETH market, so that the shipped scenarios (all of which carry ETH) apply to all.
+DEFAULT_COLLATERAL = {"maker": (("ETH", "ETH-A"),), "aave_v3": (("ETH", "WETH"),),
+                      "compound_v3": (("ETH", "WETH"),), "euler_v2": (("ETH", "WETH"),),
+                      "morpho_blue": (("ETH", "WETH-USDC"),), "liquity_v1": (("ETH", "ETH"),)}
+#: The same by protocol, for presets of the same protocol under another name.
+PROTOCOL_COLLATERAL = {"maker": DEFAULT_COLLATERAL["maker"], "aave": DEFAULT_COLLATERAL["aave_v3"],
+                       "compound": DEFAULT_COLLATERAL["compound_v3"], "euler": DEFAULT_COLLATERAL["euler_v2"],
+                       "morpho": DEFAULT_COLLATERAL["morpho_blue"], "liquity": DEFAULT_COLLATERAL["liquity_v1"]}
+#: Default debt asset per protocol (Maker's is the preset's stablecoin; Compound's the Comet's
+#: base; Morpho's the market's loan asset; Liquity's its stablecoin).
+DEFAULT_DEBT = {"aave": "USDC", "euler": "USDC"}
+#: Protocols whose oracle prices the debt asset too (at 1: debt assets are USD stablecoins here).
+PRICED_DEBT = frozenset({"aave", "compound", "euler", "morpho"})
+#: Liquity: a trove's net debt must reach MIN_NET_DEBT (1,800 LUSD), and its debt adds the 0.5%
+#: fee and the 200 LUSD gas reserve, so borrowers owe at least 2,009 LUSD; drawn at least this.
+LIQUITY_MIN_DEBT = 2_100.0
+#: Liquity: the collateral ratio of the stability-pool depositor's own trove (assumption: a safe
+#: trove, liquidatable only below 1.1/4 = 27.5% of the opening price).
+DEPOSITOR_RATIO = 4.0
+DEPOSITOR = "depositor"
 
 #: Overrides that remove Liquidations 2.0's reset floor on ETH-A for a 17-hour scenario: the
 #: price may decay to 0.1% of ``top`` before a reset is needed, and ``tail`` (one day) is past the
@@ -83,7 +105,16 @@ class LendingSimConfig:
     ``keeper_capital`` each (assumption: 5M, enough that capital rarely binds), latency 1 step,
     a 2% margin over cost and no gas by default (assumptions). Depth: ``depth_scale`` × the
     documented 1% depth of each asset (ETH $8M), thinned by market makers down to
-    ``mm_min_depth_fraction``."""
+    ``mm_min_depth_fraction``.
+
+    The protocol minimum is the most a borrower may draw: Maker's ``mat``, Aave's ``1/LTV``,
+    Compound's ``1/borrowCF`` (WETH on cUSDCv3: 1/0.825), Euler's ``1/borrowLTV`` (1/0.85 in the
+    preset's illustrative USDC vault), Morpho's ``1/LLTV`` (1/0.86 for WETH-USDC) and Liquity's
+    MCR (1.1). Lenders supply the debt asset (1.5 × the book's debt + 1M) where the protocol lends
+    deposits; Liquity mints LUSD instead and its borrowers are opened in decreasing
+    collateralization after the stability-pool depositor's trove, so that the system's TCR stays
+    above the CCR while the book is opened (the protocol refuses a borrow that would enter
+    recovery mode); its debts include the 0.5% fee and the 200 LUSD gas reserve."""
 
     scenario: str = "black_thursday_2020_03_12"
     preset: str = "maker"  # "maker" or "aave_v3" (or another preset of the same protocols)
@@ -107,6 +138,15 @@ class LendingSimConfig:
     median_buffer: float = 0.5  # collateralization = minimum × (1 + buffer), buffer log-normal
     buffer_sigma: float = 0.6
     overrides: tuple[tuple[str, str], ...] = ()  # (dotted preset path, value)
+    # Compound: base reserves funded at the start (FundReserves). Assumption: 0, the run does not
+    # model the interest that builds real reserves; the store front is then open (reserves below
+    # the 5M USDC target) and reserves below 0 at the end are the protocol's loss.
+    protocol_reserves: str = "0"
+    # Liquity: LUSD in the stability pool at the start, as a fraction of the borrowers' total
+    # debt. Assumption: 0.5 (the pool held a large share of the LUSD supply; not sourced here),
+    # deposited by one account that borrows it from its own trove at DEPOSITOR_RATIO. 0: no pool,
+    # every liquidation is redistributed to the other troves.
+    stability_pool_fraction: float = 0.5
 
     def preset_overrides(self) -> dict:
         return nested_overrides(self.overrides)
@@ -145,6 +185,10 @@ class LendingRunResult:
     # Per scenario asset, each borrower's health-factor-1 price relative to the opening price (the
     # collateral price at which the position becomes liquidatable), from the book at the opening.
     liquidation_levels: dict[str, np.ndarray] = field(default_factory=dict)
+    # Protocol figures at the end, as floats: Compound ``reserves`` and ``collateral_held.<asset>``
+    # (seized, not sold); Euler ``socialized.<vault>``; Morpho ``bad_debt.<market>``; Liquity
+    # ``stability_pool`` (LUSD left), ``tcr``, ``open_troves``. Empty for Maker and Aave.
+    protocol_state: dict[str, float] = field(default_factory=dict)
 
     @property
     def take_price_ratio(self) -> float | None:
@@ -176,15 +220,21 @@ def run_lending(config: LendingSimConfig, scenario: Scenario | None = None,
     if config.overrides:
         preset = preset.with_overrides(config.preset_overrides(), name=preset.name)
     protocol = str(preset.section("lending").get("protocol", ""))
-    if protocol not in ("maker", "aave"):
-        raise InvalidInput("preset", f"{config.preset}: the lending simulator drives maker and aave venues, "
+    if protocol not in PROTOCOLS:
+        raise InvalidInput("preset", f"{config.preset}: the lending simulator drives {', '.join(PROTOCOLS)} venues, "
                            f"not {protocol or 'a non-lending preset'}")
-    collateral = dict(config.collateral or DEFAULT_COLLATERAL.get(config.preset, ()))
+    if not 0 <= config.stability_pool_fraction or Decimal(config.protocol_reserves) < 0:
+        raise InvalidInput("config", "stability_pool_fraction and protocol_reserves must not be negative")
+    collateral = dict(config.collateral or DEFAULT_COLLATERAL.get(config.preset, PROTOCOL_COLLATERAL[protocol]))
     if not collateral:
         raise InvalidInput("collateral", f"name the collateral of {config.preset} for each scenario asset")
     for asset in collateral:
         if asset not in scenario.assets:
             raise InvalidInput("collateral", f"{asset} is not an asset of scenario {scenario.name}")
+    engine = Engine()
+    engine.apply(c.CreateVenue(VENUE, config.preset, config.preset_overrides()))
+    venue = L.lending_venue(engine, VENUE)
+    liquidation: dict[str, float] = {}  # market → collateral value / debt at which it is liquidatable
     if protocol == "maker":
         ilks = dict(preset.section("lending").get("ilks", {}))
         debt_asset = config.debt_asset or str(preset.section("lending").get("stablecoin", "DAI"))
@@ -194,8 +244,10 @@ def run_lending(config: LendingSimConfig, scenario: Scenario | None = None,
                 raise InvalidInput("collateral", f"{ilk} is not an ilk of {config.preset}")
             gem_of[asset] = str(ilks[ilk]["gem"])
         minimum = {ilk: float(preset.section("ilks")[ilk]["mat"]) for ilk in collateral.values()}
-        dust = min(float(preset.section("ilks")[ilk].get("dust", 0)) for ilk in collateral.values())
-    else:
+        liquidation = dict(minimum)
+        min_debt = max(100.0, min(float(preset.section("ilks")[ilk].get("dust", 0))
+                                  for ilk in collateral.values()) * 1.02)
+    elif protocol == "aave":
         debt_asset = config.debt_asset or DEFAULT_DEBT["aave"]
         reserves = preset.section("reserves")
         gem_of = {}
@@ -204,23 +256,28 @@ def run_lending(config: LendingSimConfig, scenario: Scenario | None = None,
                 raise InvalidInput("collateral", f"{reserve} is not a reserve of {config.preset}")
             gem_of[asset] = reserve
         minimum = {reserve: 1.0 / float(reserves[reserve]["ltv"]) for reserve in collateral.values()}
-        dust = 0.0
-
+        liquidation = {reserve: 1.0 / float(reserves[reserve]["liquidation_threshold"])
+                       for reserve in collateral.values()}
+        min_debt = 100.0
+    else:
+        debt_asset, gem_of, minimum, liquidation, min_debt = _layout(config, protocol, venue, collateral)
     seeds = np.random.SeedSequence(config.seed).spawn(3)
     path_rng, book_rng, keeper_rng = (np.random.default_rng(s) for s in seeds)
     exogenous = {asset: np.concatenate((path, np.full(config.aftermath_steps, path[-1])))
                  for asset, path in scenario_paths(scenario, path_rng).items() if asset in collateral}
     steps = len(next(iter(exogenous.values())))
 
-    engine = Engine()
     apply_setup = engine.apply
-    market_of = {asset: collateral[asset] for asset in collateral}  # ilk or reserve
+    market_of = {asset: collateral[asset] for asset in collateral}  # ilk, reserve, vault or market
     book = sample_borrowers(config.borrowers, list(collateral), {a: minimum[m] for a, m in market_of.items()},
                             book_rng, median_debt=config.median_debt, debt_sigma=config.debt_sigma,
-                            min_debt=max(100.0, dust * 1.02), median_buffer=config.median_buffer,
+                            min_debt=min_debt, median_buffer=config.median_buffer,
                             buffer_sigma=config.buffer_sigma)
     for command in _setup(config, protocol, preset, book, exogenous, gem_of, market_of, debt_asset):
-        apply_setup(command)
+        try:
+            apply_setup(command)
+        except CommandRejected as error:
+            raise InvalidInput("config", f"the book could not be opened on {config.preset}: {error}") from error
 
     market_makers = MarketMaker(min_depth_fraction=config.mm_min_depth_fraction)
     impact = {asset: market_makers.impact(DEPTH_1PCT_USD.get(asset, 2_500_000.0) * config.depth_scale)
@@ -234,10 +291,20 @@ def run_lending(config: LendingSimConfig, scenario: Scenario | None = None,
                           config.keeper_gas, config.keeper_max_actions) for i in range(config.keepers)]
     view = LendingView(engine, VENUE)
     asset_of_gem = {gem: asset for asset, gem in gem_of.items()}
+    if protocol not in ("maker", "aave"):
+        watched = [(f"b{index}", gem_of[book.markets[int(book.market[index])]],
+                    market_of[book.markets[int(book.market[index])]] if protocol == "morpho" else None)
+                   for index in range(len(book))]
+        if protocol == "liquity" and config.stability_pool_fraction > 0:
+            watched.append((DEPOSITOR, venue.coll, None))
+        view.watch(watched, debt_asset)
+    incentive_before: dict[str, float | None] = {}  # Euler/Morpho: the borrower's LTV before a Liquidate
 
     liquidated = np.zeros(steps)
     bad_debt_path = np.zeros(steps)
-    counts = {"events": 0, "barks": 0, "takes": 0, "redos": 0, "calls": 0, "settled": 0, "rejected": 0}
+    counts = {"events": 0, "barks": 0, "takes": 0, "redos": 0, "calls": 0, "settled": 0, "rejected": 0,
+              "absorbs": 0, "buys": 0, "liquidates": 0, "troves": 0, "offsets": 0, "capped_offsets": 0,
+              "redistributions": 0, "recovery_mode": 0}
     takes: list[TakeRecord] = []
     kept: list = []
     auction_ilk: dict[int, str] = {}
@@ -275,9 +342,44 @@ def run_lending(config: LendingSimConfig, scenario: Scenario | None = None,
                 totals["toxic"] += int(bool(event.toxic))
                 liquidated[step] += notional
                 forced_steps.append(step)
+            elif kind == "absorbed":  # Compound: the whole account, all its collateral to the protocol
+                notional = sum(float(amount) * view.price(gem) for gem, amount in event.collateral_seized)
+                counts["absorbs"] += 1
+                totals["notional"] += notional
+                liquidated[step] += notional
+                forced_steps.append(step)
+            elif kind == "collateral_bought":  # Compound's store front: a sale, recorded as a take
+                bought = float(event.collateral_received)
+                paid = float(event.base_paid)
+                counts["buys"] += 1
+                takes.append(TakeRecord(step, -1, event.buyer, bought, paid, paid / bought if bought else 0.0,
+                                        view.price(event.asset), float(exogenous[asset_of_gem[event.asset]][step])))
+            elif kind == "liquidated":  # Euler, Morpho
+                notional = float(event.seized) * view.price(event.collateral_asset)
+                counts["liquidates"] += 1
+                totals["notional"] += notional
+                ltv = incentive_before.pop(event.borrower, None)
+                if ltv is not None:
+                    factor = float(event.incentive)  # Euler: the discount d; Morpho: the LIF
+                    bonus = factor / (1.0 - factor) if protocol == "euler" else factor - 1.0
+                    totals["toxic"] += int(is_toxic(ltv, bonus))
+                liquidated[step] += notional
+                forced_steps.append(step)
+            elif kind == "trove_liquidated":  # Liquity: the whole trove
+                notional = float(event.collateral) * view.price(view.venue.coll)
+                counts["troves"] += 1
+                if event.debt_offset != "0":
+                    counts["capped_offsets" if event.rule == "capped_offset" else "offsets"] += 1
+                if event.debt_redistributed != "0":
+                    counts["redistributions"] += 1
+                counts["recovery_mode"] += event.mode == "recovery"
+                totals["notional"] += notional
+                liquidated[step] += notional
+                forced_steps.append(step)
             elif kind == "bad_debt_recorded":
                 price = view.price(event.asset) if event.asset in view.venue.prices else 1.0
                 totals["bad_debt"] += float(event.amount) * price
+        view.observe(events)
 
     for step in range(steps):
         now["step"] = step
@@ -290,13 +392,15 @@ def run_lending(config: LendingSimConfig, scenario: Scenario | None = None,
             source = simulated[asset] if config.feedback else exogenous[asset]
             oracle[asset][step] = float(source[max(0, step - config.oracle_lag_steps)])
             prices[gem_of[asset]] = _price_text(oracle[asset][step])
-        if protocol == "aave":
+        if protocol in PRICED_DEBT:
             prices[debt_asset] = "1"
         timestamp = step * scenario.step_seconds + 1
         record(engine.apply(c.AdvanceTime(timestamp)), step)
         record(engine.apply(L.UpdatePrices(VENUE, prices, timestamp)), step)
 
         def apply(command: c.Command, step: int = step) -> list:
+            if isinstance(command, L.Liquidate) and view.screen is not None:
+                incentive_before[command.borrower] = view.screen.loan_to_value(command.borrower)
             try:
                 events = engine.apply(command)
             except Exception:
@@ -315,46 +419,116 @@ def run_lending(config: LendingSimConfig, scenario: Scenario | None = None,
     assert conservation.holds, conservation.describe()
     lending = L.lending_conservation(engine, VENUE)
     assert lending.holds, lending.describe()
-    if protocol == "maker":
-        system_debt = float(L.lending_state(engine, VENUE)["system_debt"])
-    else:
-        state = L.lending_state(engine, VENUE)["reserves"]
-        system_debt = sum(float(reserve["deficit"]) for reserve in state.values())
+    system_debt, state = _system_debt(protocol, engine, venue)
     metrics = RunMetrics(
         bad_debt=totals["bad_debt"],
         liquidated_notional=totals["notional"],
-        liquidations=counts["barks"] + counts["calls"],
+        liquidations=counts["barks"] + counts["calls"] + counts["absorbs"] + counts["liquidates"] + counts["troves"],
         price_overshoot={asset: price_overshoot(simulated[asset], exogenous[asset]) for asset in exogenous},
         cascade_depth=cascade_depth(forced_steps),
         time_to_stability_steps=time_to_stability(forced_steps, steps - 1),
         toxic_liquidations=totals["toxic"],
     )
+    levels = {asset: liquidation[market_of[asset]] / np.asarray(book.collateralization, dtype=np.float64)[
+        np.asarray(book.market) == index] for index, asset in enumerate(book.markets) if asset in market_of}
     return LendingRunResult(config, metrics, {asset: gem_of[asset] for asset in exogenous}, exogenous, simulated,
                             oracle, liquidated, takes, keepers, system_debt, counts, kept, engine,
-                            bad_debt_path, _liquidation_levels(protocol, preset, book, market_of))
+                            bad_debt_path, levels, state)
 
 
-def _liquidation_levels(protocol: str, preset, book, market_of: dict[str, str]) -> dict[str, np.ndarray]:
-    """Each borrower's health-factor-1 collateral price over the opening price, per scenario asset.
+def _system_debt(protocol: str, engine: Engine, venue) -> tuple[float, dict[str, float]]:
+    """What the protocol is left owing that nothing backs, in the debt asset (≈ USD), and a few
+    protocol figures at the end (see :attr:`LendingRunResult.protocol_state`)."""
+    ledger = engine.ledger
+    if protocol == "maker":
+        return float(L.lending_state(engine, VENUE)["system_debt"]), {}
+    if protocol == "aave":
+        state = L.lending_state(engine, VENUE)["reserves"]
+        return sum(float(reserve["deficit"]) for reserve in state.values()), {}
+    if protocol == "compound":
+        reserves = float(ledger.amount(venue.base, venue.reserves))
+        held = {f"collateral_held.{asset}": float(ledger.amount(asset, units))
+                for asset, units in venue.collateral_reserves.items() if units}
+        return max(0.0, -reserves), {"reserves": reserves, **held}
+    if protocol == "euler":
+        lost = {asset: float(ledger.amount(asset, pool.lost)) for asset, pool in venue.pools.items()}
+        return sum(lost.values()), {f"socialized.{asset}": value for asset, value in lost.items() if value}
+    if protocol == "morpho":
+        lost = {market: float(ledger.amount(venue.markets[market].loan, units))
+                for market, units in venue.bad_debt.items()}
+        return sum(lost.values()), {f"bad_debt.{market}": value for market, value in lost.items() if value}
+    # Liquity: LUSD the system's collateral does not cover at the last price (TCR below 100%).
+    troves = venue.open_troves().values()
+    coll = sum(units for units, _ in troves) + venue.pending_coll
+    debt = sum(units for _, units in troves) + venue.pending_debt
+    value = float(ledger.amount(venue.coll, coll)) * float(venue.prices[venue.coll])
+    issued = float(ledger.amount(venue.lusd, debt))
+    return max(0.0, issued - value), {
+        "stability_pool": float(ledger.amount(venue.lusd, sum(venue.deposits.values()))),
+        "tcr": value / issued if issued else math.inf,
+        "open_troves": float(len(venue.open_troves())),
+    }
 
-    A borrower holds ``debt × collateralization / open`` units of collateral. Maker liquidates
-    once ``units × price < debt × mat``; Aave once ``units × price × liquidation threshold <
-    debt``. So the level is ``mat / collateralization`` (Maker) or ``1 / (LT ×
-    collateralization)`` (Aave): exact for the book as drawn, before the amounts are rounded to
-    the token's decimals and before interest accrues (the runs are hours long).
-    """
-    levels: dict[str, np.ndarray] = {}
-    for index, asset in enumerate(book.markets):
-        if asset not in market_of:
-            continue
-        market = market_of[asset]
-        if protocol == "maker":
-            factor = float(preset.section("ilks")[market]["mat"])
-        else:
-            factor = 1.0 / float(preset.section("reserves")[market]["liquidation_threshold"])
-        chosen = np.asarray(book.market) == index
-        levels[asset] = factor / np.asarray(book.collateralization, dtype=np.float64)[chosen]
-    return levels
+
+def _layout(config: LendingSimConfig, protocol: str, venue, collateral: dict[str, str]):
+    """(debt asset, collateral token per scenario asset, minimum collateralization per market,
+    collateralization at which a position becomes liquidatable per market, least debt drawn) of
+    a Compound, Euler, Morpho or Liquity venue, read from the venue the preset built (so overrides
+    apply). ``collateral`` maps a scenario asset to a Comet collateral asset, an Euler collateral
+    vault, a Morpho market or Liquity's collateral."""
+    gem_of: dict[str, str] = {}
+    minimum: dict[str, float] = {}
+    liquidation: dict[str, float] = {}
+    min_debt = 100.0
+    if protocol == "compound":
+        debt_asset = venue.base
+        for asset, gem in collateral.items():
+            if gem not in venue.comet.assets:
+                raise InvalidInput("collateral", f"{gem} is not a collateral asset of {venue.comet.name}")
+            spec = venue.comet.assets[gem]
+            gem_of[asset] = gem
+            minimum[gem] = compound.FACTOR_SCALE / spec.borrow_collateral_factor
+            liquidation[gem] = compound.FACTOR_SCALE / spec.liquidate_collateral_factor
+        min_debt = max(min_debt, float(venue.ledger.amount(venue.base, venue.comet.base_borrow_min)) * 1.02)
+    elif protocol == "euler":
+        debt_asset = config.debt_asset or DEFAULT_DEBT["euler"]
+        if debt_asset not in venue.vaults or not venue.vaults[debt_asset].borrowable:
+            raise InvalidInput("debt_asset", f"{debt_asset} is not a vault of {config.preset} that lends")
+        vault = venue.vaults[debt_asset]
+        for asset, gem in collateral.items():
+            if gem not in vault.liquidation_ltv:
+                raise InvalidInput("collateral", f"the {debt_asset} vault does not accept {gem} as collateral")
+            gem_of[asset] = gem
+            minimum[gem] = euler.CONFIG_SCALE / vault.borrow_ltv[gem]
+            liquidation[gem] = euler.CONFIG_SCALE / vault.liquidation_ltv[gem]
+    elif protocol == "morpho":
+        loans = set()
+        for asset, market in collateral.items():
+            if market not in venue.markets:
+                raise InvalidInput("collateral", f"{market} is not a market of {config.preset}")
+            spec = venue.markets[market]
+            gem_of[asset] = spec.collateral
+            loans.add(spec.loan)
+            minimum[market] = liquidation[market] = 1e18 / spec.lltv
+        if len(loans) != 1:
+            raise InvalidInput("collateral", "the markets simulated together must lend the same asset")
+        debt_asset = loans.pop()
+        if config.debt_asset not in (None, debt_asset):
+            raise InvalidInput("debt_asset", f"the markets lend {debt_asset}")
+    else:  # liquity
+        debt_asset = venue.lusd
+        for asset, gem in collateral.items():
+            if gem != venue.coll:
+                raise InvalidInput("collateral", f"{config.preset} takes {venue.coll} as collateral, not {gem}")
+            gem_of[asset] = gem
+            minimum[gem] = liquidation[gem] = venue.rules.mcr / 1e18
+        min_debt = LIQUITY_MIN_DEBT
+    if protocol != "morpho" and config.debt_asset not in (None, debt_asset):
+        raise InvalidInput("debt_asset", f"{config.preset} lends {debt_asset}")
+    for asset, gem in gem_of.items():
+        if venue.ledger.assets[gem].decimals < 6:
+            raise InvalidInput("collateral", f"{gem}: the simulator needs collateral with at least 6 decimals")
+    return debt_asset, gem_of, minimum, liquidation, min_debt
 
 
 def _mid(path: np.ndarray, model, now: dict) -> Callable[[], float]:
@@ -363,33 +537,61 @@ def _mid(path: np.ndarray, model, now: dict) -> Callable[[], float]:
 
 def _setup(config: LendingSimConfig, protocol: str, preset, book, exogenous: dict[str, np.ndarray],
            gem_of: dict[str, str], market_of: dict[str, str], debt_asset: str) -> list[Any]:
-    """Commands that create the venue, its lenders, the borrowers' positions and the keepers."""
-    commands: list[Any] = [c.CreateVenue(VENUE, config.preset, config.preset_overrides())]
+    """Commands that price the venue and open its lenders, the borrowers' positions and the
+    keepers (the venue itself is created first, by ``run_lending``)."""
+    commands: list[Any] = []
     opening = {gem_of[asset]: _price_text(path[0]) for asset, path in exogenous.items()}
-    if protocol == "aave":
+    if protocol in PRICED_DEBT:
         opening[debt_asset] = "1"
     commands.append(L.UpdatePrices(VENUE, opening, 0))
     debt_places = min(preset.assets[debt_asset].decimals, 2)
-    if protocol == "aave":
+    # Where each command names a market: Maker's ilk, Morpho's market; the others route by asset.
+    named = {asset: market_of[asset] if protocol in ("maker", "morpho") else None for asset in market_of}
+    if protocol not in ("maker", "liquity"):  # protocols that lend what lenders deposit
         supply = _amount(float(book.debt.sum()) * 1.5 + 1_000_000.0, 0)
+        market = next(iter(named.values()))
         commands += [L.OpenLendingAccount("lender", VENUE), c.Deposit("lender", debt_asset, supply),
-                     L.Supply(VENUE, "lender", debt_asset, supply)]
-    for index in range(len(book)):
+                     L.Supply(VENUE, "lender", debt_asset, supply, market)]
+    if protocol == "compound" and Decimal(config.protocol_reserves) > 0:
+        commands += [c.Deposit("lender", debt_asset, config.protocol_reserves),
+                     L.FundReserves(VENUE, "lender", config.protocol_reserves)]
+    order = range(len(book))
+    if protocol == "liquity":
+        commands += _stability_pool(config, book, opening[gem_of[book.markets[0]]], gem_of[book.markets[0]],
+                                    debt_asset)
+        # Decreasing collateralization keeps the TCR above the CCR while the book is opened.
+        order = sorted(order, key=lambda i: (-float(book.collateralization[i]), i))
+    for index in order:
         asset = book.markets[int(book.market[index])]
         gem = gem_of[asset]
         debt = _amount(float(book.debt[index]), debt_places)
         units = float(Decimal(debt)) * float(book.collateralization[index]) / float(Decimal(opening[gem]))
         ink = _amount(units, min(preset.assets[gem].decimals, 6))
         name = f"b{index}"
-        market = market_of[asset] if protocol == "maker" else None
+        if protocol == "liquity":  # the debt drawn is the total less the 200 LUSD reserve and the 0.5% fee
+            debt = _amount((float(Decimal(debt)) - 200.0) / 1.005, debt_places, ROUND_DOWN)
         commands += [L.OpenLendingAccount(name, VENUE), c.Deposit(name, gem, ink),
-                     L.Supply(VENUE, name, gem, ink, market), L.Borrow(VENUE, name, debt_asset, debt, market)]
+                     L.Supply(VENUE, name, gem, ink, named[asset]),
+                     L.Borrow(VENUE, name, debt_asset, debt, named[asset])]
     for index in range(config.keepers):
         name = f"keeper{index}"
         commands.append(L.OpenLendingAccount(name, VENUE))
         if Decimal(config.keeper_capital) > 0:
             commands.append(c.Deposit(name, debt_asset, config.keeper_capital))
     return commands
+
+
+def _stability_pool(config: LendingSimConfig, book, price: str, coll: str, lusd: str) -> list[Any]:
+    """Liquity: one depositor opens a trove at :data:`DEPOSITOR_RATIO` and puts what it borrows
+    into the stability pool (``stability_pool_fraction`` × the book's debt); nothing if 0."""
+    amount = _amount(float(book.debt.sum()) * config.stability_pool_fraction, 0, ROUND_DOWN)
+    if Decimal(amount) <= 0:
+        return []
+    debt = (float(amount) * 1.005 + 200.0) * DEPOSITOR_RATIO
+    units = _amount(debt / float(Decimal(price)), 6)
+    return [L.OpenLendingAccount(DEPOSITOR, VENUE), c.Deposit(DEPOSITOR, coll, units),
+            L.Supply(VENUE, DEPOSITOR, coll, units), L.Borrow(VENUE, DEPOSITOR, lusd, amount),
+            L.ProvideToStabilityPool(VENUE, DEPOSITOR, amount)]
 
 
 __all__ = ["LendingRunResult", "LendingSimConfig", "NO_RESET_FLOOR", "TakeRecord", "run_lending"]
