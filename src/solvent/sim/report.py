@@ -400,10 +400,15 @@ def _draw_bad_debt(new_figure, run, axis: _TimeAxis):
     axes.set_title(f"Bad debt over time: {run.metrics.bad_debt:,.2f} USD; system debt / reserve deficit left "
                    f"{run.system_debt:,.2f} USD")
     caption = ("First run. Running total of the bad debt the venue recorded (Maker: what auctions that sold "
-               "their whole lot did not cover; Aave 3.3: reserve deficits written off). The title adds what is "
-               "left at the end: Maker's system debt (the vow's unbacked debt net of the surplus, auctions still "
-               "running included) or Aave's reserve deficits. A lending venue has no insurance fund, so this "
-               "chart replaces the perpetual report's insurance-fund chart.")
+               "their whole lot did not cover; Aave 3.3: reserve deficits written off; Compound: absorbed debt "
+               "beyond the collateral's value, taken by reserves; Euler and Morpho: debt left without collateral, "
+               "written off against the vault's depositors or the market's suppliers; Liquity: troves "
+               "liquidated below 100% collateralization, the loss borne by the stability pool or the troves "
+               "the rest was redistributed to). The title adds what is left at the end: Maker's system debt "
+               "(the vow's unbacked debt net of the surplus, auctions still running included), Aave's reserve "
+               "deficits, Compound's reserves below zero (collateral not yet sold not counted), the debt Euler "
+               "socialized or Morpho realized, or the LUSD Liquity's collateral no longer covers. A lending "
+               "venue has no insurance fund, so this chart replaces the perpetual report's insurance-fund chart.")
     return figure, caption
 
 
@@ -621,7 +626,8 @@ def _html(title: str, runs: list[RunResult], captions: dict[str, str]) -> str:
         parts += [
             "<h2>Charts left out for a lending venue</h2>",
             "<p><b>Insurance fund over time</b>: a lending venue has no insurance fund (losses land as bad "
-            "debt, reserve deficits or Maker's system debt), so the chart above of bad debt takes its place. "
+            "debt, reserve deficits, Maker's system debt, Compound's reserves, Euler's and Morpho's lenders "
+            "or Liquity's stability pool and troves), so the chart above of bad debt takes its place. "
             "For the same reason the insurance-fund, backstop and ADL rows of the metrics table are 0 by "
             "construction.</p>",
         ]
