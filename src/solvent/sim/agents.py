@@ -35,6 +35,15 @@ sale moves the price: the feedback loop) and books the sale through the ledger: 
 the collateral to the market and ``Deposit`` of the proceeds. Barks and redos cost nothing but
 gas and pay the minted ``tip + chip·tab``: a keeper sends them when that covers ``gas``.
 
+On Compound, Euler, Morpho and Liquity keepers find positions through a
+:class:`BorrowerScreen` (floats, re-read from the protocol after each event that touches a
+position) and preview each candidate with the protocol's own integer rules before acting:
+Compound accounts are absorbed (no reward on-chain: no gate) and the seized collateral bought at
+the store front when ``quoteCollateral``'s discount passes the gate; Euler and Morpho positions
+are liquidated, largest debt first, when the incentive (Euler's discount, Morpho's LIF) covers
+the slippage; Liquity troves, lowest ICR first, when the gas compensation (200 LUSD and 0.5% of
+the collateral, sold) covers ``gas``.
+
 **Market makers** (:class:`MarketMaker`): a depth multiplier that falls as realised volatility
 rises, ``clip((calm_volatility / σ) ** vol_sensitivity, min_depth_fraction, 1)``, withdrawn at
 once and refilled with a half-life. This is exactly the thinning of
@@ -761,7 +770,8 @@ class Liquidator:
             choice = self._best_buy(view, markets[gem], gem, held)
             if choice is not None:
                 base_units, bought = choice
-                return key, L.BuyCollateral(view.name, self.name, gem, _units_text(base_units, view.decimals(venue.base)),
+                return key, L.BuyCollateral(view.name, self.name, gem,
+                                            _units_text(base_units, view.decimals(venue.base)),
                                             _units_text(bought, view.decimals(gem)))
             tried.add(key)  # within a step the market only gets worse: no need to look again
         return None
@@ -961,6 +971,7 @@ class Liquidator:
 
 
 __all__ = [
-    "AuctionSeen", "BorrowerBook", "BorrowerScreen", "ExitMarket", "LendingView", "Liquidator", "MarketMaker", "passes_gate",
+    "AuctionSeen", "BorrowerBook", "BorrowerScreen", "ExitMarket", "LendingView", "Liquidator", "MarketMaker",
+    "passes_gate",
     "quote_sell", "sample_borrowers",
 ]

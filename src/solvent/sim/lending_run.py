@@ -1,7 +1,10 @@
 """One lending simulation run: a scenario drives a lending venue, keepers liquidate, sales move the price.
 
 The engine under a lending preset (``maker``: Liquidations 2.0 Dutch auctions; ``aave_v3``:
-fixed-bonus liquidation calls) is driven only by commands, as live. Per step:
+fixed-bonus liquidation calls; ``compound_v3``: absorb, then the store front; ``euler_v2``:
+liquidation at a discount of 1 − health; ``morpho_blue``: liquidation at the LLTV's incentive
+factor; ``liquity_v1``: whole troves offset against the stability pool or redistributed) is
+driven only by commands, as live. Per step:
 
 1. market makers thin or refill the depth of each collateral's market from its realised
    volatility (:class:`~solvent.sim.agents.MarketMaker`, the :class:`SqrtImpact` thinning), and
@@ -12,22 +15,52 @@ fixed-bonus liquidation calls) is driven only by commands, as live. Per step:
 3. ``AdvanceTime`` (so auctions decay) and ``UpdatePrices`` go to the engine;
 4. keepers (:class:`~solvent.sim.agents.Liquidator`), in an order drawn from the run's
    generator, bark unsafe vaults, redo auctions that need a reset, take lots or call Aave
-   liquidations when their profit gate passes, and sell what they bought into the market: the
+   liquidations when their profit gate passes; absorb underwater Comet accounts and buy the
+   seized collateral at the store front; call Euler or Morpho ``Liquidate``; call Liquity's
+   ``LiquidateTrove`` for its gas compensation; and sell what they bought into the market: the
    sale moves the market price (the cascade's feedback loop).
 
 Metrics (:class:`~solvent.sim.metrics.RunMetrics`) come from the events:
 
-- ``bad_debt``: the sum of ``BadDebtRecorded`` amounts (Maker: debt an auction that sold its
-  whole lot did not cover; Aave 3.3: the reserve deficit), valued at the debt asset's price (1);
-- ``liquidations`` / ``liquidated_notional``: barks or liquidation calls, and the oracle value of
-  the collateral they sent to auction or seized;
-- ``toxic_liquidations``: ``LiquidationCalled`` events flagged ``toxic`` (LTV above 1/LB);
+- ``bad_debt``: the sum of ``BadDebtRecorded`` amounts as the engine reports them (Maker: debt
+  an auction that sold its whole lot did not cover; Aave 3.3: the reserve deficit; Compound:
+  absorbed debt beyond the collateral's oracle value, taken by reserves; Euler: debt socialized to
+  the vault's depositors; Morpho: debt realized against the market's suppliers; Liquity: a trove's
+  debt beyond its collateral's value, borne by the stability pool or redistributed), valued at
+  the debt asset's price (1);
+- ``liquidations`` / ``liquidated_notional``: barks, liquidation calls, accounts absorbed,
+  Euler/Morpho liquidations or troves liquidated, and the oracle value of the collateral they
+  sent to auction or seized (a trove's whole collateral);
+- ``toxic_liquidations``: ``LiquidationCalled`` events flagged ``toxic`` (LTV above 1/LB); Euler
+  and Morpho liquidations whose borrower's LTV before was above ``1/(1 + LI)`` (Euler: ``LI =
+  d/(1 − d)`` for the discount ``d``; Morpho: ``LIF − 1``), the LTV from the keepers' screen
+  (floats). Not counted where a liquidation takes the whole position (Compound, Liquity): no
+  remainder can be made worse;
 - ``price_overshoot``, ``cascade_depth`` and ``time_to_stability_steps`` as in :mod:`.run`.
 
 :class:`LendingRunResult` adds the auction record: every take's price against the oracle
-(:attr:`LendingRunResult.take_price_ratio`), the Maker system debt left (unbacked DAI: the vow's
-sin the surplus does not cover, including auctions still running), and the engine itself for
-checks.
+(:attr:`LendingRunResult.take_price_ratio`; on Compound the store front's sales, at
+``auction_id`` −1), the system debt left (Maker: unbacked DAI, the vow's sin the surplus does not
+cover, including auctions still running; Aave: reserve deficits; Compound: reserves below zero;
+Euler / Morpho: debt written off against lenders; Liquity: LUSD the system's collateral no longer
+covers), a few protocol figures (:attr:`LendingRunResult.protocol_state`), and the engine itself
+for checks.
+
+Assumptions of the newer protocols, beyond :class:`LendingSimConfig`'s:
+
+- Compound: absorbing pays nothing on-chain (liquidator points only), so keepers absorb every
+  liquidatable account they are ready for without a profit gate (its gas assumed repaid through
+  the points, reference §2.2), up to 50 accounts per call; they buy collateral only while the
+  protocol's reserves are below target and the 2.5% store-front discount (WETH) passes their gate.
+- Euler: the liquidator repays the debt it takes over in the same command (an EVC batch), then
+  redeems the collateral vault's shares it received and sells the collateral; cool-off 0 (the
+  preset's illustrative vault).
+- Morpho: one market (WETH-USDC, LLTV 0.86); keepers name the repay, the protocol derives the
+  seizure; no oracle other than the scenario's.
+- Liquity: the stability pool is one depositor's (``stability_pool_fraction`` of the book's debt,
+  from a trove at 4× collateralization); depositors do not sell their collateral gains within the
+  run (withdrawals are blocked while any trove is below the MCR); keepers sell the 0.5%
+  collateral they receive. No redemptions, no base-rate changes (the fee is the 0.5% floor).
 
 Black Thursday (12–13 Mar 2020) ran under Liquidations 1.2 English ``flip`` auctions that
 accepted 0-DAI bids (reference/lending-protocols.md §9.1). The preset is Liquidations 2.0, whose
@@ -117,7 +150,7 @@ class LendingSimConfig:
     recovery mode); its debts include the 0.5% fee and the 200 LUSD gas reserve."""
 
     scenario: str = "black_thursday_2020_03_12"
-    preset: str = "maker"  # "maker" or "aave_v3" (or another preset of the same protocols)
+    preset: str = "maker"  # maker, aave_v3, compound_v3, euler_v2, morpho_blue, liquity_v1 (or their protocols')
     borrowers: int = 300  # vaults (Maker) or borrowing accounts (Aave)
     seed: int = 7
     keepers: int = 3
@@ -185,9 +218,10 @@ class LendingRunResult:
     # Per scenario asset, each borrower's health-factor-1 price relative to the opening price (the
     # collateral price at which the position becomes liquidatable), from the book at the opening.
     liquidation_levels: dict[str, np.ndarray] = field(default_factory=dict)
-    # Protocol figures at the end, as floats: Compound ``reserves`` and ``collateral_held.<asset>``
-    # (seized, not sold); Euler ``socialized.<vault>``; Morpho ``bad_debt.<market>``; Liquity
-    # ``stability_pool`` (LUSD left), ``tcr``, ``open_troves``. Empty for Maker and Aave.
+    # Protocol figures at the end, as floats: Compound ``reserves``, ``collateral_held.<asset>``
+    # (seized, not sold) and ``collateral_held_value`` (at the last oracle prices); Euler
+    # ``socialized.<vault>``; Morpho ``bad_debt.<market>``; Liquity ``stability_pool`` (LUSD left),
+    # ``tcr`` and ``open_troves``. Empty for Maker and Aave.
     protocol_state: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -447,9 +481,11 @@ def _system_debt(protocol: str, engine: Engine, venue) -> tuple[float, dict[str,
         return sum(float(reserve["deficit"]) for reserve in state.values()), {}
     if protocol == "compound":
         reserves = float(ledger.amount(venue.base, venue.reserves))
-        held = {f"collateral_held.{asset}": float(ledger.amount(asset, units))
+        held = {asset: float(ledger.amount(asset, units))
                 for asset, units in venue.collateral_reserves.items() if units}
-        return max(0.0, -reserves), {"reserves": reserves, **held}
+        worth = sum(units * float(venue.prices[asset]) for asset, units in held.items())
+        return max(0.0, -reserves), {"reserves": reserves, **{f"collateral_held.{a}": v for a, v in held.items()},
+                                     "collateral_held_value": worth}
     if protocol == "euler":
         lost = {asset: float(ledger.amount(asset, pool.lost)) for asset, pool in venue.pools.items()}
         return sum(lost.values()), {f"socialized.{asset}": value for asset, value in lost.items() if value}
