@@ -612,7 +612,7 @@ def _setup(config: LendingSimConfig, protocol: str, preset, book, exogenous: dic
     for index in range(config.keepers):
         name = f"keeper{index}"
         commands.append(L.OpenLendingAccount(name, VENUE))
-        if Decimal(config.keeper_capital) > 0:
+        if Decimal(config.keeper_capital) > 0 and protocol != "liquity":  # Liquity's caller pays nothing
             commands.append(c.Deposit(name, debt_asset, config.keeper_capital))
     return commands
 
