@@ -55,6 +55,9 @@ class LiquityVenue(LendingVenue):
             if asset not in preset.assets or preset.assets[asset].decimals != 18:
                 raise InvalidInput(f"{where}.assets.{asset}", "must be listed with 18 decimals")
         self.troves: dict[str, list[int]] = {}  # account → [coll, debt]; debt 0 = not opened
+        # Σ collateral, Σ debt and the count of the open troves, kept as troves change (_change_trove):
+        # the TCR is asked at every command.
+        self.open_coll = self.open_debt = self.open_count = 0
         self.deposits: dict[str, int] = {}
         self.gains: dict[str, int] = {}
         self.sp_lusd_dust = 0
@@ -78,10 +81,24 @@ class LiquityVenue(LendingVenue):
     def open_troves(self) -> dict[str, list[int]]:
         return {account: trove for account, trove in self.troves.items() if trove[1] > 0}
 
+    def _change_trove(self, account: str, coll: int = 0, debt: int = 0, *, remove: bool = False) -> None:
+        """Add ``coll`` and ``debt`` to the account's trove (or remove it), keeping the open totals."""
+        trove = self.troves.setdefault(account, [0, 0])
+        if trove[1] > 0:
+            self.open_coll, self.open_debt, self.open_count = (self.open_coll - trove[0], self.open_debt - trove[1],
+                                                               self.open_count - 1)
+        if remove:
+            del self.troves[account]
+            return
+        trove[0] += coll
+        trove[1] += debt
+        if trove[1] > 0:
+            self.open_coll, self.open_debt, self.open_count = (self.open_coll + trove[0], self.open_debt + trove[1],
+                                                               self.open_count + 1)
+
     def tcr(self, coll_change: int = 0, debt_change: int = 0) -> int:
-        troves = self.open_troves().values()
-        coll = sum(c for c, _ in troves) + self.pending_coll + coll_change
-        debt = sum(d for _, d in troves) + self.pending_debt + debt_change
+        coll = self.open_coll + self.pending_coll + coll_change
+        debt = self.open_debt + self.pending_debt + debt_change
         return liquity.compute_cr(coll, debt, self.price_units())
 
     def recovery_mode(self) -> bool:
@@ -108,8 +125,7 @@ class LiquityVenue(LendingVenue):
         moves = Moves(self.ledger)
         moves.add(command.account, self.pool, self.coll, units)
         moves.apply()
-        trove = self.troves.setdefault(command.account, [0, 0])
-        trove[0] += units
+        self._change_trove(command.account, coll=units)
         return [SupplyAdded(self.name, command.account, self.coll, self.text(self.coll, units))]
 
     def withdraw_supply(self, command) -> list:
@@ -127,7 +143,7 @@ class LiquityVenue(LendingVenue):
         moves = Moves(self.ledger)
         moves.add(self.pool, command.account, self.coll, units)
         moves.apply()
-        self.troves[command.account][0] -= units
+        self._change_trove(command.account, coll=-units)
         return [SupplyWithdrawn(self.name, command.account, self.coll, self.text(self.coll, units))]
 
     def borrow(self, command) -> list:
@@ -150,7 +166,7 @@ class LiquityVenue(LendingVenue):
         moves.add(self.issuer, self.treasury, self.lusd, fee, overdraft=True)
         moves.add(self.issuer, self.gas_pool, self.lusd, gas, overdraft=True)
         moves.apply()
-        self.troves[command.account][1] += added
+        self._change_trove(command.account, debt=added)
         self.issued += added
         self.fees += fee
         icr = liquity.compute_cr(coll, debt + added, self.price_units())
@@ -172,7 +188,7 @@ class LiquityVenue(LendingVenue):
         if not closing and net - units < self.rules.min_net_debt:
             raise InvalidInput("amount", f"would leave a net debt below {from_units(self.rules.min_net_debt, 18)}; "
                                "repay all of it to close the trove")
-        if closing and len(self.open_troves()) == 1:
+        if closing and self.open_count == 1:
             raise InvalidInput("amount", "the last trove cannot be closed (TroveManager: Only one trove in the system)")
         moves = Moves(self.ledger)
         moves.add(payer, self.issuer, self.lusd, units)
@@ -180,7 +196,7 @@ class LiquityVenue(LendingVenue):
             moves.add(self.gas_pool, self.issuer, self.lusd, self.rules.lusd_gas_compensation)
         moves.apply()
         burned = units + (self.rules.lusd_gas_compensation if closing else 0)
-        self.troves[command.account][1] -= burned
+        self._change_trove(command.account, debt=-burned)
         self.issued -= burned
         return [Repaid(self.name, command.account, payer, self.lusd, self.text(self.lusd, units))]
 
@@ -272,7 +288,7 @@ class LiquityVenue(LendingVenue):
         moves.add(self.pool, command.borrower, self.coll, result.surplus_coll)
         # Validated: now change state.
         moves.apply()
-        del self.troves[command.borrower]
+        self._change_trove(command.borrower, remove=True)
         self.issued -= result.offset_debt
         for account in losses:
             left = self.deposits[account] - losses[account]
@@ -286,8 +302,7 @@ class LiquityVenue(LendingVenue):
         self.sp_coll_dust += result.coll_to_sp - sum(gains.values())
         if added:
             for account, (d, c) in added.items():
-                self.troves[account][0] += c
-                self.troves[account][1] += d
+                self._change_trove(account, coll=c, debt=d)
             self.pending_debt = share_debt - sum(d for d, _ in added.values())
             self.pending_coll = share_coll - sum(c for _, c in added.values())
         events: list = [TroveLiquidated(
@@ -307,7 +322,7 @@ class LiquityVenue(LendingVenue):
     # ---------------------------------------------------------------- views and checks
 
     def expected_balances(self) -> dict:
-        open_count = len(self.open_troves())
+        open_count = self.open_count
         return {
             (self.pool, self.coll): sum(c for c, _ in self.troves.values()) + self.pending_coll,
             (self.stability_pool, self.lusd): sum(self.deposits.values()) + self.sp_lusd_dust,
@@ -320,7 +335,10 @@ class LiquityVenue(LendingVenue):
     def identities(self) -> dict:
         return {"issued == Σ trove debt + pending debt": (self.issued,
                                                           sum(d for _, d in self.troves.values()) + self.pending_debt),
-                "stability pool dust >= 0": (min(self.sp_lusd_dust, self.sp_coll_dust, 0), 0)}
+                "stability pool dust >= 0": (min(self.sp_lusd_dust, self.sp_coll_dust, 0), 0),
+                "open totals == Σ open troves": ((self.open_coll, self.open_debt, self.open_count), (
+                    sum(c for c, d in self.troves.values() if d > 0), sum(d for _, d in self.troves.values()),
+                    sum(1 for _, d in self.troves.values() if d > 0)))}
 
     def account_state(self, account: str) -> dict[str, Any]:
         coll, debt = self.troves.get(account, [0, 0])
@@ -339,7 +357,7 @@ class LiquityVenue(LendingVenue):
     def venue_state(self) -> dict[str, Any]:
         state: dict[str, Any] = {
             "protocol": self.protocol, "prices": {a: str(p) for a, p in sorted(self.prices.items())},
-            "open_troves": len(self.open_troves()), "issued": self.text(self.lusd, self.issued),
+            "open_troves": self.open_count, "issued": self.text(self.lusd, self.issued),
             "stability_pool": self.text(self.lusd, sum(self.deposits.values())),
             "pending_redistribution": {"debt": self.text(self.lusd, self.pending_debt),
                                        "collateral": self.text(self.coll, self.pending_coll)},

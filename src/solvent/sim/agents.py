@@ -240,7 +240,8 @@ class LendingView:
         self.venue = L.lending_venue(engine, venue)
         self.protocol = self.venue.protocol
         self._auctions: tuple[Any, list[AuctionSeen]] | None = None
-        self.screen: BorrowerScreen | None = None  # Compound, Euler, Morpho, Liquity: see watch()
+        self.screen: BorrowerScreen | None = None  # every protocol but Maker: see watch()
+        self._previews: tuple[int, dict] = (-1, {})  # Aave: (time, previews of liquidation calls at that time)
 
     def price(self, asset: str) -> float:
         return float(self.venue.prices[asset])
@@ -327,8 +328,22 @@ class LendingView:
         try:
             account = venue.policy_account(borrower, supplies, debts,
                                            include=(("collateral", collateral), ("debt", debt_asset)))
+        except (ProtocolRevert, InvalidInput):
+            return None
+        # The same account (balances, prices, e-mode) under the same rules previews the same: keepers
+        # look at the same candidates within a step. Kept for the current time only.
+        key = (account, collateral, debt_asset, cover, venue.config)
+        if self._previews[0] != self.engine.timestamp:
+            self._previews = (self.engine.timestamp, {})
+        if key not in self._previews[1]:
+            self._previews[1][key] = self._preview_call(account, collateral, debt_asset, cover)
+        return self._previews[1][key]
+
+    def _preview_call(self, account, collateral: str, debt_asset: str,
+                      cover: Decimal | None) -> tuple[Decimal, Decimal] | None:
+        try:
             result = aave.liquidation_call(account, collateral, debt_asset, None if cover is None else str(cover),
-                                           venue.config)
+                                           self.venue.config)
         except (ProtocolRevert, InvalidInput):
             return None
         ledger = self.engine.ledger
@@ -339,7 +354,7 @@ class LendingView:
 
     def watch(self, accounts: Iterable[tuple[str, str, str | None]], debt_asset: str) -> None:
         """Start screening ``(account, collateral token, market)`` positions borrowing ``debt_asset``
-        (Compound, Euler, Morpho, Liquity). See :class:`BorrowerScreen`."""
+        (Aave, Compound, Euler, Morpho, Liquity). See :class:`BorrowerScreen`."""
         self.screen = BorrowerScreen(self, tuple(accounts), debt_asset)
 
     def observe(self, events: Iterable[Any]) -> None:
@@ -353,6 +368,9 @@ class LendingView:
         (Comet's ``userCollateral``/``borrowBalanceOf``, an EVault's ``convertToAssets``/``debtOf``,
         Morpho's ``position``, Liquity's ``Troves``)."""
         venue = self.venue
+        if self.protocol == "aave":
+            supplies, debts = venue.balances(account)
+            return supplies.get(gem, 0), debts.get(debt_asset, 0)
         if self.protocol == "compound":
             return venue.collateral[gem].get(account, 0), venue.debt(account)
         if self.protocol == "euler":
@@ -368,6 +386,8 @@ class LendingView:
         """The fraction of collateral value that must cover the debt: Comet's liquidate CF, Euler's
         liquidation LTV, Morpho's LLTV, 1/MCR on Liquity (recovery mode lowers it further)."""
         venue = self.venue
+        if self.protocol == "aave":  # the reserve's threshold (an e-mode one is higher: this screens wider)
+            return venue.market.reserve(gem).liquidation_threshold_bps / 1e4
         if self.protocol == "compound":
             return venue.comet.assets[gem].liquidate_collateral_factor / compound.FACTOR_SCALE
         if self.protocol == "euler":
@@ -475,7 +495,7 @@ class BorrowerScreen:
     def observe(self, events: Iterable[Any]) -> None:
         for event in events:
             kind = event.kind
-            if kind in ("absorbed", "liquidated", "trove_liquidated", "bad_debt_recorded"):
+            if kind in ("absorbed", "liquidated", "liquidation_called", "trove_liquidated", "bad_debt_recorded"):
                 account = getattr(event, "borrower", None) or getattr(event, "account", None)
                 if kind == "trove_liquidated" and event.debt_redistributed != "0":
                     self._dirty = None
@@ -507,13 +527,13 @@ class BorrowerScreen:
         debt = float(self.debt.sum())
         return math.inf if debt <= 0 else float(self.values().sum()) / debt
 
-    def candidates(self, factor: float | None = None) -> list[int]:
-        """Rows with debt whose collateral value × factor falls short of the debt, within the
-        margin. ``factor`` widens the screen (the lower of it and each row's own applies: Liquity's
-        recovery mode, where a trove below the TCR may be liquidated, passes 1/TCR)."""
+    def candidates(self, factor: float | None = None, margin: float = MARGIN) -> list[int]:
+        """Rows with debt whose collateral value × factor falls short of the debt, within
+        ``margin`` (relative). ``factor`` widens the screen (the lower of it and each row's own
+        applies: Liquity's recovery mode, where a trove below the TCR may be liquidated, passes 1/TCR)."""
         values = self.values()
         weight = self.factor if factor is None else np.minimum(self.factor, factor)
-        mask = (self.debt > 0) & (values * weight < self.debt * (1.0 + self.MARGIN))
+        mask = (self.debt > 0) & (values * weight < self.debt * (1.0 + margin))
         return [int(index) for index in np.flatnonzero(mask)]
 
     def loan_to_value(self, account: str) -> float | None:
@@ -692,16 +712,12 @@ class Liquidator:
         worth = {asset: reserve.liquidation_bonus_bps / 1e4 * markets[asset].mid() / view.price(asset)
                  >= 1.0 + self.min_margin for asset, reserve in reserves.items()}
         candidates = []
-        for borrower in view.borrowers(self.debt_asset):
-            for asset in markets:
-                collateral, debt = view.position(borrower, asset, self.debt_asset)
-                if collateral <= 0 or debt <= 0:
-                    continue
-                if lt[asset] * float(collateral) * view.price(asset) >= float(debt) * debt_price * 1.000001:
-                    continue  # health factor at least 1 (one collateral; the engine checks the rest)
-                key = ("call", borrower, asset)
-                if self.ready(key, step) and worth[asset] and key not in tried:
-                    candidates.append((-float(debt), borrower, asset, key))
+        screen = view.screen  # the positions as of the protocol's last events, in token units
+        for index in screen.candidates(margin=1e-6):  # health factor under 1 (one collateral; the engine checks the rest)
+            borrower, asset = screen.names[index], screen.gem[index]
+            key = ("call", borrower, asset)
+            if asset in markets and screen.coll[index] > 0 and self.ready(key, step) and worth[asset] and key not in tried:
+                candidates.append((-float(screen.debt[index]), borrower, asset, key))
         for _, borrower, asset, key in sorted(candidates):
             choice = self._best_call(view, markets[asset], borrower, asset, capital)
             if choice is not None:
@@ -721,6 +737,13 @@ class Liquidator:
         cover = min(whole[0], capital)
         received_per_unit = float(whole[1]) / float(whole[0])
         debt_price = view.price(self.debt_asset)
+        # A unit of collateral fetches the most in the smallest sale: if the smallest slice fails
+        # the gate even without gas, every size fails.
+        smallest = next((amount for halving in range(SLICE_HALVINGS, -1, -1)
+                         if (amount := _down(cover / (2 ** halving), decimals)) > 0), None)
+        if smallest is None or not passes_gate(float(smallest) * debt_price,
+                                               market.quote(float(smallest) * received_per_unit)[0], self.min_margin):
+            return None
         scored = []
         for halving in range(SLICE_HALVINGS + 1):
             amount = _down(cover / (2 ** halving), decimals)

@@ -325,7 +325,9 @@ def run_lending(config: LendingSimConfig, scenario: Scenario | None = None,
                           config.keeper_gas, config.keeper_max_actions) for i in range(config.keepers)]
     view = LendingView(engine, VENUE)
     asset_of_gem = {gem: asset for asset, gem in gem_of.items()}
-    if protocol not in ("maker", "aave"):
+    if protocol == "aave":  # every borrower against every collateral of the run
+        view.watch([(f"b{index}", gem, None) for index in range(len(book)) for gem in markets], debt_asset)
+    elif protocol != "maker":
         watched = [(f"b{index}", gem_of[book.markets[int(book.market[index])]],
                     market_of[book.markets[int(book.market[index])]] if protocol == "morpho" else None)
                    for index in range(len(book))]
