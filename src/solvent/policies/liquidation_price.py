@@ -27,6 +27,12 @@ as a :class:`LiquidationPriceRule`:
   ``cross_collateral_inverse`` sets the same for inverse contracts when it differs: Bybit's
   inverse (coin-margined) cross formula counts the account balance, which already holds the
   position margin, so the leverage plays no part there ("balance").
+- ``maintenance_unit``: the venue's formula starts from the maintenance margin at the entry price
+  in whole units of this size, rounded down (Hyperliquid: ``liq = price − side·margin_available /
+  size / (1 − side/maintenance leverage)`` with ``margin_available = margin − MM`` in USDC's 1e-6;
+  every liquidation price its API returns in freqtrade's tests/exchange/test_hyperliquid.py
+  matches this to 1e-8). The exact solution gives the same price once the collateral is credited
+  with what that rounding took off.
 
 When the notional at the solution falls in another bracket than the one used, the solver retries
 with that bracket until the bracket is stable (Binance's own note: "iterate").
@@ -52,6 +58,7 @@ class LiquidationPriceRule:
     isolated_margin: str = "balance"  # "balance" or "leverage"
     cross_collateral: str = "balance"  # "balance" or "available_plus_initial"
     cross_collateral_inverse: str | None = None  # inverse contracts' rule; None: as cross_collateral
+    maintenance_unit: Decimal | None = None  # the formula's MM at entry rounded down to this unit; None: exact
 
     def __post_init__(self) -> None:
         if self.maintenance_at not in ("price", "entry"):
@@ -65,6 +72,9 @@ class LiquidationPriceRule:
             if value not in ("balance", "available_plus_initial"):
                 raise InvalidInput(f"liquidation_price.{name}",
                                    f"expected 'balance' or 'available_plus_initial', got {value!r}")
+        if self.maintenance_unit is not None:
+            object.__setattr__(self, "maintenance_unit", positive(self.maintenance_unit,
+                                                                  "liquidation_price.maintenance_unit"))
 
     def cross_collateral_for(self, kind: ContractKind) -> str:
         """The cross-collateral rule for a linear or an inverse contract."""
@@ -175,6 +185,8 @@ def solve_price(
     """
     if not legs:
         raise InvalidInput("positions", "no position on the target market")
+    if rule.maintenance_unit is not None and not bankruptcy:
+        collateral += _rounded_off_maintenance(kind, legs, rule.maintenance_unit)
     a, b = _coefficients(kind, collateral + other_pnl - other_maintenance, legs)
     quantity = sum((leg.quantity for leg in legs), ZERO)
     fee = fee_rate * quantity if rule.fee_to_close else ZERO
@@ -233,6 +245,16 @@ def solve_price(
             return PriceSolution(price_of(solution), iteration)
         t = solution
     raise InvalidInput("positions", "liquidation price did not settle on a bracket")  # pragma: no cover
+
+
+def _rounded_off_maintenance(kind: ContractKind, legs: Sequence[Leg], unit: Decimal) -> Decimal:
+    """What rounding the legs' maintenance margin at their entry prices down to ``unit`` takes off."""
+    from decimal import ROUND_FLOOR
+
+    at_entry = sum((leg.margin.maintenance_margin(
+        leg.quantity * leg.entry_price if kind is ContractKind.LINEAR else leg.quantity / leg.entry_price, leg.size)
+        for leg in legs), ZERO)
+    return at_entry - (at_entry / unit).to_integral_value(rounding=ROUND_FLOOR) * unit
 
 
 # --------------------------------------------------------------------------------------------

@@ -94,6 +94,8 @@ class Preset:
             cross_collateral=str(spec.get("cross_collateral", "balance")),
             cross_collateral_inverse=(None if spec.get("cross_collateral_inverse") is None
                                       else str(spec["cross_collateral_inverse"])),
+            maintenance_unit=(None if spec.get("maintenance_unit") is None else to_decimal(
+                spec["maintenance_unit"], f"preset[{self.name}].liquidation_price.maintenance_unit")),
         )
 
     def margin_spec(self, market: str | None = None, **overrides: Any) -> dict[str, Any]:
