@@ -459,10 +459,14 @@ class TakeSequence:
     running: bool
 
     def outputs(self) -> dict[str, Any]:
+        """``tab``/``lot`` as the Clipper's sale record holds them: both 0 once the auction has
+        ended (``clip.take`` deletes the sale). A tab the whole lot did not cover is reported as
+        ``uncovered`` (it stays as the vow's bad debt)."""
         return {
             "takes": [{"owe": from_units(t.owe, 45), "slice": from_units(t.slice, 18), "price": from_units(t.price, 27)}
                       for t in self.takes],
-            "tab": from_units(self.tab, 45),
+            "tab": from_units(self.tab if self.running else 0, 45),
+            "uncovered": from_units(0 if self.running else self.tab, 45),
             "lot": from_units(self.lot, 18),
             "returned_to_owner": from_units(self.returned_to_owner, 18),
             "running": self.running,
