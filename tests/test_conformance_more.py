@@ -78,24 +78,7 @@ BINANCE = [
 
 # ------------------------------------------------------------------------------- Hyperliquid
 
-HYPERLIQUID_API = ("freqtrade/freqtrade tests/exchange/test_hyperliquid.py test_hyperliquid_dry_run_liquidation_price "
-                   "(the liquidationPrice Hyperliquid's API returned; its formula takes the MM at entry in USDC's "
-                   "1e-6, rounded down: without that the first two miss by 7.8e-4 and 1.1e-3)")
-
-
-def hyperliquid_api(id, side, size, entry, margin, max_leverage, price):
-    return case(f"hyperliquid-api-{id}", "hyperliquid.liquidation_price",
-                {"side": side, "size": size, "entry_price": entry, "isolated_margin": margin,
-                 "max_leverage": max_leverage}, {"price": price}, HYPERLIQUID_API)
-
-
 HYPERLIQUID = [
-    hyperliquid_api("btc-long-1x", "long", "0.00039", "63287.0", "24.673292", "50", "22.37166537"),
-    hyperliquid_api("btc-long-3x", "long", "0.00067", "67141.0", "14.979079", "50", "45236.52992613"),
-    hyperliquid_api("btc-short-2x", "short", "0.00069", "68595.0", "23.64871", "50", "101849.99354283"),
-    hyperliquid_api("eth-long-4x", "long", "0.0329", "2545.5", "20.909894", "50", "1929.23322895"),
-    hyperliquid_api("sol-short-1x", "short", "0.11", "178.29", "19.605036", "20", "347.82205322"),
-    hyperliquid_api("doge-short-2x", "short", "351.0", "0.14333", "25.136807", "20", "0.20970228"),
     # derived: short, liq = EP + m/Q/(1 + l)… solved: (EP + m/Q)/(1 + l) = 120 / 1.05, l = 1/(2·10)
     case("hyperliquid-lp-short", "hyperliquid.liquidation_price",
          {"side": "short", "size": "1", "entry_price": "100", "isolated_margin": "20", "max_leverage": "10"},
