@@ -7,7 +7,8 @@ have no number to compare and are left out.
 
 - ``lending_and_freqtrade_sources.json``: Compound v3 (quote, buy and absorb tests), Euler's vault
   kit (liquidation tests), freqtrade's Binance and Bybit rows;
-- ``hyperliquid_api.json``: 29 liquidation prices Hyperliquid's API returned (freqtrade's tests).
+- ``hyperliquid_api.json``: 29 liquidation prices Hyperliquid's API returned (freqtrade's tests);
+- any other ``*.json`` there: its ``notes`` say.
 """
 
 import json
@@ -23,12 +24,12 @@ CASES = [(path, entry) for path in FILES for entry in json.loads(path.read_text(
 
 
 def test_every_file_says_where_its_numbers_come_from():
-    assert [path.name for path in FILES] == ["hyperliquid_api.json", "lending_and_freqtrade_sources.json"]
+    assert {"hyperliquid_api.json", "lending_and_freqtrade_sources.json"} <= {path.name for path in FILES}
     for path in FILES:
         data = json.loads(path.read_text(encoding="utf-8"))
-        assert data["notes"] and all("::" in entry["source"] for entry in data["cases"])
+        assert data["notes"] and data["cases"] and all("::" in entry["source"] for entry in data["cases"])
     ids = [entry["id"] for _, entry in CASES]
-    assert len(ids) == len(set(ids)) == 29 + 63
+    assert len(ids) == len(set(ids)) >= 29 + 63
 
 
 @pytest.mark.parametrize("path, entry", CASES, ids=[entry["id"] for _, entry in CASES])
