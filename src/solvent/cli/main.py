@@ -421,7 +421,8 @@ def _simulate_lending(scenario, preset, accounts, seed, depth_scale, feedback, r
                       f"{counts['offsets'] + counts['capped_offsets']:,} / {counts['redistributions']:,} / "
                       f"{counts['recovery_mode']:,}")
     for name, value in result.protocol_state.items():
-        table.add_row(name.replace("_", " "), f"{value:,.4f}" if name == "tcr" else f"{value:,.2f}")
+        text = f"{value:,.4f}" if name == "tcr" else f"{value:,.0f}" if name == "open_troves" else f"{value:,.2f}"
+        table.add_row(name.replace("_", " "), text)
     console.print(table)
     if page is not None:
         console.print(f"report: {page}")
