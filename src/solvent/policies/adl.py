@@ -33,8 +33,13 @@ queue is a pure function of its inputs. Scores are computed on exact rationals, 
 tie only when their scores are truly equal.
 
 Each candidate's standing is reported as venues display it: ``rank`` (1 = first to be closed),
-``quantile = rank / n`` (Binance's "rank / total users") and ``lights`` (BitMEX/Binance's 1–5
-indicator: the top 20% of the queue show 5 lights, the bottom 20% one).
+``quantile`` and ``lights`` (BitMEX/Binance's 1–5 indicator, in 20% increments: a quantile up to
+20% shows 5 lights, above 80% one, i.e. ``6 − ⌈5·quantile⌉``). The quantile is ``rank / n``
+(Binance's "rank / total users") except under ``bitmex``, where it is the share of the queue's
+quantity ranked at or above the candidate: BitMEX's own example (autoDeleveragingExamples: six
+longs of 10, 10, 20, 30, 20, 10 ranked 2, 5, 4, 1, 6, 3) gives percentiles 20%, 40%, 60%, 80%,
+80%, 100%, which cumulative quantity (10, 30, 60, 70, 80, 100 of 100) rounded up to 20% reproduces
+and rank / n (the fifth of six at 83% → 100%) does not.
 """
 
 from __future__ import annotations
@@ -294,9 +299,14 @@ def _as_decimal(value: Fraction) -> Decimal:
         return Decimal(value.numerator) / Decimal(value.denominator)
 
 
-def _lights(rank: int, total: int) -> int:
-    """5 lights for the first 20% of the queue, down to 1 for the last 20%."""
-    return 5 - (rank - 1) * 5 // total
+def _lights(quantile: Fraction) -> int:
+    """5 lights for a quantile in the first 20% of the queue (20% included), down to 1 above 80%."""
+    fifths = -((-quantile * 5).__floor__())  # ⌈5·quantile⌉, exact
+    return max(1, min(5, 6 - fifths))
+
+
+# Rules whose queue indicator weighs each candidate by its quantity (see the module docstring).
+_QUANTITY_WEIGHTED_QUANTILE = ("bitmex",)
 
 
 def _check_unique(candidates: Sequence[AdlCandidate]) -> None:
@@ -427,15 +437,20 @@ def deleverage(rule: str, candidates: Iterable[AdlCandidate], deficit_size: obje
         return _pro_rata(candidates, deficit, None if lot is None else positive(lot, "lot"))
     ordered = queue_order(rule, candidates, offset=offset)
     total = len(ordered)
+    weighted = rule in _QUANTITY_WEIGHTED_QUANTILE
+    total_size = sum((Fraction(candidate.size) for candidate, _ in ordered), Fraction(0))
     standings = []
     closes = []
     remaining = deficit
+    size_so_far = Fraction(0)
     for rank, (candidate, candidate_score) in enumerate(ordered, start=1):
+        size_so_far += Fraction(candidate.size)
+        quantile = size_so_far / total_size if weighted and total_size > 0 else Fraction(rank, total)
         standings.append(QueueStanding(
             account=candidate.account,
             rank=rank,
-            quantile=Decimal(rank) / Decimal(total),
-            lights=_lights(rank, total),
+            quantile=_as_decimal(quantile),
+            lights=_lights(quantile),
             score=None if candidate_score is None else _as_decimal(candidate_score),
         ))
         if remaining > 0 and (max_visits is None or rank <= max_visits):
