@@ -67,3 +67,13 @@ def test_preset_oracle_rules_drive_the_index():
     assert hyperliquid.price == D(101)
     stale = load_preset("hyperliquid").index_price(quotes, 2000)
     assert stale.status is OracleStatus.STALE and not stale.usable_for_liquidation
+
+
+def test_an_override_that_turns_the_markets_array_into_a_table_is_refused_naming_it():
+    from solvent.presets import load_preset
+
+    for name, override in (("morpho_blue", {"markets": {"WETH-USDC": {"lltv": "2"}}}),
+                           ("hyperliquid", {"markets": {"BTC": {"size_decimals": 3}}})):
+        with pytest.raises(InvalidInput) as raised:
+            load_preset(name).with_overrides(override)
+        assert raised.value.field == f"preset[{name}+overrides].markets" and "array of market tables" in str(raised.value)

@@ -12,6 +12,7 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ..core.domain import ContractKind, MarginMode, Side
@@ -49,7 +50,8 @@ errors = Console(stderr=True)
 
 
 def _fail(error: Exception) -> None:
-    errors.print(f"[red]error:[/red] {error}")
+    # The message is text, not markup: field names such as preset[binance].markets[0] keep their brackets.
+    errors.print(f"[red]error:[/red] {escape(str(error))}")
     raise typer.Exit(2)
 
 

@@ -51,7 +51,7 @@ class Preset:
             self.margin_model(symbol)
             self.price_tick(symbol)
         strict = []
-        for index, entry in enumerate(self.data.get("markets", [])):
+        for index, entry in enumerate(self._market_entries()):
             where = f"preset[{self.name}].markets[{index}]"
             if not isinstance(entry.get("isolated_only", False), bool):
                 raise InvalidInput(f"{where}.isolated_only", f"expected true or false, got {entry['isolated_only']!r}")
@@ -128,7 +128,7 @@ class Preset:
         return market in self._isolated_only  # type: ignore[attr-defined]
 
     def _market_entry(self, market: str) -> dict[str, Any]:
-        return next((entry for entry in self.data.get("markets", []) if entry.get("symbol") == market), {})
+        return next((entry for entry in self._market_entries() if entry.get("symbol") == market), {})
 
     def price_tick(self, market: str) -> Decimal | None:
         tick = self._market_data(market).get("price_tick")
@@ -164,15 +164,24 @@ class Preset:
         return result
 
     def _market_data(self, symbol: str) -> dict[str, Any]:
-        for entry in self.data.get("markets", []):
+        for entry in self._market_entries():
             if entry.get("symbol") == symbol:
                 return dict(entry)
-        raise UnknownName("market", symbol, [entry.get("symbol") for entry in self.data.get("markets", [])])
+        raise UnknownName("market", symbol, [entry.get("symbol") for entry in self._market_entries()])
+
+    def _market_entries(self) -> list[Mapping[str, Any]]:
+        """The ``[[markets]]`` tables, checked to be a list of tables (an override such as
+        ``markets.X.y`` would make them a table of names)."""
+        entries = self.data.get("markets", [])
+        if not isinstance(entries, list) or not all(isinstance(entry, Mapping) for entry in entries):
+            raise InvalidInput(f"preset[{self.name}].markets", "expected an array of market tables, "
+                               f"got a {type(entries).__name__}; a lending market's settings are under lending.markets")
+        return entries
 
     @property
     def markets(self) -> dict[str, Market]:
         result = {}
-        for index, entry in enumerate(self.data.get("markets", [])):
+        for index, entry in enumerate(self._market_entries()):
             where = f"preset[{self.name}].markets[{index}]"
             symbol = entry.get("symbol")
             if not symbol:
