@@ -315,6 +315,11 @@ def test_scenarios_load_by_path_and_unknown_names_are_named(tmp_path):
     assert mine.name == "mine" and mine.assets == source.assets
     with pytest.raises(UnknownName, match="oct_10_2025"):
         load_scenario("oct_10_2052")
+    for name, content in (("not_toml.toml", b"root:x:0:0:root:/root:/bin/bash\n"), ("binary.toml", b"\xff\xfe\x00")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(InvalidInput, match="not a readable scenario file") as raised:
+            load_scenario(tmp_path / name)
+        assert raised.value.field == "scenario"
 
 
 @pytest.mark.parametrize("name", SHIPPED)

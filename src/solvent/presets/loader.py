@@ -229,7 +229,7 @@ def load_preset(name_or_path: str | Path) -> Preset:
             raise InvalidInput("preset", f"no preset file at {path}")
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except tomllib.TOMLDecodeError as error:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
             raise InvalidInput("preset", f"{path} is not valid TOML: {error}") from None
         base = data.pop("extends", None)
         if base:  # a user's design: an existing preset with overrides

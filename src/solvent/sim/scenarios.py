@@ -126,8 +126,11 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         path = DATA_DIR / f"{name_or_path}.toml"
         if not path.is_file():
             raise UnknownName("scenario", str(name_or_path), list_scenarios())
-    with path.open("rb") as handle:
-        data = tomllib.load(handle)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as error:
+        raise InvalidInput("scenario", f"{path} is not a readable scenario file (TOML): {error}") from None
     return _scenario_from_data(path.stem, data)
 
 
