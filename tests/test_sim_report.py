@@ -141,6 +141,9 @@ def test_bad_input_names_the_field(runs, tmp_path):
     with pytest.raises(InvalidInput) as error:
         write_report(a_file / "below", runs, "under a file")
     assert error.value.field == "directory"
+    with pytest.raises(InvalidInput) as error:  # a parent that cannot hold a folder (procfs)
+        write_report("/proc/solvent-report", runs, "nowhere")
+    assert error.value.field == "directory"
     with pytest.raises(InvalidInput) as error:
         write_report(tmp_path / "r", runs, "bad book", {"BTC": np.zeros((3, 3))})
     assert error.value.field == "book_liquidation_prices[BTC]"

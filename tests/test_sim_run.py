@@ -54,6 +54,18 @@ def test_a_venue_without_the_scenario_assets_is_refused():
         run(SimConfig(scenario="black_thursday_2020_03_12", preset="drift_v2", accounts=10))
 
 
+def test_a_negative_seed_is_refused_naming_it():
+    from solvent.sim.sweep import path_seeds
+
+    with pytest.raises(InvalidInput) as raised:
+        run(SimConfig(seed=-1, accounts=10))
+    assert raised.value.field == "seed"
+    with pytest.raises(InvalidInput, match="must not be negative"):
+        path_seeds(-1, 2)
+    result = CliRunner().invoke(app, ["simulate", "--seed", "-1", "--accounts", "10"])
+    assert result.exit_code == 2 and "--seed" in result.output
+
+
 def test_cli_simulate_json_and_table():
     runner = CliRunner()
     result = runner.invoke(app, ["simulate", "--accounts", "150", "--json"])

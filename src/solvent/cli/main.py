@@ -197,7 +197,7 @@ def demo(
     preset: str = typer.Option("binance", "--preset", "-p", help="Preset the book is margined under."),
     accounts: int = typer.Option(20_000, "--accounts", min=1, help="Number of traders in the synthetic book."),
     shock: str = typer.Option("-0.08", "--shock", help="Price move applied to every market (-0.08 = -8%)."),
-    seed: int = typer.Option(1, "--seed", help="Seed of the synthetic book."),
+    seed: int = typer.Option(1, "--seed", min=0, help="Seed of the synthetic book."),
     top: int = typer.Option(15, "--top", min=0, help="How many accounts at risk to show."),
 ) -> None:
     """Screen a synthetic book after a price shock; show the accounts at risk and their liquidation prices."""
@@ -261,7 +261,7 @@ def simulate(
     accounts: int = typer.Option(20_000, "--accounts", min=1,
                                  help="Leveraged traders in the synthetic book (borrowers on a lending preset: "
                                       "maker, aave_v3, compound_v3, euler_v2, morpho_blue, liquity_v1)."),
-    seed: int = typer.Option(7, "--seed", help="Seed of the price path and the book."),
+    seed: int = typer.Option(7, "--seed", min=0, help="Seed of the price path and the book."),
     insurance_fund: str = typer.Option("2000000", "--insurance-fund", help="Insurance fund at the start (USD)."),
     depth_scale: float = typer.Option(1.0, "--depth-scale", min=1e-12, help="Multiplies the documented 1% depths."),
     no_feedback: bool = typer.Option(False, "--no-feedback", help="Prices follow the scenario alone (no cascade)."),
@@ -470,7 +470,7 @@ def sweep(
     preset: str = typer.Option("hyperliquid", "--preset", "-p", help="Venue preset."),
     accounts: int = typer.Option(5_000, "--accounts", min=1, help="Traders in the synthetic book."),
     paths: int = typer.Option(8, "--paths", min=1, help="Monte Carlo paths per grid point."),
-    seed: int = typer.Option(7, "--seed", help="Base seed; each path's seed is spawned from it."),
+    seed: int = typer.Option(7, "--seed", min=0, help="Base seed; each path's seed is spawned from it."),
     insurance_fund: str = typer.Option("2000000", "--insurance-fund", help="Insurance fund at the start (USD)."),
     depth_scale: float = typer.Option(1.0, "--depth-scale", min=0.0001, help="Multiplies the documented depths."),
     executor: str = typer.Option("local", "--executor", help="local (process pool), inline, or ray."),
@@ -508,7 +508,7 @@ def compare(
     scenario: str = typer.Option("oct_10_2025", "--scenario", "-s", help="Scenario name or file."),
     accounts: int = typer.Option(5_000, "--accounts", min=1, help="Traders in the synthetic book."),
     paths: int = typer.Option(4, "--paths", min=1, help="Monte Carlo paths per preset."),
-    seed: int = typer.Option(7, "--seed", help="Base seed (the same paths for every preset)."),
+    seed: int = typer.Option(7, "--seed", min=0, help="Base seed (the same paths for every preset)."),
     insurance_fund: str = typer.Option("2000000", "--insurance-fund", help="Insurance fund at the start (USD)."),
     depth_scale: float = typer.Option(1.0, "--depth-scale", min=0.0001, help="Multiplies the documented depths."),
     executor: str = typer.Option("local", "--executor", help="local (process pool), inline, or ray."),
@@ -720,7 +720,7 @@ def bench_screening(
     accounts: int = typer.Option(1_000_000, "--accounts", min=1, help="Accounts (margin pools) in the book."),
     positions: int = typer.Option(10_000_000, "--positions", min=1, help="Positions in total, spread over accounts."),
     markets: int = typer.Option(20, "--markets", min=1, help="Markets the positions are spread over."),
-    seed: int = typer.Option(7, "--seed", help="Seed of the synthetic book."),
+    seed: int = typer.Option(7, "--seed", min=0, help="Seed of the synthetic book."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """Time the vectorized screen of one price update against a naive loop and a memory pass."""
@@ -854,7 +854,7 @@ def bench_simulate(
 def bench_engine(
     accounts: int = typer.Option(20_000, "--accounts", min=1, help="Accounts holding a position."),
     updates: int = typer.Option(20, "--updates", min=2, help="Price updates timed."),
-    seed: int = typer.Option(3, "--seed", help="Seed of the book and the price path."),
+    seed: int = typer.Option(3, "--seed", min=0, help="Seed of the book and the price path."),
     isolated: float = typer.Option(0.0, "--isolated", min=0.0, max=1.0,
                                    help="Share of the accounts holding their position in isolated margin."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),

@@ -247,8 +247,8 @@ def run_lending(config: LendingSimConfig, scenario: Scenario | None = None,
                 progress: Callable[[int, int], None] | None = None) -> LendingRunResult:
     """Run one seeded lending simulation (see the module docstring)."""
     scenario = scenario or load_scenario(config.scenario)
-    if min(config.oracle_lag_steps, config.keepers, config.aftermath_steps) < 0 or config.depth_scale <= 0:
-        raise InvalidInput("config", "oracle_lag_steps, keepers and aftermath_steps must not be negative, "
+    if min(config.oracle_lag_steps, config.keepers, config.aftermath_steps, config.seed) < 0 or config.depth_scale <= 0:
+        raise InvalidInput("config", "oracle_lag_steps, keepers, aftermath_steps and seed must not be negative, "
                            "depth_scale must be positive")
     preset = load_preset(config.preset)
     if config.overrides:

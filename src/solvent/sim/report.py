@@ -221,7 +221,7 @@ def _prepare_directory(directory: str | Path) -> Path:
         raise InvalidInput("directory", f"{out} exists and is not a directory")
     try:
         out.mkdir(parents=True, exist_ok=True)
-    except (FileExistsError, NotADirectoryError) as error:
+    except OSError as error:  # exists as a file, a parent is missing or unwritable, ...
         raise InvalidInput("directory", f"cannot create {out}: {error}") from None
     return out
 

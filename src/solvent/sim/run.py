@@ -207,6 +207,8 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
     scenario = scenario or load_scenario(config.scenario)
     if config.oracle_lag_steps < 0:
         raise InvalidInput("oracle_lag_steps", "must not be negative")
+    if config.seed < 0:
+        raise InvalidInput("seed", "must not be negative")
     preset = load_preset(config.preset)
     configured = config.with_agents(preset)  # the configuration the venue is built with
     if configured.overrides:

@@ -33,6 +33,8 @@ def path_seeds(seed: int, paths: int) -> list[int]:
     """One seed per path, from the base seed and the path's index only."""
     if paths <= 0:
         raise InvalidInput("paths", "must be positive")
+    if seed < 0:
+        raise InvalidInput("seed", "must not be negative")
     return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(seed).spawn(paths)]
 
 
