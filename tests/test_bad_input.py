@@ -561,3 +561,9 @@ def test_cli_conformance_on_missing_path_exits_2(tmp_path):
     result, output = run(["conformance", str(missing)])
     assert result.exit_code == 2, output
     assert "path" in output and "Traceback" not in output
+
+
+def test_cli_conformance_on_a_folder_without_vectors_says_so_apart_from_the_results(tmp_path):
+    result, output = run(["conformance", str(tmp_path)])
+    assert result.exit_code == 0 and "0 passed, 0 failed" in output  # the contract's last line
+    assert f"no vectors found in {tmp_path}" in output
