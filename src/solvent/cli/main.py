@@ -89,7 +89,7 @@ def conformance(
     passed = sum(result.passed for result in results)
     failed = len(results) - passed
     if not results:  # said apart from the results, which keep their contract (a last line, exit 0)
-        errors.print(f"no vectors found in {', '.join(escape(str(path)) for path in paths)}")
+        errors.print(f"no vectors found in {', '.join(escape(str(path)) for path in paths)}", soft_wrap=True)
     if as_json:
         print(json.dumps({"passed": passed, "failed": failed,
                           "cases": [result.as_json() for result in results]}, indent=2))
