@@ -46,7 +46,7 @@ from typing import Sequence
 
 from ..core.domain import ContractKind, MarginMode, Side
 from ..core.errors import InvalidInput
-from ..core.numbers import ONE, ZERO, fraction, non_negative, positive
+from ..core.numbers import ONE, ZERO, fraction, non_negative, positive, to_decimal
 from ..core.values import value
 from .margin import MarginModel, TieredMargin
 
@@ -276,16 +276,26 @@ def isolated_collateral(
 
     Under the ``"leverage"`` rule the margin is the initial margin of the leverage plus extra
     margin; a position stated with its margin and no leverage keeps the margin given.
+    ``extra_margin`` is margin added to the position (positive) or taken out of it (negative:
+    margin removed, or funding fees paid out of the position margin, which moves the liquidation
+    price toward the entry); the resulting collateral must not be negative.
     """
     if rule.isolated_margin == "leverage" and (leverage is not None or margin is None):
         if leverage is None:
             raise InvalidInput("leverage", "required: this venue's isolated margin is the initial margin of the leverage")
         leverage = positive(leverage, "leverage")
         value = quantity * entry_price if kind is ContractKind.LINEAR else quantity / entry_price
-        return value / leverage + non_negative(extra_margin, "extra_margin")
+        return _with_extra(value / leverage, extra_margin)
     if margin is None:
         raise InvalidInput("isolated_margin", "required for an isolated position")
-    return non_negative(margin, "isolated_margin") + non_negative(extra_margin, "extra_margin")
+    return _with_extra(non_negative(margin, "isolated_margin"), extra_margin)
+
+
+def _with_extra(margin: Decimal, extra_margin: Decimal) -> Decimal:
+    extra = to_decimal(extra_margin, "extra_margin")
+    if margin + extra < 0:
+        raise InvalidInput("extra_margin", f"takes out more than the position margin {margin}, got {extra}")
+    return margin + extra
 
 
 def position_liquidation_price(

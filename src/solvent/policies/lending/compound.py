@@ -333,8 +333,13 @@ def quote_collateral_units(asset_price: int, base_price: int, liquidation_factor
 
     One truncating division chain, ``P_base·amount·assetScale / P_disc / baseScale``, as the
     current contract does (an older version divided earlier and lost precision).
+    A liquidation factor of 0 (a delisted collateral, CometWithExtendedAssetList) quotes at the
+    market price: no store-front discount.
     """
-    discount = mul_factor(store_front_price_factor, FACTOR_SCALE - liquidation_factor)
+    if liquidation_factor == 0:
+        discount = 0
+    else:
+        discount = mul_factor(store_front_price_factor, FACTOR_SCALE - liquidation_factor)
     discounted = mul_factor(asset_price, FACTOR_SCALE - discount)
     if discounted <= 0:
         raise InvalidInput("asset_price", "the discounted price is zero")
