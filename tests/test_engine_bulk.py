@@ -138,3 +138,29 @@ def test_open_funded_positions_equals_deposits_and_trades_row_by_row(rows, kind,
     assert bulk.accounts == single.accounts
     assert bulk.net_deposits == single.net_deposits
     assert bulk.conservation().holds
+
+
+def test_a_bulk_open_pauses_the_cyclic_collector_and_restores_it(monkeypatch):
+    """OpenPositions allocates a whole book at once: the cyclic garbage collector is paused for it
+    (solvent.core.memory) and left as it was found, on or off, even when the command is refused."""
+    import gc
+
+    from solvent.core import ledger as ledger_module
+
+    seen = []
+    original = ledger_module.Ledger.open_funded_positions
+    monkeypatch.setattr(ledger_module.Ledger, "open_funded_positions",
+                        lambda self, *args: seen.append(gc.isenabled()) or original(self, *args))
+    for enabled in (True, False):
+        (gc.enable if enabled else gc.disable)()
+        try:
+            engine = Engine()
+            venue(engine)
+            engine.apply(bulk())
+            assert gc.isenabled() is enabled
+            with pytest.raises(CommandRejected):
+                engine.apply(bulk())  # the same accounts again
+            assert gc.isenabled() is enabled
+        finally:
+            gc.enable()
+    assert seen == [False] * 4

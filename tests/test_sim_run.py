@@ -128,3 +128,17 @@ def test_the_fund_and_the_vault_are_valued_with_what_they_took_over(hyperliquid_
     assert pool is not None and pool.positions and pool.unrealized_pnl < 0
     assert vault[-1] == pytest.approx(float(pool.equity), abs=0.01)
     assert float(pool.collateral) > vault[-1] and metrics.backstop_drawdown > 0
+
+
+def test_a_run_pauses_the_cyclic_collector_and_restores_it(monkeypatch):
+    import gc
+
+    from solvent.engine import engine as engine_module
+
+    seen = []
+    original = engine_module.Engine.apply
+    monkeypatch.setattr(engine_module.Engine, "apply",
+                        lambda self, command: seen.append(gc.isenabled()) or original(self, command))
+    assert gc.isenabled()
+    run(SimConfig(accounts=50, seed=3))
+    assert seen and not any(seen) and gc.isenabled()

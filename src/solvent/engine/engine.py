@@ -20,6 +20,7 @@ from typing import Callable
 from ..core.domain import ContractKind, MarginMode, Market, PositionMode, Side
 from ..core.errors import InvalidInput, SolventError, UnknownName
 from ..core.ledger import Ledger
+from ..core.memory import cyclic_gc_paused
 from ..core.numbers import positive, to_int, to_units
 from ..policies.margin import MarginModel
 from ..presets import Preset, load_preset
@@ -566,8 +567,6 @@ class Engine:
         return events + evaluate(self, [account])
 
     def _open_positions(self, command: c.OpenPositions) -> list[e.Event]:
-        from .pipeline import evaluate
-
         venue = self.venue(command.venue)
         key = self.market_key(venue, command.market)
         self._require_member(venue, command.counterparty, "counterparty")
@@ -582,6 +581,12 @@ class Engine:
         for account in command.accounts:
             if not isinstance(account, str) or PROTOCOL_SEPARATOR in account:
                 raise InvalidInput("accounts", f"account ids are strings without {PROTOCOL_SEPARATOR!r}: {account!r}")
+        with cyclic_gc_paused():  # 100,000 accounts at once: see core.memory
+            return self._opened_in_bulk(venue, key, command, columns)
+
+    def _opened_in_bulk(self, venue: VenueState, key: str, command: c.OpenPositions, columns) -> list[e.Event]:
+        from .pipeline import evaluate
+
         opened = self.ledger.open_funded_positions(key, command.counterparty, list(zip(*columns)))
         # Applied: register the accounts, then value exactly those that may be at risk (floats
         # pick them, with a margin; the pipeline decides).

@@ -82,6 +82,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..core.errors import InvalidInput
+from ..core.memory import cyclic_gc_paused
 from ..engine import CommandRejected, Engine
 from ..engine import commands as c
 from ..engine import lending as L
@@ -245,7 +246,14 @@ def _amount(value: float, places: int, rounding=ROUND_UP) -> str:
 
 def run_lending(config: LendingSimConfig, scenario: Scenario | None = None,
                 progress: Callable[[int, int], None] | None = None) -> LendingRunResult:
-    """Run one seeded lending simulation (see the module docstring)."""
+    """Run one seeded lending simulation (see the module docstring), the cyclic garbage collector
+    paused (:mod:`solvent.core.memory`)."""
+    with cyclic_gc_paused():
+        return _run_lending(config, scenario, progress)
+
+
+def _run_lending(config: LendingSimConfig, scenario: Scenario | None,
+                 progress: Callable[[int, int], None] | None) -> LendingRunResult:
     scenario = scenario or load_scenario(config.scenario)
     if min(config.oracle_lag_steps, config.keepers, config.aftermath_steps, config.seed) < 0 or config.depth_scale <= 0:
         raise InvalidInput("config", "oracle_lag_steps, keepers, aftermath_steps and seed must not be negative, "

@@ -22,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from ..core.errors import InvalidInput
+from ..core.memory import cyclic_gc_paused
 from ..engine import Engine
 from ..engine import commands as c
 from ..engine.pipeline import cross_pool
@@ -202,8 +203,14 @@ def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
     """Run one seeded simulation; ``progress(step, steps)`` is called as it goes.
 
     ``with_book``: also solve every trader's liquidation price at the opening (for the report's
-    heatmap).
+    heatmap). The cyclic garbage collector is paused for the run (:mod:`solvent.core.memory`).
     """
+    with cyclic_gc_paused():
+        return _run(config, progress, scenario, with_book)
+
+
+def _run(config: SimConfig, progress: Callable[[int, int], None] | None, scenario: Scenario | None,
+         with_book: bool) -> RunResult:
     scenario = scenario or load_scenario(config.scenario)
     if config.oracle_lag_steps < 0:
         raise InvalidInput("oracle_lag_steps", "must not be negative")

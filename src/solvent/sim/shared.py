@@ -39,6 +39,7 @@ from typing import Sequence
 import numpy as np
 
 from ..core.errors import InvalidInput
+from ..core.memory import cyclic_gc_paused
 from ..engine import Engine
 from ..engine import commands as c
 from ..presets import load_preset
@@ -69,8 +70,16 @@ def run_shared(base: SimConfig, presets: Sequence[str], shared: bool, *, cap_fra
 
     ``median_leverage`` / ``depth_scales``: per venue (same order as ``presets``), to make one venue
     crash harder than another. Returns ``{"mode", "venues": {v<i>: {...}}, "totals": {...},
-    "backstop": {...} | None}`` (amounts in USD as floats).
+    "backstop": {...} | None}`` (amounts in USD as floats). The cyclic garbage collector is paused
+    for the run (:mod:`solvent.core.memory`).
     """
+    with cyclic_gc_paused():
+        return _run_shared(base, presets, shared, cap_fraction, median_leverage, depth_scales, shared_impact)
+
+
+def _run_shared(base: SimConfig, presets: Sequence[str], shared: bool, cap_fraction: float,
+                median_leverage: Sequence[float] | None, depth_scales: Sequence[float] | None,
+                shared_impact: bool) -> dict:
     presets = list(presets)
     n = len(presets)
     if n < 1:
