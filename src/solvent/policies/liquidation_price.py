@@ -41,7 +41,7 @@ with that bracket until the bracket is stable (Binance's own note: "iterate").
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Sequence
 
 from ..core.domain import ContractKind, MarginMode, Side
@@ -249,8 +249,6 @@ def solve_price(
 
 def _rounded_off_maintenance(kind: ContractKind, legs: Sequence[Leg], unit: Decimal) -> Decimal:
     """What rounding the legs' maintenance margin at their entry prices down to ``unit`` takes off."""
-    from decimal import ROUND_FLOOR
-
     at_entry = sum((leg.margin.maintenance_margin(
         leg.quantity * leg.entry_price if kind is ContractKind.LINEAR else leg.quantity / leg.entry_price, leg.size)
         for leg in legs), ZERO)
@@ -425,8 +423,6 @@ def account_liquidation_price(
 
 def round_price_against_account(price: Decimal, tick: Decimal, side: Side) -> Decimal:
     """Round a liquidation price to the venue's tick toward earlier liquidation (up for a long)."""
-    from decimal import ROUND_CEILING, ROUND_FLOOR
-
     steps = (price / tick).to_integral_value(rounding=ROUND_CEILING if side is Side.LONG else ROUND_FLOOR)
     return steps * tick
 

@@ -305,20 +305,6 @@ class LendingView:
 
     # ---- Aave
 
-    def borrowers(self, debt_asset: str) -> list[str]:
-        return sorted(self.venue.reserves[debt_asset].debts)
-
-    def position(self, account: str, collateral: str, debt_asset: str) -> tuple[Decimal, Decimal]:
-        """(collateral supplied, debt) of ``account``, in token units."""
-        supplies, debts = self.venue.balances(account)
-        ledger = self.engine.ledger
-        return (ledger.amount(collateral, supplies.get(collateral, 0)),
-                ledger.amount(debt_asset, debts.get(debt_asset, 0)))
-
-    def health_factor(self, account: str) -> Decimal | None:
-        value = L.lending_account(self.engine, self.name, account)["health_factor"]
-        return None if value is None else Decimal(value)
-
     def preview_liquidation(self, borrower: str, collateral: str, debt_asset: str,
                             cover: Decimal | None) -> tuple[Decimal, Decimal] | None:
         """(debt repaid, collateral the liquidator receives) of a ``LiquidationCall`` now, or None
@@ -359,9 +345,8 @@ class LendingView:
 
     def observe(self, events: Iterable[Any]) -> None:
         """Events the venue emitted (its public log): positions they touch are read again."""
-        screen = getattr(self, "screen", None)
-        if screen is not None:
-            screen.observe(events)
+        if self.screen is not None:
+            self.screen.observe(events)
 
     def position_units(self, account: str, gem: str, market: str | None, debt_asset: str) -> tuple[int, int]:
         """(collateral, debt) of ``account`` in token units, from the protocol's public storage
@@ -378,8 +363,7 @@ class LendingView:
         if self.protocol == "morpho":
             return venue.collateral[market].get(account, 0), venue.pools[market].debt_of(account)
         if self.protocol == "liquity":
-            coll, debt = venue.troves.get(account, (0, 0))
-            return coll, debt
+            return tuple(venue.troves.get(account, (0, 0)))
         raise InvalidInput("venue", f"no position reader for {self.protocol}")
 
     def liquidation_factor(self, gem: str, market: str | None, debt_asset: str) -> float:
@@ -806,8 +790,7 @@ class Liquidator:
         venue = view.venue
         comet, spec = venue.comet, venue.comet.assets[gem]
         base_price, asset_price = venue.price_units(venue.base), venue.price_units(gem)
-        discount = compound.mul_factor(comet.store_front_price_factor, compound.FACTOR_SCALE - spec.liquidation_factor)
-        discounted = compound.mul_factor(asset_price, compound.FACTOR_SCALE - discount)
+        discounted = compound.discounted_price_units(asset_price, spec.liquidation_factor, comet.store_front_price_factor)
         # The base that buys everything held, rounded down (so the quote never exceeds it).
         for_all = held * discounted * comet.base_scale // (base_price * spec.scale)
         capital = int(view.balance(self.name, venue.base) * comet.base_scale)

@@ -315,7 +315,7 @@ def _run_lending(config: LendingSimConfig, scenario: Scenario | None,
                             book_rng, median_debt=config.median_debt, debt_sigma=config.debt_sigma,
                             min_debt=min_debt, median_buffer=config.median_buffer,
                             buffer_sigma=config.buffer_sigma)
-    for command in _setup(config, protocol, preset, book, exogenous, gem_of, market_of, debt_asset):
+    for command in _setup(config, protocol, preset, venue, book, exogenous, gem_of, market_of, debt_asset):
         try:
             apply_setup(command)
         except CommandRejected as error:
@@ -504,15 +504,14 @@ def _system_debt(protocol: str, engine: Engine, venue) -> tuple[float, dict[str,
                 for market, units in venue.bad_debt.items()}
         return sum(lost.values()), {f"bad_debt.{market}": value for market, value in lost.items() if value}
     # Liquity: LUSD the system's collateral does not cover at the last price (TCR below 100%).
-    troves = venue.open_troves().values()
-    coll = sum(units for units, _ in troves) + venue.pending_coll
-    debt = sum(units for _, units in troves) + venue.pending_debt
+    coll = venue.open_coll + venue.pending_coll
+    debt = venue.open_debt + venue.pending_debt
     value = float(ledger.amount(venue.coll, coll)) * float(venue.prices[venue.coll])
     issued = float(ledger.amount(venue.lusd, debt))
     return max(0.0, issued - value), {
         "stability_pool": float(ledger.amount(venue.lusd, sum(venue.deposits.values()))),
         "tcr": value / issued if issued else math.inf,
-        "open_troves": float(len(venue.open_troves())),
+        "open_troves": float(venue.open_count),
     }
 
 
@@ -581,7 +580,7 @@ def _mid(path: np.ndarray, model, now: dict) -> Callable[[], float]:
     return lambda: float(path[now["step"]]) * model.price_factor
 
 
-def _setup(config: LendingSimConfig, protocol: str, preset, book, exogenous: dict[str, np.ndarray],
+def _setup(config: LendingSimConfig, protocol: str, preset, venue, book, exogenous: dict[str, np.ndarray],
            gem_of: dict[str, str], market_of: dict[str, str], debt_asset: str) -> list[Any]:
     """Commands that price the venue and open its lenders, the borrowers' positions and the
     keepers (the venue itself is created first, by ``run_lending``)."""
@@ -603,8 +602,9 @@ def _setup(config: LendingSimConfig, protocol: str, preset, book, exogenous: dic
                      L.FundReserves(VENUE, "lender", config.protocol_reserves)]
     order = range(len(book))
     if protocol == "liquity":
+        gas, fee = _liquity_charges(venue)
         commands += _stability_pool(config, book, opening[gem_of[book.markets[0]]], gem_of[book.markets[0]],
-                                    debt_asset)
+                                    debt_asset, gas, fee)
         # Decreasing collateralization keeps the TCR above the CCR while the book is opened.
         order = sorted(order, key=lambda i: (-float(book.collateralization[i]), i))
     for index in order:
@@ -614,8 +614,8 @@ def _setup(config: LendingSimConfig, protocol: str, preset, book, exogenous: dic
         units = float(Decimal(debt)) * float(book.collateralization[index]) / float(Decimal(opening[gem]))
         ink = _amount(units, min(preset.assets[gem].decimals, 6))
         name = f"b{index}"
-        if protocol == "liquity":  # the debt drawn is the total less the 200 LUSD reserve and the 0.5% fee
-            debt = _amount((float(Decimal(debt)) - 200.0) / 1.005, debt_places, ROUND_DOWN)
+        if protocol == "liquity":  # the debt drawn is the total less the gas reserve and the borrowing fee
+            debt = _amount((float(Decimal(debt)) - gas) / fee, debt_places, ROUND_DOWN)
         commands += [L.OpenLendingAccount(name, VENUE), c.Deposit(name, gem, ink),
                      L.Supply(VENUE, name, gem, ink, named[asset]),
                      L.Borrow(VENUE, name, debt_asset, debt, named[asset])]
@@ -627,13 +627,20 @@ def _setup(config: LendingSimConfig, protocol: str, preset, book, exogenous: dic
     return commands
 
 
-def _stability_pool(config: LendingSimConfig, book, price: str, coll: str, lusd: str) -> list[Any]:
+def _liquity_charges(venue) -> tuple[float, float]:
+    """Liquity: (LUSD reserved for gas compensation, 1 + borrowing fee) a trove's debt adds to what
+    is drawn (200 LUSD and the 0.5% floor in liquity_v1)."""
+    return venue.rules.lusd_gas_compensation / 1e18, 1.0 + venue.fee_floor / 1e18
+
+
+def _stability_pool(config: LendingSimConfig, book, price: str, coll: str, lusd: str, gas: float,
+                    fee: float) -> list[Any]:
     """Liquity: one depositor opens a trove at :data:`DEPOSITOR_RATIO` and puts what it borrows
     into the stability pool (``stability_pool_fraction`` × the book's debt); nothing if 0."""
     amount = _amount(float(book.debt.sum()) * config.stability_pool_fraction, 0, ROUND_DOWN)
     if Decimal(amount) <= 0:
         return []
-    debt = (float(amount) * 1.005 + 200.0) * DEPOSITOR_RATIO
+    debt = (float(amount) * fee + gas) * DEPOSITOR_RATIO
     units = _amount(debt / float(Decimal(price)), 6)
     return [L.OpenLendingAccount(DEPOSITOR, VENUE), c.Deposit(DEPOSITOR, coll, units),
             L.Supply(VENUE, DEPOSITOR, coll, units), L.Borrow(VENUE, DEPOSITOR, lusd, amount),

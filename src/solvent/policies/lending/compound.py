@@ -320,11 +320,25 @@ def absorb(debt: int, base_price: int, holdings: Iterable[CometHolding], base_de
 # --------------------------------------------------------------------------------------------
 
 
+def discount_units(liquidation_factor: int, store_front_price_factor: int) -> int:
+    """The buyer's discount on seized collateral, in Comet's factor units: ``SFPF × (1 − LF)``
+    (§2.3); none for a liquidation factor of 0 (a delisted collateral, CometWithExtendedAssetList,
+    is quoted at the market price)."""
+    if liquidation_factor == 0:
+        return 0
+    return mul_factor(store_front_price_factor, FACTOR_SCALE - liquidation_factor)
+
+
+def discounted_price_units(asset_price: int, liquidation_factor: int, store_front_price_factor: int) -> int:
+    """The collateral's store-front price in Comet's price units."""
+    return mul_factor(asset_price, FACTOR_SCALE - discount_units(liquidation_factor, store_front_price_factor))
+
+
 def store_front_discount(liquidation_factor: object, store_front_price_factor: object) -> Decimal:
-    """The buyer's discount on seized collateral: ``SFPF × (1 − LF)`` (§2.3)."""
+    """The buyer's discount on seized collateral, as a fraction (:func:`discount_units`)."""
     lf = _factor(liquidation_factor, "liquidation_factor", decimals=ASSET_FACTOR_DECIMALS)
     sfpf = _factor(store_front_price_factor, "store_front_price_factor")
-    return from_units(mul_factor(sfpf, FACTOR_SCALE - lf), FACTOR_DECIMALS)
+    return from_units(discount_units(lf, sfpf), FACTOR_DECIMALS)
 
 
 def quote_collateral_units(asset_price: int, base_price: int, liquidation_factor: int, store_front_price_factor: int,
@@ -333,14 +347,8 @@ def quote_collateral_units(asset_price: int, base_price: int, liquidation_factor
 
     One truncating division chain, ``P_base·amount·assetScale / P_disc / baseScale``, as the
     current contract does (an older version divided earlier and lost precision).
-    A liquidation factor of 0 (a delisted collateral, CometWithExtendedAssetList) quotes at the
-    market price: no store-front discount.
     """
-    if liquidation_factor == 0:
-        discount = 0
-    else:
-        discount = mul_factor(store_front_price_factor, FACTOR_SCALE - liquidation_factor)
-    discounted = mul_factor(asset_price, FACTOR_SCALE - discount)
+    discounted = discounted_price_units(asset_price, liquidation_factor, store_front_price_factor)
     if discounted <= 0:
         raise InvalidInput("asset_price", "the discounted price is zero")
     return base_price * base_amount * 10**asset_decimals // discounted // 10**base_decimals
