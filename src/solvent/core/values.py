@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import MISSING, dataclass, fields
+from typing import Any, Callable, TypeVar, dataclass_transform
+
+T = TypeVar("T")
 
 _DEFAULTS = "__value_defaults__"
 
 
-def value(cls: type) -> type:
+@dataclass_transform(frozen_default=True)
+def value(cls: type[T]) -> type[T]:
     """``@dataclass(frozen=True)``, with a faster ``__init__`` where it is safe (see module doc)."""
     cls = dataclass(frozen=True)(cls)
     fast = _fast_init(cls)
@@ -29,7 +33,7 @@ def value(cls: type) -> type:
     return cls
 
 
-def _fast_init(cls: type):
+def _fast_init(cls: type) -> Callable[..., None] | None:
     if hasattr(cls, "__post_init__") or "__slots__" in cls.__dict__:
         return None
     declared = fields(cls)
@@ -42,7 +46,7 @@ def _fast_init(cls: type):
     defaults = {p.name: p.default for p in parameters if p.default is not p.empty}
     signature = ", ".join(["self"] + [f"{name}={_DEFAULTS}[{name!r}]" if name in defaults else name for name in names])
     body = f"self.__dict__.update({', '.join(f'{name}={name}' for name in names)})" if names else "pass"
-    namespace: dict = {_DEFAULTS: defaults}
+    namespace: dict[str, Any] = {_DEFAULTS: defaults}
     exec(f"def __init__({signature}):\n    {body}\n", namespace)  # as dataclasses builds its own methods
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"

@@ -7,7 +7,7 @@ exactly); the engine validates them when applying and rejects a command as a who
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, TypeVar, dataclass_transform
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,11 @@ class Command:
 COMMANDS: dict[str, type[Command]] = {}
 
 
-def command(cls):
+_C = TypeVar("_C", bound=type)
+
+
+@dataclass_transform(frozen_default=True)
+def command(cls: _C) -> _C:
     cls = dataclass(frozen=True)(cls)
     COMMANDS[cls.kind] = cls
     return cls

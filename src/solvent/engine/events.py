@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 from ..core.values import value
 
@@ -16,7 +16,11 @@ class Event:
         return {"kind": self.kind, **asdict(self)}
 
 
-def event(cls):
+_E = TypeVar("_E")
+
+
+@dataclass_transform(frozen_default=True)
+def event(cls: type[_E]) -> type[_E]:
     return value(cls)
 
 
