@@ -337,9 +337,9 @@ settle = "USDT"
     pytest.param(BTC_MARKET + 'contract_size = 0.001\n[markets.margin]\ntiers = [{ floor = "0", mmr = "0.004" }]\n',
                  "preset[user].markets[0].contract_size", id="float-contract-size"),
     pytest.param('[assets]\nUSDT = 8.0\n', "preset[user].assets.USDT", id="float-decimals"),
-    pytest.param('[margin]\nmodel = "magic"\n', "preset[user].markets[BTCUSDT].margin.model", id="unknown-model"),
+    pytest.param('[margin]\nmodel = "magic"\n', "preset[user].margin.model", id="unknown-model"),
     pytest.param('[margin]\nmodel = "risk_limit_steps"\nbase_mm = 0.005\nbase_im = "0.01"\nbase_risk_limit = "200"\nstep = "150"\n',
-                 "preset[user].markets[BTCUSDT].margin.base_mm", id="float-risk-limit"),
+                 "preset[user].margin.base_mm", id="float-risk-limit"),
     pytest.param('[liquidation_price]\nmaintenance_at = "exit"\n', "liquidation_price.maintenance_at", id="bad-rule"),
 ])
 def test_user_preset_extending_binance_refuses_bad_values(tmp_path, body, field):
@@ -359,7 +359,7 @@ def test_standalone_preset_file_with_float_and_unknown_model(tmp_path):
     path = write(tmp_path, "other", head + '[margin]\nmodel = "vibes"\n' + BTC_MARKET)
     with pytest.raises(InvalidInput) as error:
         load_preset(path)
-    assert error.value.field == "preset[other].markets[BTCUSDT].margin.model"
+    assert error.value.field == "preset[other].margin.model"
     path = write(tmp_path, "bare", 'title = "x"\n[margin]\nmodel = "tiered"\n')
     with pytest.raises(InvalidInput) as error:
         load_preset(path)

@@ -79,3 +79,16 @@ def test_version_is_the_packages():
 
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.stdout.strip() == f"solvent {__version__}"
+
+
+def test_presets_schema_prints_json_schema():
+    result = runner.invoke(app, ["presets", "--schema"])
+    assert result.exit_code == 0
+    schema = json.loads(result.stdout)
+    assert "execution" in schema["properties"] and schema["additionalProperties"] is False
+
+
+def test_a_misspelt_override_fails_instead_of_running_the_baseline():
+    result = runner.invoke(app, ["simulate", "--accounts", "200", "--override", "execution.fe=0.05", "--json"])
+    assert result.exit_code != 0
+    assert "execution.fe" in result.output and "unknown key" in result.output

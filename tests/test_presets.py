@@ -77,3 +77,56 @@ def test_an_override_that_turns_the_markets_array_into_a_table_is_refused_naming
         with pytest.raises(InvalidInput) as raised:
             load_preset(name).with_overrides(override)
         assert raised.value.field == f"preset[{name}+overrides].markets" and "array of market tables" in str(raised.value)
+
+
+# ------------------------------------------------------------------------------ the schema
+
+
+@pytest.mark.parametrize("overrides, path", [
+    ({"execution": {"fe": "0.05"}}, "execution.fe"),
+    ({"trigger": {"warning_ratioo": "0.9"}}, "trigger.warning_ratioo"),
+    ({"waterfall": {"adl_rul": "pro_rata"}}, "waterfall.adl_rul"),
+    ({"markets": [{"symbol": "BTC", "margin": {"tierz": []}}]}, "markets[BTC].margin.tierz"),
+    ({"nonsense": {"a": "1"}}, "nonsense"),
+])
+def test_an_unknown_key_is_refused_naming_its_path_and_the_keys_its_table_knows(overrides, path):
+    with pytest.raises(InvalidInput) as error:
+        load_preset("hyperliquid").with_overrides(overrides)
+    assert error.value.field == f"preset[hyperliquid+overrides].{path}"
+    assert "unknown key" in str(error.value)
+    if path.startswith("execution."):
+        assert "fee" in str(error.value) and "partial_fraction" in str(error.value)  # the table's keys listed
+
+
+def test_an_unknown_key_in_a_lending_protocol_table_is_refused():
+    with pytest.raises(InvalidInput) as error:
+        load_preset("aave_v3").with_overrides({"reserves": {"WETH": {"liquidation_treshold": "0.8"}}})
+    assert error.value.field == "preset[aave_v3+overrides].reserves.WETH.liquidation_treshold"
+
+
+def test_create_venue_refuses_a_misspelt_override_and_changes_nothing():
+    from solvent.engine import Engine
+    from solvent.engine import commands as c
+    from solvent.engine.engine import CommandRejected
+
+    engine = Engine()
+    with pytest.raises((CommandRejected, InvalidInput)) as error:
+        engine.apply(c.CreateVenue("v", "binance", {"trigger": {"warning_ratioo": "0.9"}}))
+    assert "trigger.warning_ratioo" in str(error.value)
+    engine.apply(c.CreateVenue("v", "binance"))  # the name was not taken by the refused command
+
+
+def test_a_float_is_refused_with_the_decimal_to_write_instead():
+    with pytest.raises(InvalidInput) as error:
+        load_preset("binance").with_overrides({"execution": {"fee": 0.1}})
+    assert error.value.field.endswith("execution.fee") and "'0.1'" in str(error.value)
+
+
+def test_every_shipped_preset_validates_against_the_schema_and_the_schema_prints():
+    from solvent.presets.schema import PresetSchema, preset_json_schema
+
+    for name in list_presets():
+        PresetSchema.model_validate(load_preset(name).data)
+    schema = preset_json_schema()
+    assert schema["additionalProperties"] is False
+    assert "warning_ratio" in schema["$defs"]["Trigger"]["properties"]

@@ -105,9 +105,18 @@ def conformance(
 
 
 @app.command()
-def presets() -> None:
+def presets(
+    schema: bool = typer.Option(False, "--schema", help="Print the preset schema (JSON Schema) instead: every "
+                                "table and key a preset or an override may hold."),
+) -> None:
     """List the venue presets shipped with solvent, one line each."""
     from ..presets import list_presets, load_preset
+
+    if schema:
+        from ..presets.schema import preset_json_schema
+
+        print(json.dumps(preset_json_schema(), indent=2))
+        return
 
     table = Table(show_header=True, header_style="bold")
     table.add_column("preset")

@@ -17,6 +17,7 @@ from ..core.numbers import fraction, positive, to_decimal, to_int
 from ..core.oracle import OracleReading, SourceQuote, aggregate_index
 from ..policies.liquidation_price import LiquidationPriceRule
 from ..policies.margin import MarginModel, build_margin_model
+from .schema import validate_preset_data
 
 
 def merge_tables(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -39,9 +40,7 @@ class Preset:
 
     def __post_init__(self) -> None:
         # Validate eagerly so that a broken preset fails when loaded, naming the field.
-        for key in ("title", "sources", "margin"):
-            if key not in self.data:
-                raise InvalidInput(f"preset[{self.name}].{key}", "missing")
+        validate_preset_data(self.name, self.data)
         self.liquidation_price_rule
         self.assets
         self.haircuts

@@ -1,0 +1,424 @@
+"""The preset schema: which tables and keys a preset may hold, and their shapes.
+
+Every table is closed: a key the schema does not name is refused with its dotted path, so that a
+typo in a preset file, an ``--override`` or a ``CreateVenue`` override fails loudly instead of
+silently running the baseline. Values are checked for shape here (a table, a list, a scalar);
+their ranges are checked where they are read (``engine/config.py``, the policies), which name the
+same paths. ``solvent presets --schema`` prints this schema as JSON Schema. See docs/presets.md.
+
+Scalars are decimal text or integers (a TOML float would lose digits: write ``"0.01"``); a
+boolean may also be given as text (``"true"``), as ``--override`` passes every value as text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
+
+from ..core.errors import InvalidInput
+
+Number = StrictStr | StrictInt
+Flag = StrictBool | StrictStr
+Text = StrictStr
+
+
+class Closed(BaseModel):
+    """A table whose keys are all named: anything else is refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ---------------------------------------------------------------------- shared by every family
+
+
+class Fees(Closed):
+    taker: Number | None = None
+    maker: Number | None = None
+    liquidation: Number | None = None
+    max_liquidation: Number | None = Field(None, description="dYdX: cap of the liquidation fee")
+    position: Number | None = Field(None, description="GMX: position fee rate")
+
+
+class MarginTier(Closed):
+    floor: Number
+    max_leverage: Number | None = None
+    mmr: Number | None = None
+    imr: Number | None = None
+    cum: Number | None = None
+
+
+class Margin(Closed):
+    """``[margin]`` (and a market's ``[markets.margin]``): the margin model and its parameters."""
+
+    model: Literal["tiered", "risk_limit_steps", "liquidity_tier", "size_premium", "min_collateral_factor",
+                   "health_factor"] | None = None
+    rates: Text | None = None
+    tiers: list[MarginTier] | None = None
+    base_mm: Number | None = None
+    base_im: Number | None = None
+    base_risk_limit: Number | None = None
+    step: Number | None = None
+    step_rate: Number | None = None
+    imf: Number | None = None
+    mmf: Number | None = None
+    maintenance_fraction: Number | None = None
+    oi_lower_cap: Number | None = None
+    oi_upper_cap: Number | None = None
+    initial_ratio: Number | None = None
+    maintenance_ratio: Number | None = None
+    imf_factor: Number | None = None
+    min_collateral_factor: Number | None = None
+    min_collateral_factor_for_liquidation: Number | None = None
+    min_collateral_usd: Number | None = None
+    transfer_floor: Number | None = None
+    transfer_counts_profit: Flag | None = None
+    transfer_cash_covers_maintenance: Flag | None = None
+    isolated_close: Text | None = None
+
+
+class Market(Closed):
+    symbol: Text
+    base: Text | None = None
+    quote: Text | None = None
+    settle: Text | None = None
+    kind: Text | None = None
+    size_decimals: Number | None = None
+    contract_size: Number | None = None
+    price_tick: Number | None = None
+    contract_tier: Text | None = None
+    isolated_only: Flag | None = None
+    margin: Margin | None = None
+
+
+class LiquidationPrice(Closed):
+    maintenance_at: Text | None = None
+    fee_to_close: Flag | None = None
+    isolated_margin: Text | None = None
+    cross_collateral: Text | None = None
+    cross_collateral_inverse: Text | None = None
+    maintenance_unit: Number | None = None
+
+
+class Trigger(Closed):
+    rule: Text | None = None
+    warning_ratio: Number | None = None
+    exit_buffer: Number | None = None
+
+
+class Execution(Closed):
+    method: Text | None = None
+    limit: Text | None = None
+    book_depth: Number | None = None
+    book_half_spread: Number | None = None
+    partial_fraction: Number | None = None
+    partial_above_notional: Number | None = None
+    cooldown_seconds: Number | None = None
+    backstop_below: Number | None = None
+    max_portion_per_block: Number | None = None
+    min_notional_per_block: Number | None = None
+    max_notional_per_block: Number | None = None
+    max_insurance_lost_per_block: Number | None = None
+    step_down_tiers: Flag | None = None
+    once_per_block: Flag | None = None
+    takeover: Text | None = None
+    liquidator_fee: Number | None = None
+    liquidator_max_fee: Number | None = None
+    fee_grace_blocks: Number | None = None
+    fee_increase_per_block: Number | None = None
+    fee_rule: Text | None = None
+    if_liquidation_fee: Number | None = None
+    fee: Number | None = None
+    fee_to: dict[str, Number] | None = None
+    remainder_to_insurance: Flag | None = None
+
+
+class Waterfall(Closed):
+    layers: list[Text] | None = None
+    insurance_cap: Number | None = None
+    insurance_max_position_ratio: Number | None = None
+    adl_rule: Text | None = None
+    adl_price: Text | None = None
+    adl_when: Text | None = None
+
+
+class Mark(Closed):
+    """The venue's mark-price rule, as documented (descriptive until the engine computes marks)."""
+
+    rule: Text | None = None
+    ema_seconds: Number | None = None
+    fallback_ema_seconds: Number | None = None
+    basis_window_seconds: Number | None = None
+    funding_interval_seconds: Number | None = None
+
+
+class Oracle(Closed):
+    method: Text | None = None
+    deviation_cap: Number | None = None
+    stale_after_seconds: Number | None = None
+    min_sources: Number | None = None
+    weights: dict[str, Number] | None = None
+    max_twap_divergence: Number | None = None
+    max_volatility_ratio: Number | None = None
+
+
+class Liquidation(Closed):
+    """``[liquidation]``: a protocol's own liquidation settings, in its own vocabulary (dYdX's
+    liquidations config, Drift's, Aave's close factors, Maker's system hole, Morpho's, Euler's)."""
+
+    # dYdX v4
+    bankruptcy_adjustment: Number | None = None
+    max_liquidation_fee: Number | None = None
+    spread_to_maintenance_margin_ratio: Number | None = None
+    min_position_notional_liquidated: Number | None = None
+    max_position_portion_liquidated: Number | None = None
+    max_notional_liquidated: Number | None = None
+    max_insurance_lost: Number | None = None
+    max_deleveraging_subaccounts_to_iterate: Number | None = None
+    max_liquidation_attempts_per_block: Number | None = None
+    # Drift v2
+    margin_buffer_ratio: Number | None = None
+    fee_grace_slots: Number | None = None
+    fee_increase_per_slot: Number | None = None
+    max_fee_multiplier: Number | None = None
+    if_fee_share_of_implied: Number | None = None
+    insurance_max: dict[str, Number] | None = None
+    liquidation_duration_slots: Number | None = None
+    initial_pct_to_liquidate: Number | None = None
+    small_shortage_full_liquidation: Flag | Number | None = None
+    # Aave v3
+    version: Text | None = None
+    base_currency_decimals: Number | None = None
+    default_close_factor: Number | None = None
+    max_close_factor: Number | None = None
+    close_factor_hf_threshold: Number | None = None
+    min_base_max_close_factor_threshold: Number | None = None
+    min_leftover_base: Number | None = None
+    # Compound v3
+    default_market: Text | None = None
+    price_decimals: Number | None = None
+    # Maker
+    par: Number | None = None
+    system_hole: Number | None = None
+    # Euler v2
+    max_liquidation_discount: Number | None = None
+    liquidation_cool_off_time: Number | None = None
+    config_scale: Number | None = None
+    min_socialization_liability_value: Number | None = None
+    # Morpho Blue
+    max_liquidation_incentive_factor: Number | None = None
+    liquidation_cursor: Number | None = None
+    oracle_price_scale_decimals: Number | None = None
+    enabled_lltvs: list[Number] | None = None
+
+
+# ---------------------------------------------------------------------- lending protocols
+
+
+class AaveReserve(Closed):
+    ltv: Number | None = None
+    liquidation_threshold: Number | None = None
+    liquidation_bonus: Number | None = None
+    protocol_fee: Number | None = None
+    emode: Number | Text | None = None
+    decimals: Number | None = None
+
+
+class AaveEMode(Closed):
+    id: Number
+    ltv: Number | None = None
+    liquidation_threshold: Number
+    liquidation_bonus: Number
+    assets: list[Text] | None = None
+
+
+class CometAsset(Closed):
+    decimals: Number | None = None
+    borrow_collateral_factor: Number | None = None
+    liquidate_collateral_factor: Number | None = None
+    liquidation_factor: Number | None = None
+    supply_cap: Number | None = None
+
+
+class Comet(Closed):
+    base: Text
+    base_decimals: Number | None = None
+    base_borrow_min: Number | None = None
+    store_front_price_factor: Number | None = None
+    target_reserves: Number | None = None
+    assets: dict[str, CometAsset] | None = None
+
+
+class Ilk(Closed):
+    """A Maker collateral type (``vat``, ``dog`` and ``clip`` settings in Maker's names)."""
+
+    mat: Number | None = None
+    chop: Number | None = None
+    hole: Number | None = None
+    dust: Number | None = None
+    buf: Number | None = None
+    tail: Number | None = None
+    cusp: Number | None = None
+    chip: Number | None = None
+    tip: Number | None = None
+    calc: Text | None = None
+    tau: Number | None = None
+    step: Number | None = None
+    cut: Number | None = None
+    tolerance: Number | None = None
+    rate: Number | None = None
+
+
+class TroveManager(Closed):
+    mcr: Number | None = None
+    ccr: Number | None = None
+    lusd_gas_compensation: Number | None = None
+    min_net_debt: Number | None = None
+    percent_divisor: Number | None = None
+    borrowing_fee_floor: Number | None = None
+
+
+class PriceFeed(Closed):
+    timeout_seconds: Number | None = None
+    max_price_deviation_from_previous_round: Number | None = None
+    max_price_difference_between_oracles: Number | None = None
+
+
+class EulerVaultCollateral(Closed):
+    borrow_ltv: Number | None = None
+    liquidation_ltv: Number | None = None
+
+
+class EulerVault(Closed):
+    max_liquidation_discount: Number | None = None
+    liquidation_cool_off_time: Number | None = None
+    liquidation_ltv: Number | None = None
+    collateral: dict[str, EulerVaultCollateral] | None = None
+
+
+class MorphoMarket(Closed):
+    collateral: Text
+    loan: Text
+    lltv: Number
+
+
+class MakerIlkAsset(Closed):
+    gem: Text
+
+
+class Lending(Closed):
+    """``[lending]``: which protocol's engine runs the preset, and its instances."""
+
+    protocol: Text
+    market: Text | None = None
+    stablecoin: Text | None = None
+    collateral: Text | None = None
+    socialize_debt: Flag | None = None
+    ilks: dict[str, MakerIlkAsset] | None = None
+    vaults: dict[str, EulerVault] | None = None
+    markets: dict[str, MorphoMarket] | None = None
+
+
+# ---------------------------------------------------------------------- the preset
+
+
+class PresetSchema(Closed):
+    """A venue preset (TOML). Perpetual presets use the market and liquidation tables; lending
+    presets name their protocol in ``[lending]`` and keep its settings in its own tables."""
+
+    title: Text
+    summary: Text | None = None
+    kind: Literal["perpetual", "lending"] | None = None
+    sources: list[Text]
+    assets: dict[str, Number] | None = None
+    collateral: dict[str, Number] | None = None
+    margin: Margin
+    liquidation_price: LiquidationPrice | None = None
+    trigger: Trigger | None = None
+    execution: Execution | None = None
+    waterfall: Waterfall | None = None
+    mark: Mark | None = None
+    oracle: Oracle | None = None
+    fees: Fees | None = None
+    markets: list[Market] | None = None
+    liquidation: Liquidation | None = None
+    lending: Lending | None = None
+    reserves: dict[str, AaveReserve] | None = None
+    emodes: dict[str, AaveEMode] | None = None
+    comets: dict[str, Comet] | None = None
+    ilks: dict[str, Ilk] | None = None
+    trove_manager: TroveManager | None = None
+    price_feed: PriceFeed | None = None
+    vaults: dict[str, EulerVault] | None = None
+
+
+def validate_preset_data(name: str, data: Mapping[str, Any]) -> None:
+    """Refuse a preset whose tables hold an unknown key or a value of the wrong shape, naming the
+    first offending path as ``preset[<name>].<path>``."""
+    try:
+        PresetSchema.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        path = _dotted(first["loc"], data)
+        if first["type"] == "extra_forbidden":
+            raise InvalidInput(f"preset[{name}].{path}", "unknown key" + _known(path)) from None
+        if path == "markets" and first["type"] == "list_type":
+            raise InvalidInput(f"preset[{name}].markets", "expected an array of market tables; a lending "
+                               "market's settings are under lending.markets") from None
+        if first["type"] == "missing":
+            raise InvalidInput(f"preset[{name}].{path}", "missing") from None
+        got = first.get("input")
+        if isinstance(got, float):
+            raise InvalidInput(f"preset[{name}].{path}", f"write the decimal as text ({str(got)!r}): "
+                               f"a float may not hold the value exactly, got {got!r}") from None
+        raise InvalidInput(f"preset[{name}].{path}", f"{first['msg']}, got {got!r}") from None
+
+
+def preset_json_schema() -> dict[str, Any]:
+    """The schema as JSON Schema (``solvent presets --schema``)."""
+    return PresetSchema.model_json_schema()
+
+
+def _dotted(loc: tuple[int | str, ...], data: Any) -> str:
+    """The path of ``loc`` in the preset's words: a market's margin table named by the market's symbol
+    (``markets[BTCUSDT].margin.tiers[0].mmr``), as the margin models name it."""
+    text = ""
+    node = data
+    for position, part in enumerate(loc):
+        if isinstance(part, int):
+            entry = node[part] if isinstance(node, list) and part < len(node) else None
+            named = text == "markets" and loc[position + 1:position + 2] == ("margin",)
+            symbol = entry.get("symbol") if named and isinstance(entry, Mapping) else None
+            text += f"[{symbol}]" if isinstance(symbol, str) and symbol else f"[{part}]"
+            node = entry
+        elif part in ("str", "int", "bool") or "[" in part:  # pydantic's union-member labels, not keys
+            continue
+        else:
+            text += ("." if text else "") + part
+            node = node.get(part) if isinstance(node, Mapping) else None
+    return text
+
+
+def _known(path: str) -> str:
+    """`` (known: a, b, ...)`` for the table holding ``path``, when the schema can tell."""
+    model: Any = PresetSchema
+    parts = [p for p in path.replace("]", "").replace("[", ".").split(".") if p][:-1]
+    for part in parts:  # a part that is no field is a list index or a dict key: the model stays
+        field = model.model_fields.get(part)
+        if field is not None:
+            model = _table_model(field.annotation)
+            if model is None:
+                return ""
+    names = sorted(getattr(model, "model_fields", {}))
+    return f" (known: {', '.join(names)})" if names else ""
+
+
+def _table_model(annotation: Any) -> Any:
+    """The closed model inside ``X | None``, ``list[X]`` or ``dict[str, X]``, or None."""
+    if isinstance(annotation, type) and issubclass(annotation, Closed):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _table_model(arg)
+        if found is not None:
+            return found
+    return None
