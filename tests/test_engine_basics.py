@@ -1,4 +1,4 @@
-"""Engine basics: the README example, commands as data, presets recombined without engine code."""
+"""Engine basics: the documented examples, commands as data, presets recombined without engine code."""
 
 import json
 from pathlib import Path
@@ -9,15 +9,15 @@ from solvent.engine import CommandRejected, Engine
 from solvent.engine import commands as c
 from solvent.engine.commands import command_from_dict
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ENGINE_DOC = Path(__file__).resolve().parents[1] / "docs" / "engine.md"
 
 
-def test_readme_engine_example_runs_as_written():
-    text = README.read_text()
+def test_documented_engine_example_runs_as_written():
+    text = ENGINE_DOC.read_text()
     start = text.index("```python\nfrom solvent.engine import Engine")
     code = text[start + len("```python\n"): text.index("```", start + 10)]
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    exec(compile(code, "docs/engine.md", "exec"), namespace)  # noqa: S102 - our own documentation
     assert namespace["engine"].conservation().holds
 
 
@@ -138,12 +138,12 @@ def test_cross_venue_collateral_is_liquidated_on_each_venue():
         engine.apply(c.ApplyFill("b", "BTCUSDT", "solo", "mm", "0.01", "58300"))
 
 
-def test_readme_lending_example_runs_as_written():
-    text = README.read_text()
+def test_documented_lending_example_runs_as_written():
+    text = ENGINE_DOC.read_text()
     start = text.index("```python\nfrom solvent.engine import Engine, commands as c, lending as l")
     code = text[start + len("```python\n"): text.index("```", start + 10)]
     namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    exec(compile(code, "docs/engine.md", "exec"), namespace)  # noqa: S102 - our own documentation
     engine = namespace["engine"]
     assert engine.conservation().holds
     assert engine.ledger.accounts["keeper"].balance("WETH") > 0

@@ -76,6 +76,7 @@ def _default_tolerance(expected: str, got: Any) -> Decimal:
     """Half a unit of the last decimal place written; exact when both sides are integers."""
     value = Decimal(expected)
     exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # a finite decimal (checked by the caller)
     if exponent >= 0 and isinstance(got, int) and not isinstance(got, bool):
         return Decimal(0)
     return Decimal(1).scaleb(int(exponent)) / 2

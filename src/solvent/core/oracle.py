@@ -38,7 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import Enum
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Iterable, Mapping, Optional, Sequence, cast
 
 from .errors import InvalidInput, SolventError
 from .numbers import ONE, ZERO, non_negative, positive, to_decimal, to_int
@@ -556,7 +556,7 @@ def basis_moving_average(samples: Iterable[tuple[object, object, object]], now: 
 
 def _basis_sample(sample: object, prefix: str) -> tuple[Decimal, Decimal]:
     try:
-        timestamp, mid, index = sample  # type: ignore[misc]
+        timestamp, mid, index = cast(Sequence[object], sample)
     except (TypeError, ValueError):
         raise InvalidInput(prefix, "expected a (timestamp, mid, index) triple") from None
     return (

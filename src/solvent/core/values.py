@@ -29,7 +29,7 @@ def value(cls: type[T]) -> type[T]:
     cls = dataclass(frozen=True)(cls)
     fast = _fast_init(cls)
     if fast is not None:
-        cls.__init__ = fast  # type: ignore[misc]
+        cls.__init__ = fast  # type: ignore[method-assign]
     return cls
 
 
@@ -39,7 +39,7 @@ def _fast_init(cls: type) -> Callable[..., None] | None:
     declared = fields(cls)
     if any(f.default_factory is not MISSING for f in declared):
         return None
-    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # without self
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # type: ignore[misc]  # without self
     names = [f.name for f in declared]
     if [p.name for p in parameters] != names or any(p.kind is not p.POSITIONAL_OR_KEYWORD for p in parameters):
         return None  # an InitVar, a keyword-only or an excluded field: not a plain field-by-field init

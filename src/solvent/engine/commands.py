@@ -21,12 +21,12 @@ class Command:
 COMMANDS: dict[str, type[Command]] = {}
 
 
-_C = TypeVar("_C", bound=type)
+_C = TypeVar("_C", bound=type[Command])
 
 
 @dataclass_transform(frozen_default=True)
 def command(cls: _C) -> _C:
-    cls = dataclass(frozen=True)(cls)
+    cls = dataclass(frozen=True)(cls)  # type: ignore[assignment]  # the same class, made a dataclass
     COMMANDS[cls.kind] = cls
     return cls
 

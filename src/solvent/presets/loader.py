@@ -127,7 +127,7 @@ class Preset:
         return market in self._isolated_only  # type: ignore[attr-defined]
 
     def _market_entry(self, market: str) -> dict[str, Any]:
-        return next((entry for entry in self._market_entries() if entry.get("symbol") == market), {})
+        return next((dict(entry) for entry in self._market_entries() if entry.get("symbol") == market), {})
 
     def price_tick(self, market: str) -> Decimal | None:
         tick = self._market_data(market).get("price_tick")
@@ -166,7 +166,7 @@ class Preset:
         for entry in self._market_entries():
             if entry.get("symbol") == symbol:
                 return dict(entry)
-        raise UnknownName("market", symbol, [entry.get("symbol") for entry in self._market_entries()])
+        raise UnknownName("market", symbol, [str(entry.get("symbol")) for entry in self._market_entries()])
 
     def _market_entries(self) -> list[Mapping[str, Any]]:
         """The ``[[markets]]`` tables, checked to be a list of tables (an override such as

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from json.encoder import c_make_encoder as _c_make_encoder
+from json.encoder import c_make_encoder as _c_make_encoder  # type: ignore[attr-defined]
 from json.encoder import encode_basestring as _string  # what the encoder uses with ensure_ascii=False
 from dataclasses import fields, is_dataclass
 from decimal import Decimal
