@@ -11,7 +11,7 @@ the policy that owns it.
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, InvalidOperation
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Union
 
 from .errors import InvalidInput
@@ -79,11 +79,6 @@ def to_int(value: object, field: str) -> int:
     if result != result.to_integral_value():
         raise InvalidInput(field, f"must be an integer, got {result}")
     return int(result)
-
-
-def ceil_int(value: Decimal) -> int:
-    """Smallest integer >= value."""
-    return int(value.to_integral_value(rounding=ROUND_CEILING))
 
 
 def floor_int(value: Decimal) -> int:

@@ -45,24 +45,8 @@ from .numbers import ONE, ZERO, non_negative, positive, to_decimal, to_int
 
 # --- Published parameters (see the module docstring for the sections they come from) -------
 
-BINANCE_DEVIATION_CAP = Decimal("0.03")
-BINANCE_MAJOR_DEVIATION_CAP = Decimal("0.01")  # BTC and ETH indexes
-BINANCE_STALE_AFTER_SECONDS = Decimal(300)
+# Venue values (deviation caps, weights, EMA spans) live in the presets' [oracle] and [mark] tables.
 BINANCE_BASIS_WINDOW_SECONDS = Decimal(30)  # since 2025-09-18 08:01 UTC (was 60 s)
-BYBIT_BASIS_WINDOW_SECONDS = Decimal(300)
-FUNDING_INTERVAL_8H_SECONDS = Decimal(8 * 3600)
-
-HYPERLIQUID_MARK_EMA_TAU_SECONDS = Decimal(150)
-HYPERLIQUID_FALLBACK_EMA_TAU_SECONDS = Decimal(30)
-HYPERLIQUID_SPOT_ORACLE_WEIGHTS: Mapping[str, int] = {
-    "binance": 3, "okx": 2, "bybit": 2, "kraken": 1, "kucoin": 1, "gate": 1, "mexc": 1,
-    "hyperliquid": 1,
-}
-HYPERLIQUID_CEX_PERP_WEIGHTS: Mapping[str, int] = {
-    "binance": 3, "okx": 2, "bybit": 2, "gate": 1, "mexc": 1,
-}
-
-DRIFT_TWAP_WINDOW_SECONDS = Decimal(300)
 DRIFT_MIN_TWAP_DIVERGENCE = Decimal("0.5")
 DRIFT_TOO_VOLATILE_RATIO = Decimal(5)
 

@@ -574,10 +574,6 @@ class TroveLiquidated(Event):
 # ============================================================================================
 
 
-def revert_to_input(error: ProtocolRevert, field_name: str = "borrower") -> InvalidInput:
-    return InvalidInput(field_name, str(error))
-
-
 class Moves:
     """Ledger transfers planned during validation and applied together once nothing can fail.
 

@@ -150,6 +150,7 @@ class Mark(Closed):
     fallback_ema_seconds: Number | None = None
     basis_window_seconds: Number | None = None
     funding_interval_seconds: Number | None = None
+    cex_perp_weights: dict[str, Number] | None = None
 
 
 class Oracle(Closed):

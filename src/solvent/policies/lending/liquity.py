@@ -80,11 +80,6 @@ def icr(coll: object, debt: object, price: object) -> Decimal:
     return from_units(compute_cr(_e18(coll, "coll"), debt_units, _e18(price, "price")), 18)
 
 
-def is_recovery_mode(tcr: object, config: LiquityConfig = LiquityConfig()) -> bool:
-    """``TCR < CCR``."""
-    return _e18(tcr, "tcr") < config.ccr
-
-
 @dataclass(frozen=True)
 class TroveLiquidation:
     """Where a liquidated trove's debt and collateral go (1e18 integers; decimals via ``outputs``).
