@@ -52,17 +52,21 @@ def okx_option_margin(data):
                                                        "min_open_order_margin": "min_open_order_margin",
                                                        "contract_multiplier": "contract_multiplier"})
     forward = _required(data, "forward_price")
+    index = data.get("index_price", forward)
     result = model.position(_required(data, "kind"), _required(data, "side"), data.get("size", "1"),
-                            data.get("index_price", forward), _required(data, "strike"),
+                            index, _required(data, "strike"),
                             _required(data, "mark_price"), reference_price=forward,
                             margin_factor=data.get("margin_factor"), tier_contracts=data.get("tier_contracts"))
     outputs: dict[str, Any] = result.outputs()
     if data.get("order_price") is not None:
         outputs["sell_to_open_order_margin"] = model.sell_to_open_order_margin(
             result.per_contract.initial, data["order_price"], data.get("order_quantity", "1"),
-            fee_per_contract=data.get("fee_per_contract", "0"))
+            fee_per_contract=data.get("fee_per_contract", "0"), underlying_price=index)
+        outputs["buy_to_open_order_margin"] = model.buy_to_open_order_margin(
+            data["order_price"], data.get("order_quantity", "1"), fee_per_contract=data.get("fee_per_contract", "0"))
         outputs["buy_to_close_order_margin"] = model.buy_to_close_order_margin(
-            result.per_contract.initial, data["order_price"], data.get("order_quantity", "1"))
+            result.per_contract.initial, data["order_price"], data.get("order_quantity", "1"),
+            fee_per_contract=data.get("fee_per_contract", "0"))
     return outputs
 
 

@@ -289,10 +289,12 @@ class StandardOptionMargin:
     def sell_to_open_order_margin(self, position_initial_per_contract: object, order_price: object,
                                   quantity: object, *, fee_per_contract: object = ZERO,
                                   contract_multiplier: object | None = None,
-                                  min_open_order_margin: object | None = None) -> Decimal:
+                                  min_open_order_margin: object | None = None,
+                                  underlying_price: object | None = None) -> Decimal:
         """OKX: a sell-to-open order reserves max(position IM − premium received + fee, minimum) per contract.
 
-        ``order_price`` and the minimum are per unit of underlying (× the multiplier), the fee per contract.
+        ``order_price`` and the minimum are per unit of underlying (× the multiplier), the fee per contract; in a
+        linear (USD-margined) book the minimum is a share of ``underlying_price`` (OKX: × index price).
         """
         initial = bounded(position_initial_per_contract, "initial_margin_per_contract", limit=MAX_PRICE)
         price = bounded(order_price, "order_price", limit=MAX_PRICE)
@@ -302,18 +304,34 @@ class StandardOptionMargin:
             contract_multiplier, "contract_multiplier", limit=MAX_SIZE, allow_zero=False)
         minimum = self.min_open_order_margin if min_open_order_margin is None else bounded(
             min_open_order_margin, "min_open_order_margin", limit=MAX_FACTOR)
+        if self.settlement is Settlement.LINEAR:
+            if underlying_price is None:
+                raise InvalidInput("underlying_price", "a linear book's minimum order margin is a share of it: give it")
+            minimum *= bounded(underlying_price, "underlying_price", limit=MAX_PRICE, allow_zero=False)
         per_contract = max(initial - price * multiplier + fee, minimum * multiplier)
         return per_contract * count
 
+    def buy_to_open_order_margin(self, order_price: object, quantity: object, *,
+                                 fee_per_contract: object = ZERO, contract_multiplier: object | None = None) -> Decimal:
+        """A buy order reserves its premium and fee: (order price × multiplier + fee) × quantity."""
+        price = bounded(order_price, "order_price", limit=MAX_PRICE)
+        count = bounded(quantity, "order_quantity", limit=MAX_SIZE)
+        fee = bounded(fee_per_contract, "fee_per_contract", limit=MAX_PRICE)
+        multiplier = self.contract_multiplier if contract_multiplier is None else bounded(
+            contract_multiplier, "contract_multiplier", limit=MAX_SIZE, allow_zero=False)
+        return (price * multiplier + fee) * count
+
     def buy_to_close_order_margin(self, position_initial_per_contract: object, order_price: object,
-                                  quantity: object, *, contract_multiplier: object | None = None) -> Decimal:
-        """OKX: a buy-to-close order reserves max(order price − position IM, 0) per contract."""
+                                  quantity: object, *, fee_per_contract: object = ZERO,
+                                  contract_multiplier: object | None = None) -> Decimal:
+        """OKX: a buy-to-close order reserves max(order price − position IM (+ fee), 0) per contract."""
         initial = bounded(position_initial_per_contract, "initial_margin_per_contract", limit=MAX_PRICE)
         price = bounded(order_price, "order_price", limit=MAX_PRICE)
         count = bounded(quantity, "order_quantity", limit=MAX_SIZE)
+        fee = bounded(fee_per_contract, "fee_per_contract", limit=MAX_PRICE)
         multiplier = self.contract_multiplier if contract_multiplier is None else bounded(
             contract_multiplier, "contract_multiplier", limit=MAX_SIZE, allow_zero=False)
-        return max(price * multiplier - initial, ZERO) * count
+        return max(price * multiplier - initial + fee, ZERO) * count
 
 
 # --------------------------------------------------------------------------------------------
