@@ -7,7 +7,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from solvent.core.errors import InvalidInput
-from solvent.policies.options.deribit_portfolio import DeribitPmParams, FuturePosition, portfolio_margin
+from solvent.policies.options.deribit_portfolio import (
+    DeribitPmParams,
+    FuturePosition,
+    portfolio_margin,
+)
 from solvent.presets import load_preset
 
 
@@ -82,7 +86,7 @@ def test_delta_shock_is_zero_below_the_threshold_and_grows_above_it():
 
 
 @settings(max_examples=60, deadline=None)
-@given(size=st.decimals(min_value=D("-1000"), max_value=D(1000), places=4),
+@given(size=st.decimals(min_value=D(-1000), max_value=D(1000), places=4),
        extra=st.decimals(min_value=D(0), max_value=D(1000), places=4),
        price_range=st.decimals(min_value=D("0.01"), max_value=D("0.5"), places=3),
        wider=st.decimals(min_value=D(0), max_value=D("0.4"), places=3))

@@ -7,7 +7,8 @@ policy (``solvent.policies.options.standard``, ``deribit_portfolio``, ``auction`
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..core.errors import InvalidInput, UnknownName
 from ..policies.options import auction, deribit_portfolio

@@ -23,9 +23,10 @@ Rules (reference ../shared/reference/options.md §6; design docs/options-venues.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal, localcontext
-from typing import Any, Mapping
+from typing import Any
 
 from ...core.errors import InvalidInput
 from ...core.numbers import non_negative, to_decimal
@@ -82,7 +83,7 @@ class AuctionParams:
             _seconds(getattr(self, name), name, allow_zero=False)
 
     @classmethod
-    def from_table(cls, spec: Mapping[str, Any], where: str = "auction") -> "AuctionParams":
+    def from_table(cls, spec: Mapping[str, Any], where: str = "auction") -> AuctionParams:
         def number(name: str, default: object | None = None) -> Decimal:
             value = spec.get(name, default)
             if value is None:
@@ -105,7 +106,7 @@ class AuctionParams:
                 raise
             raise InvalidInput(f"{where}.{error.field}", error.message) from None
 
-    def with_overrides(self, spec: Mapping[str, Any], where: str = "params") -> "AuctionParams":
+    def with_overrides(self, spec: Mapping[str, Any], where: str = "params") -> AuctionParams:
         merged = {name: getattr(self, name) for name in self.__dataclass_fields__}
         merged.update({key: value for key, value in spec.items() if key in merged})
         return AuctionParams.from_table(merged, where)

@@ -24,10 +24,11 @@ Options are not valued here: they need the Black-76 pricer (``policies/options/b
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from enum import Enum
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ...core.errors import InvalidInput
 from ...core.numbers import non_negative, to_decimal, to_int
@@ -47,7 +48,7 @@ class InstrumentKind(str, Enum):
     FUTURE = "future"
 
     @classmethod
-    def parse(cls, value: object, field: str) -> "InstrumentKind":
+    def parse(cls, value: object, field: str) -> InstrumentKind:
         text = str(value).strip().lower()
         if text in ("perpetual", "perp", "swap"):
             return cls.PERPETUAL
@@ -92,7 +93,7 @@ class DeribitPmParams:
             raise InvalidInput("extended_moves", "each move must be within (−1, 100]")
 
     @classmethod
-    def from_table(cls, spec: Mapping[str, Any], where: str = "params") -> "DeribitPmParams":
+    def from_table(cls, spec: Mapping[str, Any], where: str = "params") -> DeribitPmParams:
         def number(name: str, default: object | None = None) -> Decimal:
             value = spec.get(name, default)
             if value is None:
@@ -141,7 +142,7 @@ class FuturePosition:
     years_to_expiry: Decimal = ZERO   # 0 for a perpetual
 
     @classmethod
-    def parse(cls, row: Mapping[str, Any], where: str) -> "FuturePosition":
+    def parse(cls, row: Mapping[str, Any], where: str) -> FuturePosition:
         kind = InstrumentKind.parse(row.get("kind", "perpetual"), f"{where}.kind")
         size = to_decimal(row.get("size_currency"), f"{where}.size_currency")
         if abs(size) > MAX_SIZE:

@@ -22,10 +22,11 @@ reference ../shared/reference/options.md §4):
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import Enum
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from ...core.domain import Side
 from ...core.errors import InvalidInput
@@ -44,7 +45,7 @@ class OptionKind(str, Enum):
     PUT = "put"
 
     @classmethod
-    def parse(cls, value: object, field: str = "kind") -> "OptionKind":
+    def parse(cls, value: object, field: str = "kind") -> OptionKind:
         if isinstance(value, OptionKind):
             return value
         text = str(value).strip().lower()
@@ -62,7 +63,7 @@ class Settlement(str, Enum):
     INVERSE = "inverse"
 
     @classmethod
-    def parse(cls, value: object, field: str = "settlement") -> "Settlement":
+    def parse(cls, value: object, field: str = "settlement") -> Settlement:
         if isinstance(value, Settlement):
             return value
         text = str(value).strip().lower()
@@ -161,7 +162,7 @@ class StandardOptionMargin:
     # ------------------------------------------------------------ construction
 
     @classmethod
-    def from_table(cls, spec: Mapping[str, Any], where: str = "option_margin") -> "StandardOptionMargin":
+    def from_table(cls, spec: Mapping[str, Any], where: str = "option_margin") -> StandardOptionMargin:
         """From a preset's table (``im_factor``, ``im_floor_factor``, ``mm_factor``, ``settlement``, ``tiers`` …)."""
         tiers_spec = spec.get("tiers")
         tiers: tuple[MarginTier, ...] = (MarginTier(ZERO, ONE),)
@@ -196,7 +197,7 @@ class StandardOptionMargin:
 
     @classmethod
     def from_preset(cls, spec: Mapping[str, Any], underlying: str | None = None,
-                    where: str = "option_margin") -> "StandardOptionMargin":
+                    where: str = "option_margin") -> StandardOptionMargin:
         """A preset's ``[option_margin]`` table, with an underlying's own factors (``underlyings.BTC``) merged in."""
         table = {key: value for key, value in spec.items() if key != "underlyings" and not isinstance(value, Mapping)}
         if underlying is not None:
@@ -208,7 +209,7 @@ class StandardOptionMargin:
             where = f"{where}.underlyings.{str(underlying).upper()}"
         return cls.from_table(table, where)
 
-    def with_overrides(self, **changes: Any) -> "StandardOptionMargin":
+    def with_overrides(self, **changes: Any) -> StandardOptionMargin:
         """The same venue with some parameters replaced (a case's own factors, another underlying's)."""
         parsed: dict[str, Any] = {}
         for name, value in changes.items():
@@ -354,7 +355,7 @@ class DeriveStandardParams:
     mm_offset_scale: Decimal
 
     @classmethod
-    def from_table(cls, spec: Mapping[str, Any], where: str = "standard_manager") -> "DeriveStandardParams":
+    def from_table(cls, spec: Mapping[str, Any], where: str = "standard_manager") -> DeriveStandardParams:
         values = {}
         for name in cls.__dataclass_fields__:
             values[name] = bounded(spec.get(name), f"{where}.{name}", limit=MAX_FACTOR)
@@ -376,7 +377,7 @@ class DeriveOption:
     value: Decimal
 
     @classmethod
-    def parse(cls, row: Mapping[str, Any], where: str) -> "DeriveOption":
+    def parse(cls, row: Mapping[str, Any], where: str) -> DeriveOption:
         return cls(OptionKind.parse(row.get("kind"), f"{where}.kind"),
                    bounded(row.get("strike"), f"{where}.strike", limit=MAX_PRICE, allow_zero=False),
                    _signed(row.get("amount"), f"{where}.amount"),
