@@ -206,3 +206,12 @@ def test_settlement_payoff_of_calls_and_puts():
                                          "mm_offset_scale": "0.5", "unpaired_im_scale": "1",
                                          "unpaired_mm_scale": "1"})
     assert error.value.field == "standard_manager.mm_offset_scale"
+
+
+def test_malformed_tier_tables_are_refused():
+    spec = {"im_factor": "0.15", "im_floor_factor": "0.1", "mm_factor": "0.03", "tiers": ["1.02"]}
+    with pytest.raises(InvalidInput) as error:
+        StandardOptionMargin.from_table(spec, "okx")
+    assert error.value.field == "okx.tiers"
+    okx = model("okx_options").with_overrides(otm_reference="underlying", put_initial_at_least_maintenance=True)
+    assert okx.per_unit("put", "short", "100", "100", "5").initial >= okx.per_unit("put", "short", "100", "100", "5").maintenance

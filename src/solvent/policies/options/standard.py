@@ -167,7 +167,8 @@ class StandardOptionMargin:
         tiers_spec = spec.get("tiers")
         tiers: tuple[MarginTier, ...] = (MarginTier(ZERO, ONE),)
         if tiers_spec is not None:
-            if not isinstance(tiers_spec, list) or not tiers_spec:
+            if not isinstance(tiers_spec, list) or not tiers_spec or not all(
+                    isinstance(row, Mapping) for row in tiers_spec):
                 raise InvalidInput(f"{where}.tiers", "expected a list of {floor, factor}")
             tiers = tuple(
                 MarginTier(bounded(row.get("floor"), f"{where}.tiers[{i}].floor", limit=MAX_SIZE),
@@ -217,8 +218,10 @@ class StandardOptionMargin:
                 continue
             if name == "settlement":
                 parsed[name] = Settlement.parse(value, name)
-            elif name == "tiers":
+            elif name in ("tiers", "put_initial_at_least_maintenance"):
                 parsed[name] = value
+            elif name in ("long_margin", "otm_reference"):
+                parsed[name] = str(value)
             else:
                 parsed[name] = to_decimal(value, name)
         return replace(self, **parsed)
