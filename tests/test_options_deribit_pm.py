@@ -131,3 +131,21 @@ def test_bad_positions_are_refused_naming_the_field(row, field):
     with pytest.raises(InvalidInput) as error:
         portfolio_margin([], "-5", params("eth"))
     assert error.value.field == "index_price"
+
+
+def test_every_option_preset_builds_its_models():
+    from solvent.policies.options.standard import StandardOptionMargin
+    from solvent.presets import list_presets
+
+    option_presets = [name for name in list_presets() if load_preset(name).data.get("kind") == "options"]
+    assert {"bitcom", "okx_options", "deribit", "aevo", "span16"} <= set(option_presets)
+    for name in option_presets:
+        preset = load_preset(name)
+        assert preset.sources and preset.summary
+        if "option_margin" in preset.data:
+            table = preset.section("option_margin")
+            StandardOptionMargin.from_preset(table)
+            for underlying in table.get("underlyings", {}):
+                StandardOptionMargin.from_preset(table, underlying)
+        for currency in preset.section("portfolio_margin").get("currencies", {}):
+            assert params(currency).price_moves[4] == 0
