@@ -160,3 +160,25 @@ def test_extreme_values_are_refused_naming_the_field():
     with pytest.raises(InvalidInput) as error:
         auction.place_bid(HARNESS, AuctionState(insolvent=False), -1, "100", "-5", "0.5")
     assert error.value.field == "bid.elapsed"
+
+
+@settings(max_examples=60, deadline=None)
+@given(mtm=values, gap=values,
+       bids=st.lists(st.tuples(st.integers(min_value=0, max_value=400),
+                               st.decimals(min_value=D("0.01"), max_value=D(1), places=3)), min_size=1, max_size=6))
+def test_every_bid_raises_the_buffer_margin_until_the_auction_ends(mtm, gap, bids):
+    state = auction.start_auction(HARNESS, mtm, -gap)
+    value, mm, elapsed = mtm - state.fee, -gap - state.fee, 0
+    for step, percent in bids:
+        elapsed += step
+        if auction.termination_reason(HARNESS, state, elapsed, value, mm) is not None:
+            break
+        result = auction.place_bid(HARNESS, state, elapsed, value, mm, percent)
+        assert result.percent == min(percent, result.f_max) and 0 <= result.percent <= 1
+        assert result.price >= 0
+        assert abs(result.state.reserved_cash - state.reserved_cash - result.price) < D("1e-20") * max(mtm, gap)
+        assert result.post_buffer_margin > result.buffer_margin
+        state, value, mm = result.state, result.post_mtm, result.post_mm
+        if not state.ongoing:
+            assert abs(result.post_buffer_margin) <= D("1e-20") * max(mtm, gap) or result.f_max == 1
+            break
