@@ -215,3 +215,12 @@ def test_malformed_tier_tables_are_refused():
     assert error.value.field == "okx.tiers"
     okx = model("okx_options").with_overrides(otm_reference="underlying", put_initial_at_least_maintenance=True)
     assert okx.per_unit("put", "short", "100", "100", "5").initial >= okx.per_unit("put", "short", "100", "100", "5").maintenance
+
+
+def test_put_floor_that_scales_with_the_mark():
+    # OKEx's 2020 rule (and Gate's): short put IM = max(0.1·(1 + mark), 0.15 − OTM/F) + mark, per coin
+    old_okex = model("okx_options").with_overrides(put_floor_includes_mark=True, otm_reference="underlying")
+    put = old_okex.per_unit("put", "short", "10000", "8000", "0.02", margin_factor="1")
+    assert put.initial == D("0.1") * (1 + D("0.02")) + D("0.02")                 # deep OTM: the floor binds
+    call = old_okex.per_unit("call", "short", "10000", "12000", "0.02", margin_factor="1")
+    assert call.initial == D("0.1") + D("0.02")                                  # calls keep the plain floor

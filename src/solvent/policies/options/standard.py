@@ -9,7 +9,8 @@ reference ../shared/reference/options.md §4):
   multiplier and sell-to-open order margin), Deribit's standard margin and Aevo are each a set of parameters:
 
   - short call IM = max(a − OTM/R, b)·MF·N + mark; MM = c·MF·N + mark;
-  - short put IM = max(a − OTM/R, b)·MF·N + mark, raised to MM where the venue says so; MM = max(c·N, c·mark)·MF + mark;
+  - short put IM = max(a − OTM/R, b)·MF·N + mark, raised to MM where the venue says so (Gate and OKEx's 2020 rule
+    floor it at b·(N + mark) instead of b·N); MM = max(c·N, c·mark)·MF + mark;
 
   with OTM the out-of-the-money amount against the reference price R (the underlying, or OKX's same-expiry
   forward), N the notional unit of one unit of underlying (its price in a linear, USD-margined book; 1 coin in an
@@ -82,6 +83,13 @@ def bounded(value: object, field: str, *, limit: Decimal, allow_zero: bool = Tru
     return number
 
 
+def _flag(spec: Mapping[str, Any], name: str, default: bool, where: str) -> bool:
+    value = spec.get(name, default)
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{where}.{name}", f"expected true or false, got {value!r}")
+    return value
+
+
 def out_of_the_money(kind: OptionKind, strike: Decimal, reference_price: Decimal) -> Decimal:
     """How far an option is out of the money, in price units (0 when in or at the money)."""
     return max(strike - reference_price, ZERO) if kind is OptionKind.CALL else max(reference_price - strike, ZERO)
@@ -141,6 +149,7 @@ class StandardOptionMargin:
     min_open_order_margin: Decimal = ZERO            # per unit, OKX's floor on a sell-to-open order
     long_margin: str = "none"                        # "none": a long needs nothing beyond its paid premium
     otm_reference: str = "underlying"                # OKX: "forward", the same-expiry forward's mark
+    put_floor_includes_mark: bool = False            # Gate, OKEx 2020: a short put's floor is b·(N + mark)
 
     def __post_init__(self) -> None:
         for name in ("im_factor", "im_floor_factor", "mm_factor", "min_open_order_margin"):
@@ -174,9 +183,7 @@ class StandardOptionMargin:
                 MarginTier(bounded(row.get("floor"), f"{where}.tiers[{i}].floor", limit=MAX_SIZE),
                            bounded(row.get("factor"), f"{where}.tiers[{i}].factor", limit=MAX_FACTOR, allow_zero=False))
                 for i, row in enumerate(tiers_spec))
-        put_rule = spec.get("put_initial_at_least_maintenance", True)
-        if not isinstance(put_rule, bool):
-            raise InvalidInput(f"{where}.put_initial_at_least_maintenance", f"expected true or false, got {put_rule!r}")
+        put_rule = _flag(spec, "put_initial_at_least_maintenance", True, where)
         try:
             return cls(
                 im_factor=to_decimal(spec.get("im_factor"), f"{where}.im_factor"),
@@ -190,6 +197,7 @@ class StandardOptionMargin:
                                                  f"{where}.min_open_order_margin"),
                 long_margin=str(spec.get("long_margin", "none")),
                 otm_reference=str(spec.get("otm_reference", "underlying")),
+                put_floor_includes_mark=_flag(spec, "put_floor_includes_mark", False, where),
             )
         except InvalidInput as error:
             if error.field.startswith(where):
@@ -218,7 +226,7 @@ class StandardOptionMargin:
                 continue
             if name == "settlement":
                 parsed[name] = Settlement.parse(value, name)
-            elif name in ("tiers", "put_initial_at_least_maintenance"):
+            elif name in ("tiers", "put_initial_at_least_maintenance", "put_floor_includes_mark"):
                 parsed[name] = value
             elif name in ("long_margin", "otm_reference"):
                 parsed[name] = str(value)
@@ -261,7 +269,11 @@ class StandardOptionMargin:
             return OptionMarginPerUnit(premium, ZERO)
         notional = underlying if self.settlement is Settlement.LINEAR else ONE
         otm_share = out_of_the_money(option_kind, strike_price, reference) / reference
-        initial = max(self.im_factor - otm_share, self.im_floor_factor) * factor * notional + mark
+        if option_kind is OptionKind.PUT and self.put_floor_includes_mark:
+            floor = self.im_floor_factor * (notional + mark)
+            initial = max((self.im_factor - otm_share) * notional, floor) * factor + mark
+        else:
+            initial = max(self.im_factor - otm_share, self.im_floor_factor) * factor * notional + mark
         if option_kind is OptionKind.CALL:
             maintenance = self.mm_factor * factor * notional + mark
         else:
