@@ -1,0 +1,1 @@
+"""Option margin policies: pricing, per-position standard margin, portfolio margin, liquidation auctions."""
