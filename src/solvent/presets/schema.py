@@ -52,7 +52,7 @@ class Margin(Closed):
     """``[margin]`` (and a market's ``[markets.margin]``): the margin model and its parameters."""
 
     model: Literal["tiered", "risk_limit_steps", "liquidity_tier", "size_premium", "min_collateral_factor",
-                   "health_factor"] | None = None
+                   "health_factor", "standard_option", "scenario_grid"] | None = None
     rates: Text | None = None
     tiers: list[MarginTier] | None = None
     base_mm: Number | None = None
@@ -320,16 +320,122 @@ class Lending(Closed):
     markets: dict[str, MorphoMarket] | None = None
 
 
+# ---------------------------------------------------------------------- options
+
+
+class OptionMarginFactors(Closed):
+    """An underlying's own factors, replacing the table's."""
+
+    settlement: Text | None = None
+    im_factor: Number | None = None
+    im_floor_factor: Number | None = None
+    mm_factor: Number | None = None
+    contract_multiplier: Number | None = None
+
+
+class OptionMarginTier(Closed):
+    floor: Number
+    factor: Number
+
+
+class OptionMarginCoin(OptionMarginFactors):
+    """bit.com's coin-settled book: its own factors and underlyings."""
+
+    underlyings: dict[str, OptionMarginFactors] | None = None
+
+
+class OptionMargin(OptionMarginFactors):
+    """``[option_margin]``: the per-position ("standard") option margin, max(a − OTM/U, b)·U + mark."""
+
+    put_initial_at_least_maintenance: Flag | None = None
+    long_margin: Text | None = None
+    otm_reference: Text | None = None
+    min_open_order_margin: Number | None = None
+    put_floor_includes_mark: Flag | None = None
+    tiers: list[OptionMarginTier] | None = None
+    underlyings: dict[str, OptionMarginFactors] | None = None
+    coin: OptionMarginCoin | None = None
+
+
+class PortfolioMarginCurrency(Closed):
+    """One currency's ``model_params`` (Deribit's names)."""
+
+    price_range: Number | None = None
+    volatility_range_up: Number | None = None
+    volatility_range_down: Number | None = None
+    min_volatility_for_shock_up: Number | None = None
+    short_term_vega_power: Number | None = None
+    long_term_vega_power: Number | None = None
+    max_delta_shock: Number | None = None
+    delta_total_liq_shock_threshold: Number | None = None
+    extended_table_factor: Number | None = None
+    m_inc: Number | None = None
+    min_annualised_move: Number | None = None
+    annualised_move_risk: Number | None = None
+    extended_dampener: Number | None = None
+    pnl_offset: Number | None = None
+    max_offsetable_pnl: Number | None = None
+    buckets_count: Number | None = None
+    vol_scenarios_count: Number | None = None
+    mm_factor: Number | None = None
+
+
+class PortfolioMargin(Closed):
+    """``[portfolio_margin]``: Deribit-style risk-matrix portfolio margin."""
+
+    mm_factor: Number | None = None
+    buckets_count: Number | None = None
+    vol_scenarios_count: Number | None = None
+    extended_moves: list[Number] | None = None
+    currencies: dict[str, PortfolioMarginCurrency] | None = None
+
+
+class ScenarioArray(Closed):
+    """``[scenario_grid]`` of a SPAN-style design: scenarios of (price scans, vol scans, weight)."""
+
+    price_scan_range: Number | None = None
+    vol_scan_range: Number | None = None
+    vol_shock: Text | None = None
+    scenarios: list[list[Number]] | None = None
+
+
+class Auction(Closed):
+    """``[auction]``: Derive's Dutch liquidation auction (DutchAuction.sol's parameters)."""
+
+    starting_mtm_percentage: Number | None = None
+    fast_auction_cutoff_percentage: Number | None = None
+    fast_auction_length: Number | None = None
+    slow_auction_length: Number | None = None
+    insolvent_auction_length: Number | None = None
+    liquidator_fee_rate: Number | None = None
+    buffer_margin_percentage: Number | None = None
+    mtm_cutoff: Number | None = None
+
+
+class StandardManager(Closed):
+    """``[standard_manager]``: Derive's standard manager (isolated option margin per expiry)."""
+
+    max_spot_req: Number | None = None
+    min_spot_req: Number | None = None
+    mm_call_spot_req: Number | None = None
+    mm_put_spot_req: Number | None = None
+    mm_put_mtm_req: Number | None = None
+    unpaired_im_scale: Number | None = None
+    unpaired_mm_scale: Number | None = None
+    mm_offset_scale: Number | None = None
+
+
 # ---------------------------------------------------------------------- the preset
 
 
 class PresetSchema(Closed):
     """A venue preset (TOML). Perpetual presets use the market and liquidation tables; lending
-    presets name their protocol in ``[lending]`` and keep its settings in its own tables."""
+    presets name their protocol in ``[lending]`` and keep its settings in its own tables; options
+    presets hold their margin models' tables (``[option_margin]``, ``[portfolio_margin]``, ...)."""
 
     title: Text
     summary: Text | None = None
-    kind: Literal["perpetual", "lending"] | None = None
+    kind: Literal["perpetual", "lending", "options"] | None = None
     sources: list[Text]
     assets: dict[str, Number] | None = None
     collateral: dict[str, Number] | None = None
@@ -351,6 +457,11 @@ class PresetSchema(Closed):
     trove_manager: TroveManager | None = None
     price_feed: PriceFeed | None = None
     vaults: dict[str, EulerVault] | None = None
+    option_margin: OptionMargin | None = None
+    portfolio_margin: PortfolioMargin | None = None
+    scenario_grid: ScenarioArray | None = None
+    auction: Auction | None = None
+    standard_manager: StandardManager | None = None
 
 
 def validate_preset_data(name: str, data: Mapping[str, Any]) -> None:
