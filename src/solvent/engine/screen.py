@@ -62,7 +62,8 @@ class SinglePositionPools:
         market = ledger.markets[key]
         self.engine, self.key = engine, key
         self.schedule = engine.schedule(key)
-        self.deductions = None
+        self.deductions: np.ndarray | None = None
+        self.rates: np.ndarray | None
         if fixed_maintenance is not None:
             self.schedule = MarketSchedule.fixed(self.schedule.inverse)
             self.rates = np.zeros(len(lots))
@@ -175,11 +176,11 @@ class EngineScreen:
                 if position.lots:
                     enter(position.market, account, position.isolated_margin - ledger.signed_cost(position),
                           position.lots, *self._isolated_terms(position))
-        for (key, fixed), (owners, base_units, lots, warning, maintenance) in rows.items():
-            pools = SinglePositionPools(engine, key, base_units, lots, warning, maintenance if fixed else None)
-            points, which = pools.breakpoints()
+        for (key, is_fixed), (owners, units, sizes, ratios, maintenance) in rows.items():
+            columns = SinglePositionPools(engine, key, units, sizes, ratios, maintenance if is_fixed else None)
+            points, which = columns.breakpoints()
             index.add_many(key, owners, points, which, merge=len(owners) > index.merge_above)
-            found.update(owners[row] for row in pools.at_risk_now())
+            found.update(owners[row] for row in columns.at_risk_now())
         return found
 
     def _isolated_terms(self, position) -> tuple[float, float | None]:
@@ -257,6 +258,8 @@ class EngineScreen:
         if any(key not in engine.previous_marks for key in moved):
             return None
         found = self._build() if self.index is None else set()
+        index = self.index
+        assert index is not None  # built above
         touched = sorted(ledger.touched)
         ledger.touched.clear()
         found |= self._enter(touched)
@@ -264,7 +267,7 @@ class EngineScreen:
             before, after = float(engine.previous_marks[key]), float(engine.marks[key])
             if ledger.markets[key].kind is ContractKind.INVERSE:  # breakpoints are in x = 1/P
                 before, after = 1.0 / before, 1.0 / after
-            found |= self.index.crossed(key, before, after)
+            found |= index.crossed(key, before, after)
         complex_found = self._complex_candidates()
         if complex_found is None:
             return None

@@ -235,8 +235,8 @@ def solve_price(
         if lines in tried:
             # The brackets cycle: take the earliest trigger, the solution closest to the start.
             candidates = [value for value in tried.values() if value is not None and value > 0]
-            best = min(candidates, key=lambda value: abs(value - t_start)) if candidates else None
-            return PriceSolution(price_of(best), iteration)
+            earliest = min(candidates, key=lambda value: abs(value - t_start)) if candidates else None
+            return PriceSolution(price_of(earliest), iteration)
         solution = solve(lines)
         tried[lines] = solution
         if solution is None or solution <= 0 or rule.maintenance_at == "entry":

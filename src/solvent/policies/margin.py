@@ -164,7 +164,7 @@ class TieredMargin:
             given.append(None if deduction is None else to_decimal(deduction, f"{where}.cum"))
         derived = cls.derive_deductions(floors, mmrs)
         # A published deduction is used as published (venues round theirs); missing ones are derived.
-        deductions = [derived[i] if given[i] is None else given[i] for i in range(len(rows))]
+        deductions = [derived[i] if (published := given[i]) is None else published for i in range(len(rows))]
         return cls(tuple(Tier(floors[i], mmrs[i], deductions[i], leverages[i]) for i in range(len(rows))))
 
     @classmethod
