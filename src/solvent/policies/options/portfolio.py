@@ -49,6 +49,20 @@ class ExpiryFeed:
     svi: SviSlice | None = None
     vol: float | None = None  # a flat mark vol, when no SVI slice is given
 
+    def __post_init__(self) -> None:
+        _seconds(self.seconds, "feed.expiry_seconds")
+        forward = checked_float(self.forward, "feed.forward")
+        fixed = checked_float(self.forward_fixed, "feed.forward_fixed")
+        if fixed > forward:
+            raise InvalidInput("feed.forward_fixed", f"the fixed part {fixed!r} exceeds the forward {forward!r}")
+        checked_float(self.rate, "feed.rate", minimum=None)
+        for name in ("forward_confidence", "rate_confidence", "vol_confidence"):
+            _confidence(getattr(self, name), f"feed.{name}")
+        if self.vol is not None:
+            checked_float(self.vol, "feed.vol")
+        elif self.svi is None:
+            raise InvalidInput("feed.svi", "missing (give an svi slice or a flat vol)")
+
     def vol_at(self, strike: float, field: str) -> float:
         if self.svi is not None:
             try:
@@ -87,6 +101,15 @@ def parse_feed(data: Mapping[str, Any], where: str) -> ExpiryFeed:
     vol = checked_float(data["vol"], f"{where}.vol") if data.get("vol") is not None else None
     if svi is None and vol is None:
         raise InvalidInput(f"{where}.svi", "missing (give an svi slice or a flat vol)")
+    try:
+        return _feed(seconds, forward, fixed, data, where, svi, vol)
+    except InvalidInput as error:  # re-root "feed.x" under this feed's place in the list
+        raise InvalidInput(where + error.field[len("feed"):] if error.field.startswith("feed.") else error.field,
+                           error.message) from None
+
+
+def _feed(seconds: float, forward: float, fixed: float, data: Mapping[str, Any], where: str, svi: SviSlice | None,
+          vol: float | None) -> ExpiryFeed:
     return ExpiryFeed(
         seconds=seconds, forward=forward, forward_fixed=fixed,
         rate=checked_float(data.get("rate", 0), f"{where}.rate", minimum=None),
@@ -117,7 +140,7 @@ def parse_position(data: Mapping[str, Any], where: str) -> OptionPosition:
         raise InvalidInput(where, "expected an object {expiry_seconds, strike, kind, amount}")
     return OptionPosition(
         expiry_seconds=_seconds(data.get("expiry_seconds"), f"{where}.expiry_seconds"),
-        strike=checked_float(_need(data, "strike", where), f"{where}.strike"),
+        strike=checked_float(_need(data, "strike", where), f"{where}.strike", strict=True),
         is_call=is_call_kind(_need(data, "kind", where), f"{where}.kind"),
         amount=checked_float(_need(data, "amount", where), f"{where}.amount", minimum=None))
 
@@ -139,6 +162,10 @@ def build_portfolio(spot: object, positions: Sequence[OptionPosition], feeds: Se
         by_seconds[feed.seconds] = feed
     merged: dict[float, dict[tuple[float, bool], float]] = {}
     for index, position in enumerate(positions):
+        _seconds(position.expiry_seconds, f"options[{index}].expiry_seconds")
+        # Black-76 has a limit at strike 0, but no venue lists such an option (and k = ln K/F needs K > 0).
+        checked_float(position.strike, f"options[{index}].strike", strict=True)
+        checked_float(position.amount, f"options[{index}].amount", minimum=None)
         if position.expiry_seconds not in by_seconds:
             raise InvalidInput(f"options[{index}].expiry_seconds",
                                f"no feed for expiry {position.expiry_seconds:g} (known: "

@@ -1,0 +1,116 @@
+"""Array kernels of the scenario-grid margin: whole books valued at once.
+
+Every function here takes NumPy arrays and plain numbers only, never a model or a portfolio
+object (vectorbt's ``nb.py`` discipline); :mod:`.book` is the friendly layer that lays a book out
+and calls them. The layout is flat and sorted:
+
+- options (one row each) sorted by slot, then strike: ``option_slot``, ``strike``, ``is_call``,
+  ``amount``, ``vol``;
+- slots (one per account and expiry) sorted by account: ``slot_account``, ``seconds``,
+  ``forward_fixed``, ``forward_variable``, ``rate``, ``confidence``;
+- scenarios: ``spot_shock``, ``kind`` (codes below), ``dampening``.
+
+The arithmetic is the scalar path's (:mod:`.scenario_grid`) term for term, so the two agree to
+float rounding; the differential test holds them to it on random books.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .black76 import SECONDS_PER_YEAR, prices_array
+
+KIND_UP, KIND_DOWN, KIND_NONE, KIND_LINEAR, KIND_ABS = 0, 1, 2, 3, 4
+THIRTY_DAYS = 30 * 86400.0
+
+
+def vol_shock_multipliers(seconds: np.ndarray, vol_range_up: float, vol_range_down: float, short_term_power: float,
+                          long_term_power: float, dte_floor_seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """(up, down) multipliers per slot: 1 ± range·(30 days / max(T, floor))^power, down floored at 0."""
+    floor = np.maximum(seconds, dte_floor_seconds)
+    power = np.where(seconds <= THIRTY_DAYS, short_term_power, long_term_power)
+    scale = (THIRTY_DAYS / floor) ** power
+    return 1.0 + vol_range_up * scale, np.maximum(0.0, 1.0 - vol_range_down * scale)
+
+
+def static_discounts(seconds: np.ndarray, rate: np.ndarray, discount: np.ndarray, long_base: float, short_base: float,
+                     long_mult: float, long_add: float, short_mult: float, short_add: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    tau = seconds / SECONDS_PER_YEAR
+    positive = long_base * np.exp(-tau * (rate * long_mult + long_add))
+    negative = np.minimum(1.0 / discount, short_base * np.exp(tau * (rate * short_mult + short_add)))
+    return positive, negative
+
+
+def skew_multipliers(log_strike: np.ndarray, seconds: np.ndarray, base_cap: float, c_base: float, min_k_star: float,
+                     width_scale: float, vol_param_static: float, vol_param_scale: float) -> np.ndarray:
+    """Per option, max(0, 1 + clamp(k·cap/k*, ±cap)) with cap and k* of the option's slot (``seconds`` per option)."""
+    sqrt_tau = np.sqrt(seconds / SECONDS_PER_YEAR)
+    cap = c_base * sqrt_tau + base_cap
+    k_star = np.maximum(min_k_star, sqrt_tau * width_scale * (vol_param_static + sqrt_tau * vol_param_scale))
+    x = log_strike * cap / k_star
+    twist = np.where(log_strike >= 0.0, np.minimum(cap, x), np.maximum(-cap, x))
+    return np.maximum(1.0 + twist, 0.0)
+
+
+def segment_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Row sums of consecutive segments beginning at ``starts`` (every segment non-empty)."""
+    if values.shape[0] == 0:
+        return np.zeros((0,) + values.shape[1:])
+    return np.add.reduceat(values, starts, axis=0)
+
+
+def option_grid_values(option_slot: np.ndarray, strike: np.ndarray, is_call: np.ndarray, amount: np.ndarray,
+                       vol: np.ndarray, slot_seconds: np.ndarray, slot_fixed: np.ndarray, slot_variable: np.ndarray,
+                       slot_discount: np.ndarray, slot_up: np.ndarray, slot_down: np.ndarray,
+                       skew_linear: np.ndarray, skew_abs: np.ndarray, spot_shocks: np.ndarray, kinds: np.ndarray,
+                       min_vol_up: float) -> np.ndarray:
+    """amount × Black-76 value of every option under every column (options × columns).
+
+    Columns are scenarios given by (spot shock, kind); skew kinds keep the forward unshocked and
+    twist the vol by the option's precomputed ``skew_linear`` / ``skew_abs`` multiplier.
+    """
+    skew = (kinds == KIND_LINEAR) | (kinds == KIND_ABS)
+    shocks = np.where(skew, 1.0, spot_shocks)
+    forward = slot_variable[option_slot, None] * shocks[None, :] + slot_fixed[option_slot, None]
+    sigma = vol[:, None]
+    factor = np.select(
+        [kinds == KIND_UP, kinds == KIND_DOWN, kinds == KIND_LINEAR, kinds == KIND_ABS],
+        [np.broadcast_to(slot_up[option_slot, None], (len(option_slot), len(kinds))),
+         np.broadcast_to(slot_down[option_slot, None], (len(option_slot), len(kinds))),
+         np.broadcast_to(skew_linear[:, None], (len(option_slot), len(kinds))),
+         np.broadcast_to(skew_abs[:, None], (len(option_slot), len(kinds)))],
+        default=1.0)
+    vols = sigma * factor
+    vols = np.where(kinds[None, :] == KIND_UP, np.maximum(min_vol_up, vols), vols)
+    prices = prices_array(forward, strike[:, None], vols, slot_seconds[option_slot, None],
+                          slot_discount[option_slot, None], is_call[:, None])
+    return prices * amount[:, None]
+
+
+def scenario_pnls(slot_values: np.ndarray, slot_mtm: np.ndarray, sd_positive: np.ndarray, sd_negative: np.ndarray,
+                  kinds: np.ndarray, dampening: np.ndarray) -> np.ndarray:
+    """Per slot and scenario: (static-discounted shocked value − MtM)·δ, −|·| for skew kinds."""
+    discounted = slot_values * np.where(slot_values >= 0.0, sd_positive[:, None], sd_negative[:, None])
+    pnl = (discounted - slot_mtm[:, None]) * dampening[None, :]
+    skew = (kinds == KIND_LINEAR) | (kinds == KIND_ABS)
+    return np.where(skew[None, :], -np.abs(pnl), pnl)
+
+
+def naked_short_notional(amount: np.ndarray, group_starts: np.ndarray, group_slot: np.ndarray, n_slots: int
+                         ) -> np.ndarray:
+    """Per slot, Σ over strikes of max(0, −net amount at the strike) (options sorted by slot, then strike)."""
+    net = segment_sums(amount, group_starts)
+    return np.bincount(group_slot, weights=np.maximum(0.0, -net), minlength=n_slots)
+
+
+def confidence_contingency(confidence: np.ndarray, notional: np.ndarray, threshold: float, margin: float
+                           ) -> np.ndarray:
+    return np.where(confidence < threshold, (1.0 - confidence) * margin * notional, 0.0)
+
+
+def margins(min_span: np.ndarray, mtm: np.ndarray, mm_contingency: np.ndarray, im_contingency: np.ndarray,
+            im_factor: np.ndarray, mm_factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """(IM, MM) surpluses: minSPAN·factor − contingencies + MtM (cash included in ``mtm``)."""
+    return (min_span * im_factor - im_contingency - mm_contingency + mtm,
+            min_span * mm_factor - mm_contingency + mtm)
