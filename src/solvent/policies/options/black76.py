@@ -202,6 +202,12 @@ def prices_array(forward: np.ndarray, strike: np.ndarray, vol: np.ndarray, secon
         np.asarray(forward, dtype=np.float64), np.asarray(strike, dtype=np.float64),
         np.asarray(vol, dtype=np.float64), np.asarray(seconds, dtype=np.float64),
         np.asarray(discount, dtype=np.float64), np.asarray(is_call, dtype=bool))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return _prices_array(forward, strike, vol, seconds, discount, is_call)
+
+
+def _prices_array(forward: np.ndarray, strike: np.ndarray, vol: np.ndarray, seconds: np.ndarray,
+                  discount: np.ndarray, is_call: np.ndarray) -> np.ndarray:
     total_vol = vol * np.sqrt(seconds / SECONDS_PER_YEAR)
     positive_forward = forward > 0.0
     safe_forward = np.where(positive_forward, forward, 1.0)
