@@ -307,3 +307,29 @@ def test_preset_is_an_options_preset_with_sources():
 def test_single_scenario_label_and_dataclass():
     scenario = Scenario(1.18, VolShock.UP)
     assert "1.18" in scenario.label and math.isclose(scenario.dampening, 1.0)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_margin_prints_the_report_and_json(tmp_path):
+    from typer.testing import CliRunner
+
+    from solvent.cli.main import app
+
+    example = Path(__file__).parent.parent / "docs" / "options_portfolio_example.json"
+    runner = CliRunner()
+    table = runner.invoke(app, ["margin", "--preset", "derive", "--portfolio", str(example), "--scenarios"])
+    assert table.exit_code == 0, table.output
+    assert "worst scenario of each group" in table.output and "the margin is set by" in table.output
+    result = runner.invoke(app, ["margin", "--portfolio", str(example), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    api = margin_report_from_json(json.loads(example.read_text()))
+    assert data["im"] == pytest.approx(api.im) and data["mm"] == pytest.approx(api.mm)
+    assert set(data["worst_by_group"]) == {"regular", "tail", "skew"}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"spot": "100", "feeds": [], "options": [
+        {"expiry_seconds": "86400", "strike": "100", "kind": "call", "amount": "1"}]}))
+    refused = runner.invoke(app, ["margin", "--portfolio", str(bad)])
+    assert refused.exit_code == 2 and "options[0].expiry_seconds" in refused.output

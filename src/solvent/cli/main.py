@@ -883,6 +883,12 @@ def bench_engine(
         raise typer.Exit(1)
 
 
+# The options family's commands live in cli/margin.py.
+from .margin import margin as _margin_command  # noqa: E402
+
+app.command("margin")(_margin_command)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 
