@@ -135,17 +135,24 @@ def _starts(sorted_ids: np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
 
 
-def evaluate_book(model: ScenarioGridModel, book: OptionBook, *, chunk_options: int = 100_000) -> BookMargins:
+def evaluate_book(model: ScenarioGridModel, book: OptionBook, *, chunk_options: int = 32_768) -> BookMargins:
     """Every account's margin over the model's grid, in arrays (see :class:`BookMargins`)."""
     n_acc, n_slots = book.accounts, len(book.seconds)
     scenarios = model.scenarios
     spot_shocks = np.array([s.spot_shock for s in scenarios], dtype=np.float64)
     kinds = np.array([KIND_CODES[s.vol_shock] for s in scenarios], dtype=np.int64)
     dampening = np.array([s.dampening for s in scenarios], dtype=np.float64)
-    # Three extra columns: the MtM (no shock) and the basis scenarios (vol unchanged).
+    # Columns to price: every distinct (spot shock, kind) of the grid, plus the MtM (no shock) and
+    # the basis scenarios (vol unchanged) when the grid does not already hold them. Skew columns
+    # do not move spot, whatever their shock says.
     basis = model.basis
-    columns_shock = np.r_[spot_shocks, 1.0, basis.scenario_spot_up, basis.scenario_spot_down]
-    columns_kind = np.r_[kinds, k.KIND_NONE, k.KIND_NONE, k.KIND_NONE]
+    wanted = [(1.0 if kind in (k.KIND_LINEAR, k.KIND_ABS) else float(shock), int(kind))
+              for shock, kind in zip(spot_shocks, kinds)]
+    wanted += [(1.0, k.KIND_NONE), (basis.scenario_spot_up, k.KIND_NONE), (basis.scenario_spot_down, k.KIND_NONE)]
+    distinct = list(dict.fromkeys(wanted))
+    column_of = np.array([distinct.index(pair) for pair in wanted], dtype=np.int64)
+    columns_shock = np.array([pair[0] for pair in distinct], dtype=np.float64)
+    columns_kind = np.array([pair[1] for pair in distinct], dtype=np.int64)
 
     vs, mp, sk, c = model.vol_shock, model.margin, model.skew, model.contingency
     discount = np.exp(-book.rate * book.seconds / SECONDS_PER_YEAR)
@@ -157,7 +164,6 @@ def evaluate_book(model: ScenarioGridModel, book: OptionBook, *, chunk_options: 
 
     slot_values = np.zeros((n_slots, len(columns_kind)))
     slot_starts = _starts(book.option_slot)
-    slot_ids = book.option_slot[slot_starts] if len(slot_starts) else np.zeros(0, dtype=np.int64)
     # Chunks end on slot boundaries so each slot's options are summed in one piece.
     begin = 0
     n_opt = len(book.strike)
@@ -181,21 +187,20 @@ def evaluate_book(model: ScenarioGridModel, book: OptionBook, *, chunk_options: 
                                       book.vol[part], book.seconds, book.forward_fixed, book.forward_variable,
                                       discount, up, down, linear, absolute, columns_shock, columns_kind,
                                       vs.min_vol_up_shock)
-        local = _starts(option_slot)
-        slot_values[option_slot[local]] = k.segment_sums(values, local)
+        first = int(option_slot[0])
+        slot_values[first:int(option_slot[-1]) + 1] = k.group_sums(values, option_slot - first,
+                                                                   int(option_slot[-1]) + 1 - first)
         begin = end
 
     n_s = len(scenarios)
-    slot_mtm = slot_values[:, n_s]
+    slot_mtm = slot_values[:, column_of[n_s]]
     tau = book.seconds / SECONDS_PER_YEAR
-    slot_basis = np.minimum(np.minimum(slot_values[:, n_s + 1] - slot_mtm, slot_values[:, n_s + 2] - slot_mtm), 0.0) * (
+    slot_basis = np.minimum(np.minimum(slot_values[:, column_of[n_s + 1]] - slot_mtm,
+                                       slot_values[:, column_of[n_s + 2]] - slot_mtm), 0.0) * (
         basis.add_factor + basis.mult_factor * tau)
-    slot_pnls = k.scenario_pnls(slot_values[:, :n_s], slot_mtm, sd_pos, sd_neg, kinds, dampening)
+    slot_pnls = k.scenario_pnls(slot_values[:, column_of[:n_s]], slot_mtm, sd_pos, sd_neg, kinds, dampening)
 
-    pnls = np.zeros((n_acc, n_s))
-    account_starts = _starts(book.slot_account)
-    if len(account_starts):
-        pnls[book.slot_account[account_starts]] = k.segment_sums(slot_pnls, account_starts)
+    pnls = k.group_sums(slot_pnls, book.slot_account, n_acc)
     option_mtm = np.bincount(book.slot_account, weights=slot_mtm, minlength=n_acc)
     basis_total = np.bincount(book.slot_account, weights=slot_basis, minlength=n_acc)
 

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .black76 import SECONDS_PER_YEAR, prices_array
+from scipy.sparse import csr_matrix
+from scipy.special import ndtr
+
+from .black76 import MAX_TOTAL_VOL, SECONDS_PER_YEAR, prices_array
 
 KIND_UP, KIND_DOWN, KIND_NONE, KIND_LINEAR, KIND_ABS = 0, 1, 2, 3, 4
 THIRTY_DAYS = 30 * 86400.0
@@ -53,11 +56,16 @@ def skew_multipliers(log_strike: np.ndarray, seconds: np.ndarray, base_cap: floa
     return np.maximum(1.0 + twist, 0.0)
 
 
-def segment_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Row sums of consecutive segments beginning at ``starts`` (every segment non-empty)."""
+def group_sums(values: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Row sums of ``values`` per group id (rows × columns → groups × columns).
+
+    A sparse indicator matrix times the values: one pass, about a nanosecond per element, where
+    ``np.add.reduceat`` along rows costs close to a hundred.
+    """
     if values.shape[0] == 0:
-        return np.zeros((0,) + values.shape[1:])
-    return np.add.reduceat(values, starts, axis=0)
+        return np.zeros((n_groups,) + values.shape[1:])
+    indicator = csr_matrix((np.ones(len(groups)), (groups, np.arange(len(groups)))), shape=(n_groups, len(groups)))
+    return np.asarray(indicator @ values)
 
 
 def option_grid_values(option_slot: np.ndarray, strike: np.ndarray, is_call: np.ndarray, amount: np.ndarray,
@@ -69,23 +77,61 @@ def option_grid_values(option_slot: np.ndarray, strike: np.ndarray, is_call: np.
 
     Columns are scenarios given by (spot shock, kind); skew kinds keep the forward unshocked and
     twist the vol by the option's precomputed ``skew_linear`` / ``skew_abs`` multiplier.
+
+    Speed: whatever depends only on the slot and the column (forward, its log, the vol factor, √τ,
+    D) is computed on the small slots × columns matrix and gathered; per element there remain a
+    few multiplications, two normal CDFs and the payoff. Elements at the venues' limits (v = 0:
+    expired or zero vol; v ≥ 24) are rare and recomputed by :func:`prices_array`, which holds
+    every edge rule.
     """
     skew = (kinds == KIND_LINEAR) | (kinds == KIND_ABS)
     shocks = np.where(skew, 1.0, spot_shocks)
-    forward = slot_variable[option_slot, None] * shocks[None, :] + slot_fixed[option_slot, None]
-    sigma = vol[:, None]
-    factor = np.select(
-        [kinds == KIND_UP, kinds == KIND_DOWN, kinds == KIND_LINEAR, kinds == KIND_ABS],
-        [np.broadcast_to(slot_up[option_slot, None], (len(option_slot), len(kinds))),
-         np.broadcast_to(slot_down[option_slot, None], (len(option_slot), len(kinds))),
-         np.broadcast_to(skew_linear[:, None], (len(option_slot), len(kinds))),
-         np.broadcast_to(skew_abs[:, None], (len(option_slot), len(kinds)))],
-        default=1.0)
-    vols = sigma * factor
-    vols = np.where(kinds[None, :] == KIND_UP, np.maximum(min_vol_up, vols), vols)
-    prices = prices_array(forward, strike[:, None], vols, slot_seconds[option_slot, None],
-                          slot_discount[option_slot, None], is_call[:, None])
-    return prices * amount[:, None]
+    slot_forward = slot_variable[:, None] * shocks[None, :] + slot_fixed[:, None]          # slots × columns
+    slot_factor = np.select([kinds == KIND_UP, kinds == KIND_DOWN],
+                            [np.broadcast_to(slot_up[:, None], slot_forward.shape),
+                             np.broadcast_to(slot_down[:, None], slot_forward.shape)], default=1.0)
+    sqrt_tau = np.sqrt(slot_seconds / SECONDS_PER_YEAR)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        slot_log_forward = np.log(slot_forward)
+        total_vol = vol[:, None] * slot_factor[option_slot]                                  # options × columns
+        if skew.any():
+            twist = np.where(kinds[skew] == KIND_LINEAR, 0, 1)
+            total_vol[:, skew] *= np.stack([skew_linear, skew_abs], axis=1)[:, twist]
+        up = kinds == KIND_UP
+        if up.any():
+            total_vol[:, up] = np.maximum(total_vol[:, up], min_vol_up)
+        total_vol *= sqrt_tau[option_slot, None]
+        d1 = slot_log_forward[option_slot]
+        d1 -= np.log(strike)[:, None]
+        d1 /= total_vol
+        d2 = d1 - 0.5 * total_vol
+        d1 += 0.5 * total_vol
+        forward = slot_forward[option_slot]
+        discount = slot_discount[option_slot, None]
+        strike_col = strike[:, None]
+        # C = D·(F·N(d1) − K·N(d2)); at v = 0, d1 = d2 = ±inf and this is already the intrinsic value.
+        values = ndtr(d1)
+        values *= forward
+        values -= strike_col * ndtr(d2)
+        del d1, d2
+        # Puts by parity: P = C + D·(K − F).
+        forward -= strike_col
+        forward *= (is_call - 1.0)[:, None]
+        values += forward
+        values *= discount
+        # The venues' limits (v ≥ 24: the call is worth F·D) and the undefined points (v = 0 at
+        # the money, F = 0) are rare: recompute those elements by the full rule.
+        edge = np.isnan(values)
+        if total_vol.max(initial=0.0) >= MAX_TOTAL_VOL:
+            edge |= total_vol >= MAX_TOTAL_VOL
+        if edge.any():
+            rows, cols = np.nonzero(edge)
+            slot = option_slot[rows]
+            values[rows, cols] = prices_array(slot_forward[slot, cols], strike[rows],
+                                              np.where(total_vol[rows, cols] > 0.0, total_vol[rows, cols], 0.0),
+                                              SECONDS_PER_YEAR, slot_discount[slot], is_call[rows])
+    values *= amount[:, None]
+    return values
 
 
 def scenario_pnls(slot_values: np.ndarray, slot_mtm: np.ndarray, sd_positive: np.ndarray, sd_negative: np.ndarray,
@@ -100,7 +146,7 @@ def scenario_pnls(slot_values: np.ndarray, slot_mtm: np.ndarray, sd_positive: np
 def naked_short_notional(amount: np.ndarray, group_starts: np.ndarray, group_slot: np.ndarray, n_slots: int
                          ) -> np.ndarray:
     """Per slot, Σ over strikes of max(0, −net amount at the strike) (options sorted by slot, then strike)."""
-    net = segment_sums(amount, group_starts)
+    net = np.add.reduceat(amount, group_starts) if len(amount) else np.zeros(0)
     return np.bincount(group_slot, weights=np.maximum(0.0, -net), minlength=n_slots)
 
 

@@ -24,17 +24,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from enum import Enum
 from typing import Any, Iterable, Mapping, Sequence
 
 from ...core.errors import InvalidInput
 from .black76 import (
+    MAX_TOTAL_VOL,
     SECONDS_PER_YEAR,
     Greeks,
     checked_float,
     discount_factor,
     greeks_unchecked,
-    prices_unchecked,
 )
 
 THIRTY_DAYS = 30 * 86400
@@ -288,6 +289,16 @@ class ExpiryHolding:
     def forward(self) -> float:
         return self.forward_variable + self.forward_fixed
 
+    @cached_property
+    def rows(self) -> tuple[tuple[float, float, bool, float, float], ...]:
+        """(strike, ln strike, is_call, amount, vol) per option, for the pricing loop."""
+        return tuple((o.strike, math.log(o.strike) if o.strike > 0.0 else -math.inf, o.is_call, o.amount, o.vol)
+                     for o in self.options)
+
+    @cached_property
+    def sqrt_tau(self) -> float:
+        return math.sqrt(self.seconds / SECONDS_PER_YEAR)
+
     @property
     def discount(self) -> float:
         return discount_factor(self.rate, self.seconds)
@@ -429,14 +440,55 @@ class MarginReport:
 # ----------------------------------------------------------------------------- the scalar path
 
 
+def _value(rows: tuple[tuple[float, float, bool, float, float], ...], forward: float, sqrt_tau: float,
+           discount: float, factors: Sequence[float] | float, min_vol: float) -> float:
+    """Σ amount·Black-76 over ``rows`` = (strike, ln strike, is_call, amount, vol) at one forward.
+
+    Black-76 inlined for speed (this loop is the exact path's whole cost); the limits are
+    :func:`.black76.prices_unchecked`'s: v = 0 intrinsic, v ≥ 24 the limit, F = 0, K = 0, caps.
+    ``factors`` scales each vol: one number for the whole expiry, or one per row (skew twists).
+    """
+    forward_discounted = forward * discount
+    log_forward = math.log(forward) if forward > 0.0 else 0.0
+    total = 0.0
+    per_row = not isinstance(factors, float)
+    for index, (strike, log_strike, is_call, amount, vol) in enumerate(rows):
+        vol = vol * (factors[index] if per_row else factors)  # type: ignore[index]
+        if vol < min_vol:
+            vol = min_vol
+        total_vol = vol * sqrt_tau
+        strike_discounted = strike * discount
+        if strike <= 0.0:
+            call = forward_discounted
+        elif forward <= 0.0:
+            call = 0.0
+        elif total_vol >= MAX_TOTAL_VOL:
+            call = forward_discounted
+        elif total_vol <= 0.0:
+            call = forward_discounted - strike_discounted if forward > strike else 0.0
+        else:
+            d1 = (log_forward - log_strike) / total_vol + 0.5 * total_vol
+            call = discount * (forward * 0.5 * math.erfc(-d1 * _INV_SQRT2)
+                               - strike * 0.5 * math.erfc((total_vol - d1) * _INV_SQRT2))
+            if call < 0.0:
+                call = 0.0
+            elif call > forward_discounted:
+                call = forward_discounted
+        if is_call:
+            total += call * amount
+        else:
+            put = call + strike_discounted - forward_discounted
+            if put > 0.0:
+                total += (put if put < strike_discounted else strike_discounted) * amount
+    return total
+
+
+_INV_SQRT2 = 1.0 / math.sqrt(2.0)
+
+
 def expiry_value(expiry: ExpiryHolding, discount: float, forward: float, vol_factor: float, min_vol: float) -> float:
     """Σ amount·Black-76 of an expiry at a forward, each vol scaled (and floored at ``min_vol``)."""
-    total = 0.0
-    for option in expiry.options:
-        vol = max(min_vol, option.vol * vol_factor)
-        call, put = prices_unchecked(forward, option.strike, vol, expiry.seconds, discount)
-        total += (call if option.is_call else put) * option.amount
-    return total
+    return _value(expiry.rows, forward, expiry.sqrt_tau, discount, float(vol_factor), min_vol)
 
 
 def skewed_expiry_value(expiry: ExpiryHolding, discount: float, kind: VolShock, skew: SkewParams) -> float:
@@ -444,18 +496,18 @@ def skewed_expiry_value(expiry: ExpiryHolding, discount: float, kind: VolShock, 
     other; ``abs``: both wings up), forward unshocked."""
     forward = expiry.forward
     cap, k_star = skew.cap_and_k_star(expiry.seconds, kind)
-    total = 0.0
-    for option in expiry.options:
-        if option.strike <= 0.0 or forward <= 0.0:
-            raise InvalidInput("options.strike", "a skew scenario needs a positive strike and forward (k = ln K/F)")
-        k = math.log(option.strike / forward)
+    if forward <= 0.0:
+        raise InvalidInput("feeds.forward", "a skew scenario needs a positive forward (k = ln K/F)")
+    log_forward = math.log(forward)
+    factors = []
+    for strike, log_strike, _, _, _ in expiry.rows:
+        if strike <= 0.0:
+            raise InvalidInput("options.strike", "a skew scenario needs a positive strike (k = ln K/F)")
+        k = log_strike - log_forward
         if kind is VolShock.ABS:
             k = abs(k)
-        multiplier = skew_multiplier(k, cap, k_star)
-        call, put = prices_unchecked(forward, option.strike, option.vol * max(multiplier, 0.0), expiry.seconds,
-                                     discount)
-        total += (call if option.is_call else put) * option.amount
-    return total
+        factors.append(max(skew_multiplier(k, cap, k_star), 0.0))
+    return _value(expiry.rows, forward, expiry.sqrt_tau, discount, factors, 0.0)
 
 
 def naked_shorts(options: Sequence[OptionHolding]) -> float:
@@ -573,12 +625,13 @@ def _evaluate(model: ScenarioGridModel, portfolio: OptionPortfolio) -> MarginRep
 def _scenario_pnl(model: ScenarioGridModel, scenario: Scenario, expiries: Iterable[_Expiry], perp: PerpHolding,
                   risk_cancelling_value: float) -> float:
     s, dampening, kind = scenario.spot_shock, scenario.dampening, scenario.vol_shock
+    skew = kind.is_skew
     pnl = 0.0
     if perp.amount != 0.0:
         pnl += perp.amount * ((s - 1.0) * perp.price) * dampening  # the perp moves with its own price, not spot
     for expiry in expiries:
         holding = expiry.holding
-        if kind.is_skew:
+        if skew:
             value = skewed_expiry_value(holding, expiry.discount, kind, model.skew)
         else:
             if kind is VolShock.UP:
@@ -592,6 +645,6 @@ def _scenario_pnl(model: ScenarioGridModel, scenario: Scenario, expiries: Iterab
         value *= expiry.sd_positive if value >= 0.0 else expiry.sd_negative
         expiry_pnl = (value - expiry.mtm) * dampening
         # A skew twist's gain stands for the twist the other way: each expiry counts −|PnL|.
-        pnl += -abs(expiry_pnl) if kind.is_skew else expiry_pnl
+        pnl += -abs(expiry_pnl) if skew else expiry_pnl
     pnl += risk_cancelling_value * (s - 1.0) * dampening
     return pnl
