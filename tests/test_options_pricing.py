@@ -8,8 +8,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from solvent.core.errors import InvalidInput
-from solvent.policies.options import SviSlice, black76_greeks, black76_price, black76_prices
-from solvent.policies.options.black76 import SECONDS_PER_YEAR, prices_array, prices_unchecked
+from solvent.policies.options import (
+    SviSlice,
+    black76_greeks,
+    black76_price,
+    black76_prices,
+)
+from solvent.policies.options.black76 import (
+    SECONDS_PER_YEAR,
+    prices_array,
+    prices_unchecked,
+)
 
 YEAR = SECONDS_PER_YEAR
 prices_ = st.floats(1e-3, 1e7, allow_nan=False)
@@ -182,15 +191,15 @@ def test_svi_total_variance_is_capped():
 
 
 @pytest.mark.parametrize("params, field", [
-    (dict(b=-0.1), "svi.b"),
-    (dict(tau=0.0), "svi.tau"),
-    (dict(forward=0.0), "svi.forward"),
-    (dict(rho=1.5), "svi.rho"),
-    (dict(a=-1.0), "svi.a"),
-    (dict(sigma=float("nan")), "svi.sigma"),
+    ({"b": -0.1}, "svi.b"),
+    ({"tau": 0.0}, "svi.tau"),
+    ({"forward": 0.0}, "svi.forward"),
+    ({"rho": 1.5}, "svi.rho"),
+    ({"a": -1.0}, "svi.a"),
+    ({"sigma": float("nan")}, "svi.sigma"),
 ])
 def test_malformed_slices_are_refused(params, field):
-    base = dict(a=0.02, b=0.1, rho=-0.4, m=0.0, sigma=0.2, forward=100.0, tau=0.1)
+    base = {"a": 0.02, "b": 0.1, "rho": -0.4, "m": 0.0, "sigma": 0.2, "forward": 100.0, "tau": 0.1}
     with pytest.raises(InvalidInput) as error:
         SviSlice(**{**base, **params})
     assert error.value.field == field

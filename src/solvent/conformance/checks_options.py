@@ -8,8 +8,9 @@ as Decimals of their shortest repr.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from ..core.errors import InvalidInput
 from ..policies.options import margin_model, parse_portfolio

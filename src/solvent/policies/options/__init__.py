@@ -12,7 +12,13 @@ Reference: ../shared/reference/options.md; guide: docs/options.md.
 
 from .api import margin_model, margin_report, margin_report_from_json
 from .black76 import Greeks, black76_greeks, black76_price, black76_prices
-from .portfolio import ExpiryFeed, OptionPosition, build_portfolio, parse_portfolio, settlement_forward_split
+from .portfolio import (
+    ExpiryFeed,
+    OptionPosition,
+    build_portfolio,
+    parse_portfolio,
+    settlement_forward_split,
+)
 from .scenario_grid import (
     CollateralHolding,
     ExpiryHolding,

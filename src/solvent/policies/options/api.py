@@ -3,11 +3,17 @@ positions and a surface. Documented in docs/options.md."""
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ...core.errors import InvalidInput
 from .portfolio import ExpiryFeed, OptionPosition, build_portfolio, parse_portfolio
-from .scenario_grid import CollateralHolding, MarginReport, PerpHolding, ScenarioGridModel
+from .scenario_grid import (
+    CollateralHolding,
+    MarginReport,
+    PerpHolding,
+    ScenarioGridModel,
+)
 
 
 def margin_model(preset: object = "derive", params: Mapping[str, Any] | None = None) -> ScenarioGridModel:

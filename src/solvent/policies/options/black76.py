@@ -72,7 +72,7 @@ def standard_call_unchecked(moneyness: float, total_vol: float) -> float:
         return 1.0
     d1 = (0.5 * total_vol * total_vol - math.log(moneyness)) / total_vol
     value = normal_cdf(d1) - moneyness * normal_cdf(d1 - total_vol)
-    return value if value > 0.0 else 0.0
+    return max(0.0, value)
 
 
 def prices_unchecked(forward: float, strike: float, vol: float, seconds: float, discount: float) -> tuple[float, float]:
@@ -152,10 +152,10 @@ class Greeks:
     vega: float = 0.0
     theta: float = 0.0
 
-    def scaled(self, amount: float) -> "Greeks":
+    def scaled(self, amount: float) -> Greeks:
         return Greeks(self.delta * amount, self.gamma * amount, self.vega * amount, self.theta * amount)
 
-    def __add__(self, other: "Greeks") -> "Greeks":
+    def __add__(self, other: Greeks) -> Greeks:
         return Greeks(self.delta + other.delta, self.gamma + other.gamma, self.vega + other.vega,
                       self.theta + other.theta)
 
@@ -192,7 +192,7 @@ def black76_greeks(kind: str, forward: object, strike: object, vol: object, seco
 # ----------------------------------------------------------------------------- array kernel
 
 
-def prices_array(forward: np.ndarray, strike: np.ndarray, vol: np.ndarray, seconds: np.ndarray,
+def prices_array(forward: np.ndarray, strike: np.ndarray, vol: np.ndarray, seconds: np.ndarray | float,
                  discount: np.ndarray, is_call: np.ndarray) -> np.ndarray:
     """Element-wise Black-76 value (call where ``is_call``, else put); arrays broadcast.
 

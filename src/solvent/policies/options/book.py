@@ -9,8 +9,8 @@ boundary; this one screens (``docs/options.md``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -17,7 +17,6 @@ float rounding; the differential test holds them to it on random books.
 from __future__ import annotations
 
 import numpy as np
-
 from scipy.sparse import csr_matrix
 from scipy.special import ndtr
 
@@ -129,7 +128,8 @@ def option_grid_values(option_slot: np.ndarray, strike: np.ndarray, is_call: np.
             slot = option_slot[rows]
             values[rows, cols] = prices_array(slot_forward[slot, cols], strike[rows],
                                               np.where(total_vol[rows, cols] > 0.0, total_vol[rows, cols], 0.0),
-                                              SECONDS_PER_YEAR, slot_discount[slot], is_call[rows])
+                                              SECONDS_PER_YEAR, slot_discount[slot],
+                                              is_call[rows])
     values *= amount[:, None]
     return values
 

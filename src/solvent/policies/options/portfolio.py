@@ -12,12 +12,19 @@ Reference: ../shared/reference/options.md §3.1 (how PMRM_2 arranges a portfolio
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from ...core.errors import InvalidInput
 from .black76 import checked_float, is_call_kind
-from .scenario_grid import CollateralHolding, ExpiryHolding, OptionHolding, OptionPortfolio, PerpHolding
+from .scenario_grid import (
+    CollateralHolding,
+    ExpiryHolding,
+    OptionHolding,
+    OptionPortfolio,
+    PerpHolding,
+)
 from .svi import SviSlice
 
 SETTLEMENT_WINDOW_SECONDS = 1800

@@ -23,10 +23,11 @@ arithmetic in order). :mod:`.grid_kernel` values whole books in arrays and must 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from enum import Enum
-from typing import Any, Iterable, Mapping, Sequence
+from functools import cached_property
+from typing import Any
 
 from ...core.errors import InvalidInput
 from .black76 import (
@@ -50,7 +51,7 @@ class VolShock(str, Enum):
     ABS = "abs"
 
     @classmethod
-    def parse(cls, value: object, field_name: str) -> "VolShock":
+    def parse(cls, value: object, field_name: str) -> VolShock:
         text = str(value).strip().lower()
         for member in cls:
             if member.value == text:
@@ -199,7 +200,7 @@ class ScenarioGridModel:
     skew: SkewParams
 
     @classmethod
-    def from_spec(cls, spec: Mapping[str, Any], where: str = "params") -> "ScenarioGridModel":
+    def from_spec(cls, spec: Mapping[str, Any], where: str = "params") -> ScenarioGridModel:
         """Parse the tables ``scenarios``, ``vol_shock``, ``margin``, ``basis_contingency``,
         ``other_contingency`` and ``skew_shock`` (the vocabulary of the ``derive.pmrm2`` vectors)."""
         rows = spec.get("scenarios")
@@ -258,7 +259,7 @@ class ScenarioGridModel:
 
     # ------------------------------------------------------------------------- evaluation
 
-    def evaluate(self, portfolio: "OptionPortfolio") -> "MarginReport":
+    def evaluate(self, portfolio: OptionPortfolio) -> MarginReport:
         """The margin report of one portfolio: the exact, scalar path."""
         return _evaluate(self, portfolio)
 
@@ -451,11 +452,10 @@ def _value(rows: tuple[tuple[float, float, bool, float, float], ...], forward: f
     forward_discounted = forward * discount
     log_forward = math.log(forward) if forward > 0.0 else 0.0
     total = 0.0
-    per_row = not isinstance(factors, float)
+    shared = factors if isinstance(factors, float) else None
     for index, (strike, log_strike, is_call, amount, vol) in enumerate(rows):
-        vol = vol * (factors[index] if per_row else factors)  # type: ignore[index]
-        if vol < min_vol:
-            vol = min_vol
+        vol = vol * (shared if shared is not None else factors[index])  # type: ignore[index]
+        vol = max(vol, min_vol)
         total_vol = vol * sqrt_tau
         strike_discounted = strike * discount
         if strike <= 0.0:
@@ -479,7 +479,7 @@ def _value(rows: tuple[tuple[float, float, bool, float, float], ...], forward: f
         else:
             put = call + strike_discounted - forward_discounted
             if put > 0.0:
-                total += (put if put < strike_discounted else strike_discounted) * amount
+                total += (min(strike_discounted, put)) * amount
     return total
 
 

@@ -56,7 +56,7 @@ class SviSlice:
                                f"got {self.a + self.b * self.sigma!r}")
 
     @classmethod
-    def parse(cls, data: object, where: str = "svi") -> "SviSlice":
+    def parse(cls, data: object, where: str = "svi") -> SviSlice:
         """From a mapping of decimal strings/numbers ``{a, b, rho, m, sigma, forward, tau}``."""
         if not isinstance(data, dict):
             raise InvalidInput(where, "expected an object {a, b, rho, m, sigma, forward, tau}")
