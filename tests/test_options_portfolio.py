@@ -333,3 +333,45 @@ def test_cli_margin_prints_the_report_and_json(tmp_path):
         {"expiry_seconds": "86400", "strike": "100", "kind": "call", "amount": "1"}]}))
     refused = runner.invoke(app, ["margin", "--portfolio", str(bad)])
     assert refused.exit_code == 2 and "options[0].expiry_seconds" in refused.output
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "options.json"
+
+
+@pytest.mark.skipif(not SHARED.is_file(), reason="shared/conformance is not beside the project")
+def test_every_shared_pmrm2_vector_passes():
+    from solvent.conformance.runner import run_paths
+
+    results = [r for r in run_paths([SHARED]) if r.check == "derive.pmrm2"]
+    assert len(results) >= 35
+    assert not [f"{r.id}: {r.message}" for r in results if not r.passed]
+
+
+def test_screen_decides_close_calls_exactly():
+    from solvent.policies.options.book import below_maintenance
+
+    model = margin_model("derive", HARNESS)
+    rng = np.random.default_rng(7)
+    portfolios = [random_portfolio(rng) for _ in range(40)]
+    # Put one account exactly on the boundary: cash that brings its MM surplus to (float) zero.
+    edge = model.evaluate(portfolios[0])
+    portfolios[0] = replace(portfolios[0], cash=portfolios[0].cash - edge.mm)
+    book = book_from_portfolios(portfolios)
+    accounts, rechecked = below_maintenance(model, book, lambda i: portfolios[i], band=1e-6)
+    exact = [i for i, p in enumerate(portfolios) if model.evaluate(p).mm < 0]
+    assert accounts.tolist() == exact and rechecked >= 1
+
+
+def test_options_benchmark_runs_on_a_small_book():
+    from solvent.bench.options import moved, portfolio_of, run_options_benchmark, synthetic_option_book
+
+    result = run_options_benchmark(40, repeat=1, naive_budget_seconds=5.0)
+    assert result.accounts == 40 and result.scenarios == 33 and result.options >= 40
+    assert result.grid_seconds > 0 and result.naive_seconds > 0 and result.memory_pass_seconds > 0
+    # The synthetic book's accounts read back as portfolios the exact path agrees with.
+    model = margin_model("derive")
+    book = moved(synthetic_option_book(12, seed=3), 1.04, 1.1)
+    margins = evaluate_book(model, book)
+    for account in range(12):
+        report = model.evaluate(portfolio_of(book, account))
+        assert margins.mm[account] == pytest.approx(report.mm, rel=1e-9, abs=1e-6)

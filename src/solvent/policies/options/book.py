@@ -174,9 +174,11 @@ def evaluate_book(model: ScenarioGridModel, book: OptionBook, *, chunk_options: 
         if end <= begin:
             end = int(slot_starts[boundary + 1]) if boundary + 1 < len(slot_starts) else n_opt
         part = slice(begin, end)
-        option_slot = book.option_slot[part]
-        opt_seconds = book.seconds[option_slot]
-        forward = book.forward_fixed[option_slot] + book.forward_variable[option_slot]
+        first, last = int(book.option_slot[begin]), int(book.option_slot[end - 1]) + 1
+        slots = slice(first, last)  # the kernel sees only this chunk's slots: work stays linear in the book
+        option_slot = book.option_slot[part] - first
+        opt_seconds = book.seconds[slots][option_slot]
+        forward = book.forward_fixed[slots][option_slot] + book.forward_variable[slots][option_slot]
         with np.errstate(divide="ignore", invalid="ignore"):
             log_strike = np.log(book.strike[part] / forward)
         linear = k.skew_multipliers(log_strike, opt_seconds, sk.linear_base_cap, sk.linear_c_base, sk.min_k_star,
@@ -184,12 +186,10 @@ def evaluate_book(model: ScenarioGridModel, book: OptionBook, *, chunk_options: 
         absolute = k.skew_multipliers(np.abs(log_strike), opt_seconds, sk.abs_base_cap, sk.abs_c_base, sk.min_k_star,
                                       sk.width_scale, sk.vol_param_static, sk.vol_param_scale)
         values = k.option_grid_values(option_slot, book.strike[part], book.is_call[part], book.amount[part],
-                                      book.vol[part], book.seconds, book.forward_fixed, book.forward_variable,
-                                      discount, up, down, linear, absolute, columns_shock, columns_kind,
-                                      vs.min_vol_up_shock)
-        first = int(option_slot[0])
-        slot_values[first:int(option_slot[-1]) + 1] = k.group_sums(values, option_slot - first,
-                                                                   int(option_slot[-1]) + 1 - first)
+                                      book.vol[part], book.seconds[slots], book.forward_fixed[slots],
+                                      book.forward_variable[slots], discount[slots], up[slots], down[slots], linear,
+                                      absolute, columns_shock, columns_kind, vs.min_vol_up_shock)
+        slot_values[slots] = k.group_sums(values, option_slot, last - first)
         begin = end
 
     n_s = len(scenarios)
@@ -258,3 +258,21 @@ def _group_starts(book: OptionBook) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     same = (book.option_slot[1:] == book.option_slot[:-1]) & (book.strike[1:] == book.strike[:-1])
     return np.flatnonzero(np.r_[True, ~same])
+
+
+def below_maintenance(model: ScenarioGridModel, book: OptionBook, portfolio_of: Callable[[int], OptionPortfolio], *,
+                      margins: BookMargins | None = None, band: float = 1e-9) -> tuple[np.ndarray, int]:
+    """Accounts whose MM surplus is negative: screened in arrays, decided by the scalar path.
+
+    An account whose screened MM lies within ``band`` × max(1, |MtM|, |min SPAN|) of zero is
+    re-valued exactly (``portfolio_of(account)`` gives its portfolio) and the exact sign decides.
+    Returns the sorted account indices and how many were re-checked.
+    """
+    margins = margins if margins is not None else evaluate_book(model, book)
+    scale = np.maximum(1.0, np.maximum(np.abs(margins.mtm), np.abs(margins.min_span)))
+    close = np.flatnonzero(np.abs(margins.mm) <= band * scale)
+    below = set(np.flatnonzero(margins.mm < 0).tolist()) - set(close.tolist())
+    for account in close.tolist():
+        if model.evaluate(portfolio_of(account)).mm < 0:
+            below.add(account)
+    return np.array(sorted(below), dtype=np.int64), len(close)
