@@ -96,15 +96,16 @@ def option_grid_values(option_slot: np.ndarray, strike: np.ndarray, is_call: np.
         if skew.any():
             twist = np.where(kinds[skew] == KIND_LINEAR, 0, 1)
             total_vol[:, skew] *= np.stack([skew_linear, skew_abs], axis=1)[:, twist]
-        up = kinds == KIND_UP
-        if up.any():
-            total_vol[:, up] = np.maximum(total_vol[:, up], min_vol_up)
+        # Vol-up columns never price below the floor (vols are ≥ 0, so a floor of 0 elsewhere is a no-op).
+        np.maximum(total_vol, np.where(kinds == KIND_UP, min_vol_up, 0.0)[None, :], out=total_vol)
         total_vol *= sqrt_tau[option_slot, None]
         d1 = slot_log_forward[option_slot]
         d1 -= np.log(strike)[:, None]
         d1 /= total_vol
-        d2 = d1 - 0.5 * total_vol
-        d1 += 0.5 * total_vol
+        half = 0.5 * total_vol
+        d2 = d1 - half
+        d1 += half
+        del half
         forward = slot_forward[option_slot]
         discount = slot_discount[option_slot, None]
         strike_col = strike[:, None]
