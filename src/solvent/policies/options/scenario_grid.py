@@ -527,6 +527,7 @@ class _Expiry:
     down: float
     sd_positive: float
     sd_negative: float
+    unshocked_vol_values: dict[float, float]  # value at a spot shock, vol unchanged: computed once, as PMRM_2 does
 
 
 def _evaluate(model: ScenarioGridModel, portfolio: OptionPortfolio) -> MarginReport:
@@ -567,7 +568,8 @@ def _evaluate(model: ScenarioGridModel, portfolio: OptionPortfolio) -> MarginRep
         confidence = min(portfolio_confidence, holding.confidence)
         gross = sum(abs(option.amount) for option in holding.options)
         contingencies["confidence_im"] += c.confidence(confidence, gross * spot)
-        expiries.append(_Expiry(holding, discount, mtm, up, down, sd_positive, sd_negative))
+        cached = {1.0: mtm, model.basis.scenario_spot_up: up_value, model.basis.scenario_spot_down: down_value}
+        expiries.append(_Expiry(holding, discount, mtm, up, down, sd_positive, sd_negative, cached))
         reports.append(ExpiryReport(holding.seconds, forward, discount, mtm, up, down, sd_positive, sd_negative, basis,
                                     naked, confidence))
         # Greeks per unit of spot: the forward moves by its variable part only.
@@ -640,8 +642,12 @@ def _scenario_pnl(model: ScenarioGridModel, scenario: Scenario, expiries: Iterab
                 factor, min_vol = expiry.down, 0.0
             else:
                 factor, min_vol = 1.0, 0.0
-            value = expiry_value(holding, expiry.discount, holding.forward_variable * s + holding.forward_fixed,
-                                 factor, min_vol)
+            cached = expiry.unshocked_vol_values.get(s) if kind is VolShock.NONE else None
+            if cached is not None:
+                value = cached
+            else:
+                value = expiry_value(holding, expiry.discount, holding.forward_variable * s + holding.forward_fixed,
+                                     factor, min_vol)
         value *= expiry.sd_positive if value >= 0.0 else expiry.sd_negative
         expiry_pnl = (value - expiry.mtm) * dampening
         # A skew twist's gain stands for the twist the other way: each expiry counts −|PnL|.
