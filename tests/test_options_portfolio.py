@@ -375,3 +375,28 @@ def test_options_benchmark_runs_on_a_small_book():
     for account in range(12):
         report = model.evaluate(portfolio_of(book, account))
         assert margins.mm[account] == pytest.approx(report.mm, rel=1e-9, abs=1e-6)
+
+
+def test_preset_pricing_constants_are_the_code_s():
+    from solvent.policies.options import black76, portfolio, svi
+    from solvent.presets import load_preset
+
+    pricing = load_preset("derive").section("pricing")
+    assert pricing["year_days"] * 86400 == black76.SECONDS_PER_YEAR
+    assert float(pricing["black76_max_total_vol"]) == black76.MAX_TOTAL_VOL
+    assert float(pricing["svi_total_variance_cap"]) == svi.TOTAL_VARIANCE_CAP
+    assert float(pricing["svi_log_strike_scale"]) == svi.LOG_STRIKE_SCALE
+    assert pricing["settlement_window_seconds"] == portfolio.SETTLEMENT_WINDOW_SECONDS
+
+
+def test_settlement_split_is_the_harness_one():
+    from decimal import Decimal
+
+    from solvent.policies.options import settlement_forward_split
+
+    feed = CASES["derive-pmrm2-060-settlement-near-expiry"]["input"]["feeds"][0]
+    fixed, variable = settlement_forward_split(float(feed["forward"]), float(feed["expiry_seconds"]))
+    assert fixed == pytest.approx(float(Decimal(feed["forward_fixed"])), rel=1e-14)
+    assert fixed + variable == pytest.approx(float(feed["forward"]), rel=1e-15)
+    assert settlement_forward_split(100.0, 3600.0) == (0.0, 100.0)
+    assert settlement_forward_split(100.0, 0.0) == (100.0, 0.0)
