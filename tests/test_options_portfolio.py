@@ -287,6 +287,9 @@ def test_zero_k_star_is_refused_rather_than_divided_by():
     with pytest.raises(InvalidInput) as error:
         margin_model("derive", params).evaluate(portfolio)
     assert error.value.field == "params.skew_shock.min_k_star"
+    with pytest.raises(InvalidInput) as error:
+        evaluate_book(margin_model("derive", params), book_from_portfolios([portfolio]))
+    assert error.value.field == "params.skew_shock.min_k_star"
 
 
 def test_preset_is_an_options_preset_with_sources():

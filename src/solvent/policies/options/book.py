@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...core.errors import InvalidInput
 from . import grid_kernel as k
 from .black76 import SECONDS_PER_YEAR
 from .scenario_grid import OptionPortfolio, ScenarioGridModel, VolShock
@@ -161,6 +162,12 @@ def evaluate_book(model: ScenarioGridModel, book: OptionBook, *, chunk_options: 
     sd_pos, sd_neg = k.static_discounts(book.seconds, book.rate, discount, mp.long_base_static_discount,
                                         mp.short_base_static_discount, mp.long_rate_mult_scale, mp.long_rate_add_scale,
                                         mp.short_rate_mult_scale, mp.short_rate_add_scale)
+
+    if n_slots and any(s.vol_shock.is_skew for s in scenarios):
+        sqrt_tau = np.sqrt(book.seconds / SECONDS_PER_YEAR)
+        k_star = np.maximum(sk.min_k_star, sqrt_tau * sk.width_scale * (sk.vol_param_static + sqrt_tau * sk.vol_param_scale))
+        if np.any(k_star <= 0.0):
+            raise InvalidInput("params.skew_shock.min_k_star", "k* is zero: the skew multiplier divides by it")
 
     slot_values = np.zeros((n_slots, len(columns_kind)))
     slot_starts = _starts(book.option_slot)
