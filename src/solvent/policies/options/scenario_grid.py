@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import cached_property
+from itertools import repeat
 from typing import Any
 
 from ...core.errors import InvalidInput
@@ -449,14 +450,16 @@ def _value(rows: tuple[tuple[float, float, bool, float, float], ...], forward: f
     :func:`.black76.prices_unchecked`'s: v = 0 intrinsic, v ≥ 24 the limit, F = 0, K = 0, caps.
     ``factors`` scales each vol: one number for the whole expiry, or one per row (skew twists).
     """
+    erfc = math.erfc
     forward_discounted = forward * discount
     log_forward = math.log(forward) if forward > 0.0 else 0.0
+    half_forward, min_total_vol = 0.5 * forward, min_vol * sqrt_tau
+    # Each row's vol times its factor times √τ is its total vol v.
+    scales = repeat(factors * sqrt_tau) if isinstance(factors, float) else [f * sqrt_tau for f in factors]
     total = 0.0
-    shared = factors if isinstance(factors, float) else None
-    for index, (strike, log_strike, is_call, amount, vol) in enumerate(rows):
-        vol = vol * (shared if shared is not None else factors[index])  # type: ignore[index]
-        vol = max(vol, min_vol)
-        total_vol = vol * sqrt_tau
+    for (strike, log_strike, is_call, amount, vol), scale in zip(rows, scales):
+        total_vol = vol * scale
+        total_vol = max(total_vol, min_total_vol)
         strike_discounted = strike * discount
         if strike <= 0.0:
             call = forward_discounted
@@ -468,8 +471,7 @@ def _value(rows: tuple[tuple[float, float, bool, float, float], ...], forward: f
             call = forward_discounted - strike_discounted if forward > strike else 0.0
         else:
             d1 = (log_forward - log_strike) / total_vol + 0.5 * total_vol
-            call = discount * (forward * 0.5 * math.erfc(-d1 * _INV_SQRT2)
-                               - strike * 0.5 * math.erfc((total_vol - d1) * _INV_SQRT2))
+            call = discount * (half_forward * erfc(-d1 * _INV_SQRT2) - 0.5 * strike * erfc((total_vol - d1) * _INV_SQRT2))
             if call < 0.0:
                 call = 0.0
             elif call > forward_discounted:
