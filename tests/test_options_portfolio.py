@@ -403,3 +403,55 @@ def test_settlement_split_is_the_harness_one():
     assert fixed + variable == pytest.approx(float(feed["forward"]), rel=1e-15)
     assert settlement_forward_split(100.0, 3600.0) == (0.0, 100.0)
     assert settlement_forward_split(100.0, 0.0) == (100.0, 0.0)
+
+
+# --------------------------------------------------------------------------- additive vol shocks (SPAN16)
+
+
+def test_span16_reference_design_is_sixteen_additive_scenarios():
+    model = margin_model("span16")
+    assert len(model.scenarios) == 16 and model.vol_shock.additive
+    extreme = [s for s in model.scenarios if s.group == "extreme"]
+    assert [(s.spot_shock, s.dampening) for s in extreme] == [(1.3, 0.35), (0.7, 0.35)]
+    # A short call: the margin is the worst of the 16 PnLs, nothing else (no contingency, no discount).
+    option = OptionHolding(3000.0, True, -1.0, 0.5)
+    portfolio = OptionPortfolio(spot=3000.0, expiries=(ExpiryHolding(30 * DAY, 0.0, 3000.0, 0.0, 1.0, (option,)),))
+    report = model.evaluate(portfolio)
+    assert report.mm == pytest.approx(report.mtm + min(report.scenario_pnls))
+    assert report.im == pytest.approx(report.mm) and report.mm_contingency == report.im_contingency == 0
+    from solvent.policies.options import black76_price
+
+    up = -black76_price("call", 3450.0, 3000.0, 0.6, 30 * DAY)  # +15%, vol +10 points
+    assert report.scenario_pnls[10] == pytest.approx(up - report.option_mtm, rel=1e-12)
+    assert report.worst_by_group["regular"].index == 10
+
+
+def test_additive_down_shock_floors_vol_at_zero():
+    params = {"vol_shock": {"vol_range_down": "5"}}  # 500 vol points down: every vol hits 0
+    model = margin_model("span16", params)
+    option = OptionHolding(2900.0, False, 2.0, 0.5)
+    portfolio = OptionPortfolio(spot=3000.0, expiries=(ExpiryHolding(30 * DAY, 0.0, 3000.0, 0.0, 1.0, (option,)),))
+    report = model.evaluate(portfolio)
+    assert report.scenario_pnls[1] == pytest.approx(2.0 * 0.0 - report.option_mtm)  # OTM put at zero vol
+    assert report.scenario_pnls[5] == pytest.approx(2.0 * (2900.0 - 2850.0) - report.option_mtm)  # −5%: intrinsic
+    book = evaluate_book(model, book_from_portfolios([portfolio]))
+    np.testing.assert_allclose(book.scenario_pnls[0], report.scenario_pnls, rtol=1e-12, atol=1e-9)
+
+
+def test_vectorized_book_equals_scalar_path_with_additive_shocks():
+    model = margin_model("span16", {"vol_shock": {"short_term_power": "0.3", "long_term_power": "0.13",
+                                                  "min_vol_up_shock": "0.45"}})
+    rng = np.random.default_rng(16)
+    portfolios = [random_portfolio(rng) for _ in range(30)]
+    book = evaluate_book(model, book_from_portfolios(portfolios), chunk_options=23)
+    for index, portfolio in enumerate(portfolios):
+        report = model.evaluate(portfolio)
+        scale = max(1.0, abs(report.mtm), max(map(abs, report.scenario_pnls)))
+        np.testing.assert_allclose(book.scenario_pnls[index], report.scenario_pnls, rtol=0, atol=1e-10 * scale)
+        assert book.mm[index] == pytest.approx(report.mm, abs=1e-10 * scale)
+
+
+def test_unknown_vol_shock_mode_is_refused():
+    with pytest.raises(InvalidInput) as error:
+        margin_model("span16", {"vol_shock": {"mode": "exponential"}})
+    assert error.value.field == "params.vol_shock.mode"

@@ -157,13 +157,19 @@ def evaluate_book(model: ScenarioGridModel, book: OptionBook, *, chunk_options: 
 
     vs, mp, sk, c = model.vol_shock, model.margin, model.skew, model.contingency
     discount = np.exp(-book.rate * book.seconds / SECONDS_PER_YEAR)
-    up, down = k.vol_shock_multipliers(book.seconds, vs.vol_range_up, vs.vol_range_down, vs.short_term_power,
-                                       vs.long_term_power, vs.dte_floor_seconds)
+    if vs.additive:
+        scale = k.vol_shock_scale(book.seconds, vs.short_term_power, vs.long_term_power, vs.dte_floor_seconds)
+        up, down = np.ones(n_slots), np.ones(n_slots)
+        up_shift, down_shift = vs.vol_range_up * scale, -vs.vol_range_down * scale
+    else:
+        up, down = k.vol_shock_multipliers(book.seconds, vs.vol_range_up, vs.vol_range_down, vs.short_term_power,
+                                           vs.long_term_power, vs.dte_floor_seconds)
     sd_pos, sd_neg = k.static_discounts(book.seconds, book.rate, discount, mp.long_base_static_discount,
                                         mp.short_base_static_discount, mp.long_rate_mult_scale, mp.long_rate_add_scale,
                                         mp.short_rate_mult_scale, mp.short_rate_add_scale)
 
-    if n_slots and any(s.vol_shock.is_skew for s in scenarios):
+    has_skew = any(s.vol_shock.is_skew for s in scenarios)
+    if n_slots and has_skew:
         sqrt_tau = np.sqrt(book.seconds / SECONDS_PER_YEAR)
         k_star = np.maximum(sk.min_k_star, sqrt_tau * sk.width_scale * (sk.vol_param_static + sqrt_tau * sk.vol_param_scale))
         if np.any(k_star <= 0.0):
@@ -188,14 +194,19 @@ def evaluate_book(model: ScenarioGridModel, book: OptionBook, *, chunk_options: 
         forward = book.forward_fixed[slots][option_slot] + book.forward_variable[slots][option_slot]
         with np.errstate(divide="ignore", invalid="ignore"):
             log_strike = np.log(book.strike[part] / forward)
-        linear = k.skew_multipliers(log_strike, opt_seconds, sk.linear_base_cap, sk.linear_c_base, sk.min_k_star,
-                                    sk.width_scale, sk.vol_param_static, sk.vol_param_scale)
-        absolute = k.skew_multipliers(np.abs(log_strike), opt_seconds, sk.abs_base_cap, sk.abs_c_base, sk.min_k_star,
-                                      sk.width_scale, sk.vol_param_static, sk.vol_param_scale)
+        if has_skew:
+            linear = k.skew_multipliers(log_strike, opt_seconds, sk.linear_base_cap, sk.linear_c_base, sk.min_k_star,
+                                        sk.width_scale, sk.vol_param_static, sk.vol_param_scale)
+            absolute = k.skew_multipliers(np.abs(log_strike), opt_seconds, sk.abs_base_cap, sk.abs_c_base,
+                                          sk.min_k_star, sk.width_scale, sk.vol_param_static, sk.vol_param_scale)
+        else:
+            linear = absolute = np.ones(len(log_strike))
         values = k.option_grid_values(option_slot, book.strike[part], book.is_call[part], book.amount[part],
                                       book.vol[part], book.seconds[slots], book.forward_fixed[slots],
                                       book.forward_variable[slots], discount[slots], up[slots], down[slots], linear,
-                                      absolute, columns_shock, columns_kind, vs.min_vol_up_shock)
+                                      absolute, columns_shock, columns_kind, vs.min_vol_up_shock,
+                                      up_shift[slots] if vs.additive else None,
+                                      down_shift[slots] if vs.additive else None)
         slot_values[slots] = k.group_sums(values, option_slot, last - first)
         begin = end
 

@@ -27,12 +27,18 @@ KIND_UP, KIND_DOWN, KIND_NONE, KIND_LINEAR, KIND_ABS = 0, 1, 2, 3, 4
 THIRTY_DAYS = 30 * 86400.0
 
 
-def vol_shock_multipliers(seconds: np.ndarray, vol_range_up: float, vol_range_down: float, short_term_power: float,
-                          long_term_power: float, dte_floor_seconds: float) -> tuple[np.ndarray, np.ndarray]:
-    """(up, down) multipliers per slot: 1 ± range·(30 days / max(T, floor))^power, down floored at 0."""
+def vol_shock_scale(seconds: np.ndarray, short_term_power: float, long_term_power: float,
+                    dte_floor_seconds: float) -> np.ndarray:
+    """(30 days / max(T, floor))^power per slot, the power by whether T is at most 30 days."""
     floor = np.maximum(seconds, dte_floor_seconds)
     power = np.where(seconds <= THIRTY_DAYS, short_term_power, long_term_power)
-    scale = (THIRTY_DAYS / floor) ** power
+    return (THIRTY_DAYS / floor) ** power
+
+
+def vol_shock_multipliers(seconds: np.ndarray, vol_range_up: float, vol_range_down: float, short_term_power: float,
+                          long_term_power: float, dte_floor_seconds: float) -> tuple[np.ndarray, np.ndarray]:
+    """(up, down) multipliers per slot: 1 ± range·scale, down floored at 0."""
+    scale = vol_shock_scale(seconds, short_term_power, long_term_power, dte_floor_seconds)
     return 1.0 + vol_range_up * scale, np.maximum(0.0, 1.0 - vol_range_down * scale)
 
 
@@ -72,11 +78,13 @@ def option_grid_values(option_slot: np.ndarray, strike: np.ndarray, is_call: np.
                        vol: np.ndarray, slot_seconds: np.ndarray, slot_fixed: np.ndarray, slot_variable: np.ndarray,
                        slot_discount: np.ndarray, slot_up: np.ndarray, slot_down: np.ndarray,
                        skew_linear: np.ndarray, skew_abs: np.ndarray, spot_shocks: np.ndarray, kinds: np.ndarray,
-                       min_vol_up: float) -> np.ndarray:
+                       min_vol_up: float, slot_up_shift: np.ndarray | None = None,
+                       slot_down_shift: np.ndarray | None = None) -> np.ndarray:
     """amount × Black-76 value of every option under every column (options × columns).
 
     Columns are scenarios given by (spot shock, kind); skew kinds keep the forward unshocked and
-    twist the vol by the option's precomputed ``skew_linear`` / ``skew_abs`` multiplier.
+    twist the vol by the option's precomputed ``skew_linear`` / ``skew_abs`` multiplier. Additive vol
+    shocks come as per-slot shifts (vol points) for the up and down columns; vols never go below 0.
 
     Speed: whatever depends only on the slot and the column (forward, its log, the vol factor, √τ,
     D) is computed on the small slots × columns matrix and gathered; per element there remain a
@@ -97,7 +105,12 @@ def option_grid_values(option_slot: np.ndarray, strike: np.ndarray, is_call: np.
         if skew.any():
             twist = np.where(kinds[skew] == KIND_LINEAR, 0, 1)
             total_vol[:, skew] *= np.stack([skew_linear, skew_abs], axis=1)[:, twist]
-        # Vol-up columns never price below the floor (vols are ≥ 0, so a floor of 0 elsewhere is a no-op).
+        if slot_up_shift is not None and slot_down_shift is not None:
+            shift = np.select([kinds == KIND_UP, kinds == KIND_DOWN],
+                              [np.broadcast_to(slot_up_shift[:, None], slot_forward.shape),
+                               np.broadcast_to(slot_down_shift[:, None], slot_forward.shape)], default=0.0)
+            total_vol += shift[option_slot]
+        # Vol-up columns never price below their floor, no column below 0 (additive down shocks).
         np.maximum(total_vol, np.where(kinds == KIND_UP, min_vol_up, 0.0)[None, :], out=total_vol)
         total_vol *= sqrt_tau[option_slot, None]
         d1 = slot_log_forward[option_slot]

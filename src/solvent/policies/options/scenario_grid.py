@@ -101,16 +101,30 @@ class VolShockParams:
     long_term_power: float
     dte_floor_seconds: float
     min_vol_up_shock: float
+    additive: bool = False  # vol points added (CME SPAN, Aevo) instead of multiplied (Derive, Deribit, Paradex)
 
-    def multipliers(self, seconds: float) -> tuple[float, float]:
-        """(up, down) vol multipliers of an expiry T seconds away."""
+    def scale(self, seconds: float) -> float:
+        """(30 days / max(T, floor))^power, the power by whether T is at most 30 days."""
         floor = max(seconds, self.dte_floor_seconds)
         if floor <= 0.0:
             raise InvalidInput("params.vol_shock.dte_floor_days", "an expired option needs a positive dte floor "
                                "(the vol-shock ratio divides by max(T, floor))")
         power = self.short_term_power if seconds <= THIRTY_DAYS else self.long_term_power
-        scale = (THIRTY_DAYS / floor) ** power
+        return (THIRTY_DAYS / floor) ** power
+
+    def multipliers(self, seconds: float) -> tuple[float, float]:
+        """(up, down) vol multipliers of an expiry T seconds away (1, 1 when the shocks are additive)."""
+        if self.additive:
+            return 1.0, 1.0
+        scale = self.scale(seconds)
         return 1.0 + self.vol_range_up * scale, max(0.0, 1.0 - self.vol_range_down * scale)
+
+    def shifts(self, seconds: float) -> tuple[float, float]:
+        """(up, down) vol points added (0, 0 when the shocks are multiplicative); a vol never goes below 0."""
+        if not self.additive:
+            return 0.0, 0.0
+        scale = self.scale(seconds)
+        return self.vol_range_up * scale, -self.vol_range_down * scale
 
 
 @dataclass(frozen=True)
@@ -183,6 +197,14 @@ class SkewParams:
         return cap, k_star
 
 
+def _vol_shock_mode(value: object, field_name: str) -> bool:
+    """True for additive vol shocks."""
+    text = str(value).strip().lower()
+    if text not in ("multiplicative", "additive"):
+        raise InvalidInput(field_name, f"expected multiplicative or additive, got {value!r}")
+    return text == "additive"
+
+
 def skew_multiplier(log_strike: float, cap: float, k_star: float) -> float:
     """1 + the twist at log-strike k (k already |k| for ``abs``), bounded by ±cap; never below 0 as a vol factor."""
     x = log_strike * cap / k_star
@@ -235,7 +257,8 @@ class ScenarioGridModel:
             vol_shock=VolShockParams(
                 _number(vol, "vol_range_up", vw), _number(vol, "vol_range_down", vw),
                 _number(vol, "short_term_power", vw, minimum=None), _number(vol, "long_term_power", vw, minimum=None),
-                _number(vol, "dte_floor_days", vw) * DAY, _number(vol, "min_vol_up_shock", vw)),
+                _number(vol, "dte_floor_days", vw) * DAY, _number(vol, "min_vol_up_shock", vw),
+                _vol_shock_mode(vol.get("mode", "multiplicative"), f"{vw}.mode")),
             margin=MarginParams(
                 _number(margin, "im_factor", mw), _number(margin, "mm_factor", mw),
                 _number(margin, "long_base_static_discount", mw), _number(margin, "short_base_static_discount", mw),
@@ -370,6 +393,8 @@ class ExpiryReport:
     mtm: float
     vol_up_multiplier: float
     vol_down_multiplier: float
+    vol_up_shift: float
+    vol_down_shift: float
     static_discount_positive: float
     static_discount_negative: float
     basis_contingency: float
@@ -443,7 +468,7 @@ class MarginReport:
 
 
 def _value(rows: tuple[tuple[float, float, bool, float, float], ...], forward: float, sqrt_tau: float,
-           discount: float, factors: Sequence[float] | float, min_vol: float) -> float:
+           discount: float, factors: Sequence[float] | float, min_vol: float, shift: float = 0.0) -> float:
     """Σ amount·Black-76 over ``rows`` = (strike, ln strike, is_call, amount, vol) at one forward.
 
     Black-76 inlined for speed (this loop is the exact path's whole cost); the limits are
@@ -453,12 +478,12 @@ def _value(rows: tuple[tuple[float, float, bool, float, float], ...], forward: f
     erfc = math.erfc
     forward_discounted = forward * discount
     log_forward = math.log(forward) if forward > 0.0 else 0.0
-    half_forward, min_total_vol = 0.5 * forward, min_vol * sqrt_tau
+    half_forward, min_total_vol, total_shift = 0.5 * forward, max(min_vol, 0.0) * sqrt_tau, shift * sqrt_tau
     # Each row's vol times its factor times √τ is its total vol v.
     scales = repeat(factors * sqrt_tau) if isinstance(factors, float) else [f * sqrt_tau for f in factors]
     total = 0.0
     for (strike, log_strike, is_call, amount, vol), scale in zip(rows, scales):
-        total_vol = vol * scale
+        total_vol = vol * scale + total_shift
         total_vol = max(total_vol, min_total_vol)
         strike_discounted = strike * discount
         if strike <= 0.0:
@@ -488,9 +513,11 @@ def _value(rows: tuple[tuple[float, float, bool, float, float], ...], forward: f
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
 
-def expiry_value(expiry: ExpiryHolding, discount: float, forward: float, vol_factor: float, min_vol: float) -> float:
-    """Σ amount·Black-76 of an expiry at a forward, each vol scaled (and floored at ``min_vol``)."""
-    return _value(expiry.rows, forward, expiry.sqrt_tau, discount, float(vol_factor), min_vol)
+def expiry_value(expiry: ExpiryHolding, discount: float, forward: float, vol_factor: float, min_vol: float,
+                 vol_shift: float = 0.0) -> float:
+    """Σ amount·Black-76 of an expiry at a forward, each vol scaled, shifted (additive shocks) and
+    floored at ``min_vol`` (and at 0)."""
+    return _value(expiry.rows, forward, expiry.sqrt_tau, discount, float(vol_factor), min_vol, vol_shift)
 
 
 def skewed_expiry_value(expiry: ExpiryHolding, discount: float, kind: VolShock, skew: SkewParams) -> float:
@@ -527,6 +554,8 @@ class _Expiry:
     mtm: float
     up: float
     down: float
+    up_shift: float
+    down_shift: float
     sd_positive: float
     sd_negative: float
     unshocked_vol_values: dict[float, float]  # value at a spot shock, vol unchanged: computed once, as PMRM_2 does
@@ -563,6 +592,7 @@ def _evaluate(model: ScenarioGridModel, portfolio: OptionPortfolio) -> MarginRep
             model.basis.add_factor + model.basis.mult_factor * holding.seconds / SECONDS_PER_YEAR)
         basis_total += basis
         up, down = model.vol_shock.multipliers(holding.seconds)
+        up_shift, down_shift = model.vol_shock.shifts(holding.seconds)
         sd_positive, sd_negative = model.margin.static_discounts(holding.seconds, holding.rate, discount)
         naked = naked_shorts(holding.options)
         contingencies["option_mm"] += naked * spot * c.mm_option_percent
@@ -571,8 +601,10 @@ def _evaluate(model: ScenarioGridModel, portfolio: OptionPortfolio) -> MarginRep
         gross = sum(abs(option.amount) for option in holding.options)
         contingencies["confidence_im"] += c.confidence(confidence, gross * spot)
         cached = {1.0: mtm, model.basis.scenario_spot_up: up_value, model.basis.scenario_spot_down: down_value}
-        expiries.append(_Expiry(holding, discount, mtm, up, down, sd_positive, sd_negative, cached))
-        reports.append(ExpiryReport(holding.seconds, forward, discount, mtm, up, down, sd_positive, sd_negative, basis,
+        expiries.append(_Expiry(holding, discount, mtm, up, down, up_shift, down_shift, sd_positive, sd_negative,
+                                cached))
+        reports.append(ExpiryReport(holding.seconds, forward, discount, mtm, up, down, up_shift, down_shift,
+                                    sd_positive, sd_negative, basis,
                                     naked, confidence))
         # Greeks per unit of spot: the forward moves by its variable part only.
         spot_per_forward = holding.forward_variable / spot if spot > 0.0 else 0.0
@@ -639,17 +671,17 @@ def _scenario_pnl(model: ScenarioGridModel, scenario: Scenario, expiries: Iterab
             value = skewed_expiry_value(holding, expiry.discount, kind, model.skew)
         else:
             if kind is VolShock.UP:
-                factor, min_vol = expiry.up, model.vol_shock.min_vol_up_shock
+                factor, shift, min_vol = expiry.up, expiry.up_shift, model.vol_shock.min_vol_up_shock
             elif kind is VolShock.DOWN:
-                factor, min_vol = expiry.down, 0.0
+                factor, shift, min_vol = expiry.down, expiry.down_shift, 0.0
             else:
-                factor, min_vol = 1.0, 0.0
+                factor, shift, min_vol = 1.0, 0.0, 0.0
             cached = expiry.unshocked_vol_values.get(s) if kind is VolShock.NONE else None
             if cached is not None:
                 value = cached
             else:
                 value = expiry_value(holding, expiry.discount, holding.forward_variable * s + holding.forward_fixed,
-                                     factor, min_vol)
+                                     factor, min_vol, shift)
         value *= expiry.sd_positive if value >= 0.0 else expiry.sd_negative
         expiry_pnl = (value - expiry.mtm) * dampening
         # A skew twist's gain stands for the twist the other way: each expiry counts −|PnL|.
