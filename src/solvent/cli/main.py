@@ -892,6 +892,14 @@ def bench_engine(
         raise typer.Exit(1)
 
 
+# The options family's commands live in cli/margin.py.
+from .margin import bench_options as _bench_options  # noqa: E402
+from .margin import margin as _margin_command  # noqa: E402
+
+app.command("margin")(_margin_command)
+bench_app.command("options")(_bench_options)
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
 

@@ -230,4 +230,5 @@ def gmx_is_liquidatable(data):
 # Checks of the liquidation policies register themselves on import (they use ``check`` above).
 from . import checks_liquidation  # noqa: E402,F401
 from . import checks_lending  # noqa: E402,F401
+from . import checks_options  # noqa: E402,F401
 from . import checks_options_venues  # noqa: E402,F401

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..core.errors import InvalidInput, UnknownName
+from ..core.errors import InvalidInput
 from ..policies.options import auction, deribit_portfolio
 from ..policies.options.standard import StandardOptionMargin
 from ..presets import load_preset
@@ -99,11 +99,8 @@ def deribit_portfolio_margin(data):
 
 
 def _derive_auction_params(data: Mapping[str, Any]) -> auction.AuctionParams:
-    """Derive's preset ``[auction]`` table (when the ``derive`` preset ships one), with the case's parameters."""
-    try:
-        base = load_preset("derive").section("auction")
-    except UnknownName:
-        base = {}
+    """Derive's preset ``[auction]`` table, with the case's parameters."""
+    base = load_preset("derive").section("auction")
     given = data.get("params", {})
     if not isinstance(given, Mapping):
         raise InvalidInput("params", "expected an object of auction parameters")

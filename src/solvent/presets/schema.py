@@ -48,6 +48,65 @@ class MarginTier(Closed):
     cum: Number | None = None
 
 
+class GridScenario(Closed):
+    """One scenario of a scenario-grid model: a spot shock factor, a vol shock direction, a weight."""
+
+    spot_shock: Number
+    vol_shock: Text
+    dampening: Number | None = None
+    group: Text | None = None
+
+
+class GridVolShock(Closed):
+    mode: Text | None = None
+    vol_range_up: Number | None = None
+    vol_range_down: Number | None = None
+    short_term_power: Number | None = None
+    long_term_power: Number | None = None
+    dte_floor_days: Number | None = None
+    min_vol_up_shock: Number | None = None
+
+
+class GridFactors(Closed):
+    im_factor: Number | None = None
+    mm_factor: Number | None = None
+    long_base_static_discount: Number | None = None
+    short_base_static_discount: Number | None = None
+    long_rate_mult_scale: Number | None = None
+    long_rate_add_scale: Number | None = None
+    short_rate_mult_scale: Number | None = None
+    short_rate_add_scale: Number | None = None
+
+
+class GridBasisContingency(Closed):
+    scenario_spot_up: Number | None = None
+    scenario_spot_down: Number | None = None
+    add_factor: Number | None = None
+    mult_factor: Number | None = None
+
+
+class GridOtherContingency(Closed):
+    peg_loss_threshold: Number | None = None
+    peg_loss_factor: Number | None = None
+    conf_threshold: Number | None = None
+    conf_margin: Number | None = None
+    mm_perp_percent: Number | None = None
+    im_perp_percent: Number | None = None
+    mm_option_percent: Number | None = None
+    im_option_percent: Number | None = None
+
+
+class GridSkewShock(Closed):
+    linear_base_cap: Number | None = None
+    abs_base_cap: Number | None = None
+    linear_c_base: Number | None = None
+    abs_c_base: Number | None = None
+    min_k_star: Number | None = None
+    width_scale: Number | None = None
+    vol_param_static: Number | None = None
+    vol_param_scale: Number | None = None
+
+
 class Margin(Closed):
     """``[margin]`` (and a market's ``[markets.margin]``): the margin model and its parameters."""
 
@@ -75,6 +134,13 @@ class Margin(Closed):
     transfer_counts_profit: Flag | None = None
     transfer_cash_covers_maintenance: Flag | None = None
     isolated_close: Text | None = None
+    # scenario-grid portfolio margin (options: Derive PMRM_2, SPAN-style designs)
+    scenarios: list[GridScenario] | None = None
+    vol_shock: GridVolShock | None = None
+    margin: GridFactors | None = None
+    basis_contingency: GridBasisContingency | None = None
+    other_contingency: GridOtherContingency | None = None
+    skew_shock: GridSkewShock | None = None
 
 
 class Market(Closed):
@@ -390,13 +456,14 @@ class PortfolioMargin(Closed):
     currencies: dict[str, PortfolioMarginCurrency] | None = None
 
 
-class ScenarioArray(Closed):
-    """``[scenario_grid]`` of a SPAN-style design: scenarios of (price scans, vol scans, weight)."""
+class OptionPricing(Closed):
+    """``[pricing]``: the pricing constants the venue's library uses (held equal to the code's by a test)."""
 
-    price_scan_range: Number | None = None
-    vol_scan_range: Number | None = None
-    vol_shock: Text | None = None
-    scenarios: list[list[Number]] | None = None
+    year_days: Number | None = None
+    settlement_window_seconds: Number | None = None
+    svi_total_variance_cap: Number | None = None
+    svi_log_strike_scale: Number | None = None
+    black76_max_total_vol: Number | None = None
 
 
 class Auction(Closed):
@@ -423,6 +490,8 @@ class StandardManager(Closed):
     unpaired_im_scale: Number | None = None
     unpaired_mm_scale: Number | None = None
     mm_offset_scale: Number | None = None
+    perp_mm: Number | None = None
+    perp_im: Number | None = None
 
 
 # ---------------------------------------------------------------------- the preset
@@ -459,7 +528,8 @@ class PresetSchema(Closed):
     vaults: dict[str, EulerVault] | None = None
     option_margin: OptionMargin | None = None
     portfolio_margin: PortfolioMargin | None = None
-    scenario_grid: ScenarioArray | None = None
+    pricing: OptionPricing | None = None
+    caps: dict[str, Number | dict[str, Number]] | None = None
     auction: Auction | None = None
     standard_manager: StandardManager | None = None
 
