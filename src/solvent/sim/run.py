@@ -23,6 +23,7 @@ import numpy as np
 
 from ..core.errors import InvalidInput
 from ..core.memory import cyclic_gc_paused
+from ..core.numbers import non_negative
 from ..engine import Engine
 from ..engine import commands as c
 from ..engine.pipeline import cross_pool
@@ -216,6 +217,8 @@ def _run(config: SimConfig, progress: Callable[[int, int], None] | None, scenari
         raise InvalidInput("oracle_lag_steps", "must not be negative")
     if config.seed < 0:
         raise InvalidInput("seed", "must not be negative")
+    for name in ("insurance_fund", "backstop_capital", "liquidator_capital"):
+        non_negative(getattr(config, name), name)
     preset = load_preset(config.preset)
     configured = config.with_agents(preset)  # the configuration the venue is built with
     if configured.overrides:

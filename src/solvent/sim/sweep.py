@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..core.errors import InvalidInput
+from ..core.numbers import non_negative
 from .metrics import RunMetrics, summarize
 from .run import SimConfig, run
 
@@ -69,12 +70,17 @@ class LocalExecutor:
         if self.workers == 1 or len(tasks) == 1:
             return InlineExecutor().map(function, tasks, progress)
         results: list = [None] * len(tasks)
-        with ProcessPoolExecutor(max_workers=self.workers) as pool:
+        pool = ProcessPoolExecutor(max_workers=self.workers)
+        try:
             pending = {pool.submit(function, task): index for index, task in enumerate(tasks)}
             for done, future in enumerate(as_completed(pending), start=1):
-                results[pending[future]] = future.result()
+                results[pending[future]] = future.result()  # a worker's SolventError is raised here, as itself
                 if progress is not None:
                     progress(done, len(tasks))
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # the first error ends the map: no queued run starts
+            raise
+        pool.shutdown(wait=True)
         return results
 
 
@@ -151,8 +157,12 @@ def _configure(base: SimConfig, parameters: dict[str, str]) -> SimConfig:
     for name, value in parameters.items():
         if name in CONFIG_FIELDS:
             kind = type(getattr(base, name))
+            if kind is str:  # an amount of money (insurance_fund, backstop_capital, liquidator_capital)
+                non_negative(value, f"param.{name}")  # refused here, not in a worker
+                settings[name] = value
+                continue
             try:
-                settings[name] = kind(value) if kind is not str else value
+                settings[name] = kind(value)
             except ValueError:
                 raise InvalidInput(f"param.{name}", f"{value!r} is not a {kind.__name__}") from None
         else:
