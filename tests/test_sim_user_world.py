@@ -179,3 +179,22 @@ def test_gbm_and_shock_paths_from_the_command_line(tmp_path):
                                  "jump_mean=-0.08,jump_std=0.02,steps=60", "--accounts", "200", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["metrics"]["liquidations"] > 0
+
+
+def test_the_python_api_returns_dataframes_and_stays_lazy(world):
+    import subprocess
+    import sys
+
+    import solvent
+
+    light = subprocess.run([sys.executable, "-c", "import sys, solvent; print('pandas' in sys.modules)"],
+                           capture_output=True, text=True, env={"PYTHONPATH": "src"})
+    assert light.stdout.strip() == "False"
+    book = pd.read_csv(world / "book.csv")
+    prices = {"BTC": world / "btc.csv", "ETH": world / "eth.parquet"}
+    results = solvent.simulate(book, prices, feedback=False)
+    assert set(results.liquidations.account) == {"alice", "bob", "carol", "dave"}
+    assert list(results.series.columns[:3]) == ["step", "time", "utc"]
+    paths = solvent.sweep({"backstop_capital": [0, 1_000_000]}, 2, book=book, prices=prices, executor="inline",
+                          feedback=False)
+    assert len(paths) == 4 and paths.groupby("backstop_capital").liquidations.mean().min() >= 4
