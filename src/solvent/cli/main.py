@@ -474,10 +474,21 @@ def _summary_table(title: str, rows: list[tuple[str, dict]]) -> Table:
     table.add_column("", overflow="fold")  # long grid labels wrap rather than being cut
     for _, label, _ in SUMMARY_METRICS:
         table.add_column(f"{label}\nmean / p95", justify="right")
+    table.add_column("VaR p95 $\n95% CI", justify="right")
     for name, summary in rows:
+        var = summary["VaR"]
+        interval = "-" if var.get("p95_low") is None else f"{var['p95_low']:,.0f}–{var['p95_high']:,.0f}"
         table.add_row(name, *(f"{fmt.format(summary[key]['mean'])} / {fmt.format(summary[key]['p95'])}"
-                              for key, _, fmt in SUMMARY_METRICS))
+                              for key, _, fmt in SUMMARY_METRICS), interval)
     return table
+
+
+def _tail_warning(paths: int) -> None:
+    """Say when the paths are too few for the percentiles the table shows."""
+    from ..sim.metrics import tail_warnings
+
+    for warning in tail_warnings(paths)[:1]:  # p95's warning implies p99's
+        errors.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
 
 
 def _what(config, scenario: str, accounts: int) -> str:
@@ -531,6 +542,10 @@ def sweep(
         grid = {**world.grid, **parse_grid(param)}
         if not grid:
             raise SolventError("param: give --param NAME=V1,V2 or a [sweep] table in --params")
+        from ..sim.sweep import unused_settings
+
+        for warning in unused_settings(base, grid, [preset]):
+            errors.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
         with _runs_bar(f"{paths} paths × {math.prod(len(values) for values in grid.values())} grid points on "
                        f"{executor}", as_json) as progress:
             points = run_sweep(base, grid, paths, executor_for(executor, workers, address), progress)
@@ -548,6 +563,7 @@ def sweep(
         return
     rows = [(", ".join(f"{name}={value}" for name, value in point.parameters), point.summary) for point in points]
     console.print(_summary_table(f"{_what(base, scenario, accounts)} under {preset}, {paths} paths per point", rows))
+    _tail_warning(paths)
 
 
 @app.command()
@@ -627,6 +643,7 @@ def compare(
         return
     console.print(_summary_table(f"{_what(base, scenario, accounts)}, {paths} paths per preset",
                                  [(name, point.summary) for name, point in table.items()]))
+    _tail_warning(paths)
 
 
 # ------------------------------------------------------------------------------ replay / verify
