@@ -101,7 +101,7 @@ def book_from_columns(columns: Columns, source: str = "book") -> PerpBook:
     get = lambda name: table.get(name, empty)  # noqa: E731
     accounts, markets, sides, sizes, notionals, entries, isolated, leverages, margins, extras = ([] for _ in range(10))
     deposits: dict[str, tuple[int, Decimal]] = {}
-    seen: set[tuple[str, str, int]] = set()
+    seen: set[tuple[str, str]] = set()
     for index in range(count):
         row = index + 1
         account = get("account")[index]
@@ -159,9 +159,9 @@ def book_from_columns(columns: Columns, source: str = "book") -> PerpBook:
                                                 f"{account!r} on row {deposits[account][0]}: once per account")
             else:
                 deposits.setdefault(account, (row, collateral))
-        key = (account, market, side or 0)
-        if account and market and key in seen:
-            problems.add(row, "market", f"{account!r} already holds a {get('side')[index]} position on {market}")
+        key = (account, market)
+        if account and market and key in seen:  # one position per account and market (one-way mode)
+            problems.add(row, "market", f"{account!r} already holds a position on {market}")
         seen.add(key)
         accounts.append(account)
         markets.append(market)
@@ -223,6 +223,7 @@ def book_commands(book: PerpBook, preset, markets: dict[str, str], venue: str, m
     resolved: list[str] = []
     sizes: list[Decimal] = []
     margins: list[Decimal] = []  # settle asset: the margin each position was opened with
+    held: dict[tuple[str, str], int] = {}  # (account, symbol) → the row that opened it
     for index in range(len(book)):
         row = book.rows[index]
         asset = _resolve_market(book.market[index], markets, aliases)
@@ -252,6 +253,10 @@ def book_commands(book: PerpBook, preset, markets: dict[str, str], venue: str, m
             else (settle_value / leverage if leverage is not None else Decimal(0))
         if not book.isolated[index] and book.position_collateral and book.position_collateral[index] is not None:
             margin = book.position_collateral[index]
+        if (book.account[index], symbol) in held:
+            problems.add(row, "market", f"{book.account[index]!r} already holds a position on {symbol} "
+                                        f"(row {held[book.account[index], symbol]})")
+        held.setdefault((book.account[index], symbol), row)
         resolved.append(symbol)
         sizes.append(size)
         margins.append(margin)
