@@ -224,9 +224,10 @@ def book_commands(book: PerpBook, preset, markets: dict[str, str], venue: str, m
     sizes: list[Decimal] = []
     margins: list[Decimal] = []  # settle asset: the margin each position was opened with
     held: dict[tuple[str, str], int] = {}  # (account, symbol) → the row that opened it
+    assets_of = {text: _resolve_market(text, markets, aliases) for text in set(book.market)}  # once per spelling
     for index in range(len(book)):
         row = book.rows[index]
-        asset = _resolve_market(book.market[index], markets, aliases)
+        asset = assets_of[book.market[index]]
         if asset is None:
             problems.add(row, "market", f"{book.market[index]!r} is none of the run's markets "
                                         f"({', '.join(f'{a} = {s}' for a, s in markets.items())})")
