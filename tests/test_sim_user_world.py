@@ -188,7 +188,7 @@ def test_the_python_api_returns_dataframes_and_stays_lazy(world):
     import solvent
 
     light = subprocess.run([sys.executable, "-c", "import sys, solvent; print('pandas' in sys.modules)"],
-                           capture_output=True, text=True, env={"PYTHONPATH": "src"})
+                           capture_output=True, text=True, env={"PYTHONPATH": "src"}, check=True)
     assert light.stdout.strip() == "False"
     book = pd.read_csv(world / "book.csv")
     prices = {"BTC": world / "btc.csv", "ETH": world / "eth.parquet"}

@@ -98,7 +98,7 @@ def book_from_columns(columns: Columns, source: str = "book") -> PerpBook:
     if count == 0:
         raise InvalidInput(source, "the book has no rows")
     empty = [""] * count
-    get = lambda name: table.get(name, empty)  # noqa: E731
+    get = lambda name: table.get(name, empty)  # noqa: E731 (a one-line column reader)
     accounts, markets, sides, sizes, notionals, entries, isolated, leverages, margins, extras = ([] for _ in range(10))
     deposits: dict[str, tuple[int, Decimal]] = {}
     seen: set[tuple[str, str]] = set()
@@ -252,8 +252,9 @@ def book_commands(book: PerpBook, preset, markets: dict[str, str], venue: str, m
         leverage = book.leverage[index]
         margin = book.isolated_margin[index] if book.isolated[index] and book.isolated_margin[index] is not None \
             else (settle_value / leverage if leverage is not None else Decimal(0))
-        if not book.isolated[index] and book.position_collateral and book.position_collateral[index] is not None:
-            margin = book.position_collateral[index]
+        position_collateral = book.position_collateral[index] if book.position_collateral else None
+        if not book.isolated[index] and position_collateral is not None:
+            margin = position_collateral
         if (book.account[index], symbol) in held:
             problems.add(row, "market", f"{book.account[index]!r} already holds a position on {symbol} "
                                         f"(row {held[book.account[index], symbol]})")

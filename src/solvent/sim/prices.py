@@ -26,6 +26,7 @@ Design and formats: docs/your-data.md.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -268,7 +269,7 @@ def generated_scenario(text: str) -> GeneratedScenario:
             number = float(value)
         except ValueError:
             number = float("nan")
-        if not separator or number != number:
+        if not separator or math.isnan(number):
             raise InvalidInput(f"scenario.{name or part}", f"expected NAME=NUMBER, got {part!r}")
         setting, dot, asset = name.partition(".")
         if name.isupper():
