@@ -1,6 +1,7 @@
 """The user's world: a book, candles and parameters in; events, series and per-path metrics out."""
 
 import json
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -198,3 +199,30 @@ def test_the_python_api_returns_dataframes_and_stays_lazy(world):
     paths = solvent.sweep({"backstop_capital": [0, 1_000_000]}, 2, book=book, prices=prices, executor="inline",
                           feedback=False)
     assert len(paths) == 4 and paths.groupby("backstop_capital").liquidations.mean().min() >= 4
+
+
+def test_a_snapshot_of_a_running_service_is_a_book(tmp_path):
+    from solvent.engine import Engine
+    from solvent.engine import commands as c
+    from solvent.service.views import account_view
+
+    engine = Engine()
+    for command in (c.CreateVenue("v", "hyperliquid", {}), c.OpenAccount("mm", "v"),
+                    c.Deposit("mm", "USDC", "100000000"), c.UpdateOracle("v", {"BTC": "100000", "ETH": "4000"}, 0),
+                    c.OpenAccount("ann", "v"), c.Deposit("ann", "USDC", "6000"),
+                    c.ApplyFill("v", "BTC", "ann", "mm", "0.5", "100000"), c.ApplyFill("v", "ETH", "mm", "ann", "1", "4000"),
+                    c.OpenAccount("ben", "v"), c.Deposit("ben", "USDC", "3000"),
+                    c.ApplyFill("v", "BTC", "mm", "ben", "0.2", "100000", seller_margin_mode="isolated",
+                                seller_leverage="10")):
+        engine.apply(command)
+    (tmp_path / "snapshot.json").write_text(json.dumps([account_view(engine, name) for name in ("ann", "ben")]))
+    book = load_book(tmp_path / "snapshot.json")
+    assert dict(book.collateral) == {"ann": Decimal("6000.000000"), "ben": Decimal("3000.000000")}
+    assert book.side == (1, -1, -1) and book.isolated == (False, False, True)
+    candles(tmp_path / "btc.csv", np.full(5, 100_000.0), highs=[100_000.0, 100_000.0, 118_000.0, 100_000.0, 100_000.0])
+    candles(tmp_path / "eth.csv", np.full(5, 4_000.0))
+    result = run(SimConfig(book=book, prices=load_prices({"BTC": tmp_path / "btc.csv", "ETH": tmp_path / "eth.csv"}),
+                           feedback=False), keep_events=True)
+    liquidated = {event.account for _, _, events in result.event_log for event in events
+                  if event.kind == "position_liquidated"}
+    assert liquidated == {"ben"}  # the isolated 10x short, on the 18% wick; ann's cross long is not at risk up

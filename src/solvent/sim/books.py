@@ -69,9 +69,54 @@ class PerpBook:
 
 
 def load_book(path: str | Path) -> PerpBook:
-    """Read and validate a book file (CSV, Parquet or JSON); nothing is kept unless all of it is good."""
+    """Read and validate a book file (CSV, Parquet or JSON); nothing is kept unless all of it is good.
+
+    A JSON file may also be a snapshot of a running solvent service: the account objects of
+    ``GET /v1/accounts/{account}`` (one, or a list of them)."""
     path = Path(path)
+    if path.suffix.lower() == ".json" and path.is_file():
+        import json
+
+        try:
+            data = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as error:
+            raise InvalidInput("book", f"{path} is not JSON: {error}") from None
+        accounts = data if isinstance(data, list) else [data]
+        if accounts and all(isinstance(item, dict) and "positions" in item and "balances" in item for item in accounts):
+            return book_from_columns(_service_columns(accounts), path.name)
     return book_from_columns(read_columns(path, "book", records_key="positions"), path.name)
+
+
+def _service_columns(accounts: list[dict]) -> Columns:
+    """The accounts of a solvent service's snapshot as book columns: each position a row; the
+    account's collateral (once) its wallet balance in the settle asset plus the margin of its
+    isolated positions; an isolated position's own pool collateral its isolated margin."""
+    from .tables import cell_text
+
+    names = ("account", "market", "side", "size", "entry_price", "margin_mode", "isolated_margin", "collateral")
+    columns: Columns = {name: [] for name in names}
+    for item in accounts:
+        given: set[str] = set()
+        wallet: dict[str, Decimal] = {}  # the deposit: the wallet and what it moved into isolated positions
+        for position in item.get("positions", []):
+            settle = str(position.get("settle", ""))
+            if settle not in wallet:
+                wallet[settle] = _decimal(cell_text(item.get("balances", {}).get(settle, "0"))) or Decimal(0)
+            if str(position.get("marginMode")) == "isolated":
+                wallet[settle] += _decimal(cell_text(position.get("collateral"))) or Decimal(0)
+        for position in item.get("positions", []):
+            mode = str(position.get("marginMode") or "cross")
+            settle = str(position.get("settle", ""))
+            first = item.get("account") not in given
+            given.add(str(item.get("account")))
+            row = {"account": cell_text(item.get("account")), "market": cell_text(position.get("symbol")),
+                   "side": cell_text(position.get("side")), "size": cell_text(position.get("contracts")),
+                   "entry_price": cell_text(position.get("entryPrice")), "margin_mode": mode,
+                   "isolated_margin": cell_text(position.get("collateral")) if mode == "isolated" else "",
+                   "collateral": str(wallet.get(settle, Decimal(0))) if first else ""}
+            for name in names:
+                columns[name].append(row[name])
+    return columns
 
 
 def _decimal(text: str) -> Decimal | None:
