@@ -76,6 +76,10 @@ def test_a_book_round_trips_and_its_events_name_every_account(world):
     assert series["exogenous.BTC"].tolist() == [100_000.0] * 40
     metrics = json.loads((world / "out" / "metrics.json").read_text())
     assert metrics["metrics"]["liquidations"] == len(liquidations)
+    again = run(SimConfig(book=load_book(world / "book.csv"), prices=prices, feedback=False), keep_events=True)
+    write_run(again, world / "again")
+    for name in ("events.parquet", "liquidations.parquet", "series.parquet", "metrics.json"):
+        assert (world / "again" / name).read_bytes() == (world / "out" / name).read_bytes()
 
 
 def test_closes_are_the_path_exactly_and_a_wick_liquidates_what_closes_alone_would_not(tmp_path):
