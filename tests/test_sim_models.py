@@ -421,7 +421,10 @@ def test_summarize_on_hand_data():
     assert summary["bad_debt"] == {"mean": 50.5, "p95": pytest.approx(95.05), "p99": pytest.approx(99.01)}
     assert summary["liquidations"]["p95"] == pytest.approx(95.05)
     assert summary["price_overshoot.BTC"]["p99"] == pytest.approx(0.9901)
-    assert summary["VaR"] == {"p95": pytest.approx(95.05), "p99": pytest.approx(99.01)}
+    assert {key: summary["VaR"][key] for key in ("p95", "p99")} == {"p95": pytest.approx(95.05),
+                                                                    "p99": pytest.approx(99.01)}
+    assert summary["VaR"]["paths"] == 100
+    assert summary["VaR"]["p95_low"] < 95.05 < summary["VaR"]["p95_high"] <= 100
     assert summary["LaR"]["p95"] == pytest.approx(950.5)
     assert summary["adl_events"] == {"mean": 0.0, "p95": 0.0, "p99": 0.0}
 

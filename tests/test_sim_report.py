@@ -99,7 +99,7 @@ def test_heatmap_figure_differs_with_and_without_a_book(runs, book, tmp_path):
 def test_single_run_and_synthetic_results(tmp_path):
     path = write_report(tmp_path, [synthetic()], "one synthetic run", {"BTC": np.array([0.9, 0.95, 1.1])})
     page = check_report(path, tmp_path)
-    assert "Only one run" in page and "1 Monte Carlo run," in page
+    assert "A single run: the histogram counts the" in page and "1 Monte Carlo run," in page
 
 
 def test_many_synthetic_runs_and_a_rewrite_is_identical(tmp_path):
@@ -108,7 +108,7 @@ def test_many_synthetic_runs_and_a_rewrite_is_identical(tmp_path):
     again = write_report(tmp_path, results, "twelve runs").read_text(encoding="utf-8")
     assert first == again
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted((HTML_NAME, *FIGURES))
-    assert "12 Monte Carlo runs" in first and "Only one run" not in first
+    assert "12 Monte Carlo runs" in first and "A single run" not in first
 
 
 def test_liquidation_map_consumes_levels_the_price_reaches():

@@ -11,3 +11,19 @@ The package is layered so that the architecture shows in the imports:
 """
 
 __version__ = "0.2.0"
+
+# The notebook API (solvent.api), imported on first use so that `import solvent` stays light:
+# solvent.simulate(...), solvent.sweep(...), solvent.compare(...) return pandas DataFrames.
+_API = ("simulate", "sweep", "compare", "Results")
+
+
+def __getattr__(name: str):
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'solvent' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_API])

@@ -18,6 +18,7 @@ from rich.table import Table
 from ..core.domain import ContractKind, MarginMode, Side
 from ..core.errors import SolventError
 from ..core.numbers import to_decimal
+from . import io_options as io
 
 app = typer.Typer(
     help="solvent: margin, liquidation and loss absorption for leveraged crypto venues.",
@@ -284,8 +285,15 @@ def simulate(
     list_scenarios: bool = typer.Option(False, "--list-scenarios", help="List the shipped scenarios and exit."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write an HTML report with charts (and PNGs) here."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    book: Optional[Path] = io.BOOK, synthetic_share: float = io.SYNTHETIC_SHARE, prices: List[str] = io.PRICES,
+    step: Optional[int] = io.STEP, params: Optional[Path] = io.PARAMS, out: Optional[Path] = io.OUT,
+    out_format: str = io.FORMAT,
 ) -> None:
-    """Run a crash scenario against a synthetic book under a venue's liquidation design.
+    """Run a crash scenario against a synthetic book (or yours: --book) under a venue's liquidation design.
+
+    Scenarios: a shipped name, a scenario file, your candles (--prices), or a generated path:
+    gbm:BTC=60000,sigma=0.8,jump_intensity=50,jump_mean=-0.05,jump_std=0.02,steps=1440 or
+    shock:BTC=60000,shock=-0.3,at_step=10,steps=120.
 
     Forced sales move the price (square-root impact on a depth that thins as volatility rises),
     which triggers further liquidations: the cascade. Prints bad debt, insurance-fund drawdown,
@@ -307,6 +315,10 @@ def simulate(
 
     try:
         lending = load_preset(preset).data.get("kind") == "lending"
+        world = io.read_world(book, prices, step, params, synthetic_share)
+        io.check_format(out_format)
+        if lending and (book or prices or params or out):
+            raise SolventError("--book, --prices, --params and --out are for perpetual presets so far")
     except SolventError as error:
         _fail(error)
     if lending:
@@ -316,18 +328,27 @@ def simulate(
     config = SimConfig(scenario=scenario, preset=preset, accounts=accounts, seed=seed,
                        insurance_fund=insurance_fund, depth_scale=depth_scale, feedback=not no_feedback,
                        overrides=_overrides(override), liquidators=liquidators)
+    written: list = []
     try:
+        config = world.apply(config)
+        keep = out is not None
+        if world.book is not None:
+            accounts = len(world.book.accounts)
         began = time.perf_counter()
         if as_json:
-            result = run(config, with_book=report is not None)
+            result = run(config, with_book=report is not None, keep_events=keep)
         else:
             with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(),
                           TextColumn("{task.completed}/{task.total} steps"), TimeRemainingColumn(),
                           console=errors, transient=True) as bar:
                 task = bar.add_task(f"{scenario} · {preset} · {accounts:,} accounts", total=None)
                 result = run(config, progress=lambda step, steps: bar.update(task, completed=step, total=steps),
-                             with_book=report is not None)
+                             with_book=report is not None, keep_events=keep)
         elapsed = time.perf_counter() - began
+        if out is not None:
+            from ..sim.export import write_run
+
+            written = write_run(result, out, out_format)
         page = None
         if report is not None:
             from ..sim.report import write_report
@@ -339,8 +360,10 @@ def simulate(
     metrics = result.metrics
     if as_json:
         print(json.dumps({"config": config.__dict__, "metrics": metrics.__dict__, "seconds": elapsed,
-                          "report": None if page is None else str(page)}, indent=2, default=str))
+                          "report": None if page is None else str(page),
+                          "out": [str(path) for path in written] or None}, indent=2, default=str))
         return
+    scenario = str(config.prices or config.scenario)
     table = Table(title=f"{scenario} under {preset}: {accounts:,} accounts, seed {seed} ({elapsed:.1f} s)")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -357,6 +380,8 @@ def simulate(
     console.print(table)
     if page is not None:
         console.print(f"report: {page}")
+    if written:
+        console.print(f"written: {', '.join(str(path) for path in written)}")
 
 
 @contextmanager
@@ -458,10 +483,30 @@ def _summary_table(title: str, rows: list[tuple[str, dict]]) -> Table:
     table.add_column("", overflow="fold")  # long grid labels wrap rather than being cut
     for _, label, _ in SUMMARY_METRICS:
         table.add_column(f"{label}\nmean / p95", justify="right")
+    table.add_column("VaR p95 $\n95% CI", justify="right")
     for name, summary in rows:
+        var = summary["VaR"]
+        interval = "-" if var.get("p95_low") is None else f"{var['p95_low']:,.0f}–{var['p95_high']:,.0f}"
         table.add_row(name, *(f"{fmt.format(summary[key]['mean'])} / {fmt.format(summary[key]['p95'])}"
-                              for key, _, fmt in SUMMARY_METRICS))
+                              for key, _, fmt in SUMMARY_METRICS), interval)
     return table
+
+
+def _tail_warning(paths: int) -> None:
+    """Say when the paths are too few for the percentiles the table shows."""
+    from ..sim.metrics import tail_warnings
+
+    for warning in tail_warnings(paths)[:1]:  # p95's warning implies p99's
+        errors.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
+
+
+def _what(config, scenario: str, accounts: int) -> str:
+    """A run's prices and book, for a table's title."""
+    prices = str(config.prices or scenario)
+    if config.book is None:
+        return f"{prices}: {accounts:,} accounts"
+    share = f" + {config.synthetic_share:.0%} synthetic" if config.synthetic_share else ""
+    return f"{prices}: {config.book}{share}"
 
 
 def _sim_base(scenario, preset, accounts, seed, insurance_fund, depth_scale):
@@ -473,7 +518,7 @@ def _sim_base(scenario, preset, accounts, seed, insurance_fund, depth_scale):
 
 @app.command()
 def sweep(
-    param: List[str] = typer.Option(..., "--param", help="NAME=V1,V2,... a run setting (insurance_fund, depth_scale, "
+    param: List[str] = typer.Option([], "--param", help="NAME=V1,V2,... a run setting (insurance_fund, depth_scale, "
                                     "accounts, oracle_lag_steps, backstop_capital, liquidators, liquidator_capital, "
                                     "liquidator_latency_steps) or a preset path "
                                     "(execution.fee, execution.partial_fraction, waterfall.adl_rule, ...). Repeat."),
@@ -488,20 +533,37 @@ def sweep(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Process-pool workers (default: cores)."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (with --executor ray)."),
     as_json: bool = typer.Option(False, "--json", help="Print every grid point's summary as JSON."),
+    book: Optional[Path] = io.BOOK, synthetic_share: float = io.SYNTHETIC_SHARE, prices: List[str] = io.PRICES,
+    step: Optional[int] = io.STEP, params: Optional[Path] = io.PARAMS, out: Optional[Path] = io.OUT,
+    out_format: str = io.FORMAT,
 ) -> None:
     """Monte Carlo over a grid of parameters: mean and p95 of each metric per grid point.
 
     Every grid point runs the same seeds, so differences come from the parameters; results are
     identical whichever executor or number of workers runs them.
     """
-    from ..sim.sweep import executor_for, parse_grid, sweep as run_sweep
+    from ..sim.sweep import executor_for, parse_grid, path_seeds, sweep as run_sweep
 
     try:
-        base = _sim_base(scenario, preset, accounts, seed, insurance_fund, depth_scale)
-        grid = parse_grid(param)
+        world = io.read_world(book, prices, step, params, synthetic_share)
+        io.check_format(out_format)
+        base = world.apply(_sim_base(scenario, preset, accounts, seed, insurance_fund, depth_scale))
+        grid = {**world.grid, **parse_grid(param)}
+        if not grid:
+            raise SolventError("param: give --param NAME=V1,V2 or a [sweep] table in --params")
+        from ..sim.sweep import unused_settings
+
+        for warning in unused_settings(base, grid, [preset]):
+            errors.print(f"[yellow]warning:[/yellow] {warning}", soft_wrap=True)
         with _runs_bar(f"{paths} paths × {math.prod(len(values) for values in grid.values())} grid points on "
                        f"{executor}", as_json) as progress:
             points = run_sweep(base, grid, paths, executor_for(executor, workers, address), progress)
+        if out is not None:
+            from ..sim.export import write_paths
+
+            write_paths(points, path_seeds(base.seed, paths), [{"parameters": dict(point.parameters),
+                                                                "summary": point.summary} for point in points],
+                        out, out_format)
     except SolventError as error:
         _fail(error)
     if as_json:
@@ -509,7 +571,8 @@ def sweep(
                          indent=2))
         return
     rows = [(", ".join(f"{name}={value}" for name, value in point.parameters), point.summary) for point in points]
-    console.print(_summary_table(f"{scenario} under {preset}: {accounts:,} accounts, {paths} paths per point", rows))
+    console.print(_summary_table(f"{_what(base, scenario, accounts)} under {preset}, {paths} paths per point", rows))
+    _tail_warning(paths)
 
 
 @app.command()
@@ -526,6 +589,9 @@ def compare(
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Process-pool workers (default: cores)."),
     address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (with --executor ray)."),
     as_json: bool = typer.Option(False, "--json", help="Print each preset's summary as JSON."),
+    book: Optional[Path] = io.BOOK, synthetic_share: float = io.SYNTHETIC_SHARE, prices: List[str] = io.PRICES,
+    step: Optional[int] = io.STEP, params: Optional[Path] = io.PARAMS, out: Optional[Path] = io.OUT,
+    out_format: str = io.FORMAT,
     shared_backstop: bool = typer.Option(False, "--shared-backstop",
                                          help="One engine, one venue per preset, one path: isolated funds vs one "
                                               "backstop shared across venues (default presets: "
@@ -567,16 +633,26 @@ def compare(
         console.print(f"backstop left: {sh['backstop']['balance']:,.2f}")
         return
     try:
-        base = _sim_base(scenario, names[0] if names else "hyperliquid", accounts, seed, insurance_fund, depth_scale)
+        world = io.read_world(book, prices, step, params, synthetic_share)
+        io.check_format(out_format)
+        base = world.apply(_sim_base(scenario, names[0] if names else "hyperliquid", accounts, seed, insurance_fund,
+                                     depth_scale))
         with _runs_bar(f"{len(names)} presets × {paths} paths on {executor}", as_json) as progress:
             table = run_compare(base, names, paths, executor_for(executor, workers, address), progress)
+        if out is not None:
+            from ..sim.export import write_paths
+            from ..sim.sweep import path_seeds
+
+            write_paths(list(table.values()), path_seeds(base.seed, paths),
+                        {name: point.summary for name, point in table.items()}, out, out_format)
     except SolventError as error:
         _fail(error)
     if as_json:
         print(json.dumps({name: point.summary for name, point in table.items()}, indent=2))
         return
-    console.print(_summary_table(f"{scenario}: {accounts:,} accounts, {paths} paths per preset",
+    console.print(_summary_table(f"{_what(base, scenario, accounts)}, {paths} paths per preset",
                                  [(name, point.summary) for name, point in table.items()]))
+    _tail_warning(paths)
 
 
 # ------------------------------------------------------------------------------ replay / verify

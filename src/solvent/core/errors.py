@@ -3,8 +3,24 @@
 from __future__ import annotations
 
 
+def _rebuilt(kind: type, args: tuple, state: dict) -> "SolventError":
+    """An error as it was pickled, without calling its ``__init__`` (whose parameters differ)."""
+    error = kind.__new__(kind)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class SolventError(Exception):
-    """Base class of every error solvent raises on purpose."""
+    """Base class of every error solvent raises on purpose.
+
+    Every subclass pickles (``__reduce__``), whatever its ``__init__`` takes: an error raised in
+    a process-pool or Ray worker reaches the caller as itself, so the CLI can print its message
+    instead of the pool's traceback.
+    """
+
+    def __reduce__(self):
+        return _rebuilt, (type(self), self.args, dict(self.__dict__))
 
 
 class InvalidInput(SolventError, ValueError):

@@ -34,6 +34,7 @@ Definitions the simulator must follow when it fills a :class:`RunMetrics`:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Any, Iterable, Mapping, Sequence
@@ -82,7 +83,9 @@ def summarize(runs: Sequence[RunMetrics]) -> dict[str, dict[str, float]]:
     Returns ``{metric: {"mean", "p95", "p99"}}`` for each field of :class:`RunMetrics` (per-asset
     overshoots as ``price_overshoot.<asset>``, over the runs that report that asset), and
     ``"VaR"`` (bad debt) and ``"LaR"`` (liquidated notional) as ``{"p95", "p99"}``: Gauntlet
-    quotes them at p95, p99 is there for the deeper tail.
+    quotes them at p95, p99 is there for the deeper tail. VaR and LaR also carry ``paths`` (how
+    many runs) and 95% bootstrap intervals ``p95_low``/``p95_high``, ``p99_low``/``p99_high``
+    (:func:`percentile_interval`; None under two runs).
     """
     if not runs:
         raise InvalidInput("runs", "need at least one run")
@@ -91,9 +94,46 @@ def summarize(runs: Sequence[RunMetrics]) -> dict[str, dict[str, float]]:
         for name, value in run.scalars().items():
             columns.setdefault(name, []).append(value)
     summary = {name: _stats(values) for name, values in columns.items()}
-    summary["VaR"] = {key: summary["bad_debt"][key] for key in ("p95", "p99")}
-    summary["LaR"] = {key: summary["liquidated_notional"][key] for key in ("p95", "p99")}
+    for headline, metric in (("VaR", "bad_debt"), ("LaR", "liquidated_notional")):
+        summary[headline] = {key: summary[metric][key] for key in ("p95", "p99")}
+        summary[headline]["paths"] = len(runs)
+        for q in PERCENTILES:
+            low, high = percentile_interval(columns[metric], q)
+            summary[headline][f"p{q:g}_low"], summary[headline][f"p{q:g}_high"] = low, high
     return summary
+
+
+#: Paths a percentile needs before one path lies beyond it: 20 for p95, 100 for p99.
+def paths_needed(q: float) -> int:
+    return int(math.ceil(100.0 / (100.0 - q) - 1e-9))
+
+
+def percentile_interval(values: Sequence[float], q: float, confidence: float = 0.95,
+                        resamples: int = 999) -> tuple[float | None, float | None]:
+    """A bootstrap confidence interval of the q-th percentile (``scipy.stats.bootstrap``, percentile
+    method, a fixed seed so one set of paths gives one interval). ``(None, None)`` under two paths.
+
+    With fewer paths than :func:`paths_needed` the interval cannot reach beyond the worst path seen:
+    read it as a floor on the uncertainty, not a bound (the CLI warns).
+    """
+    array = np.asarray(values, dtype=np.float64)
+    if array.size < 2:
+        return None, None
+    if np.all(array == array[0]):
+        return float(array[0]), float(array[0])
+    from scipy.stats import bootstrap
+
+    result = bootstrap((array,), lambda sample, axis: np.percentile(sample, q, axis=axis), n_resamples=resamples,
+                       confidence_level=confidence, method="percentile", vectorized=True,
+                       random_state=np.random.default_rng(0))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def tail_warnings(paths: int) -> list[str]:
+    """What a reader of p95/p99 over ``paths`` paths must be told."""
+    return [f"{paths} paths are too few for a stable p{q:g} (it needs at least {paths_needed(q)} for one path to lie "
+            f"beyond it): VaR/LaR p{q:g} is an interpolation between the worst paths seen"
+            for q in PERCENTILES if paths < paths_needed(q)]
 
 
 def _stats(values: Sequence[float]) -> dict[str, float]:

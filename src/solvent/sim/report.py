@@ -15,8 +15,8 @@ written twice into the same directory overwrites itself and never leaves stale f
                                of what it took over), and the backstop vault's below it when the
                                vault moved
 ``loss_distribution.png``      all runs: histograms of bad debt and of liquidated notional,
-                               with VaR / LaR (their p95) marked; a single run is said to be
-                               one, not a distribution
+                               with VaR / LaR (their p95) marked; for a single run, the
+                               distribution within it: notional liquidated per step
 ``liquidation_heatmap.png``    the book's liquidation map (see below), or a note that no book
                                was given
 =============================  ==========================================================
@@ -422,6 +422,8 @@ def _initial_fund(run: RunResult, fund: np.ndarray) -> float | None:
 def _draw_losses(new_figure, runs: list[RunResult]):
     from matplotlib.ticker import MaxNLocator
 
+    if len(runs) == 1:
+        return _draw_one_run_losses(new_figure, runs[0])
     figure = new_figure(10.0, 4.0)
     panels = figure.subplots(1, 2, squeeze=False)[0]
     series = (("bad_debt", "bad debt", "VaR", "#8e44ad"),
@@ -455,6 +457,43 @@ def _draw_losses(new_figure, runs: list[RunResult]):
     else:
         caption = (f"Histograms over the {count} runs of bad debt (left) and of liquidated notional (right); "
                    "dashed: VaR and LaR, the 95th percentiles; dotted: the mean.")
+    return figure, caption
+
+
+def _draw_one_run_losses(new_figure, run: RunResult):
+    """One run has no distribution across runs: show the one inside it, the notional liquidated in each
+    step that liquidated, and its total and bad debt."""
+    from matplotlib.ticker import MaxNLocator
+
+    figure = new_figure(10.0, 4.0)
+    axes = figure.add_subplot()
+    per_step = np.asarray(run.liquidated_per_step, dtype=np.float64)
+    active = per_step[per_step > 0]
+    metrics = run.metrics
+    totals = (f"total liquidated {_compact_usd(metrics.liquidated_notional)}, bad debt "
+              f"{_compact_usd(metrics.bad_debt)}")
+    if not len(active):
+        _note(axes, f"nothing was liquidated in this run\n{totals}")
+    else:
+        bins = min(30, max(5, len(active) // 2))
+        low, high = float(active.min()), float(active.max())
+        span = (low * 0.95, high * 1.05 + 1.0) if high == low else (low, high)
+        axes.hist(active, bins=bins, range=span, color="#c0392b", alpha=0.8)
+        axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.xaxis.set_major_locator(MaxNLocator(nbins=6))
+        median = float(np.median(active))
+        axes.axvline(median, color="#222", ls="--", lw=1.0, label=f"median {_compact_usd(median)}")
+        axes.set_xlabel("notional liquidated in one step (USD)")
+        axes.set_ylabel("steps")
+        _usd(axes, "x")
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=8, loc="best")
+    axes.set_title(f"Notional liquidated per step, over the {len(active):,} steps that liquidated "
+                   f"({totals.replace('$', chr(92) + '$')})", fontsize=9)  # a literal $, not mathtext
+    figure.suptitle("Distribution of liquidations within the run (one run: no distribution across runs)")
+    caption = (f"A single run: the histogram counts the {len(active):,} steps with a liquidation by the notional "
+               "they liquidated (dashed: the median). Run several seeds (sweep, or --paths) for the distribution "
+               "of bad debt and liquidated notional across runs, VaR and LaR.")
     return figure, caption
 
 

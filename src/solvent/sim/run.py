@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from ..core.errors import InvalidInput
 from ..core.memory import cyclic_gc_paused
+from ..core.numbers import non_negative
 from ..engine import Engine
 from ..engine import commands as c
 from ..engine.pipeline import cross_pool
@@ -30,8 +31,14 @@ from ..presets import load_preset
 from . import perp_agents
 from .market import DEPTH_1PCT_USD, SqrtImpact, realized_volatility
 from .metrics import RunMetrics, adl_excess_over_pro_rata, cascade_depth, price_overshoot, time_to_stability
+from .books import apply_setup
 from .population import sample_population
-from .scenarios import Scenario, load_scenario, scenario_paths
+from .prices import exogenous_paths, resolve_scenario
+from .scenarios import Scenario
+
+if TYPE_CHECKING:
+    from .books import PerpBook
+    from .prices import PriceHistory
 
 VENUE = "v"
 PRICE_QUANTUM = Decimal("0.0001")
@@ -67,6 +74,11 @@ class SimConfig:
     liquidators: int = 3
     liquidator_capital: str = "2000000"  # USD each
     liquidator_latency_steps: int = 1
+    # The user's world (docs/your-data.md): a book of positions in place of the synthetic one (with
+    # synthetic traders beside it making up synthetic_share of the accounts).
+    book: "PerpBook | None" = None
+    synthetic_share: float = 0.0
+    prices: "PriceHistory | None" = None  # candles in place of the scenario (docs/your-data.md)
 
     def preset_overrides(self) -> dict:
         return nested_overrides(self.overrides)
@@ -94,6 +106,10 @@ class RunResult:
     # (only when asked for: it solves one liquidation price per account).
     book_liquidation_prices: dict[str, np.ndarray] | None = None
     backstop_per_step: np.ndarray | None = None  # the backstop vault's value per step (USD)
+    # With keep_events: (step, engine timestamp, events) per step; the setup's events come first, at step −1.
+    event_log: list | None = None
+    step_seconds: int = 60
+    start: object = None  # the UTC datetime of step 0 when the scenario or the candles give one
 
 
 # Scenario assets carry the market-data name of the coin; a venue may list it under another one.
@@ -199,23 +215,27 @@ def _price_text(value: float) -> str:
 
 
 def run(config: SimConfig, progress: Callable[[int, int], None] | None = None,
-        scenario: Scenario | None = None, with_book: bool = False) -> RunResult:
+        scenario: Scenario | None = None, with_book: bool = False, keep_events: bool = False) -> RunResult:
     """Run one seeded simulation; ``progress(step, steps)`` is called as it goes.
 
     ``with_book``: also solve every trader's liquidation price at the opening (for the report's
-    heatmap). The cyclic garbage collector is paused for the run (:mod:`solvent.core.memory`).
+    heatmap). ``keep_events``: keep every event with its step (``RunResult.event_log``, for
+    :mod:`solvent.sim.export`). The cyclic garbage collector is paused for the run
+    (:mod:`solvent.core.memory`).
     """
     with cyclic_gc_paused():
-        return _run(config, progress, scenario, with_book)
+        return _run(config, progress, scenario, with_book, keep_events)
 
 
 def _run(config: SimConfig, progress: Callable[[int, int], None] | None, scenario: Scenario | None,
-         with_book: bool) -> RunResult:
-    scenario = scenario or load_scenario(config.scenario)
+         with_book: bool, keep_events: bool = False) -> RunResult:
+    scenario = resolve_scenario(config, scenario)  # a scenario, the user's candles, or a gbm:/shock: path
     if config.oracle_lag_steps < 0:
         raise InvalidInput("oracle_lag_steps", "must not be negative")
     if config.seed < 0:
         raise InvalidInput("seed", "must not be negative")
+    for name in ("insurance_fund", "backstop_capital", "liquidator_capital"):
+        non_negative(getattr(config, name), name)
     preset = load_preset(config.preset)
     configured = config.with_agents(preset)  # the configuration the venue is built with
     if configured.overrides:
@@ -226,7 +246,8 @@ def _run(config: SimConfig, progress: Callable[[int, int], None] | None, scenari
     settle = _settle(preset)
     seeds = np.random.SeedSequence(config.seed).spawn(2)
     path_rng, population_rng = (np.random.default_rng(s) for s in seeds)
-    exogenous = {asset: path for asset, path in scenario_paths(scenario, path_rng).items() if asset in markets}
+    exogenous = {asset: path for asset, path in exogenous_paths(scenario, path_rng).items() if asset in markets}
+    wicks = scenario.intrabar() if hasattr(scenario, "intrabar") else None  # candles' extremes within a step
     steps = len(next(iter(exogenous.values())))
 
     engine = Engine()
@@ -237,8 +258,8 @@ def _run(config: SimConfig, progress: Callable[[int, int], None] | None, scenari
         for index in range(config.liquidators):
             agents.append(perp_agents.PerpLiquidator(f"liquidator{index}", latency_steps=config.liquidator_latency_steps))
             commands += [c.OpenAccount(agents[-1].name, VENUE), c.Deposit(agents[-1].name, settle, capital)]
-    for command in commands:
-        engine.apply(command)
+    log: list | None = [] if keep_events else None
+    apply_setup(engine, commands, config.book, log)
     book = _book_liquidation_prices(engine, markets) if with_book else None
     fund_account = f"{VENUE}/insurance"
     initial_fund = _protection_value(engine, fund_account, settle)
@@ -276,7 +297,14 @@ def _run(config: SimConfig, progress: Callable[[int, int], None] | None, scenari
         usd = Decimal(1) if coin is None else Decimal(_price_text(simulated[coin][step]))
         timestamp = step * scenario.step_seconds + 1
         events = engine.apply(c.AdvanceTime(timestamp, seed=int(population_rng.integers(0, 2**31))))
+        if wicks is not None and step:  # the candle's extremes, in order, before its close
+            for extreme in wicks:
+                events += engine.apply(c.UpdateOracle(VENUE, {symbol: _price_text(
+                    extreme[asset][step] * (impact[asset].price_factor if config.feedback else 1.0))
+                    for asset, symbol in markets.items()}, timestamp))
         events += engine.apply(c.UpdateOracle(VENUE, prices, timestamp))
+        if log is not None:
+            log.append((step, timestamp, events))
         flow = {asset: 0.0 for asset in markets}  # signed notional (USD) the liquidations traded
         if agents:
             acted = perp_agents.act(engine, VENUE, "maker", agents, step, markets, impact,
@@ -338,7 +366,7 @@ def _run(config: SimConfig, progress: Callable[[int, int], None] | None, scenari
         toxic_liquidations=0,  # a lending measure; perpetual venues have none
     )
     return RunResult(config, metrics, markets, exogenous, simulated, liquidated, fund, counts["events"], counts, book,
-                     backstop)
+                     backstop, log, scenario.step_seconds, getattr(scenario, "start", None))
 
 
 def _protection_value(engine: Engine, account: str, settle: str) -> Decimal:
@@ -393,7 +421,16 @@ def venue_population(config: SimConfig, venue: str, preset, markets: dict[str, s
     opening = {symbol: _price_text(exogenous[asset][0]) for asset, symbol in markets.items()}
     commands.append(c.UpdateOracle(venue, opening, 0))
     assets = list(markets)
-    population = sample_population(config.accounts, assets, rng, median_leverage=median_leverage)
+    accounts = config.accounts
+    if config.book is not None:  # the user's book, and a synthetic crowd beside it at synthetic_share
+        from .books import SYNTHETIC_PREFIX, book_commands, synthetic_accounts
+
+        commands += book_commands(config.book, preset, markets, venue, maker, ASSET_ALIASES)
+        accounts = synthetic_accounts(len(config.book.accounts), config.synthetic_share)
+        prefix += SYNTHETIC_PREFIX
+        if accounts == 0:
+            return commands
+    population = sample_population(accounts, assets, rng, median_leverage=median_leverage)
     specs = preset.markets
     for market_index, symbol in enumerate(markets.values()):  # each market's traders in one command
         chosen = np.flatnonzero(population.market == market_index)

@@ -13,6 +13,7 @@ Executors:
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -22,6 +23,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from ..core.errors import InvalidInput
+from ..core.numbers import non_negative
 from .metrics import RunMetrics, summarize
 from .run import SimConfig, run
 
@@ -38,8 +40,48 @@ def path_seeds(seed: int, paths: int) -> list[int]:
     return [int(child.generate_state(1)[0]) for child in np.random.SeedSequence(seed).spawn(paths)]
 
 
+#: The run settings a lending run takes (sim.lending_run.LendingSimConfig), by their SimConfig name.
+LENDING_FIELDS = {"accounts", "depth_scale", "oracle_lag_steps"}
+
+
+@functools.lru_cache(maxsize=64)
+def _family(preset: str) -> str:
+    """``lending`` or ``perpetual``: which simulator runs a preset."""
+    from ..presets import load_preset
+
+    return "lending" if load_preset(preset).data.get("kind") == "lending" else "perpetual"
+
+
 def _run_metrics(config: SimConfig) -> RunMetrics:
+    if _family(config.preset) == "lending":
+        from .lending_run import LendingSimConfig, run_lending
+
+        if config.book is not None or config.prices is not None:
+            raise InvalidInput("book", f"{config.preset}: books and candles are for perpetual presets so far")
+        return run_lending(LendingSimConfig(
+            scenario=config.scenario, preset=config.preset, borrowers=config.accounts, seed=config.seed,
+            depth_scale=config.depth_scale, feedback=config.feedback, oracle_lag_steps=config.oracle_lag_steps,
+            overrides=config.overrides)).metrics
     return run(config).metrics
+
+
+def unused_settings(base: SimConfig, names: Iterable[str], presets: Sequence[str]) -> list[str]:
+    """Why a swept run setting would change nothing on these presets (one sentence each)."""
+    from ..presets import load_preset
+
+    said = []
+    for preset in presets:
+        for name in names:
+            if _family(preset) == "lending" and name in CONFIG_FIELDS and name not in LENDING_FIELDS:
+                said.append(f"{name} is not a setting of lending runs ({preset} is a lending preset): it changes "
+                            f"nothing (lending runs take {', '.join(sorted(LENDING_FIELDS))} and preset paths)")
+            elif name == "insurance_fund" and _family(preset) == "perpetual":
+                layers = load_preset(preset).section("waterfall").get("layers", [])
+                if "insurance" not in layers:
+                    said.append(f"insurance_fund changes nothing on {preset}: its loss waterfall is "
+                                f"{' → '.join(layers) or 'empty'}, with no insurance fund "
+                                "(sweep backstop_capital for its vault, or choose a preset with one)")
+    return said
 
 
 Progress = Callable[[int, int], None]  # (tasks done, tasks) as results come in
@@ -69,12 +111,17 @@ class LocalExecutor:
         if self.workers == 1 or len(tasks) == 1:
             return InlineExecutor().map(function, tasks, progress)
         results: list = [None] * len(tasks)
-        with ProcessPoolExecutor(max_workers=self.workers) as pool:
+        pool = ProcessPoolExecutor(max_workers=self.workers)
+        try:
             pending = {pool.submit(function, task): index for index, task in enumerate(tasks)}
             for done, future in enumerate(as_completed(pending), start=1):
-                results[pending[future]] = future.result()
+                results[pending[future]] = future.result()  # a worker's SolventError is raised here, as itself
                 if progress is not None:
                     progress(done, len(tasks))
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # the first error ends the map: no queued run starts
+            raise
+        pool.shutdown(wait=True)
         return results
 
 
@@ -151,8 +198,12 @@ def _configure(base: SimConfig, parameters: dict[str, str]) -> SimConfig:
     for name, value in parameters.items():
         if name in CONFIG_FIELDS:
             kind = type(getattr(base, name))
+            if kind is str:  # an amount of money (insurance_fund, backstop_capital, liquidator_capital)
+                non_negative(value, f"param.{name}")  # refused here, not in a worker
+                settings[name] = value
+                continue
             try:
-                settings[name] = kind(value) if kind is not str else value
+                settings[name] = kind(value)
             except ValueError:
                 raise InvalidInput(f"param.{name}", f"{value!r} is not a {kind.__name__}") from None
         else:
@@ -165,6 +216,9 @@ def sweep(base: SimConfig, grid: dict[str, list[str]], paths: int, executor=None
     """Every combination of the grid, ``paths`` Monte Carlo runs each (the same seeds for every
     combination, so differences come from the parameters, not the draws)."""
     names = list(grid)
+    for name in names:
+        if _family(base.preset) == "lending" and name in CONFIG_FIELDS and name not in LENDING_FIELDS:
+            raise InvalidInput(f"param.{name}", unused_settings(base, [name], [base.preset])[0])
     combinations = list(itertools.product(*(grid[name] for name in names))) or [()]
     configs = [_configure(base, dict(zip(names, values))) for values in combinations]
     seeds = path_seeds(base.seed, paths)
