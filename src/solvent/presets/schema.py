@@ -561,6 +561,42 @@ def preset_json_schema() -> dict[str, Any]:
     return PresetSchema.model_json_schema()
 
 
+def check_path(path: str, where: str) -> None:
+    """Refuse a dotted override path (``execution.fee``) that no preset table may hold, before any
+    preset is loaded: each part must be a key of its table, or any name where the table is a map
+    (``reserves.<asset>``, ``ilks.<ilk>``). An array (``markets``) is overridden whole."""
+    _check_in(PresetSchema, path, where)
+
+
+def _check_in(model: Any, path: str, where: str) -> None:
+    parts = path.split(".")
+    fields = model.model_fields
+    if parts[0] not in fields:
+        raise InvalidInput(where, f"unknown key {parts[0]!r} (known: {', '.join(sorted(fields))})")
+    if len(parts) == 1:
+        return
+    annotation = fields[parts[0]].annotation
+    if _is_list(annotation):
+        raise InvalidInput(where, f"{parts[0]} is an array: override it whole")
+    inner = _table_model(annotation)
+    if _is_map(annotation):
+        if inner is None or len(parts) == 2:
+            return
+        _check_in(inner, ".".join(parts[2:]), where)
+    elif inner is None:
+        raise InvalidInput(where, f"{parts[0]} holds a value, not a table")
+    else:
+        _check_in(inner, ".".join(parts[1:]), where)
+
+
+def _is_list(annotation: Any) -> bool:
+    return any(getattr(arg, "__origin__", None) is list for arg in (annotation, *getattr(annotation, "__args__", ())))
+
+
+def _is_map(annotation: Any) -> bool:
+    return any(getattr(arg, "__origin__", None) is dict for arg in (annotation, *getattr(annotation, "__args__", ())))
+
+
 def _dotted(loc: tuple[int | str, ...], data: Any) -> str:
     """The path of ``loc`` in the preset's words: a market's margin table named by the market's symbol
     (``markets[BTCUSDT].margin.tiers[0].mmr``), as the margin models name it."""

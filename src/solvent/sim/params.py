@@ -15,8 +15,8 @@ insurance_fund = ["0", "2000000"]
 ```
 
 A key the file may not hold is refused naming its path: a ``[run]`` key that is not a run setting,
-a ``[preset]`` path that no shipped preset has (the shipped presets are the schema by example: a
-path is known when one of them uses it). Numbers are kept as their decimal text.
+a ``[preset]`` path that the preset schema does not know (``solvent presets --schema``). Numbers are
+kept as their decimal text.
 
 Design: docs/your-data.md.
 """
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, fields
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -66,29 +65,11 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]
     return pairs
 
 
-@lru_cache(maxsize=1)
-def known_preset_paths() -> frozenset[str]:
-    """Every dotted path a shipped preset uses (tables flattened; a list is one value)."""
-    from ..presets import list_presets, load_preset
-
-    paths: set[str] = set()
-    for name in list_presets():
-        for path, _ in _flatten(load_preset(name).data):
-            paths.add(path)
-            parts = path.split(".")
-            paths.update(".".join(parts[:i]) for i in range(1, len(parts)))
-    return frozenset(paths)
-
-
 def check_preset_path(path: str, where: str) -> None:
-    known = known_preset_paths()
-    if path in known:
-        return
-    parts = path.split(".")
-    deepest = next((".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1) if ".".join(parts[:i]) in known), "")
-    siblings = sorted(p[len(deepest) + 1:].split(".")[0] for p in known if deepest and p.startswith(deepest + "."))
-    hint = f" ({deepest} has: {', '.join(dict.fromkeys(siblings))})" if siblings else ""
-    raise InvalidInput(where, f"no preset has {path!r}{hint}")
+    """A preset path the preset schema knows (``solvent presets --schema``), else refused naming ``where``."""
+    from ..presets.schema import check_path
+
+    check_path(path, where)
 
 
 def load_params(path: str | Path) -> Params:
