@@ -250,12 +250,14 @@ class UpdateOracle(Command):
 @command
 class AdvanceTime(Command):
     """Time (seconds) and, for chains, the block height move forward; ``seed`` is this block's
-    random draw (dYdX's pseudorandom offsets come from it, never from a global RNG)."""
+    random draw (dYdX's pseudorandom offsets come from it, never from a global RNG). With
+    ``venue``, only that venue's clock moves (no block, no seed)."""
 
     kind: ClassVar[str] = "advance_time"
     timestamp: int
     block: int | None = None
     seed: int = 0
+    venue: str | None = None  # one venue's clock only (its operator's), see Engine.time_of
 
 
 @command

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
-from typing import Callable
+from typing import Callable, Mapping
 
+from ..core import bounds
 from ..core.domain import ContractKind, MarginMode, Market, PositionMode, Side
 from ..core.errors import InvalidInput, SolventError, UnknownName
 from ..core.ledger import Ledger
@@ -100,7 +101,8 @@ class Engine:
         self.marks: dict[str, Decimal] = {}
         self.previous_marks: dict[str, Decimal] = {}
         self.holders: dict[str, set[str]] = {}  # ledger market → accounts with a position
-        self.timestamp = 0
+        self.timestamp = 0  # the engine's time (advance_time); each venue's may be later: see time_of
+        self.clocks: dict[str, int] = {}  # venue → the time its own prices (or advance_time) brought
         self.block = 0
         self.seed = 0
         # Liquidation bookkeeping, keyed by (account, settle asset).
@@ -120,7 +122,13 @@ class Engine:
         self.commands_applied = 0
         self._adl_candidates: dict = {}  # ADL rankings valued during the current command (a cache)
         self._schedules: dict[str, MarketSchedule] = {}  # float maintenance schedules (a cache)
-        self._handlers: dict[type, Callable[[c.Command], list[e.Event]]] = {
+        # Undo (see apply and _roll_back): the commands applied since the base state, and the base.
+        self._journal: list[c.Command] = []
+        self._rollback_base: Callable[[], Engine] | None = None
+        self._handlers = self._make_handlers()
+
+    def _make_handlers(self) -> dict[type, Callable[[c.Command], list[e.Event]]]:
+        handlers: dict[type, Callable[[c.Command], list[e.Event]]] = {
             c.CreateVenue: self._create_venue,
             c.CreateMarket: self._create_market,
             c.CreateBackstop: self._create_backstop,
@@ -139,11 +147,19 @@ class Engine:
         }
         from .lending import lending_handlers
 
-        self._handlers.update(lending_handlers(self))
+        handlers.update(lending_handlers(self))
+        return handlers
 
     # ------------------------------------------------------------------ entry point
 
     def apply(self, command: c.Command) -> list[e.Event]:
+        """Events, or :class:`CommandRejected` and nothing changed: never another exception.
+
+        Handlers validate before they change anything, so a refusal they raise (any
+        :class:`SolventError`) leaves the state as it was. Anything else (``decimal.Overflow``, a
+        ``ZeroDivisionError``, a defect) may come after a change: then the state is put back as it
+        was before the command (see :meth:`_roll_back`) and the command is refused with the
+        error's type, which is the same on every run, so a replay records the same outcome."""
         handler = self._handlers.get(type(command))
         if handler is None:
             raise CommandRejected(getattr(command, "kind", type(command).__name__), "unknown command")
@@ -154,8 +170,45 @@ class Engine:
             raise
         except SolventError as error:
             raise CommandRejected(command.kind, str(error), getattr(error, "field", None)) from error
+        except MemoryError:
+            raise  # not a property of the command: no outcome may be recorded for it
+        except Exception as error:  # noqa: BLE001 - the engine is total: see the docstring
+            self._roll_back()
+            raise CommandRejected(command.kind, f"the engine could not apply it ({type(error).__name__}); "
+                                  "nothing changed", _blamed_field(command, error)) from error
         self.commands_applied += 1
+        self._journal.append(command)
         return events
+
+    # ------------------------------------------------------------------ undo
+
+    def set_rollback_base(self, base: Callable[[], "Engine"]) -> None:
+        """From now on, :meth:`_roll_back` starts from ``base()`` (an engine in the state this one is
+        in now, e.g. loaded from the snapshot just taken) and replays the commands applied since.
+        Called by the store after a snapshot; the commands before it are then no longer kept."""
+        self._rollback_base = base
+        self._journal = []
+
+    def _roll_back(self) -> None:
+        """Put the state back as it was before the command being applied: a fresh engine (or the
+        base, see :meth:`set_rollback_base`) replays the commands applied since, which all succeed
+        again (the engine is deterministic), and this engine takes its state. The cost is paid only
+        here, on a defect; applying a command costs one list append."""
+        base = self._rollback_base
+        fresh = base() if base is not None else type(self)(screen_above=self.screen_above)
+        journal = self._journal
+        with cyclic_gc_paused():
+            for command in journal:
+                fresh.apply(command)
+        state = vars(fresh)
+        state["_journal"] = journal
+        state["_rollback_base"] = base
+        state["_screen"] = None  # a cache that refers to its engine: rebuilt on the next large update
+        self.__dict__ = state
+        self._handlers = self._make_handlers()  # bound to this engine, not the fresh one
+        for venue in getattr(self, "lending", {}).values():
+            if getattr(venue, "engine", None) is fresh:
+                venue.engine = self
 
     # ------------------------------------------------------------------ lookups
 
@@ -379,8 +432,8 @@ class Engine:
         ledger = self.ledger
         market = ledger.markets[key]
         settle = market.settle
-        size = positive(command.size, "size")
-        price = positive(command.price, "price")
+        size = bounds.size(positive(command.size, "size"), "size")
+        price = bounds.price(positive(command.price, "price"), "price")
         lots = market.lots(size, "size")
         hedge = [None if side is None else Side.parse(side, f"{role}_hedge_side")
                  for role, side in (("buyer", command.buyer_hedge_side), ("seller", command.seller_hedge_side))]
@@ -397,7 +450,8 @@ class Engine:
                 continue
             position = ledger.accounts[account].positions.get((key, hedge_side))
             held = position.lots if position is not None and position.margin_mode is MarginMode.ISOLATED else 0
-            leverage = None if leverage_text is None else positive(leverage_text, f"{role}_leverage")
+            leverage = None if leverage_text is None else bounds.leverage(
+                positive(leverage_text, f"{role}_leverage"), f"{role}_leverage")
             if held and leverage is not None and leverage != position.leverage:  # type: ignore[union-attr]
                 raise InvalidInput(f"{role}_leverage", f"the isolated position on {command.market} is at "
                                    f"{position.leverage or 'the market default'} leverage, not {leverage}x")  # type: ignore[union-attr]
@@ -534,7 +588,7 @@ class Engine:
         ledger = self.ledger
         if (account, pool_id) in self.liquidating:
             raise InvalidInput("market", f"the isolated position on {command.market} is being liquidated")
-        leverage = positive(command.leverage, "leverage")
+        leverage = bounds.leverage(positive(command.leverage, "leverage"), "leverage")
         market = ledger.markets[key]
         settle = market.settle
         size = market.size_of(abs(position.lots))
@@ -626,7 +680,7 @@ class Engine:
         self._require_user(command.account)
         if command.account == command.liquidator:
             raise InvalidInput("liquidator", "an account cannot take over its own position")
-        size = positive(command.size, "size")
+        size = bounds.size(positive(command.size, "size"), "size")
         self.ledger.markets[key].lots(size)  # a whole number of lots
         return take_over(self, venue, command.liquidator, command.account, key, size)
 
@@ -645,16 +699,17 @@ class Engine:
         from .pipeline import evaluate
 
         venue = self.venue(command.venue)
-        timestamp = to_int(command.timestamp, "timestamp")
-        if timestamp < self.timestamp:
-            raise InvalidInput("timestamp", f"{timestamp} is before the engine's time {self.timestamp}")
+        timestamp = bounds.timestamp(to_int(command.timestamp, "timestamp"))
+        now = self.time_of(venue.name)
+        if timestamp < now:
+            raise InvalidInput("timestamp", f"{timestamp} is before the engine's time {now}")
         if not command.prices:
             raise InvalidInput("prices", "no price given")
         updates = {}
         for symbol, price in sorted(dict(command.prices).items()):
             key = self.market_key(venue, symbol)
-            updates[key] = positive(price, f"prices.{symbol}")
-        self.timestamp = timestamp
+            updates[key] = bounds.price(positive(price, f"prices.{symbol}"), f"prices.{symbol}")
+        self.clocks[venue.name] = timestamp  # this venue's time only: no feeder moves another venue's clock
         events: list[e.Event] = []
         for key, price in updates.items():
             if key in self.marks:
@@ -676,15 +731,18 @@ class Engine:
     def _advance_time(self, command: c.AdvanceTime) -> list[e.Event]:
         from .pipeline import evaluate
 
-        timestamp = to_int(command.timestamp, "timestamp")
+        timestamp = bounds.timestamp(to_int(command.timestamp, "timestamp"))
+        if command.venue is not None:
+            return self._advance_venue_time(command, timestamp)
         if timestamp < self.timestamp:
             raise InvalidInput("timestamp", f"{timestamp} is before the engine's time {self.timestamp}")
-        block = self.block + 1 if command.block is None else to_int(command.block, "block")
+        block = self.block + 1 if command.block is None else bounds.block(to_int(command.block, "block"))
         if block < self.block:
             raise InvalidInput("block", f"{block} is before the engine's block {self.block}")
         seed = to_int(command.seed, "seed")
         if seed < 0:
             raise InvalidInput("seed", f"must not be negative, got {seed}")
+        bounds.seed(seed)
         self.timestamp = timestamp
         if block != self.block:
             self.notional_this_block.clear()
@@ -696,6 +754,32 @@ class Engine:
         waiting = sorted({account for account, _ in self.liquidating})
         events += evaluate(self, waiting)
         return events
+
+    def _advance_venue_time(self, command: c.AdvanceTime, timestamp: int) -> list[e.Event]:
+        """AdvanceTime of one venue: its clock only (blocks and seeds are the engine's)."""
+        from .pipeline import evaluate
+
+        name = command.venue
+        if name not in self.venues and name not in getattr(self, "lending", {}):
+            raise UnknownName("venue", name, [*self.venues, *getattr(self, "lending", {})])
+        if command.block is not None or command.seed:
+            raise InvalidInput("block", "a venue's advance_time moves its clock only: no block or seed")
+        now = self.time_of(name)
+        if timestamp < now:
+            raise InvalidInput("timestamp", f"{timestamp} is before {name}'s time {now}")
+        self.clocks[name] = timestamp
+        events: list[e.Event] = [e.TimeAdvanced(timestamp, self.block)]
+        venue = self.venues.get(name)
+        if venue is not None:
+            waiting = sorted({account for account, _ in self.liquidating if self.home_venue.get(account) == name})
+            events += evaluate(self, waiting)
+        return events
+
+    def time_of(self, venue: str) -> int:
+        """A venue's time: the engine's (advance_time without a venue), or later if the venue's
+        own prices or advance_time brought it later. One venue's feeder never moves another's."""
+        own = self.clocks.get(venue)
+        return self.timestamp if own is None or own < self.timestamp else own
 
     def _set_params(self, command: c.SetParams) -> list[e.Event]:
         venue = self.venue(command.venue)
@@ -729,6 +813,29 @@ class Engine:
 
     def conservation(self):
         return self.ledger.conservation()
+
+
+def _blamed_field(command: c.Command, error: Exception) -> str | None:
+    """The field an internal error most likely came from: the first numeric-looking field whose
+    value is outside the ranges of :mod:`solvent.core.bounds` (None when none is)."""
+    from dataclasses import fields
+
+    from decimal import InvalidOperation
+
+    from ..core.bounds import any_decimal
+
+    for spec in fields(command):  # type: ignore[arg-type]
+        value = getattr(command, spec.name)
+        values = value.items() if isinstance(value, Mapping) else [(None, value)]
+        for key, item in values:
+            if isinstance(item, (str, int)) and not isinstance(item, bool):
+                try:
+                    any_decimal(Decimal(item), spec.name)
+                except InvalidInput:
+                    return spec.name if key is None else f"{spec.name}.{key}"
+                except (InvalidOperation, ValueError, TypeError):  # not a number: not this one
+                    continue
+    return None
 
 
 def _margin_moved(ledger: Ledger, venue: VenueState, symbol: str, account: str, units: int, position) -> e.Event:

@@ -320,8 +320,10 @@ def _check_references(engine: Engine, command: Command) -> None:
         for field, symbol in symbols:
             if symbol not in markets:
                 raise EdgeError(404, field, f"unknown market {symbol!r} of {venue}")
-    if kind in ("update_oracle", "advance_time") and data["timestamp"] < engine.timestamp:
-        raise EdgeError(409, "timestamp", f"{data['timestamp']} is before the engine's time {engine.timestamp}")
+    if kind in ("update_oracle", "update_prices", "advance_time"):
+        now = engine.timestamp if venue is None else engine.time_of(venue)  # each venue keeps its own clock
+        if data["timestamp"] < now:
+            raise EdgeError(409, "timestamp", f"{data['timestamp']} is before the engine's time {now}")
     accounts = engine.ledger.accounts
     if kind in CREATES_ACCOUNT:
         if kind == "open_account" and data["account"] in accounts:

@@ -39,7 +39,7 @@ from .. import __version__
 FORMAT = f"pickle-5/solvent-{__version__}"
 
 # Attributes that are not state: caches, and back references to the engine from the objects it holds.
-TRANSIENT = frozenset({"_handlers", "_screen", "_adl_candidates", "_schedules"})  # rebuilt by the engine itself
+TRANSIENT = frozenset({"_handlers", "_screen", "_adl_candidates", "_schedules", "_journal", "_rollback_base"})  # rebuilt by the engine itself
 SKIPPED = TRANSIENT | {"touched", "changed", "settle_assets"}
 BACK_REFERENCES = frozenset({"engine", "ledger"})  # skipped on every object but the engine itself
 
@@ -74,6 +74,7 @@ def load_engine(data: bytes, format: str = FORMAT) -> Engine:
     if not isinstance(engine, Engine):
         raise ValueError(f"the snapshot holds a {type(engine).__name__}, not an Engine")
     engine._screen = None
+    engine.set_rollback_base(lambda: load_engine(data, format))  # undo starts from this state, not from scratch
     return engine
 
 
