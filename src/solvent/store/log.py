@@ -99,10 +99,14 @@ class Snapshot:
     state: bytes
 
     def load(self) -> Engine:
-        """The engine as it was after entry ``seq``. Unpickles: trust it as far as the database."""
-        from .snapshots import load_engine
+        """The engine as it was after entry ``seq``: data only (never a pickle, see
+        :mod:`.snapshots`), refused unless its state hashes to the digest stored with it."""
+        from .snapshots import SnapshotRefused, load_engine, state_digest
 
-        return load_engine(self.state, self.format)
+        engine = load_engine(self.state, self.format)
+        if state_digest(engine) != self.digest:
+            raise SnapshotRefused(f"the state of the snapshot at entry {self.seq} does not match its digest")
+        return engine
 
 
 ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
