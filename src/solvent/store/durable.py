@@ -170,12 +170,19 @@ class DurableEngine:
 
     # ---------------------------------------------------------------- start
 
-    def _restore(self, use_snapshots: bool) -> Engine:
-        from .audit import LogMismatch, describe_difference
-        from .snapshots import state_digest
+    def _restore(self, use_snapshots: bool, *, check_chain: bool = True) -> Engine:
+        """The engine rebuilt from the latest usable snapshot and the entries after it. With
+        ``check_chain`` (at start), the whole hash chain is checked first, entry by entry: a log that
+        does not verify (an edited, missing, reordered or unlinked entry) is refused with
+        :class:`LogMismatch` naming the seq, until an operator recovers it (``solvent recover``)."""
+        from .audit import ChainChecker, LogMismatch, describe_difference
 
         engine, start = None, 0
         snapshot = self.log.latest_snapshot() if use_snapshots else None
+        last = self.log.last()
+        if snapshot is not None and (last is None or snapshot.seq > last.seq):
+            raise LogMismatch(snapshot.seq, f"a snapshot was taken at entry {snapshot.seq} but the log ends at "
+                                            f"{0 if last is None else last.seq}: entries were removed")
         if snapshot is not None:
             try:
                 engine = snapshot.load()  # data only, checked against its digest
@@ -187,8 +194,14 @@ class DurableEngine:
                 engine, start = None, 0
         if engine is None:
             engine = self.engine_factory()
+        chain = ChainChecker() if check_chain else None
+        if chain is not None:
+            for entry in self.log.entries(1, start):  # hashes only: a few microseconds an entry
+                chain.check(entry)
         self.seq = start
         for entry in self.log.entries(start + 1):
+            if chain is not None:
+                chain.check(entry)
             outcome = outcome_text(engine, entry.command())
             if entry.pending:
                 self.log.record_outcome(entry.seq, json.loads(outcome))
@@ -285,7 +298,7 @@ class DurableEngine:
 
     def _stage(self, staged: "Staged", items: Sequence[BatchItem],
                check: Callable[[Engine, Command], None] | None) -> None:
-        from .snapshots import FORMAT, dump_engine, state_digest
+        from .snapshots import FORMAT, dump_engine, load_engine, state_digest
 
         results = staged.results  # (called under self._lock)
         if self._broken:
@@ -389,8 +402,11 @@ class DurableEngine:
             if item.key is not None:
                 known[item.key] = entry
             if self.snapshot_every and seq % self.snapshot_every == 0:
+                state = dump_engine(self.engine)
                 snapshot_rows.append({"seq": seq, "taken_at": timestamp_text(None), "format": FORMAT,
-                                      "state": dump_engine(self.engine), "digest": state_digest(self.engine)})
+                                      "state": state, "digest": state_digest(self.engine)})
+                # Undo (Engine._roll_back) starts from this state: the journal before it is dropped.
+                self.engine.set_rollback_base(lambda data=state: load_engine(data))
         fresh = {}
         for entry in written:
             if entry.idempotency_key is not None and not entry.pending:
@@ -517,7 +533,7 @@ class DurableEngine:
             self._inflight_keys.clear()
         self._head = _UNKNOWN
         try:
-            self.engine = self._restore(True)
+            self.engine = self._restore(True, check_chain=False)  # checked at start; only this instance wrote since
         except Exception:  # noqa: BLE001 - cannot tell the true state: refuse further commands
             self._broken = str(self.seq + 1)
         self._staged_seq = self.seq

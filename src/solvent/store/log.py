@@ -501,13 +501,14 @@ class CommandLog:
     def snapshot(self, seq: int, engine: Engine, taken_at: datetime | str | None = None) -> str:
         """Store the engine's state as it is after entry ``seq`` (which must have its outcome);
         returns the state digest. Replaces an older snapshot of the same seq."""
-        from .snapshots import FORMAT, dump_engine, state_digest
+        from .snapshots import FORMAT, dump_engine, load_engine, state_digest
 
         entry = self.entry(seq)
         if entry is None or entry.pending:
             raise StoreError(f"cannot snapshot at entry {seq}: " + ("no such entry" if entry is None else "pending"))
         digest = state_digest(engine)
         state = dump_engine(engine)
+        engine.set_rollback_base(lambda: load_engine(state))  # undo starts from here (see Engine._roll_back)
         with self.db.begin() as connection:
             connection.execute(snapshots.delete().where(snapshots.c.seq == seq))
             connection.execute(snapshots.insert().values(seq=seq, taken_at=timestamp_text(taken_at), format=FORMAT,
@@ -531,3 +532,17 @@ class CommandLog:
             rows = connection.execute(sa.select(snapshots.c.seq, snapshots.c.format, snapshots.c.digest)
                                       .order_by(snapshots.c.seq)).all()
         return {int(row.seq): (row.format, row.digest) for row in rows}
+
+
+def truncate_after(log: CommandLog, seq: int, export: Path) -> int:
+    """Recovery (``solvent recover``): write the entries after ``seq`` to ``export`` (JSON lines,
+    every column), then delete them and the snapshots after ``seq``, in one transaction. Returns
+    how many entries were removed."""
+    rows = [entry for entry in log.entries(seq + 1)]
+    with Path(export).open("a") as handle:
+        for entry in rows:
+            handle.write(canonical(entry.__dict__) + "\n")
+    with log.db.begin() as connection:
+        connection.execute(commands.delete().where(commands.c.seq > seq))
+        connection.execute(snapshots.delete().where(snapshots.c.seq > seq))
+    return len(rows)
