@@ -23,7 +23,7 @@ from solvent.engine.commands import command_from_dict  # noqa: E402
 from solvent.service import create_app  # noqa: E402
 from solvent.store import CommandLog, state_digest  # noqa: E402
 
-ADMIN = "sk_admin_test"
+ADMIN = "sk_admin_test_0123456789abcdefghijklmnop"
 BIG = "100000000"
 
 SETUP = [

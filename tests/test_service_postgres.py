@@ -24,7 +24,7 @@ from solvent.store import CommandLog, state_digest  # noqa: E402
 
 from conftest import postgres_schema  # noqa: E402
 
-ADMIN = "sk_admin_pg_test"
+ADMIN = "sk_admin_pg_test_0123456789abcdefghijklmnop"
 BIG = "100000000"
 
 SETUP = [

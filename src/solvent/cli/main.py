@@ -573,6 +573,7 @@ def compare(
 # ------------------------------------------------------------------------------ replay / verify
 
 
+MIN_ADMIN_KEY = 32  # characters of SOLVENT_ADMIN_KEY (a generated key has 46)
 LOG_HELP = "The command log: sqlite:///file.db, postgresql://..., or an SQLite file path."
 
 
@@ -785,9 +786,12 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", help="Port to listen on."),
     snapshot_every: Optional[int] = typer.Option(None, "--snapshot-every", min=1,
-                                                 help="Snapshot the engine every N entries (faster restart)."),
+                                                 help="Snapshot the engine every N entries (default 10,000: a "
+                                                 "restart replays at most that many)."),
     create_admin_key: bool = typer.Option(False, "--create-admin-key",
                                           help="Create an admin API key, print it once, and exit."),
+    init: bool = typer.Option(False, "--init", help="Create the SQLite file if it does not exist (without it, a "
+                              "missing file is an error: a typo in --db must not start an empty log)."),
 ) -> None:
     """Run the live service: REST, WebSocket stream, OpenAPI at /docs. Env SOLVENT_ADMIN_KEY
     registers that admin key at start (stored hashed)."""
@@ -795,7 +799,16 @@ def serve(
 
     from ..store import DEFAULT_URL
 
+    from ..store.schema import database_url, sqlite_file
+
     url = db or DEFAULT_URL
+    path = sqlite_file(database_url(url))
+    if path is not None and not path.exists() and not (init or create_admin_key):
+        _fail(SolventError(f"no log at {path}: pass --init to create a new one"))
+    admin_key = os.environ.get("SOLVENT_ADMIN_KEY")
+    if admin_key is not None and len(admin_key) < MIN_ADMIN_KEY:
+        _fail(SolventError(f"SOLVENT_ADMIN_KEY is {len(admin_key)} characters: at least {MIN_ADMIN_KEY} are required "
+                           "(e.g. the output of `solvent serve --create-admin-key`)"))
     try:
         if create_admin_key:
             from ..service.keys import KeyStore
@@ -808,7 +821,8 @@ def serve(
 
         from ..service import create_app
 
-        service_app = create_app(url, snapshot_every=snapshot_every, admin_key=os.environ.get("SOLVENT_ADMIN_KEY"))
+        service_app = create_app(url, admin_key=admin_key,
+                                 **({} if snapshot_every is None else {"snapshot_every": snapshot_every}))
     except SolventError as error:
         _fail(error)
     import sys

@@ -23,6 +23,10 @@ block       0                     2**53                heights
 seed        0                     2**64 - 1            a block's random draw
 =========== ===================== ==================== ==========================================
 
+Ids (venues, accounts, markets, backstops: :func:`identifier`): 1 to 200 characters, printable
+(no NUL, no control or format characters, no line breaks), no surrounding whitespace, and no
+``/``, which separates a venue from its protocol accounts (``venue/insurance``).
+
 With these, a product of a price, a size and a leverage stays below 1e33 and above 1e-36, far
 inside the decimal context's exponent range, and a notional in the ledger's integer units fits
 any Python int.
@@ -109,3 +113,21 @@ def block(value: int, field: str = "block") -> int:
 
 def seed(value: int, field: str = "seed") -> int:
     return integer(value, field, MAX_SEED, what="seed")
+
+
+MAX_ID = 200
+ID_SEPARATOR = "/"
+
+
+def identifier(value: object, field: str) -> str:
+    """An id a command creates (venue, account, market, backstop): see the module docstring."""
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"expected a string id, got {type(value).__name__}")
+    if not value or len(value) > MAX_ID:
+        raise InvalidInput(field, f"an id has 1 to {MAX_ID} characters, got {len(value)}")
+    if not value.isprintable() or value != value.strip():
+        raise InvalidInput(field, f"an id is printable text without control characters or surrounding spaces: "
+                                  f"{value!r}")
+    if ID_SEPARATOR in value:
+        raise InvalidInput(field, f"ids may not contain {ID_SEPARATOR!r} (it names a venue's protocol accounts)")
+    return value

@@ -245,8 +245,9 @@ class Engine:
 
     def _create_venue(self, command: c.CreateVenue) -> list[e.Event]:
         name = command.venue
-        if not name or PROTOCOL_SEPARATOR in name:
+        if not isinstance(name, str) or not name or PROTOCOL_SEPARATOR in name:
             raise InvalidInput("venue", f"must be non-empty without {PROTOCOL_SEPARATOR!r}")
+        bounds.identifier(name, "venue")
         if name in self.venues:
             raise InvalidInput("venue", f"{name!r} already exists")
         preset = load_preset(command.preset)
@@ -284,6 +285,7 @@ class Engine:
 
     def _create_market(self, command: c.CreateMarket) -> list[e.Event]:
         venue = self.venue(command.venue)
+        bounds.identifier(command.symbol, "symbol")
         if command.symbol in venue.markets:
             raise InvalidInput("symbol", f"{command.symbol!r} is already listed on {venue.name}")
         entry = {"symbol": command.symbol, "base": command.base, "quote": command.quote, "settle": command.settle,
@@ -307,6 +309,7 @@ class Engine:
         return [e.MarketListed(venue.name, command.symbol)]
 
     def _create_backstop(self, command: c.CreateBackstop) -> list[e.Event]:
+        bounds.identifier(command.backstop, "backstop")
         if command.backstop in self.backstops:
             raise InvalidInput("backstop", f"{command.backstop!r} already exists")
         self.ledger.asset(command.asset)
@@ -328,8 +331,9 @@ class Engine:
         return [e.BackstopCreated(command.backstop, venues)]
 
     def _open_account(self, command: c.OpenAccount) -> list[e.Event]:
-        if PROTOCOL_SEPARATOR in command.account:
+        if not isinstance(command.account, str) or PROTOCOL_SEPARATOR in command.account:
             raise InvalidInput("account", f"account ids may not contain {PROTOCOL_SEPARATOR!r}")
+        bounds.identifier(command.account, "account")
         venue = self.venue(command.venue)
         others = [self.venue(name) for name in command.cross_venues]
         mode = PositionMode.parse(command.position_mode, "position_mode")
@@ -635,6 +639,7 @@ class Engine:
         for account in command.accounts:
             if not isinstance(account, str) or PROTOCOL_SEPARATOR in account:
                 raise InvalidInput("accounts", f"account ids are strings without {PROTOCOL_SEPARATOR!r}: {account!r}")
+            bounds.identifier(account, "accounts")
         with cyclic_gc_paused():  # 100,000 accounts at once: see core.memory
             return self._opened_in_bulk(venue, key, command, columns)
 

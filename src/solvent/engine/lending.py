@@ -956,6 +956,7 @@ def _open_account(engine: "Engine", command: OpenLendingAccount) -> list[Event]:
     venue = lending_venue(engine, command.venue)
     if not command.account or SEPARATOR in command.account:
         raise InvalidInput("account", f"account ids must be non-empty without {SEPARATOR!r}")
+    bounds.identifier(command.account, "account")
     if command.account in venue.accounts:
         raise InvalidInput("account", f"{command.account!r} already joined {venue.name}")
     if command.account not in engine.ledger.accounts:

@@ -43,6 +43,7 @@ class Principal:
     account: str | None = None
     venue: str | None = None
     label: str | None = None
+    key_id: str | None = None  # the key's public id (rate limits, streams that close on revocation)
 
 
 def hash_key(key: str) -> str:
@@ -94,7 +95,7 @@ class KeyStore:
             row = connection.execute(sa.select(api_keys).where(api_keys.c.key_hash == digest)).first()
         if row is None:
             return None
-        found = Principal(row.role, row.account, row.venue, row.label)
+        found = Principal(row.role, row.account, row.venue, row.label, digest[:KEY_ID_LENGTH])
         if len(self._known) < MAX_CACHED:
             self._known[digest] = found
         return found
@@ -115,6 +116,13 @@ class KeyStore:
         for row in rows:
             self._known.pop(row.key_hash, None)
         return bool(rows)
+
+    def list(self) -> list[dict]:
+        """Every key: its id, role, scope, label and creation time (never the key or its hash)."""
+        with self.db.connect() as connection:
+            rows = connection.execute(sa.select(api_keys).order_by(api_keys.c.created_at)).fetchall()
+        return [{"id": row.key_hash[:KEY_ID_LENGTH], "role": row.role, "account": row.account, "venue": row.venue,
+                 "label": row.label, "createdAt": row.created_at} for row in rows]
 
     def count(self) -> int:
         with self.db.connect() as connection:

@@ -50,8 +50,10 @@ CREATES_ACCOUNT = {"open_account", "open_lending_account"}
 class EdgeError(Exception):
     """A request refused at the edge: HTTP ``status``, ``field`` (dotted path) and a message."""
 
-    def __init__(self, status: int, field: str | None, message: str, *, index: int | None = None) -> None:
+    def __init__(self, status: int, field: str | None, message: str, *, index: int | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
+        self.retry_after = retry_after  # seconds (429)
         self.status = status
         self.field = field
         self.message = message
@@ -74,8 +76,9 @@ class _Constant(str):
 def parse_json(raw: bytes) -> Any:
     try:
         return json.loads(raw, parse_float=_Float, parse_constant=_Constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:  # ValueError: also ints of > 4,300 digits
         raise EdgeError(400, None, f"malformed JSON: {error}") from None
+
 
 
 BAD_NUMBERS = {"nan", "snan", "inf", "infinity"}
@@ -211,7 +214,10 @@ def _check_type(spec: _Field, value: Any) -> None:
 
 def parse_command(data: Any) -> Command:
     """A command from a decoded JSON body, or :class:`EdgeError` naming the offending field."""
-    _walk(data, "")
+    try:
+        _walk(data, "")
+    except RecursionError:
+        raise EdgeError(422, None, "nested too deeply") from None
     if not isinstance(data, dict):
         raise EdgeError(422, None, "the body must be a JSON object: {\"kind\": ..., ...}")
     kind = data.get("kind")

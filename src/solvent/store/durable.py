@@ -533,9 +533,10 @@ class DurableEngine:
             self._inflight_keys.clear()
         self._head = _UNKNOWN
         try:
+            self.log.check_file()  # a database file that went away is not reopened (that would create it empty)
             self.engine = self._restore(True, check_chain=False)  # checked at start; only this instance wrote since
-        except Exception:  # noqa: BLE001 - cannot tell the true state: refuse further commands
-            self._broken = str(self.seq + 1)
+        except Exception as error:  # noqa: BLE001 - cannot tell the true state: refuse further commands
+            self._broken = f"{self.seq + 1} ({error})"
         self._staged_seq = self.seq
 
     @staticmethod

@@ -164,6 +164,9 @@ class CommandLog:
         self._stop_checkpoints = threading.Event()
         if self.db.dialect.name == "sqlite":
             sa.event.listen(self.db, "connect", self._sqlite_pragmas)
+        self._file = path
+        self._inode: int | None = None
+        self._lost: str | None = None  # set once the SQLite file was removed or replaced: no more writes
         try:
             if create:
                 metadata.create_all(self.db)
@@ -172,6 +175,26 @@ class CommandLog:
         except sa.exc.SQLAlchemyError as error:
             self.db.dispose()
             raise StoreError(f"cannot open {redacted(self.url)}: {getattr(error, 'orig', None) or error}") from None
+        if path is not None:
+            try:
+                self._inode = path.stat().st_ino
+            except OSError:
+                self._inode = None
+
+    def check_file(self) -> None:
+        """SQLite: the database file is still the one opened. If it was deleted (or replaced), a
+        write would go to a file nobody can open again: refuse it, and every write after it, so that
+        nothing more is acknowledged (:class:`StoreError`, answered 503)."""
+        if self._lost is None and self._file is not None and self._inode is not None:
+            try:
+                inode = self._file.stat().st_ino
+            except OSError:
+                inode = None
+            if inode != self._inode:
+                self._lost = (f"the database file {self._file} was " + ("removed" if inode is None else "replaced")
+                              + " while in use: nothing more is acknowledged; restore it and restart")
+        if self._lost is not None:
+            raise StoreError(self._lost)
 
     def __repr__(self) -> str:
         return f"CommandLog({redacted(self.url)!r})"
@@ -293,6 +316,7 @@ class CommandLog:
     def append_entry(self, command: Command, recorded_at: datetime | str | None = None,
                      idempotency_key: str | None = None) -> tuple[Entry, bool]:
         """:meth:`append`, also telling whether the entry is new (False: the key's original)."""
+        self.check_file()
         payload = canonical(command.to_dict())
         command_from_dict(json.loads(payload))  # it must decode, or replay could not apply it
         when = timestamp_text(recorded_at)
@@ -328,6 +352,7 @@ class CommandLog:
 
     def record_outcome(self, seq: int, outcome: dict[str, Any]) -> Entry:
         """Record what the engine did with pending entry ``seq`` and close its link of the chain."""
+        self.check_file()
         text = canonical(outcome)
         with self.db.begin() as connection:
             row = connection.execute(sa.select(commands).where(commands.c.seq == seq)).one_or_none()
@@ -414,6 +439,7 @@ class CommandLog:
             previous, seq = entry.hash, entry.seq
         if not entries and not snapshot_rows:
             return
+        self.check_file()
         # On this thread's driver connection (see _driver), in as few statements as possible: the
         # driver releases the GIL around each one, and while the writer thread applies the next
         # batch, taking it back waits for the interpreter's switch interval (a millisecond). A
@@ -450,6 +476,7 @@ class CommandLog:
                 raise StoreError(f"another writer appended to {redacted(self.url)}: one writer per log") from None
             self._drop_driver(connection)
             raise
+        self.check_file()  # committed, but to a file that is gone: not acknowledged
 
     # ---------------------------------------------------------------- reading
 
