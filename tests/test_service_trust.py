@@ -178,5 +178,28 @@ def test_a_restart_loads_the_latest_snapshot_and_replays_only_what_follows(tmp_p
     began = time.perf_counter()
     durable = DurableEngine(url)
     took = time.perf_counter() - began
-    assert durable.restored_from == 100 and durable.seq == 130, (durable.restored_from, took)
+    assert durable.restored_from == 100 and durable.seq == 131, (durable.restored_from, took)  # 1: the admin key
     durable.close()
+
+
+def test_a_key_row_inserted_by_hand_is_no_key_and_verify_reports_it(served):
+    import sqlalchemy as sa
+
+    from solvent.service.keys import api_keys, hash_key
+
+    client, url, keys = served
+    assert client.get("/v1/state", headers=auth(ADMIN)).status_code == 200
+    forged = "sk_forged_" + "x" * 40
+    service = client.app.state.service
+    with service.log.db.begin() as connection:
+        connection.execute(api_keys.insert().values(key_hash=hash_key(forged), role="admin", created_at="2026-01-01"))
+    assert client.get("/v1/state", headers=auth(forged)).status_code == 401  # not in the log: not a key
+    report_error = None
+    try:
+        verify_log(service.log)
+    except Exception as error:  # noqa: BLE001
+        report_error = error
+    assert report_error is not None and "inserted by hand" in str(report_error)
+    with service.log.db.begin() as connection:
+        connection.execute(sa.delete(api_keys).where(api_keys.c.key_hash == hash_key(forged)))
+    assert verify_log(service.log).key_rows_checked == 4  # the bootstrap admin, alice and two feeders

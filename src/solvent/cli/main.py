@@ -668,7 +668,7 @@ def verify(
         report = verify_log(store)
         highest = check_checkpoints(store, signed, key) if signed else None
     except LogMismatch as mismatch:
-        print(f"FAIL seq {mismatch.seq}: {mismatch.message}")
+        print(f"FAIL seq {mismatch.seq}: {mismatch.message}" if mismatch.seq else f"FAIL {mismatch.message}")
         raise typer.Exit(1)
     except CheckpointError as error:
         print(f"FAIL checkpoint: {error}")
@@ -684,6 +684,8 @@ def verify(
           f"maintenance margin under the venue's trigger), {report.lending_triggers_checked} lending accounts "
           "(the protocol's rule)")
     print(f"conservation: held after each of the {report.conservation_checked} entries with liquidation events")
+    if report.key_rows_checked:
+        print(f"api keys: the {report.key_rows_checked} rows of api_keys were all registered by the log")
     counted = [(kind, report.liquidation_events[kind]) for kind in LIQUIDATION_KINDS if report.liquidation_events[kind]]
     print("liquidation events recomputed identically:" + ("" if counted else " none"))
     for kind, count in counted:
@@ -812,10 +814,15 @@ def serve(
     try:
         if create_admin_key:
             from ..service.keys import KeyStore
-            from ..store import CommandLog
+            from ..store import DurableEngine
 
-            with CommandLog(url) as log:
-                print(KeyStore(log.db).add("admin", label="created by solvent serve --create-admin-key"))
+            durable = DurableEngine(url)  # the key is registered by a logged command (see service/keys.py)
+            try:
+                store = KeyStore(durable.log.db, log_command=durable.submit,
+                                 registered=lambda digest: digest in durable.engine.api_keys)
+                print(store.add("admin", label="created by solvent serve --create-admin-key"))
+            finally:
+                durable.close()
             return
         import uvicorn
 

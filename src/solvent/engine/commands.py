@@ -267,3 +267,25 @@ class SetParams(Command):
     kind: ClassVar[str] = "set_params"
     venue: str
     overrides: Mapping[str, Any]
+
+
+@command
+class RegisterKey(Command):
+    """An API key of the service (its SHA-256 ``key_hash``, never the key) with its role and scope.
+    Logged like any command, so that ``verify`` knows every key that ever existed: a key row
+    written into the database by hand, outside the log, is not a key (see ``service/keys.py``)."""
+
+    kind: ClassVar[str] = "register_key"
+    key_hash: str
+    role: str
+    account: str | None = None
+    venue: str | None = None
+    label: str | None = None
+
+
+@command
+class RevokeKey(Command):
+    """Revoke the API key whose id (the first 16 hex digits of its hash) this is."""
+
+    kind: ClassVar[str] = "revoke_key"
+    key_id: str

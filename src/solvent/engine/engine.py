@@ -119,6 +119,7 @@ class Engine:
         # liquidation is still open. The pipeline values their isolated pools; the screen files
         # each one in its threshold index, as a pool of its own.
         self.isolated_accounts: set[str] = set()
+        self.api_keys: dict[str, tuple[str, str | None, str | None]] = {}  # key hash → (role, account, venue)
         self.commands_applied = 0
         self._adl_candidates: dict = {}  # ADL rankings valued during the current command (a cache)
         self._schedules: dict[str, MarketSchedule] = {}  # float maintenance schedules (a cache)
@@ -144,6 +145,8 @@ class Engine:
             c.UpdateOracle: self._update_oracle,
             c.AdvanceTime: self._advance_time,
             c.SetParams: self._set_params,
+            c.RegisterKey: self._register_key,
+            c.RevokeKey: self._revoke_key,
         }
         from .lending import lending_handlers
 
@@ -785,6 +788,36 @@ class Engine:
         own prices or advance_time brought it later. One venue's feeder never moves another's."""
         own = self.clocks.get(venue)
         return self.timestamp if own is None or own < self.timestamp else own
+
+    def _register_key(self, command: c.RegisterKey) -> list[e.Event]:
+        digest = command.key_hash
+        if not isinstance(digest, str) or len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
+            raise InvalidInput("key_hash", "the SHA-256 of the key, 64 lowercase hex digits")
+        if command.role not in ("admin", "operator", "account"):
+            raise InvalidInput("role", "one of admin, operator, account")
+        for name in ("account", "venue", "label"):
+            value = getattr(command, name)
+            if value is not None and (not isinstance(value, str) or len(value) > bounds.MAX_ID):
+                raise InvalidInput(name, f"a string of at most {bounds.MAX_ID} characters")
+        if command.role == "account" and not command.account:
+            raise InvalidInput("account", "an account key needs its account")
+        account = command.account if command.role == "account" else None
+        venue = command.venue if command.role == "operator" else None
+        if digest in self.api_keys:
+            raise InvalidInput("key_hash", "this key is already registered")
+        self.api_keys[digest] = (command.role, account, venue)
+        return [e.KeyRegistered(digest[:16], command.role, account, venue)]
+
+    def _revoke_key(self, command: c.RevokeKey) -> list[e.Event]:
+        key_id = command.key_id
+        if not isinstance(key_id, str) or len(key_id) != 16:
+            raise InvalidInput("key_id", "16 lowercase hex digits")
+        found = sorted(digest for digest in self.api_keys if digest.startswith(key_id))
+        if not found:
+            raise InvalidInput("key_id", f"no key with id {key_id!r}")
+        for digest in found:
+            del self.api_keys[digest]
+        return [e.KeyRevoked(key_id)]
 
     def _set_params(self, command: c.SetParams) -> list[e.Event]:
         venue = self.venue(command.venue)

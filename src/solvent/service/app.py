@@ -173,7 +173,7 @@ class Service:
         self.limiter = RateLimiter(rate_limits)
         self.log = self.durable.log
         self.log.checkpoint_in_background()  # no commit waits for a WAL checkpoint (SQLite)
-        self.keys = KeyStore(self.log.db)
+        self.keys = KeyStore(self.log.db, log_command=self._log_key_command, registered=self._key_registered)
         self.lock = threading.Lock()
         self.max_body = max_body
         self.max_batch = max_batch
@@ -350,6 +350,13 @@ class Service:
         with self._listeners_lock:
             self._listeners.add((asyncio.get_running_loop(), event))
         return event
+
+    def _log_key_command(self, command: Command) -> None:
+        with self.lock:
+            self.durable.submit(command)  # raises CommandRejected if the engine refuses it
+
+    def _key_registered(self, digest: str) -> bool:
+        return digest in self.durable.engine.api_keys  # a dict read: safe while the writer runs
 
     def wake_streams(self) -> None:
         """Wake every stream (e.g. after a key was revoked: each one checks its key again)."""

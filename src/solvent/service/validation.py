@@ -223,6 +223,8 @@ def parse_command(data: Any) -> Command:
     kind = data.get("kind")
     if kind not in COMMANDS:
         raise EdgeError(422, "kind", f"unknown command {kind!r} (known: {', '.join(sorted(COMMANDS))})")
+    if kind in ("register_key", "revoke_key"):
+        raise EdgeError(422, "kind", f"{kind} is logged by /v1/keys, not submitted")
     cls = COMMANDS[kind]
     by_name, spec = _spec(cls)
     for name in data:

@@ -82,6 +82,7 @@ class ReplayReport:
     perp_triggers_checked: int = 0
     lending_triggers_checked: int = 0
     conservation_checked: int = 0
+    key_rows_checked: int = 0
 
     @property
     def liquidations(self) -> int:
@@ -411,7 +412,31 @@ def _nothing():
 
 
 def verify_log(log: CommandLog, *, engine_factory: Callable[[], Engine] = Engine) -> ReplayReport:
-    """The hash chain first (naming the first broken entry), then the replay with every check."""
+    """The hash chain first (naming the first broken entry), then the replay with every check,
+    then the service's key table against the keys the log registered (:func:`check_key_rows`)."""
     report = check_chain(log)
-    _, report = replay_log(log, verify=True, engine_factory=engine_factory, report=report)
+    engine, report = replay_log(log, verify=True, engine_factory=engine_factory, report=report)
+    report.key_rows_checked = check_key_rows(log, engine)
     return report
+
+
+def check_key_rows(log: CommandLog, engine: Engine) -> int:
+    """Every row of the service's ``api_keys`` table (if the database has one) is a key the log
+    registered, with the same role and scope: a row inserted by hand is reported (seq 0: it is
+    no entry of the log). Returns how many rows were checked."""
+    import sqlalchemy as sa
+
+    if not sa.inspect(log.db).has_table("api_keys"):
+        return 0
+    table = sa.Table("api_keys", sa.MetaData(), autoload_with=log.db)
+    with log.db.connect() as connection:
+        rows = connection.execute(sa.select(table.c.key_hash, table.c.role, table.c.account, table.c.venue)).all()
+    for row in rows:
+        registered = engine.api_keys.get(row.key_hash)
+        if registered is None:
+            raise LogMismatch(0, f"api_keys: the {row.role} key {row.key_hash[:16]} is in the table but no "
+                                 "register_key command of the log put it there (inserted by hand?)")
+        if registered != (row.role, row.account, row.venue):
+            raise LogMismatch(0, f"api_keys: the key {row.key_hash[:16]} is {row.role} in the table but "
+                                 f"{registered[0]} in the log")
+    return len(rows)
