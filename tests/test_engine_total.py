@@ -75,7 +75,8 @@ def _setup(preset: str) -> tuple[Engine, list, dict[str, list[str]]]:
         commands.append(c.UpdateOracle("v", {symbols[0]: "100"}, 10))
         commands.append(c.ApplyFill("v", symbols[0], "alice", "bob", "1", "100"))
         rest = commands
-    outcomes = [_outcome(engine, command) for command in rest]
+    for command in rest:
+        _outcome(engine, command)
     return engine, commands, names
 
 
@@ -160,7 +161,8 @@ def _throw(preset: str, data) -> None:
 
 
 @pytest.mark.parametrize("preset", PERP_PRESETS + LENDING_PRESETS)
-@settings(max_examples=int(os.environ.get("SOLVENT_TOTAL_EXAMPLES", "12")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=int(os.environ.get("SOLVENT_TOTAL_EXAMPLES", "12")), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_hostile_commands_are_refused_or_applied_never_raise(preset: str, data) -> None:
     _throw(preset, data)

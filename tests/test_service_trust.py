@@ -6,7 +6,6 @@ from the default snapshots."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
@@ -105,7 +104,7 @@ def test_a_key_over_its_rate_is_refused_429_and_writes_nothing(tmp_path):
         alice = client.post("/v1/keys", json={"role": "account", "account": "alice"}, headers=auth(ADMIN)).json()["key"]
         log = client.app.state.service.log
         before = log.count()
-        too_much = {"kind": "withdraw", "account": "alice", "asset": "USDT", "amount": "1000000"}  # refused by the engine
+        too_much = {"kind": "withdraw", "account": "alice", "asset": "USDT", "amount": "1000000"}  # the engine refuses
         statuses = [client.post("/v1/commands", json=too_much, headers=auth(alice)).status_code for _ in range(8)]
         assert statuses[:5] == [422] * 5 and set(statuses[5:]) == {429}  # refused commands count against the key
         assert log.count() == before + 5
@@ -137,7 +136,8 @@ def test_the_cli_refuses_a_missing_database_file_without_init(tmp_path):
     result = runner.invoke(app, ["serve", "--db", f"sqlite:///{tmp_path}/typo.db"])
     said = " ".join(result.output.split())
     assert result.exit_code == 2 and "pass --init" in said and not (tmp_path / "typo.db").exists()
-    result = runner.invoke(app, ["serve", "--db", f"sqlite:///{tmp_path}/x.db", "--init"], env={"SOLVENT_ADMIN_KEY": "a"})
+    result = runner.invoke(app, ["serve", "--db", f"sqlite:///{tmp_path}/x.db", "--init"],
+                           env={"SOLVENT_ADMIN_KEY": "a"})
     assert result.exit_code == 2 and "at least 32" in " ".join(result.output.split())
 
 

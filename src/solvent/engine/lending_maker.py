@@ -282,7 +282,8 @@ class MakerVenue(LendingVenue):
         amount = self.ledger.units(gem, positive(command.amount, "amount"), "amount")
         highest = maker.ray(positive(command.max_price, "max_price"), "max_price")
         config = self.ilks[state.ilk]
-        result, remaining = maker.take(self.policy_auction(state), self.engine.time_of(self.name) - state.tic, amount, highest,
+        elapsed = self.engine.time_of(self.name) - state.tic
+        result, remaining = maker.take(self.policy_auction(state), elapsed, amount, highest,
                                        config.chost)
         paid = ceil_div(result.owe, RAY)  # the ledger counts DAI in wad: the buyer pays the rad rounded up
         moves = Moves(self.ledger)

@@ -262,7 +262,10 @@ class Service:
             self._answer_batch(batch, [BatchResult(error=StoreError("the service is stopping"))
                                        for waiter in batch for _ in waiter.items])
         elif batch:
-            self._stage(batch)
+            if self.durable.rebuild_pending:  # a write failed: the rebuild from the log runs off the event loop
+                threading.Thread(target=self._stage, args=(batch,), name="solvent-rebuild", daemon=True).start()
+            else:
+                self._stage(batch)
 
     def _write_loop(self) -> None:
         """The writer thread (for requests submitted from threads): stage what is queued and hand

@@ -259,7 +259,8 @@ class LendingView:
 
     def auctions(self) -> list[AuctionSeen]:
         """Running auctions by id (cached while time and the auctions stay the same)."""
-        key = (self.engine.time_of(self.venue.name), tuple((a.id, a.tab, a.lot, a.top, a.tic) for a in self.venue.auctions.values()))
+        key = (self.engine.time_of(self.venue.name),
+               tuple((a.id, a.tab, a.lot, a.top, a.tic) for a in self.venue.auctions.values()))
         if self._auctions is not None and self._auctions[0] == key:
             return self._auctions[1]
         seen = []

@@ -483,6 +483,11 @@ class DurableEngine:
             if result is not None and result.entry is not None and result.entry.seq > self.seq:
                 results[index] = BatchResult(error=failure)
 
+    @property
+    def rebuild_pending(self) -> bool:
+        """A write failed: the next :meth:`stage` (or :meth:`settle`) rebuilds the engine from the log."""
+        return self._rebuild_needed
+
     def settle(self) -> None:
         """Wait until every staged batch is committed (or failed); after a failed write, rebuild
         the engine from the log. Then the engine's state is the log's."""
