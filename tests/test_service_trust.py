@@ -203,3 +203,23 @@ def test_a_key_row_inserted_by_hand_is_no_key_and_verify_reports_it(served):
     with service.log.db.begin() as connection:
         connection.execute(sa.delete(api_keys).where(api_keys.c.key_hash == hash_key(forged)))
     assert verify_log(service.log).key_rows_checked == 4  # the bootstrap admin, alice and two feeders
+
+
+def test_an_edit_before_the_snapshot_is_found_while_serving_and_stops_acknowledgement(tmp_path):
+    """A restart checks the chain from the snapshot on (its cost does not grow with the log); the
+    entries before it are checked in the background, and a break stops acknowledgement."""
+    url = f"sqlite:///{tmp_path}/service.db"
+    with start(url, snapshot_every=5) as client:
+        for command in SETUP:
+            assert client.post("/v1/commands", json=command, headers=auth(ADMIN)).status_code == 200
+    from solvent.store.schema import commands as commands_table
+
+    with CommandLog(url) as log, log.db.begin() as connection:
+        connection.execute(commands_table.update().where(commands_table.c.seq == 3).values(
+            payload=log.entry(3).payload.replace("100000", "900000")))
+    with start(url, snapshot_every=5) as client:
+        service = client.app.state.service
+        assert service.durable.restored_from == 10 and service.prefix_checked.wait(30)
+        deposit = {"kind": "deposit", "account": "bn/book", "asset": "USDT", "amount": "1"}
+        response = client.post("/v1/commands", json=deposit, headers=auth(ADMIN))
+        assert response.status_code == 503 and "does not verify" in response.json()["error"], response.text

@@ -54,7 +54,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
 from ..engine.commands import Command
-from ..store import BatchItem, BatchResult, DurableEngine, Entry, IdempotencyConflict, StoreError, state_digest
+from ..store import BatchItem, BatchResult, DurableEngine, Entry, IdempotencyConflict, LogMismatch, StoreError, state_digest
 from ..store.durable import NotAttempted, Staged, rejection_error
 from .keys import ROLES, KeyStore, Principal, key_id
 from .limits import Limit, RateLimiter
@@ -173,6 +173,10 @@ class Service:
         self.limiter = RateLimiter(rate_limits)
         self.log = self.durable.log
         self.log.checkpoint_in_background()  # no commit waits for a WAL checkpoint (SQLite)
+        # The chain after the snapshot was checked at start; the entries before it are checked
+        # here, while serving: a break stops acknowledgement (503) and names the seq.
+        self.prefix_checked: threading.Event = threading.Event()
+        threading.Thread(target=self._check_prefix, name="solvent-chain-check", daemon=True).start()
         self.keys = KeyStore(self.log.db, log_command=self._log_key_command, registered=self._key_registered)
         self.lock = threading.Lock()
         self.max_body = max_body
@@ -353,6 +357,17 @@ class Service:
         with self._listeners_lock:
             self._listeners.add((asyncio.get_running_loop(), event))
         return event
+
+    def _check_prefix(self) -> None:
+        try:
+            self.durable.check_prefix()
+        except LogMismatch as mismatch:
+            logger.error("the command log does not verify at seq %s: %s; nothing more is acknowledged "
+                         "(see solvent verify and solvent recover)", mismatch.seq, mismatch.message)
+        except Exception:  # noqa: BLE001 - e.g. the service closed meanwhile
+            logger.exception("the background check of the hash chain failed")
+        finally:
+            self.prefix_checked.set()
 
     def _log_key_command(self, command: Command) -> None:
         with self.lock:

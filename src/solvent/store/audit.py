@@ -137,8 +137,10 @@ class ChainChecker:
     Used by :func:`check_chain`, by replay (which so refuses reordered, missing or edited entries)
     and by the service at start."""
 
-    def __init__(self) -> None:
-        self.previous, self.expected = GENESIS, 1
+    def __init__(self, previous: str = GENESIS, expected: int = 1) -> None:
+        """From the start of the log, or (``previous``, ``expected``) from the middle of it: the
+        ``prev_hash`` entry ``expected`` must have."""
+        self.previous, self.expected = previous, expected
         self.last = None
 
     def check(self, entry) -> None:
