@@ -145,7 +145,7 @@ def test_a_malicious_snapshot_runs_nothing_and_is_refused(tmp_path):
     state = json.loads(dump_engine(durable.engine))
     for evil in ({"$o": "os:system", "a": []}, {"$o": "builtins:eval", "a": []},
                  {"$o": "solvent.cli.main:serve", "a": []}, {"$e": "subprocess:Popen", "v": "ls"}):
-        forged = {**state, "a": state["a"] + [["extra", evil]]}
+        forged = {**state, "a": {**state["a"], "extra": evil}}
         with pytest.raises(SnapshotRefused):
             load_engine(json.dumps(forged).encode(), FORMAT)
     # A snapshot with another state (its digest recomputed by the forger) loads as data, but verify,

@@ -37,7 +37,7 @@ from fractions import Fraction
 from typing import Any
 
 from ..engine import Engine
-from .canonical import canonical, canonical_flat, sha256_hex
+from .canonical import canonical, sha256_hex
 
 # 1: pickles (solvent <= this change); 2: JSON object graphs, and per-venue clocks in the state.
 DIGEST_VERSION = 2
@@ -57,13 +57,23 @@ class SnapshotRefused(ValueError):
 # ------------------------------------------------------------------------------------ dump / load
 
 
-def _attributes(value: Any) -> list[str]:
-    names: list[str] = list(vars(value)) if hasattr(value, "__dict__") else []
-    for cls in type(value).__mro__:
-        for slot in getattr(cls, "__slots__", ()):
-            if slot not in ("__dict__", "__weakref__") and slot not in names and hasattr(value, slot):
-                names.append(slot)
-    return names
+_SLOTS: dict[type, tuple[str, ...]] = {}
+
+
+def _slots(cls: type) -> tuple[str, ...]:
+    found = _SLOTS.get(cls)
+    if found is None:
+        found = _SLOTS[cls] = tuple(slot for klass in cls.__mro__ for slot in getattr(klass, "__slots__", ())
+                                    if slot not in ("__dict__", "__weakref__"))
+    return found
+
+
+def _attributes(value: Any) -> dict[str, Any]:
+    found = dict(vars(value)) if hasattr(value, "__dict__") else {}
+    for slot in _slots(type(value)):
+        if slot not in found and hasattr(value, slot):
+            found[slot] = getattr(value, slot)
+    return found
 
 
 class _Dumper:
@@ -100,19 +110,29 @@ class _Dumper:
         if kind is list:
             return {"$l": [self.dump(item) for item in value]}
         if kind is dict:
-            return {"$m": [[self.dump(key), self.dump(item)] for key, item in value.items()]}
+            dump = self.dump
+            if all(type(key) is str for key in value):  # the common case: an object of JSON, in order
+                return {"$ms": {key: dump(item) for key, item in value.items()}}
+            return {"$m": [[dump(key), dump(item)] for key, item in value.items()]}
         if kind is set:
             return {"$s": [self.dump(item) for item in value]}
         if not kind.__module__.startswith(TRUSTED_PREFIX) or isinstance(value, (type, types.FunctionType)):
             raise TypeError(f"a snapshot holds solvent's objects and plain values, not {kind.__module__}."
                             f"{kind.__qualname__}")
         skipped = TRANSIENT if root else frozenset()
+        dump = self.dump
         return {"$o": _class_name(kind),
-                "a": [[name, self.dump(getattr(value, name))] for name in _attributes(value) if name not in skipped]}
+                "a": {name: dump(item) for name, item in _attributes(value).items() if name not in skipped}}
+
+
+_CLASS_NAMES: dict[type, str] = {}
 
 
 def _class_name(cls: type) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
+    found = _CLASS_NAMES.get(cls)
+    if found is None:
+        found = _CLASS_NAMES[cls] = f"{cls.__module__}:{cls.__qualname__}"
+    return found
 
 
 def _trusted_class(name: Any) -> type:
@@ -162,7 +182,7 @@ class _Loader:
             if type(body) is not int or not 0 <= body < len(self.memo):
                 raise SnapshotRefused(f"bad reference {body!r}")
             return self.memo[body]
-        if type(body) is not list:
+        if tag != "$ms" and type(body) is not list:
             raise SnapshotRefused(f"{tag}: expected a list")
         if tag in ("$t", "$fs"):  # immutable: built from its items, not memoized (see _Dumper)
             items = [self.load(item) for item in body]
@@ -172,6 +192,17 @@ class _Loader:
             self.memo.append(result)
             result.extend(self.load(item) for item in body)
             return result
+        if tag == "$ms":
+            if type(body) is not dict:
+                raise SnapshotRefused("$ms: expected an object")
+            strings: dict = {}
+            self.memo.append(strings)
+            load = self.load
+            for key, item in body.items():
+                strings[key] = load(item)
+            return strings
+        if type(body) is not list:
+            raise SnapshotRefused(f"{tag}: expected a list")
         if tag == "$m":
             mapping: dict = {}
             self.memo.append(mapping)
@@ -190,8 +221,8 @@ class _Loader:
     def load_object(self, data: dict, root: bool) -> Any:
         cls = _trusted_class(data.get("$o"))
         attributes = data.get("a")
-        if type(attributes) is not list:
-            raise SnapshotRefused("an object's attributes are a list of [name, value] pairs")
+        if type(attributes) is not dict:
+            raise SnapshotRefused("an object's attributes are an object of name: value")
         if root:
             if not issubclass(cls, Engine):
                 raise SnapshotRefused(f"the snapshot holds a {cls.__qualname__}, not an Engine")
@@ -199,19 +230,27 @@ class _Loader:
         else:
             value = object.__new__(cls)
         self.memo.append(value)
-        for pair in attributes:
-            if type(pair) is not list or len(pair) != 2 or type(pair[0]) is not str or pair[0].startswith("__"):
-                raise SnapshotRefused("an attribute is a [name, value] pair with a plain name")
-            if root and pair[0] in TRANSIENT:
-                raise SnapshotRefused(f"{pair[0]} is not state")
-            object.__setattr__(value, pair[0], self.load(pair[1]))
+        slots = _slots(cls)
+        plain = hasattr(value, "__dict__")
+        load = self.load
+        for name, item in attributes.items():
+            if name.startswith("__") or (root and name in TRANSIENT):
+                raise SnapshotRefused(f"{name!r} is not an attribute a snapshot may set")
+            if plain and name not in slots:
+                value.__dict__[name] = load(item)  # no __setattr__ runs (frozen dataclasses included)
+            else:
+                object.__setattr__(value, name, load(item))
         return value
 
 
 
 def dump_engine(engine: Engine) -> bytes:
     """The engine's state as canonical JSON bytes (see the module docstring)."""
-    return canonical_flat(_Dumper().dump(engine, root=True)).encode("utf-8")  # already plain: no copy
+    return _ENCODE(_Dumper().dump(engine, root=True)).encode("utf-8")
+
+
+# Insertion order kept (dicts and attributes load in the order they were dumped), no NaN.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False, check_circular=False).encode
 
 
 def load_engine(data: bytes, format: str = FORMAT) -> Engine:
