@@ -23,7 +23,7 @@ from solvent.engine.commands import command_from_dict  # noqa: E402
 from solvent.service import create_app  # noqa: E402
 from solvent.store import CommandLog, state_digest  # noqa: E402
 
-ADMIN = "sk_admin_test"
+ADMIN = "sk_admin_test_0123456789abcdefghijklmnop"
 BIG = "100000000"
 
 SETUP = [
@@ -312,15 +312,26 @@ def test_sigkill_at_random_points_loses_no_acknowledged_command_and_applies_none
     commands = crash_commands()
     answers, kills, state = send_while_killing(
         url, [(command, {"Idempotency-Key": f"c{index}"}) for index, command in enumerate(commands)], 5, 2025)
-    fresh = Engine()
+    fresh = admin_registered()
     for command in commands:
         fresh.apply(command_from_dict(command))
     assert kills == 5, kills
-    assert sorted(answer["seq"] for answer in answers.values()) == list(range(1, len(commands) + 1))  # once each
-    assert state["entries"] == len(commands)
+    # once each (entry 1 registered the admin key: keys are logged)
+    assert sorted(answer["seq"] for answer in answers.values()) == list(range(2, len(commands) + 2))
+    assert state["entries"] == len(commands) + 1
     assert state["digest"] == state_digest(fresh)
     with CommandLog(url) as log:
-        assert log.count() == len(commands)
+        assert log.count() == len(commands) + 1
+
+
+def admin_registered() -> Engine:
+    """An engine after entry 1 of a service's log: the bootstrap admin key's registration."""
+    from solvent.engine.commands import RegisterKey
+    from solvent.service.keys import hash_key
+
+    engine = Engine()
+    engine.apply(RegisterKey(hash_key(ADMIN), "admin", label="bootstrap"))
+    return engine
 
 
 # ============================================================================================
@@ -521,13 +532,14 @@ def test_batches_against_a_real_server_killed_at_random_points_lose_nothing_and_
     requests = [([{**command, "idempotency_key": f"b{number}-{index}"} for index, command in enumerate(batch)], {})
                 for number, batch in enumerate(batches)]
     answers, kills, state = send_while_killing(url, requests, 3, 7)
-    fresh = Engine()
+    fresh = admin_registered()
     for command in commands:
         fresh.apply(command_from_dict(command))
     assert kills == 3, kills
     seqs = [result["seq"] for number in range(len(batches)) for result in answers[number]["results"]]
-    assert seqs == list(range(1, len(commands) + 1))  # once each, in order, a batch's seqs consecutive
-    assert state["entries"] == len(commands) and state["digest"] == state_digest(fresh)
+    # once each, in order, a batch's seqs consecutive (entry 1 registered the admin key: keys are logged)
+    assert seqs == list(range(2, len(commands) + 2))
+    assert state["entries"] == len(commands) + 1 and state["digest"] == state_digest(fresh)
 
 
 def test_plain_decimal_strings_get_the_same_verdict_as_the_decimal_path():

@@ -20,7 +20,7 @@ from schemathesis.checks import not_a_server_error  # noqa: E402
 from solvent.service import create_app  # noqa: E402
 from test_service import SETUP  # noqa: E402 - the same seeded venue and accounts
 
-ADMIN = "sk_admin_fuzz"
+ADMIN = "sk_admin_fuzz_0123456789abcdefghijklmnop"
 HEADERS = {"Authorization": f"Bearer {ADMIN}"}
 
 _directory = tempfile.TemporaryDirectory(prefix="solvent-fuzz-")

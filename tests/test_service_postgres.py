@@ -24,7 +24,7 @@ from solvent.store import CommandLog, state_digest  # noqa: E402
 
 from conftest import postgres_schema  # noqa: E402
 
-ADMIN = "sk_admin_pg_test"
+ADMIN = "sk_admin_pg_test_0123456789abcdefghijklmnop"
 BIG = "100000000"
 
 SETUP = [
@@ -105,8 +105,10 @@ def test_the_service_end_to_end_on_postgresql_survives_sigkill(pg_url):
             for name in ("entryPrice", "markPrice", "notional", "initialMargin", "maintenanceMargin", "unrealizedPnl"):
                 assert isinstance(position[name], str)
 
-            # a live stream (admin) opened before the liquidating price update
-            with connect(f"ws://127.0.0.1:{port}/v1/stream?from_seq={len(seqs) + 1}&key={ADMIN}") as live:
+            # a live stream (admin) opened before the liquidating price update (after the key
+            # registrations, which are logged entries too)
+            head = client.get("/v1/health").json()["seq"]
+            with connect(f"ws://127.0.0.1:{port}/v1/stream?from_seq={head + 1}&key={ADMIN}") as live:
                 crash = client.post("/v1/commands", json=CRASH,
                                     headers={**auth(operator), "Idempotency-Key": f"c{len(seqs)}"})
                 assert crash.status_code == 200, crash.text
@@ -119,7 +121,8 @@ def test_the_service_end_to_end_on_postgresql_survives_sigkill(pg_url):
                 response = client.post("/v1/commands", json=command, headers={"Idempotency-Key": f"c{len(seqs)}"})
                 assert response.status_code == 200, response.text
                 seqs[len(seqs)] = response.json()["seq"]
-            assert sorted(seqs.values()) == list(range(1, len(commands) + 1))
+            in_order = [seqs[index] for index in sorted(seqs)]  # once each, in order (key entries between)
+            assert in_order == sorted(set(in_order)) and len(in_order) == len(commands)
             after_liquidation = client.get("/v1/accounts/alice", headers=auth(alice)).json()
             assert not [p for p in after_liquidation["positions"] if float(p["contracts"]) > 0]
 
@@ -128,7 +131,7 @@ def test_the_service_end_to_end_on_postgresql_survives_sigkill(pg_url):
                 first = receive(ws)
                 assert first["seq"] == liquidation["seq"] and "alice" in json.dumps(first["event"])
             before = client.get("/v1/state").json()
-            assert before["entries"] == len(commands)
+            assert before["entries"] == len(commands) + 3  # and the three keys' register_key entries
 
         kill(process)  # SIGKILL, no shutdown
         process = start(pg_url, port)
@@ -148,8 +151,8 @@ def test_the_service_end_to_end_on_postgresql_survives_sigkill(pg_url):
         kill(process)
 
     fresh = Engine()
-    for command in commands:
-        fresh.apply(command_from_dict(command))
-    assert before["digest"] == state_digest(fresh)
     with CommandLog(pg_url) as log:
-        assert log.count() == len(commands)
+        for entry in log.entries():  # the commands and the keys' registrations, as logged
+            fresh.apply(entry.command())
+        assert log.count() == len(commands) + 3
+    assert before["digest"] == state_digest(fresh)

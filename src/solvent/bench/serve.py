@@ -120,7 +120,7 @@ def start_server(db: str, admin_key: str, port: int, *, timeout: float = 30.0) -
     """``solvent serve`` on 127.0.0.1:``port`` over ``db``; returns once /v1/health answers."""
     process = subprocess.Popen(
         [sys.executable, "-c", "from solvent.cli.main import app; app()", "serve", "--db", db, "--port", str(port),
-         "--host", "127.0.0.1"],
+         "--host", "127.0.0.1", "--init"],
         env={**os.environ, "SOLVENT_ADMIN_KEY": admin_key}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -433,7 +433,7 @@ def run_serve_benchmark(*, url: str | None = None, db: str | None = None, second
     temporary: tempfile.TemporaryDirectory | None = None
     try:
         if url is None:
-            admin_key = "sk_bench_" + secrets.token_urlsafe(16)
+            admin_key = "sk_bench_" + secrets.token_urlsafe(32)
             if db is None:
                 temporary = tempfile.TemporaryDirectory(prefix="solvent-bench-")
                 db = f"sqlite:///{temporary.name}/bench.db"

@@ -658,6 +658,7 @@ def compare(
 # ------------------------------------------------------------------------------ replay / verify
 
 
+MIN_ADMIN_KEY = 32  # characters of SOLVENT_ADMIN_KEY (a generated key has 46)
 LOG_HELP = "The command log: sqlite:///file.db, postgresql://..., or an SQLite file path."
 
 
@@ -716,6 +717,11 @@ def replay(
 @app.command()
 def verify(
     log: str = typer.Argument(..., help=LOG_HELP),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Signed checkpoints of the head (a file "
+                                              "of lines from `solvent checkpoint`): detects truncation and "
+                                              "rewrites with every later hash recomputed."),
+    public_key: Optional[Path] = typer.Option(None, "--public-key", help="The Ed25519 public key (PEM) the "
+                                              "checkpoints must be signed with (required with --checkpoint)."),
 ) -> None:
     """Check the log's hash chain, then replay it and re-justify every liquidation in it.
 
@@ -729,15 +735,33 @@ def verify(
     from ..store.audit import LIQUIDATION_KINDS
     from ..store.schema import redacted
 
+    from ..store.checkpoints import CheckpointError, check_checkpoints, load_public_key, read_checkpoints
+
+    signed: list = []
+    key = None
+    if checkpoint is not None:
+        if public_key is None:
+            _fail(SolventError("--checkpoint needs --public-key: a checkpoint is only as good as the key it is "
+                               "checked against"))
+        try:
+            signed, key = read_checkpoints(checkpoint), load_public_key(public_key)
+        except CheckpointError as error:
+            _fail(error)
     store = _open_log(log)
     print(f"verifying {redacted(store.url)}")
     try:
         report = verify_log(store)
+        highest = check_checkpoints(store, signed, key) if signed else None
     except LogMismatch as mismatch:
-        print(f"FAIL seq {mismatch.seq}: {mismatch.message}")
+        print(f"FAIL seq {mismatch.seq}: {mismatch.message}" if mismatch.seq else f"FAIL {mismatch.message}")
+        raise typer.Exit(1)
+    except CheckpointError as error:
+        print(f"FAIL checkpoint: {error}")
         raise typer.Exit(1)
     finally:
         store.close()
+    if highest is not None:
+        print(f"checkpoints: {len(signed)} signed heads match the log (the latest at seq {highest})")
     head = f", head {report.chain_head}" if report.chain_head else ""
     print(f"hash chain: {report.entries} entries linked{head}")
     _print_replay(report)
@@ -745,6 +769,8 @@ def verify(
           f"maintenance margin under the venue's trigger), {report.lending_triggers_checked} lending accounts "
           "(the protocol's rule)")
     print(f"conservation: held after each of the {report.conservation_checked} entries with liquidation events")
+    if report.key_rows_checked:
+        print(f"api keys: the {report.key_rows_checked} rows of api_keys were all registered by the log")
     counted = [(kind, report.liquidation_events[kind]) for kind in LIQUIDATION_KINDS if report.liquidation_events[kind]]
     print("liquidation events recomputed identically:" + ("" if counted else " none"))
     for kind, count in counted:
@@ -753,6 +779,88 @@ def verify(
         print(f"warning: {report.liquidation_events['liquidation_failed']} liquidation_failed events (engine defects "
               "recorded in the log, reproduced identically)")
     print("OK: the log verifies")
+
+
+@app.command("checkpoint-key")
+def checkpoint_key(
+    private: Path = typer.Argument(..., help="Where to write the private signing key (PEM, mode 600)."),
+    public: Path = typer.Argument(..., help="Where to write the public key (PEM), for `verify --public-key`."),
+) -> None:
+    """Create an Ed25519 key pair for signing checkpoints. Keep the private key off the database's
+    machine if you can; give the public key to whoever verifies."""
+    from ..store.checkpoints import generate_key
+
+    if private.exists() or public.exists():
+        _fail(SolventError(f"{private if private.exists() else public} exists: not overwritten"))
+    print(f"key {generate_key(private, public)}: private {private}, public {public}")
+
+
+@app.command()
+def checkpoint(
+    log: str = typer.Argument(..., help=LOG_HELP),
+    key: Path = typer.Option(..., "--key", help="The private signing key (from `solvent checkpoint-key`)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Append the checkpoint to this file (default: print "
+                                       "it on stdout, e.g. for an external notary)."),
+) -> None:
+    """Sign the head of the log (after checking its chain): one line of JSON that `verify --checkpoint`
+    later checks the log against. Keep it where the database's owner cannot change it."""
+    from ..store.checkpoints import CheckpointError, checkpoint_log, load_private_key
+    from ..store import LogMismatch
+
+    try:
+        signing = load_private_key(key)
+    except CheckpointError as error:
+        _fail(error)
+    store = _open_log(log)
+    try:
+        signed = checkpoint_log(store, signing)
+    except LogMismatch as mismatch:
+        print(f"FAIL seq {mismatch.seq}: {mismatch.message} (nothing signed)")
+        raise typer.Exit(1)
+    except CheckpointError as error:
+        _fail(error)
+    finally:
+        store.close()
+    if out is None:
+        print(signed.to_line())
+    else:
+        with out.open("a") as handle:
+            handle.write(signed.to_line() + "\n")
+        errors.print(f"checkpoint of seq {signed.seq} appended to {out}")
+
+
+@app.command()
+def recover(
+    log: str = typer.Argument(..., help=LOG_HELP),
+    keep_through: int = typer.Option(..., "--keep-through", min=0, help="Keep entries 1..N (the last good "
+                                     "entry, e.g. the seq before the one `verify` names); remove the rest."),
+    export: Path = typer.Option(..., "--export", help="Write the removed entries here first (JSON lines)."),
+    yes: bool = typer.Option(False, "--yes", help="Confirm: the removed entries leave the log."),
+) -> None:
+    """The operator's way out of a log that does not verify: export the entries after N to a file,
+    remove them (and snapshots after N) from the log, and check the chain of what is left. The
+    server refuses to start on a broken chain until this (or a restore from a backup) is done."""
+    from ..store import LogMismatch
+    from ..store.audit import check_chain
+    from ..store.log import truncate_after
+
+    store = _open_log(log)
+    try:
+        if not yes:
+            last = store.last()
+            print(f"would remove entries {keep_through + 1}..{0 if last is None else last.seq}; add --yes to do it")
+            raise typer.Exit(1)
+        removed = truncate_after(store, keep_through, export)
+        try:
+            report = check_chain(store)
+        except LogMismatch as mismatch:
+            print(f"removed {removed} entries (in {export}); the chain still breaks at seq {mismatch.seq}: "
+                  f"{mismatch.message}")
+            raise typer.Exit(1)
+        print(f"removed {removed} entries (in {export}); the chain of entries 1..{keep_through} verifies "
+              f"(head {report.chain_head})")
+    finally:
+        store.close()
 
 
 # ------------------------------------------------------------------------------ serve
@@ -765,9 +873,12 @@ def serve(
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", help="Port to listen on."),
     snapshot_every: Optional[int] = typer.Option(None, "--snapshot-every", min=1,
-                                                 help="Snapshot the engine every N entries (faster restart)."),
+                                                 help="Snapshot the engine every N entries (default 10,000: a "
+                                                 "restart replays at most that many)."),
     create_admin_key: bool = typer.Option(False, "--create-admin-key",
                                           help="Create an admin API key, print it once, and exit."),
+    init: bool = typer.Option(False, "--init", help="Create the SQLite file if it does not exist (without it, a "
+                              "missing file is an error: a typo in --db must not start an empty log)."),
 ) -> None:
     """Run the live service: REST, WebSocket stream, OpenAPI at /docs. Env SOLVENT_ADMIN_KEY
     registers that admin key at start (stored hashed)."""
@@ -775,20 +886,35 @@ def serve(
 
     from ..store import DEFAULT_URL
 
+    from ..store.schema import database_url, sqlite_file
+
     url = db or DEFAULT_URL
+    path = sqlite_file(database_url(url))
+    if path is not None and not path.exists() and not (init or create_admin_key):
+        _fail(SolventError(f"no log at {path}: pass --init to create a new one"))
+    admin_key = os.environ.get("SOLVENT_ADMIN_KEY")
+    if admin_key is not None and len(admin_key) < MIN_ADMIN_KEY:
+        _fail(SolventError(f"SOLVENT_ADMIN_KEY is {len(admin_key)} characters: at least {MIN_ADMIN_KEY} are required "
+                           "(e.g. the output of `solvent serve --create-admin-key`)"))
     try:
         if create_admin_key:
             from ..service.keys import KeyStore
-            from ..store import CommandLog
+            from ..store import DurableEngine
 
-            with CommandLog(url) as log:
-                print(KeyStore(log.db).add("admin", label="created by solvent serve --create-admin-key"))
+            durable = DurableEngine(url)  # the key is registered by a logged command (see service/keys.py)
+            try:
+                store = KeyStore(durable.log.db, log_command=durable.submit,
+                                 registered=lambda digest: digest in durable.engine.api_keys)
+                print(store.add("admin", label="created by solvent serve --create-admin-key"))
+            finally:
+                durable.close()
             return
         import uvicorn
 
         from ..service import create_app
 
-        service_app = create_app(url, snapshot_every=snapshot_every, admin_key=os.environ.get("SOLVENT_ADMIN_KEY"))
+        service_app = create_app(url, admin_key=admin_key,
+                                 **({} if snapshot_every is None else {"snapshot_every": snapshot_every}))
     except SolventError as error:
         _fail(error)
     import sys

@@ -28,6 +28,7 @@ from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 
 from .domain import Asset, ContractKind, MarginMode, Market, PositionMode, Side
 from .errors import InsufficientFunds, InvalidInput, UnknownName
+from . import bounds
 from .numbers import ZERO, from_units, non_negative, positive, to_decimal, to_units
 from .values import value
 
@@ -204,7 +205,7 @@ class Ledger:
     def units(self, asset: str, amount: object, field_name: str = "amount") -> int:
         """Exact integer units of an amount; refuses amounts finer than the asset's unit."""
         decimals = self.asset(asset).decimals
-        value = to_decimal(amount, field_name)
+        value = bounds.amount(to_decimal(amount, field_name), field_name)
         scaled = value.scaleb(decimals)
         if scaled != scaled.to_integral_value():
             raise InvalidInput(field_name, f"{value} is finer than the unit 1e-{decimals} of {asset}")
@@ -475,12 +476,12 @@ class Ledger:
         """(deposit units, signed lots, notional units) of one row of :meth:`open_funded_positions`:
         what :meth:`units`, :meth:`Market.lots` and :meth:`fill_notional` give, validated the same."""
         decimals = self.assets[market.settle].decimals
-        amount = positive(deposit, "deposit")
+        amount = bounds.amount(positive(deposit, "deposit"), "deposit")
         scaled = amount.scaleb(decimals)
         units = int(scaled)
         if units != scaled:
             raise InvalidInput("deposit", f"{amount} is finer than the unit 1e-{decimals} of {market.settle}")
-        signed_size = to_decimal(size, "size")
+        signed_size = bounds.size(to_decimal(size, "size"), "size")
         if signed_size == 0:
             raise InvalidInput("size", "must not be zero")
         scaled = signed_size.scaleb(market.size_decimals)
@@ -488,7 +489,8 @@ class Ledger:
         if lots != scaled:
             raise InvalidInput("size", f"{abs(signed_size)} is finer than the lot size 1e-{market.size_decimals} "
                                f"of {market.symbol}")
-        value = market.notional(Decimal(abs(lots)).scaleb(-market.size_decimals), positive(price, "price"))
+        checked = bounds.price(positive(price, "price"), "price")
+        value = market.notional(Decimal(abs(lots)).scaleb(-market.size_decimals), checked)
         return units, lots, int(value.scaleb(decimals).to_integral_value(rounding=ROUND_HALF_EVEN))
 
     def _plan_fill(self, account_id, market_symbol, side, size, price, fee, margin_mode, hedge_side, where,
@@ -497,10 +499,10 @@ class Ledger:
         validated for the same size and price."""
         account = self.account(account_id)
         market = self.market(market_symbol)
-        fee_amount = non_negative(fee, f"{where}.fee")
+        fee_amount = bounds.amount(non_negative(fee, f"{where}.fee"), f"{where}.fee")
         if matched is None:
-            size = positive(size, f"{where}.size")
-            price = positive(price, f"{where}.price")
+            size = bounds.size(positive(size, f"{where}.size"), f"{where}.size")
+            price = bounds.price(positive(price, f"{where}.price"), f"{where}.price")
             lots = market.lots(size, f"{where}.size")
         else:
             lots = matched[0]
@@ -537,7 +539,7 @@ class Ledger:
         lots = market.lots(positive(size, "size"))
         signed = int(side) * lots
         notional = self.fill_notional(market, lots, positive(price, "price"))
-        fee_amount = non_negative(fee, "fee")
+        fee_amount = bounds.amount(non_negative(fee, "fee"), "fee")
         fee_units = to_units(fee_amount, self.asset(market.settle).decimals, rounding=ROUND_CEILING) if fee_amount else 0
         held = position.lots
         realized = 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Union
 
+from .bounds import MAX_ABS_INT, MAX_TEXT_DIGITS, any_decimal
 from .errors import InvalidInput
 
 Number = Union[int, str, Decimal]
@@ -31,6 +32,8 @@ def to_decimal(value: object, field: str) -> Decimal:
     if isinstance(value, Decimal):
         result = value
     elif isinstance(value, str):
+        if len(value) > MAX_TEXT_DIGITS:
+            raise InvalidInput(field, f"a decimal string of at most {MAX_TEXT_DIGITS} characters, got {len(value)}")
         try:
             result = Decimal(value)  # surrounding whitespace and digit-group underscores are accepted
         except InvalidOperation:
@@ -38,6 +41,8 @@ def to_decimal(value: object, field: str) -> Decimal:
     elif isinstance(value, bool):
         raise InvalidInput(field, f"expected a number, got a boolean ({value})")
     elif isinstance(value, int):
+        if not -MAX_ABS_INT <= value <= MAX_ABS_INT:
+            raise InvalidInput(field, f"integer out of range (|x| <= 2**64): {value.bit_length()} bits")
         result = Decimal(value)
     elif isinstance(value, float):
         raise InvalidInput(field, f"floats are not accepted ({value!r}); pass the decimal string")
@@ -45,7 +50,7 @@ def to_decimal(value: object, field: str) -> Decimal:
         raise InvalidInput(field, f"expected a decimal string, int or Decimal, got {type(value).__name__}")
     if not result.is_finite():
         raise InvalidInput(field, f"must be finite, got {value!r}")
-    return result
+    return any_decimal(result, field)
 
 
 def positive(value: object, field: str) -> Decimal:
@@ -75,6 +80,8 @@ def fraction(value: object, field: str, *, allow_one: bool = True) -> Decimal:
 
 def to_int(value: object, field: str) -> int:
     """An exact integer (quantums, slots): ints or integral decimal strings."""
+    if type(value) is int and -MAX_ABS_INT <= value <= MAX_ABS_INT:  # the common case
+        return value
     result = to_decimal(value, field)
     if result != result.to_integral_value():
         raise InvalidInput(field, f"must be an integer, got {result}")

@@ -254,12 +254,14 @@ class UpdateOracle(Command):
 @command
 class AdvanceTime(Command):
     """Time (seconds) and, for chains, the block height move forward; ``seed`` is this block's
-    random draw (dYdX's pseudorandom offsets come from it, never from a global RNG)."""
+    random draw (dYdX's pseudorandom offsets come from it, never from a global RNG). With
+    ``venue``, only that venue's clock moves (no block, no seed)."""
 
     kind: ClassVar[str] = "advance_time"
     timestamp: int
     block: int | None = None
     seed: int = 0
+    venue: str | None = None  # one venue's clock only (its operator's), see Engine.time_of
 
 
 @command
@@ -269,3 +271,25 @@ class SetParams(Command):
     kind: ClassVar[str] = "set_params"
     venue: str
     overrides: Mapping[str, Any]
+
+
+@command
+class RegisterKey(Command):
+    """An API key of the service (its SHA-256 ``key_hash``, never the key) with its role and scope.
+    Logged like any command, so that ``verify`` knows every key that ever existed: a key row
+    written into the database by hand, outside the log, is not a key (see ``service/keys.py``)."""
+
+    kind: ClassVar[str] = "register_key"
+    key_hash: str
+    role: str
+    account: str | None = None
+    venue: str | None = None
+    label: str | None = None
+
+
+@command
+class RevokeKey(Command):
+    """Revoke the API key whose id (the first 16 hex digits of its hash) this is."""
+
+    kind: ClassVar[str] = "revoke_key"
+    key_id: str

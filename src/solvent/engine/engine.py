@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
-from typing import Callable
+from typing import Callable, Mapping
 
+from ..core import bounds
 from ..core.domain import ContractKind, MarginMode, Market, PositionMode, Side
 from ..core.errors import InvalidInput, SolventError, UnknownName
 from ..core.ledger import Ledger
@@ -100,7 +101,8 @@ class Engine:
         self.marks: dict[str, Decimal] = {}
         self.previous_marks: dict[str, Decimal] = {}
         self.holders: dict[str, set[str]] = {}  # ledger market → accounts with a position
-        self.timestamp = 0
+        self.timestamp = 0  # the engine's time (advance_time); each venue's may be later: see time_of
+        self.clocks: dict[str, int] = {}  # venue → the time its own prices (or advance_time) brought
         self.block = 0
         self.seed = 0
         # Liquidation bookkeeping, keyed by (account, settle asset).
@@ -117,10 +119,17 @@ class Engine:
         # liquidation is still open. The pipeline values their isolated pools; the screen files
         # each one in its threshold index, as a pool of its own.
         self.isolated_accounts: set[str] = set()
+        self.api_keys: dict[str, tuple[str, str | None, str | None]] = {}  # key hash → (role, account, venue)
         self.commands_applied = 0
         self._adl_candidates: dict = {}  # ADL rankings valued during the current command (a cache)
         self._schedules: dict[str, MarketSchedule] = {}  # float maintenance schedules (a cache)
-        self._handlers: dict[type, Callable[[c.Command], list[e.Event]]] = {
+        # Undo (see apply and _roll_back): the commands applied since the base state, and the base.
+        self._journal: list[c.Command] = []
+        self._rollback_base: Callable[[], Engine] | None = None
+        self._handlers = self._make_handlers()
+
+    def _make_handlers(self) -> dict[type, Callable[[c.Command], list[e.Event]]]:
+        handlers: dict[type, Callable[[c.Command], list[e.Event]]] = {
             c.CreateVenue: self._create_venue,
             c.CreateMarket: self._create_market,
             c.CreateBackstop: self._create_backstop,
@@ -136,14 +145,24 @@ class Engine:
             c.UpdateOracle: self._update_oracle,
             c.AdvanceTime: self._advance_time,
             c.SetParams: self._set_params,
+            c.RegisterKey: self._register_key,
+            c.RevokeKey: self._revoke_key,
         }
         from .lending import lending_handlers
 
-        self._handlers.update(lending_handlers(self))
+        handlers.update(lending_handlers(self))
+        return handlers
 
     # ------------------------------------------------------------------ entry point
 
     def apply(self, command: c.Command) -> list[e.Event]:
+        """Events, or :class:`CommandRejected` and nothing changed: never another exception.
+
+        Handlers validate before they change anything, so a refusal they raise (any
+        :class:`SolventError`) leaves the state as it was. Anything else (``decimal.Overflow``, a
+        ``ZeroDivisionError``, a defect) may come after a change: then the state is put back as it
+        was before the command (see :meth:`_roll_back`) and the command is refused with the
+        error's type, which is the same on every run, so a replay records the same outcome."""
         handler = self._handlers.get(type(command))
         if handler is None:
             raise CommandRejected(getattr(command, "kind", type(command).__name__), "unknown command")
@@ -154,8 +173,45 @@ class Engine:
             raise
         except SolventError as error:
             raise CommandRejected(command.kind, str(error), getattr(error, "field", None)) from error
+        except MemoryError:
+            raise  # not a property of the command: no outcome may be recorded for it
+        except Exception as error:  # noqa: BLE001 - the engine is total: see the docstring
+            self._roll_back()
+            raise CommandRejected(command.kind, f"the engine could not apply it ({type(error).__name__}); "
+                                  "nothing changed", _blamed_field(command, error)) from error
         self.commands_applied += 1
+        self._journal.append(command)
         return events
+
+    # ------------------------------------------------------------------ undo
+
+    def set_rollback_base(self, base: Callable[[], "Engine"]) -> None:
+        """From now on, :meth:`_roll_back` starts from ``base()`` (an engine in the state this one is
+        in now, e.g. loaded from the snapshot just taken) and replays the commands applied since.
+        Called by the store after a snapshot; the commands before it are then no longer kept."""
+        self._rollback_base = base
+        self._journal = []
+
+    def _roll_back(self) -> None:
+        """Put the state back as it was before the command being applied: a fresh engine (or the
+        base, see :meth:`set_rollback_base`) replays the commands applied since, which all succeed
+        again (the engine is deterministic), and this engine takes its state. The cost is paid only
+        here, on a defect; applying a command costs one list append."""
+        base = self._rollback_base
+        fresh = base() if base is not None else type(self)(screen_above=self.screen_above)
+        journal = self._journal
+        with cyclic_gc_paused():
+            for command in journal:
+                fresh.apply(command)
+        state = vars(fresh)
+        state["_journal"] = journal
+        state["_rollback_base"] = base
+        state["_screen"] = None  # a cache that refers to its engine: rebuilt on the next large update
+        self.__dict__ = state
+        self._handlers = self._make_handlers()  # bound to this engine, not the fresh one
+        for venue in getattr(self, "lending", {}).values():
+            if getattr(venue, "engine", None) is fresh:
+                venue.engine = self
 
     # ------------------------------------------------------------------ lookups
 
@@ -192,8 +248,9 @@ class Engine:
 
     def _create_venue(self, command: c.CreateVenue) -> list[e.Event]:
         name = command.venue
-        if not name or PROTOCOL_SEPARATOR in name:
+        if not isinstance(name, str) or not name or PROTOCOL_SEPARATOR in name:
             raise InvalidInput("venue", f"must be non-empty without {PROTOCOL_SEPARATOR!r}")
+        bounds.identifier(name, "venue")
         if name in self.venues:
             raise InvalidInput("venue", f"{name!r} already exists")
         preset = load_preset(command.preset)
@@ -231,6 +288,7 @@ class Engine:
 
     def _create_market(self, command: c.CreateMarket) -> list[e.Event]:
         venue = self.venue(command.venue)
+        bounds.identifier(command.symbol, "symbol")
         if command.symbol in venue.markets:
             raise InvalidInput("symbol", f"{command.symbol!r} is already listed on {venue.name}")
         entry = {"symbol": command.symbol, "base": command.base, "quote": command.quote, "settle": command.settle,
@@ -254,6 +312,7 @@ class Engine:
         return [e.MarketListed(venue.name, command.symbol)]
 
     def _create_backstop(self, command: c.CreateBackstop) -> list[e.Event]:
+        bounds.identifier(command.backstop, "backstop")
         if command.backstop in self.backstops:
             raise InvalidInput("backstop", f"{command.backstop!r} already exists")
         self.ledger.asset(command.asset)
@@ -275,8 +334,9 @@ class Engine:
         return [e.BackstopCreated(command.backstop, venues)]
 
     def _open_account(self, command: c.OpenAccount) -> list[e.Event]:
-        if PROTOCOL_SEPARATOR in command.account:
+        if not isinstance(command.account, str) or PROTOCOL_SEPARATOR in command.account:
             raise InvalidInput("account", f"account ids may not contain {PROTOCOL_SEPARATOR!r}")
+        bounds.identifier(command.account, "account")
         venue = self.venue(command.venue)
         others = [self.venue(name) for name in command.cross_venues]
         mode = PositionMode.parse(command.position_mode, "position_mode")
@@ -379,8 +439,8 @@ class Engine:
         ledger = self.ledger
         market = ledger.markets[key]
         settle = market.settle
-        size = positive(command.size, "size")
-        price = positive(command.price, "price")
+        size = bounds.size(positive(command.size, "size"), "size")
+        price = bounds.price(positive(command.price, "price"), "price")
         lots = market.lots(size, "size")
         hedge = [None if side is None else Side.parse(side, f"{role}_hedge_side")
                  for role, side in (("buyer", command.buyer_hedge_side), ("seller", command.seller_hedge_side))]
@@ -397,7 +457,8 @@ class Engine:
                 continue
             position = ledger.accounts[account].positions.get((key, hedge_side))
             held = position.lots if position is not None and position.margin_mode is MarginMode.ISOLATED else 0
-            leverage = None if leverage_text is None else positive(leverage_text, f"{role}_leverage")
+            leverage = None if leverage_text is None else bounds.leverage(
+                positive(leverage_text, f"{role}_leverage"), f"{role}_leverage")
             if held and leverage is not None and leverage != position.leverage:  # type: ignore[union-attr]
                 raise InvalidInput(f"{role}_leverage", f"the isolated position on {command.market} is at "
                                    f"{position.leverage or 'the market default'} leverage, not {leverage}x")  # type: ignore[union-attr]
@@ -534,7 +595,7 @@ class Engine:
         ledger = self.ledger
         if (account, pool_id) in self.liquidating:
             raise InvalidInput("market", f"the isolated position on {command.market} is being liquidated")
-        leverage = positive(command.leverage, "leverage")
+        leverage = bounds.leverage(positive(command.leverage, "leverage"), "leverage")
         market = ledger.markets[key]
         settle = market.settle
         size = market.size_of(abs(position.lots))
@@ -581,6 +642,7 @@ class Engine:
         for account in command.accounts:
             if not isinstance(account, str) or PROTOCOL_SEPARATOR in account:
                 raise InvalidInput("accounts", f"account ids are strings without {PROTOCOL_SEPARATOR!r}: {account!r}")
+            bounds.identifier(account, "accounts")
         with cyclic_gc_paused():  # 100,000 accounts at once: see core.memory
             return self._opened_in_bulk(venue, key, command, columns)
 
@@ -626,7 +688,7 @@ class Engine:
         self._require_user(command.account)
         if command.account == command.liquidator:
             raise InvalidInput("liquidator", "an account cannot take over its own position")
-        size = positive(command.size, "size")
+        size = bounds.size(positive(command.size, "size"), "size")
         self.ledger.markets[key].lots(size)  # a whole number of lots
         return take_over(self, venue, command.liquidator, command.account, key, size)
 
@@ -645,16 +707,17 @@ class Engine:
         from .pipeline import evaluate
 
         venue = self.venue(command.venue)
-        timestamp = to_int(command.timestamp, "timestamp")
-        if timestamp < self.timestamp:
-            raise InvalidInput("timestamp", f"{timestamp} is before the engine's time {self.timestamp}")
+        timestamp = bounds.timestamp(to_int(command.timestamp, "timestamp"))
+        now = self.time_of(venue.name)
+        if timestamp < now:
+            raise InvalidInput("timestamp", f"{timestamp} is before the engine's time {now}")
         if not command.prices:
             raise InvalidInput("prices", "no price given")
         updates = {}
         for symbol, price in sorted(dict(command.prices).items()):
             key = self.market_key(venue, symbol)
-            updates[key] = positive(price, f"prices.{symbol}")
-        self.timestamp = timestamp
+            updates[key] = bounds.price(positive(price, f"prices.{symbol}"), f"prices.{symbol}")
+        self.clocks[venue.name] = timestamp  # this venue's time only: no feeder moves another venue's clock
         events: list[e.Event] = []
         for key, price in updates.items():
             if key in self.marks:
@@ -676,15 +739,18 @@ class Engine:
     def _advance_time(self, command: c.AdvanceTime) -> list[e.Event]:
         from .pipeline import evaluate
 
-        timestamp = to_int(command.timestamp, "timestamp")
+        timestamp = bounds.timestamp(to_int(command.timestamp, "timestamp"))
+        if command.venue is not None:
+            return self._advance_venue_time(command, timestamp)
         if timestamp < self.timestamp:
             raise InvalidInput("timestamp", f"{timestamp} is before the engine's time {self.timestamp}")
-        block = self.block + 1 if command.block is None else to_int(command.block, "block")
+        block = self.block + 1 if command.block is None else bounds.block(to_int(command.block, "block"))
         if block < self.block:
             raise InvalidInput("block", f"{block} is before the engine's block {self.block}")
         seed = to_int(command.seed, "seed")
         if seed < 0:
             raise InvalidInput("seed", f"must not be negative, got {seed}")
+        bounds.seed(seed)
         self.timestamp = timestamp
         if block != self.block:
             self.notional_this_block.clear()
@@ -696,6 +762,62 @@ class Engine:
         waiting = sorted({account for account, _ in self.liquidating})
         events += evaluate(self, waiting)
         return events
+
+    def _advance_venue_time(self, command: c.AdvanceTime, timestamp: int) -> list[e.Event]:
+        """AdvanceTime of one venue: its clock only (blocks and seeds are the engine's)."""
+        from .pipeline import evaluate
+
+        name = command.venue
+        if name not in self.venues and name not in getattr(self, "lending", {}):
+            raise UnknownName("venue", name, [*self.venues, *getattr(self, "lending", {})])
+        if command.block is not None or command.seed:
+            raise InvalidInput("block", "a venue's advance_time moves its clock only: no block or seed")
+        now = self.time_of(name)
+        if timestamp < now:
+            raise InvalidInput("timestamp", f"{timestamp} is before {name}'s time {now}")
+        self.clocks[name] = timestamp
+        events: list[e.Event] = [e.TimeAdvanced(timestamp, self.block)]
+        venue = self.venues.get(name)
+        if venue is not None:
+            waiting = sorted({account for account, _ in self.liquidating if self.home_venue.get(account) == name})
+            events += evaluate(self, waiting)
+        return events
+
+    def time_of(self, venue: str) -> int:
+        """A venue's time: the engine's (advance_time without a venue), or later if the venue's
+        own prices or advance_time brought it later. One venue's feeder never moves another's."""
+        own = self.clocks.get(venue)
+        return self.timestamp if own is None or own < self.timestamp else own
+
+    def _register_key(self, command: c.RegisterKey) -> list[e.Event]:
+        digest = command.key_hash
+        if not isinstance(digest, str) or len(digest) != 64 or any(ch not in "0123456789abcdef" for ch in digest):
+            raise InvalidInput("key_hash", "the SHA-256 of the key, 64 lowercase hex digits")
+        if command.role not in ("admin", "operator", "account"):
+            raise InvalidInput("role", "one of admin, operator, account")
+        for name in ("account", "venue", "label"):
+            value = getattr(command, name)
+            if value is not None and (not isinstance(value, str) or len(value) > bounds.MAX_ID):
+                raise InvalidInput(name, f"a string of at most {bounds.MAX_ID} characters")
+        if command.role == "account" and not command.account:
+            raise InvalidInput("account", "an account key needs its account")
+        account = command.account if command.role == "account" else None
+        venue = command.venue if command.role == "operator" else None
+        if digest in self.api_keys:
+            raise InvalidInput("key_hash", "this key is already registered")
+        self.api_keys[digest] = (command.role, account, venue)
+        return [e.KeyRegistered(digest[:16], command.role, account, venue)]
+
+    def _revoke_key(self, command: c.RevokeKey) -> list[e.Event]:
+        key_id = command.key_id
+        if not isinstance(key_id, str) or len(key_id) != 16:
+            raise InvalidInput("key_id", "16 lowercase hex digits")
+        found = sorted(digest for digest in self.api_keys if digest.startswith(key_id))
+        if not found:
+            raise InvalidInput("key_id", f"no key with id {key_id!r}")
+        for digest in found:
+            del self.api_keys[digest]
+        return [e.KeyRevoked(key_id)]
 
     def _set_params(self, command: c.SetParams) -> list[e.Event]:
         venue = self.venue(command.venue)
@@ -729,6 +851,29 @@ class Engine:
 
     def conservation(self):
         return self.ledger.conservation()
+
+
+def _blamed_field(command: c.Command, error: Exception) -> str | None:
+    """The field an internal error most likely came from: the first numeric-looking field whose
+    value is outside the ranges of :mod:`solvent.core.bounds` (None when none is)."""
+    from dataclasses import fields
+
+    from decimal import InvalidOperation
+
+    from ..core.bounds import any_decimal
+
+    for spec in fields(command):  # type: ignore[arg-type]
+        value = getattr(command, spec.name)
+        values = value.items() if isinstance(value, Mapping) else [(None, value)]
+        for key, item in values:
+            if isinstance(item, (str, int)) and not isinstance(item, bool):
+                try:
+                    any_decimal(Decimal(item), spec.name)
+                except InvalidInput:
+                    return spec.name if key is None else f"{spec.name}.{key}"
+                except (InvalidOperation, ValueError, TypeError):  # not a number: not this one
+                    continue
+    return None
 
 
 def _margin_moved(ledger: Ledger, venue: VenueState, symbol: str, account: str, units: int, position) -> e.Event:

@@ -134,6 +134,21 @@ class TimeAdvanced(Event):
 
 
 @event
+class KeyRegistered(Event):
+    kind: ClassVar[str] = "key_registered"
+    key_id: str
+    role: str
+    account: str | None
+    venue: str | None
+
+
+@event
+class KeyRevoked(Event):
+    kind: ClassVar[str] = "key_revoked"
+    key_id: str
+
+
+@event
 class ParamsSet(Event):
     kind: ClassVar[str] = "params_set"
     venue: str

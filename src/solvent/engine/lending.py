@@ -51,6 +51,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
+from ..core import bounds
 from ..core.errors import InvalidInput, UnknownName
 from ..core.numbers import positive, to_int
 from ..policies.lending import ProtocolRevert
@@ -846,7 +847,7 @@ class LendingVenue:
         return payer, units
 
     def check_price(self, asset: str, value: object, field_name: str) -> Decimal:
-        price = positive(value, field_name)
+        price = bounds.price(positive(value, field_name), field_name)
         scaled = price.scaleb(self.price_decimals)
         if scaled != scaled.to_integral_value():
             raise InvalidInput(field_name, f"{price} is finer than the oracle's unit 1e-{self.price_decimals}")
@@ -951,6 +952,7 @@ def _open_account(engine: "Engine", command: OpenLendingAccount) -> list[Event]:
     venue = lending_venue(engine, command.venue)
     if not command.account or SEPARATOR in command.account:
         raise InvalidInput("account", f"account ids must be non-empty without {SEPARATOR!r}")
+    bounds.identifier(command.account, "account")
     if command.account in venue.accounts:
         raise InvalidInput("account", f"{command.account!r} already joined {venue.name}")
     if command.account not in engine.ledger.accounts:
@@ -962,9 +964,10 @@ def _open_account(engine: "Engine", command: OpenLendingAccount) -> list[Event]:
 
 def _update_prices(engine: "Engine", command: UpdatePrices) -> list[Event]:
     venue = lending_venue(engine, command.venue)
-    timestamp = to_int(command.timestamp, "timestamp")
-    if timestamp < engine.timestamp:
-        raise InvalidInput("timestamp", f"{timestamp} is before the engine's time {engine.timestamp}")
+    timestamp = bounds.timestamp(to_int(command.timestamp, "timestamp"))
+    now = engine.time_of(venue.name)
+    if timestamp < now:
+        raise InvalidInput("timestamp", f"{timestamp} is before the engine's time {now}")
     if not command.prices:
         raise InvalidInput("prices", "no price given")
     known = set(venue.assets())
@@ -972,7 +975,7 @@ def _update_prices(engine: "Engine", command: UpdatePrices) -> list[Event]:
     for asset, value in sorted(dict(command.prices).items()):
         venue.require_asset(asset, known, f"prices.{asset}")
         updates[asset] = venue.check_price(asset, value, f"prices.{asset}")
-    engine.timestamp = timestamp
+    engine.clocks[venue.name] = timestamp  # this venue's time only (see Engine.time_of)
     venue.prices.update(updates)
     return [PricesUpdated(venue.name, tuple((asset, str(price)) for asset, price in updates.items()), timestamp)]
 

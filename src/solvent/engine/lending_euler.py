@@ -171,7 +171,7 @@ class EulerVenue(LendingVenue):
         moves.apply()
         pool.withdraw(command.account, units, shares)
         if controller:
-            self.last_status_check[command.account] = self.engine.timestamp
+            self.last_status_check[command.account] = self.engine.time_of(self.name)
         return [SupplyWithdrawn(self.name, command.account, command.asset, self.text(command.asset, units))]
 
     def borrow(self, command) -> list:
@@ -189,7 +189,7 @@ class EulerVenue(LendingVenue):
         moves.add(self.pool, command.account, command.asset, units)
         moves.apply()
         pool.add_debt(command.account, units)
-        self.last_status_check[command.account] = self.engine.timestamp
+        self.last_status_check[command.account] = self.engine.time_of(self.name)
         adjusted, liability = self.liquidity(command.account, command.asset, liquidation=True)
         return [Borrowed(self.name, command.account, command.asset, self.text(command.asset, units),
                          health=str(euler.from_units(adjusted * SCALE // liability, 18)))]
@@ -222,7 +222,7 @@ class EulerVenue(LendingVenue):
                                f"({', '.join(sorted(config.liquidation_ltv))}) (E_BadCollateral)")
         cool_off = config.liquidation.liquidation_cool_off_time
         last = self.last_status_check.get(command.borrower)
-        if cool_off and last is not None and last + cool_off > self.engine.timestamp:
+        if cool_off and last is not None and last + cool_off > self.engine.time_of(self.name):
             raise InvalidInput("borrower", f"in liquidation cool-off until {last + cool_off} "
                                "(E_ViolatorLiquidityDeferred)")
         adjusted, liability = self.liquidity(command.borrower, controller, liquidation=True)
@@ -265,7 +265,7 @@ class EulerVenue(LendingVenue):
         debt_pool.reduce_debt(command.borrower, repay)
         if command.take_over_debt:
             debt_pool.add_debt(command.liquidator, repay)
-            self.last_status_check[command.liquidator] = self.engine.timestamp
+            self.last_status_check[command.liquidator] = self.engine.time_of(self.name)
         collateral_pool.move_shares(command.borrower, command.liquidator, taken)
         events: list = [Liquidated(self.name, command.liquidator, command.borrower, collateral, controller,
                                    self.text(controller, repay), self.text(collateral, taken_assets),

@@ -254,7 +254,7 @@ class MakerVenue(LendingVenue):
         self.Dirt += result.tab
         self.dirt[ilk] += result.tab
         auction = AuctionState(self.next_auction, ilk, command.account, result.tab, result.dink, result.top,
-                               self.engine.timestamp, result.due)
+                               self.engine.time_of(self.name), result.due)
         self.auctions[auction.id] = auction
         self.next_auction += 1
         return [AuctionStarted(self.name, auction.id, ilk, command.account, command.keeper, dai(result.tab),
@@ -273,7 +273,7 @@ class MakerVenue(LendingVenue):
         return maker.Auction(state.tab, state.lot, state.top, config.price_calc(), config.tail, config.cusp)
 
     def status(self, state: AuctionState) -> tuple[bool, int]:
-        return self.policy_auction(state).status(self.engine.timestamp - state.tic)
+        return self.policy_auction(state).status(self.engine.time_of(self.name) - state.tic)
 
     def take(self, command) -> list:
         self.require_caller(command.buyer, "buyer")
@@ -282,7 +282,8 @@ class MakerVenue(LendingVenue):
         amount = self.ledger.units(gem, positive(command.amount, "amount"), "amount")
         highest = maker.ray(positive(command.max_price, "max_price"), "max_price")
         config = self.ilks[state.ilk]
-        result, remaining = maker.take(self.policy_auction(state), self.engine.timestamp - state.tic, amount, highest,
+        elapsed = self.engine.time_of(self.name) - state.tic
+        result, remaining = maker.take(self.policy_auction(state), elapsed, amount, highest,
                                        config.chost)
         paid = ceil_div(result.owe, RAY)  # the ledger counts DAI in wad: the buyer pays the rad rounded up
         moves = Moves(self.ledger)
@@ -332,7 +333,7 @@ class MakerVenue(LendingVenue):
         moves.apply()
         self.sin += minted * RAY
         self.issued += minted
-        state.top, state.tic = top, self.engine.timestamp
+        state.top, state.tic = top, self.engine.time_of(self.name)
         return [AuctionReset(self.name, state.id, command.keeper, plain(from_units(top, 27)), state.tic,
                              self.text(self.dai, minted))]
 

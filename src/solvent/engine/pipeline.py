@@ -561,9 +561,10 @@ def _size_to_close(engine: "Engine", venue: "VenueState", key, position: Positio
     if rules.partial_fraction is not None:
         # Hyperliquid: above the threshold only a fraction, once per block; for the cooldown
         # that follows, liquidation orders are for the entire position.
-        in_cooldown = engine.full_until.get(key, -1) > engine.timestamp
+        now = engine.time_of(venue.name)
+        in_cooldown = engine.full_until.get(key, -1) > now
         if quote_notional > rules.partial_above_notional and not in_cooldown:
-            engine.full_until[key] = engine.timestamp + rules.cooldown_seconds
+            engine.full_until[key] = now + rules.cooldown_seconds
             part = min(size, max(lot, (size * rules.partial_fraction).quantize(lot, rounding=ROUND_UP)))
             return part, "partial liquidation: the rest waits for the next block"
         return size, None

@@ -54,9 +54,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
 from ..engine.commands import Command
-from ..store import BatchItem, BatchResult, DurableEngine, Entry, IdempotencyConflict, StoreError, state_digest
+from ..store import BatchItem, BatchResult, DurableEngine, Entry, IdempotencyConflict, LogMismatch, StoreError, state_digest
 from ..store.durable import NotAttempted, Staged, rejection_error
 from .keys import ROLES, KeyStore, Principal, key_id
+from .limits import Limit, RateLimiter
 from .validation import EdgeError, check_references, parse_command, parse_json
 from .views import account_view, event_accounts, text, venue_view
 
@@ -67,6 +68,9 @@ MAX_KEY = 200
 MAX_BATCH = 512  # commands per batch staged at once; a request's batch is never split
 MAX_STAGED = 16  # batches staged ahead of the write in progress (then the writer waits)
 KEY_FIELD = "idempotency_key"  # a batch item's own idempotency key
+# Snapshots by default: a restart loads the latest and replays at most this many entries.
+DEFAULT_SNAPSHOT_EVERY = 10_000
+MAX_SEQ = 2 ** 63 - 1  # a seq beyond any database's integer
 
 logger = logging.getLogger("solvent.service")
 
@@ -162,13 +166,18 @@ class Service:
     never see a state the log does not hold yet.
     """
 
-    def __init__(self, url: str, *, snapshot_every: int | None = None, admin_key: str | None = None,
+    def __init__(self, url: str, *, snapshot_every: int | None = DEFAULT_SNAPSHOT_EVERY, admin_key: str | None = None,
                  max_body: int = MAX_BODY, max_batch: int = MAX_BATCH,
-                 max_batch_body: int = MAX_BATCH_BODY) -> None:
+                 max_batch_body: int = MAX_BATCH_BODY, rate_limits: dict[str, Limit | None] | None = None) -> None:
         self.durable = DurableEngine(url, snapshot_every=snapshot_every)
+        self.limiter = RateLimiter(rate_limits)
         self.log = self.durable.log
         self.log.checkpoint_in_background()  # no commit waits for a WAL checkpoint (SQLite)
-        self.keys = KeyStore(self.log.db)
+        # The chain after the snapshot was checked at start; the entries before it are checked
+        # here, while serving: a break stops acknowledgement (503) and names the seq.
+        self.prefix_checked: threading.Event = threading.Event()
+        threading.Thread(target=self._check_prefix, name="solvent-chain-check", daemon=True).start()
+        self.keys = KeyStore(self.log.db, log_command=self._log_key_command, registered=self._key_registered)
         self.lock = threading.Lock()
         self.max_body = max_body
         self.max_batch = max_batch
@@ -257,7 +266,10 @@ class Service:
             self._answer_batch(batch, [BatchResult(error=StoreError("the service is stopping"))
                                        for waiter in batch for _ in waiter.items])
         elif batch:
-            self._stage(batch)
+            if self.durable.rebuild_pending:  # a write failed: the rebuild from the log runs off the event loop
+                threading.Thread(target=self._stage, args=(batch,), name="solvent-rebuild", daemon=True).start()
+            else:
+                self._stage(batch)
 
     def _write_loop(self) -> None:
         """The writer thread (for requests submitted from threads): stage what is queued and hand
@@ -345,6 +357,35 @@ class Service:
         with self._listeners_lock:
             self._listeners.add((asyncio.get_running_loop(), event))
         return event
+
+    def _check_prefix(self) -> None:
+        try:
+            self.durable.check_prefix()
+        except LogMismatch as mismatch:
+            logger.error("the command log does not verify at seq %s: %s; nothing more is acknowledged "
+                         "(see solvent verify and solvent recover)", mismatch.seq, mismatch.message)
+        except Exception:  # noqa: BLE001 - e.g. the service closed meanwhile
+            logger.exception("the background check of the hash chain failed")
+        finally:
+            self.prefix_checked.set()
+
+    def _log_key_command(self, command: Command) -> None:
+        with self.lock:
+            self.durable.submit(command)  # raises CommandRejected if the engine refuses it
+
+    def _key_registered(self, digest: str) -> bool:
+        return digest in self.durable.engine.api_keys  # a dict read: safe while the writer runs
+
+    def wake_streams(self) -> None:
+        """Wake every stream (e.g. after a key was revoked: each one checks its key again)."""
+        self._answer_all([])
+
+    def has_venue(self, venue: str) -> bool:
+        from .validation import venue_exists
+
+        with self.lock:
+            self.durable.settle()
+            return venue_exists(self.durable.engine, venue)
 
     def unlisten(self, event: asyncio.Event) -> None:
         with self._listeners_lock:
@@ -544,7 +585,12 @@ async def command_request(service: Service, headers: Mapping[str, str], read: Bo
     body = await read(service.max_batch_body if kind is None else service.max_body)
     if len(body) > service.max_body and not body.lstrip().startswith(b"["):
         raise EdgeError(413, None, f"payload larger than {service.max_body} bytes")
-    return await service.command(who, parse_json(body), key, kind)
+    data = parse_json(body)
+    commands = len(data) if isinstance(data, list) and kind is None else 1
+    wait = service.limiter.take(who.key_id or "", who.role, max(commands, 1))  # refused ones count too
+    if wait is not None:
+        raise EdgeError(429, None, f"rate limit of this key: retry in {wait:.2f} s", retry_after=wait)
+    return await service.command(who, data, key, kind)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -605,10 +651,13 @@ class ServiceAPI(FastAPI):
                 if not message.get("more_body", False):
                     return b"".join(chunks)
 
+        extra: list[tuple[bytes, bytes]] = []
         try:
             status, body = await command_request(self.service, headers, read, kind)
         except EdgeError as error:
             status, body = error.status, _dumps(error.body())
+            if error.retry_after is not None:
+                extra.append((b"retry-after", str(max(1, round(error.retry_after))).encode("latin-1")))
         except StoreError as error:
             status, body = 503, _dumps({"error": str(error), "field": None})
         except _Disconnected:
@@ -618,7 +667,7 @@ class ServiceAPI(FastAPI):
             status, body = 500, _dumps({"error": "internal server error", "field": None})
         start = {"type": "http.response.start", "status": status,
                  "headers": [(b"content-type", b"application/json"),
-                             (b"content-length", str(len(body)).encode("latin-1"))]}
+                             (b"content-length", str(len(body)).encode("latin-1")), *extra]}
         await send(start)
         await send({"type": "http.response.body", "body": body})
 
@@ -666,9 +715,10 @@ def settle_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | None = None,
-               max_body: int = MAX_BODY) -> ServiceAPI:
-    service = Service(url, snapshot_every=snapshot_every, admin_key=admin_key, max_body=max_body)
+def create_app(url: str, *, snapshot_every: int | None = DEFAULT_SNAPSHOT_EVERY, admin_key: str | None = None,
+               max_body: int = MAX_BODY, rate_limits: dict[str, Limit | None] | None = None) -> ServiceAPI:
+    service = Service(url, snapshot_every=snapshot_every, admin_key=admin_key, max_body=max_body,
+                      rate_limits=rate_limits)
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -684,7 +734,8 @@ def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | 
 
     @app.exception_handler(EdgeError)
     async def edge_error(_request, error: EdgeError):
-        return JSONResponse(status_code=error.status, content=error.body())
+        headers = {"Retry-After": str(max(1, round(error.retry_after)))} if error.retry_after is not None else None
+        return JSONResponse(status_code=error.status, content=error.body(), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request, error: RequestValidationError):
@@ -709,7 +760,11 @@ def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | 
                                                 kind))
 
     @app.get("/v1/health", tags=["service"])
-    def health() -> dict[str, Any]:
+    async def health(request: Request) -> dict[str, Any]:
+        """Up or not; the number of commands only to a caller with a key (it tells activity)."""
+        if _key_from(request.headers) is None:
+            return {"status": "ok"}
+        await authenticate(service, request.headers)
         return {"status": "ok", "seq": service.durable.seq}
 
     @app.post("/v1/commands", tags=["commands"], openapi_extra=COMMANDS_BODY,
@@ -727,11 +782,11 @@ def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | 
         app.post(path, tags=["commands"], openapi_extra=COMMAND_BODY, summary=f"Submit a {kind} command")(
             convenience(kind))
 
-    @app.get("/v1/accounts/{account}", tags=["reads"])
+    @app.get("/v1/accounts/{account:path}", tags=["reads"])
     def read_account(account: str, who: Principal = Depends(principal)) -> dict[str, Any]:
         return service.account(who, account)
 
-    @app.get("/v1/venues/{venue}", tags=["reads"])
+    @app.get("/v1/venues/{venue:path}", tags=["reads"])
     def read_venue(venue: str, who: Principal = Depends(principal)) -> dict[str, Any]:
         return service.venue(venue)
 
@@ -743,7 +798,7 @@ def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | 
     def read_command(seq: int, who: Principal = Depends(principal)) -> dict[str, Any]:
         if who.role == "account":
             raise EdgeError(403, "Authorization", "account keys read their account and stream only")
-        entry = service.log.entry(seq)
+        entry = service.log.entry(seq) if 0 < seq <= MAX_SEQ else None
         if entry is None:
             raise EdgeError(404, "seq", f"no entry {seq}")
         return {"seq": entry.seq, "recordedAt": entry.recorded_at, "idempotencyKey": entry.idempotency_key,
@@ -758,10 +813,17 @@ def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | 
                 raise EdgeError(422, "account", "an account key needs its account")
             if not service.has_account(body.account):
                 raise EdgeError(404, "account", f"unknown account {body.account!r}")
+        if body.role == "operator" and body.venue is not None and not service.has_venue(body.venue):
+            raise EdgeError(404, "venue", f"unknown venue {body.venue!r}")
         key = service.keys.add(body.role, account=body.account, venue=body.venue, label=body.label)
         return {"key": key, "id": key_id(key), "role": body.role,
                 "account": body.account if body.role == "account" else None,
                 "venue": body.venue if body.role == "operator" else None}
+
+    @app.get("/v1/keys", tags=["service"])
+    def list_keys(who: Principal = Depends(admin)) -> list[dict[str, Any]]:
+        """Every key's id, role, scope, label and creation time (never the key)."""
+        return service.keys.list()
 
     @app.delete("/v1/keys/{key}", tags=["service"], status_code=204)
     def revoke_key(key: str, who: Principal = Depends(admin)) -> Response:
@@ -772,6 +834,8 @@ def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | 
             raise EdgeError(422, "key", str(error)) from None
         if not revoked:
             raise EdgeError(404, "key", f"no key with id {key!r}")
+        service.limiter.forget(key)
+        service.wake_streams()  # open streams of the key notice at once and close
         return Response(status_code=204)
 
     @app.websocket("/v1/stream")
@@ -800,6 +864,9 @@ def create_app(url: str, *, snapshot_every: int | None = None, admin_key: str | 
         try:
             while True:
                 committed.clear()
+                if service.keys.cached(key) is None and await run_in_threadpool(service.keys.lookup, key) is None:
+                    await websocket.close(code=4401, reason="the key was revoked")  # revocation is immediate
+                    return
                 entries = service.durable.recent(next_seq, 500)  # just committed: from memory
                 if entries is None:
                     entries = await run_in_threadpool(lambda: list(service.log.entries(next_seq, next_seq + 499)))

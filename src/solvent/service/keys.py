@@ -9,6 +9,11 @@ Roles:
   its own money (withdraw, supply, borrow, repay, ...); deposits come from custody (the operator).
 
 A key is shown once, when created; only its hash is kept, so a leaked database leaks no key.
+
+Keys and their changes are logged commands (``register_key``, ``revoke_key``: the hash, role and
+scope, never the key): a key authenticates only if its row is in ``api_keys`` *and* the command
+log registered it, so a row inserted into the table by whoever holds the database is not a key,
+and ``verify`` reports it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Callable
 
 import sqlalchemy as sa
 
@@ -43,6 +49,7 @@ class Principal:
     account: str | None = None
     venue: str | None = None
     label: str | None = None
+    key_id: str | None = None  # the key's public id (rate limits, streams that close on revocation)
 
 
 def hash_key(key: str) -> str:
@@ -62,8 +69,14 @@ def new_key() -> str:
 
 
 class KeyStore:
-    def __init__(self, db: sa.engine.Engine) -> None:
+    def __init__(self, db: sa.engine.Engine, *, log_command: Callable[[object], object] | None = None,
+                 registered: Callable[[str], bool] | None = None) -> None:
+        """``log_command`` submits a command to the log (``register_key``/``revoke_key``);
+        ``registered(hash)`` tells whether the log registered a key. Without them (tools that only
+        read), keys are the table's alone."""
         self.db = db
+        self.log_command = log_command
+        self.registered = registered
         self._known: dict[str, Principal] = {}  # key hash -> principal, of keys found (never of unknown ones)
         key_metadata.create_all(db)
 
@@ -76,6 +89,11 @@ class KeyStore:
             raise ValueError("an account key needs its account")
         key = key or new_key()
         digest = hash_key(key)
+        if self.log_command is not None and self.registered is not None and not self.registered(digest):
+            from ..engine.commands import RegisterKey
+
+            self.log_command(RegisterKey(digest, role, account if role == "account" else None,
+                                         venue if role == "operator" else None, label))
         with self.db.begin() as connection:
             known = connection.execute(sa.select(api_keys.c.key_hash).where(api_keys.c.key_hash == digest)).first()
             if known is None:
@@ -92,9 +110,9 @@ class KeyStore:
             return found
         with self.db.connect() as connection:
             row = connection.execute(sa.select(api_keys).where(api_keys.c.key_hash == digest)).first()
-        if row is None:
-            return None
-        found = Principal(row.role, row.account, row.venue, row.label)
+        if row is None or (self.registered is not None and not self.registered(digest)):
+            return None  # a row the log never registered is not a key
+        found = Principal(row.role, row.account, row.venue, row.label, digest[:KEY_ID_LENGTH])
         if len(self._known) < MAX_CACHED:
             self._known[digest] = found
         return found
@@ -114,7 +132,18 @@ class KeyStore:
                 connection.execute(api_keys.delete().where(api_keys.c.key_hash == row.key_hash))
         for row in rows:
             self._known.pop(row.key_hash, None)
+        if rows and self.log_command is not None:
+            from ..engine.commands import RevokeKey
+
+            self.log_command(RevokeKey(key_id))
         return bool(rows)
+
+    def list(self) -> list[dict]:
+        """Every key: its id, role, scope, label and creation time (never the key or its hash)."""
+        with self.db.connect() as connection:
+            rows = connection.execute(sa.select(api_keys).order_by(api_keys.c.created_at)).fetchall()
+        return [{"id": row.key_hash[:KEY_ID_LENGTH], "role": row.role, "account": row.account, "venue": row.venue,
+                 "label": row.label, "createdAt": row.created_at} for row in rows]
 
     def count(self) -> int:
         with self.db.connect() as connection:

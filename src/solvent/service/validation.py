@@ -50,8 +50,10 @@ CREATES_ACCOUNT = {"open_account", "open_lending_account"}
 class EdgeError(Exception):
     """A request refused at the edge: HTTP ``status``, ``field`` (dotted path) and a message."""
 
-    def __init__(self, status: int, field: str | None, message: str, *, index: int | None = None) -> None:
+    def __init__(self, status: int, field: str | None, message: str, *, index: int | None = None,
+                 retry_after: float | None = None) -> None:
         super().__init__(message)
+        self.retry_after = retry_after  # seconds (429)
         self.status = status
         self.field = field
         self.message = message
@@ -74,8 +76,9 @@ class _Constant(str):
 def parse_json(raw: bytes) -> Any:
     try:
         return json.loads(raw, parse_float=_Float, parse_constant=_Constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:  # ValueError: also ints of > 4,300 digits
         raise EdgeError(400, None, f"malformed JSON: {error}") from None
+
 
 
 BAD_NUMBERS = {"nan", "snan", "inf", "infinity"}
@@ -211,12 +214,17 @@ def _check_type(spec: _Field, value: Any) -> None:
 
 def parse_command(data: Any) -> Command:
     """A command from a decoded JSON body, or :class:`EdgeError` naming the offending field."""
-    _walk(data, "")
+    try:
+        _walk(data, "")
+    except RecursionError:
+        raise EdgeError(422, None, "nested too deeply") from None
     if not isinstance(data, dict):
         raise EdgeError(422, None, "the body must be a JSON object: {\"kind\": ..., ...}")
     kind = data.get("kind")
     if kind not in COMMANDS:
         raise EdgeError(422, "kind", f"unknown command {kind!r} (known: {', '.join(sorted(COMMANDS))})")
+    if kind in ("register_key", "revoke_key"):
+        raise EdgeError(422, "kind", f"{kind} is logged by /v1/keys, not submitted")
     cls = COMMANDS[kind]
     by_name, spec = _spec(cls)
     for name in data:
@@ -320,8 +328,10 @@ def _check_references(engine: Engine, command: Command) -> None:
         for field, symbol in symbols:
             if symbol not in markets:
                 raise EdgeError(404, field, f"unknown market {symbol!r} of {venue}")
-    if kind in ("update_oracle", "advance_time") and data["timestamp"] < engine.timestamp:
-        raise EdgeError(409, "timestamp", f"{data['timestamp']} is before the engine's time {engine.timestamp}")
+    if kind in ("update_oracle", "update_prices", "advance_time"):
+        now = engine.timestamp if venue is None else engine.time_of(venue)  # each venue keeps its own clock
+        if data["timestamp"] < now:
+            raise EdgeError(409, "timestamp", f"{data['timestamp']} is before the engine's time {now}")
     accounts = engine.ledger.accounts
     if kind in CREATES_ACCOUNT:
         if kind == "open_account" and data["account"] in accounts:

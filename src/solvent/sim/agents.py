@@ -259,7 +259,8 @@ class LendingView:
 
     def auctions(self) -> list[AuctionSeen]:
         """Running auctions by id (cached while time and the auctions stay the same)."""
-        key = (self.engine.timestamp, tuple((a.id, a.tab, a.lot, a.top, a.tic) for a in self.venue.auctions.values()))
+        key = (self.engine.time_of(self.venue.name),
+               tuple((a.id, a.tab, a.lot, a.top, a.tic) for a in self.venue.auctions.values()))
         if self._auctions is not None and self._auctions[0] == key:
             return self._auctions[1]
         seen = []
@@ -319,8 +320,8 @@ class LendingView:
         # The same account (balances, prices, e-mode) under the same rules previews the same: keepers
         # look at the same candidates within a step. Kept for the current time only.
         key = (account, collateral, debt_asset, cover, venue.config)
-        if self._previews[0] != self.engine.timestamp:
-            self._previews = (self.engine.timestamp, {})
+        if self._previews[0] != self.engine.time_of(self.venue.name):
+            self._previews = (self.engine.time_of(self.venue.name), {})
         if key not in self._previews[1]:
             self._previews[1][key] = self._preview_call(account, collateral, debt_asset, cover)
         return self._previews[1][key]
@@ -396,7 +397,7 @@ class LendingView:
         config = venue.vaults[controller]
         cool_off = config.liquidation.liquidation_cool_off_time
         last = venue.last_status_check.get(borrower)
-        if cool_off and last is not None and last + cool_off > self.engine.timestamp:
+        if cool_off and last is not None and last + cool_off > self.engine.time_of(self.venue.name):
             return None
         adjusted, liability = venue.liquidity(borrower, controller, liquidation=True)
         if not euler.is_violator(adjusted, liability):

@@ -20,7 +20,7 @@ recorded, and that the state digest after each snapshotted entry is the snapshot
   conserved (the ledger's and every lending venue's accounting) after each entry with one.
 
 Both stop at the first mismatch with :class:`LogMismatch`, which names the entry's ``seq``.
-Neither unpickles a snapshot: they compare digests only.
+Neither loads a snapshot: they compare digests only.
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ class ReplayReport:
     perp_triggers_checked: int = 0
     lending_triggers_checked: int = 0
     conservation_checked: int = 0
+    key_rows_checked: int = 0
 
     @property
     def liquidations(self) -> int:
@@ -131,19 +132,28 @@ def describe_difference(recorded: str | None, recomputed: str) -> str:
 # ------------------------------------------------------------------------------------ hash chain
 
 
-def check_chain(log: CommandLog, report: ReplayReport | None = None) -> ReplayReport:
-    """Check seq continuity, every link and both hashes of every entry; the first break raises."""
-    report = report or ReplayReport()
-    previous, expected = GENESIS, 1
-    last = None
-    for entry in log.entries():
+class ChainChecker:
+    """Checks entries one by one, in the order read: seq continuity, every link and both hashes.
+    Used by :func:`check_chain`, by replay (which so refuses reordered, missing or edited entries)
+    and by the service at start."""
+
+    def __init__(self, previous: str = GENESIS, expected: int = 1) -> None:
+        """From the start of the log, or (``previous``, ``expected``) from the middle of it: the
+        ``prev_hash`` entry ``expected`` must have."""
+        self.previous, self.expected = previous, expected
+        self.last = None
+
+    def check(self, entry) -> None:
+        last = self.last
         if last is not None and last.pending:
             raise LogMismatch(last.seq, "has no outcome but is not the last entry")
-        if entry.seq != expected:
-            raise LogMismatch(expected, f"entry {expected} is missing (the next one is {entry.seq})")
-        if entry.prev_hash != previous:
-            raise LogMismatch(entry.seq, f"prev_hash {entry.prev_hash[:12]}… does not link to entry "
-                                         f"{entry.seq - 1} ({previous[:12]}…)")
+        if entry.seq != self.expected:
+            if entry.seq < self.expected:
+                raise LogMismatch(entry.seq, f"entry {entry.seq} comes after entry {self.expected - 1}: reordered")
+            raise LogMismatch(self.expected, f"entry {self.expected} is missing (the next one is {entry.seq})")
+        if entry.prev_hash != self.previous:
+            raise LogMismatch(entry.seq, f"prev_hash {str(entry.prev_hash)[:12]}… does not link to entry "
+                                         f"{entry.seq - 1} ({self.previous[:12]}…)")
         if command_hash(entry.prev_hash, entry.seq, entry.recorded_at, entry.idempotency_key, entry.kind,
                         entry.payload) != entry.command_hash:
             raise LogMismatch(entry.seq, f"hash chain broken: the {entry.kind} command, its timestamp or key was "
@@ -156,14 +166,26 @@ def check_chain(log: CommandLog, report: ReplayReport | None = None) -> ReplayRe
                                          "edited after it was recorded (hash does not match)")
         try:
             payload_kind = json.loads(entry.payload).get("kind")
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, TypeError):
             payload_kind = None
         if payload_kind != entry.kind:
             raise LogMismatch(entry.seq, f"kind column {entry.kind!r} is not the payload's {payload_kind!r}")
-        previous = entry.hash if not entry.pending else entry.command_hash
-        expected += 1
-        last = entry
-    report.chain_head = previous if last is not None else None
+        self.previous = entry.hash if not entry.pending else entry.command_hash
+        self.expected += 1
+        self.last = entry
+
+    @property
+    def head(self) -> str | None:
+        return self.previous if self.last is not None else None
+
+
+def check_chain(log: CommandLog, report: ReplayReport | None = None) -> ReplayReport:
+    """Check seq continuity, every link and both hashes of every entry; the first break raises."""
+    report = report or ReplayReport()
+    checker = ChainChecker()
+    for entry in log.entries():
+        checker.check(entry)
+    report.chain_head = checker.head
     return report
 
 
@@ -310,14 +332,29 @@ def _check_conservation(seq: int, engine: Engine) -> None:
 
 def replay_log(log: CommandLog, *, verify: bool = False, engine_factory: Callable[[], Engine] = Engine,
                report: ReplayReport | None = None) -> tuple[Engine, ReplayReport]:
-    """Rebuild the engine from the whole log, checking outcomes and snapshot digests (and, with
-    ``verify``, the liquidation checks of the module docstring). Returns the engine and a report."""
+    """Rebuild the engine from the whole log, checking the chain as it goes (a reordered, missing
+    or edited entry is refused), outcomes and snapshot digests (and, with ``verify``, the
+    liquidation checks of the module docstring). Returns the engine and a report. Any failure is
+    a :class:`LogMismatch` naming the entry, never another exception."""
     report = report or ReplayReport()
+    try:
+        return _replay(log, verify, engine_factory, report)
+    except (LogMismatch, MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as error:  # noqa: BLE001 - the entry being read is named, not a traceback printed
+        raise LogMismatch(report.last_seq + (0 if report.entries else 1),
+                          f"cannot be checked: {type(error).__name__}: {error}") from None
+
+
+def _replay(log: CommandLog, verify: bool, engine_factory: Callable[[], Engine],
+            report: ReplayReport) -> tuple[Engine, ReplayReport]:
     engine = engine_factory()
     digests = log.snapshot_digests()
     checks: list[TriggerCheck] = []
+    chain = ChainChecker()
     with _watching(engine, checks.append) if verify else _nothing():
         for entry in log.entries():
+            chain.check(entry)  # in order, linked, unedited: a reordered log is refused here
             report.entries += 1
             report.first_seq = entry.seq if report.first_seq is None else report.first_seq
             report.last_seq = entry.seq
@@ -328,7 +365,11 @@ def replay_log(log: CommandLog, *, verify: bool = False, engine_factory: Callabl
             lending = verify and command.kind in LENDING_LIQUIDATIONS
             valuations = _lending_valuations(engine, command) if lending else []
             checks.clear()
-            outcome = outcome_of(engine, command)
+            try:
+                outcome = outcome_of(engine, command)
+            except Exception as error:  # noqa: BLE001 - reported by seq, never as a traceback
+                raise LogMismatch(entry.seq, f"{entry.kind}: the engine failed on it ({type(error).__name__}: "
+                                             f"{error})") from None
             text = canonical(outcome)
             if entry.pending:
                 report.pending += 1
@@ -373,7 +414,31 @@ def _nothing():
 
 
 def verify_log(log: CommandLog, *, engine_factory: Callable[[], Engine] = Engine) -> ReplayReport:
-    """The hash chain first (naming the first broken entry), then the replay with every check."""
+    """The hash chain first (naming the first broken entry), then the replay with every check,
+    then the service's key table against the keys the log registered (:func:`check_key_rows`)."""
     report = check_chain(log)
-    _, report = replay_log(log, verify=True, engine_factory=engine_factory, report=report)
+    engine, report = replay_log(log, verify=True, engine_factory=engine_factory, report=report)
+    report.key_rows_checked = check_key_rows(log, engine)
     return report
+
+
+def check_key_rows(log: CommandLog, engine: Engine) -> int:
+    """Every row of the service's ``api_keys`` table (if the database has one) is a key the log
+    registered, with the same role and scope: a row inserted by hand is reported (seq 0: it is
+    no entry of the log). Returns how many rows were checked."""
+    import sqlalchemy as sa
+
+    if not sa.inspect(log.db).has_table("api_keys"):
+        return 0
+    table = sa.Table("api_keys", sa.MetaData(), autoload_with=log.db)
+    with log.db.connect() as connection:
+        rows = connection.execute(sa.select(table.c.key_hash, table.c.role, table.c.account, table.c.venue)).all()
+    for row in rows:
+        registered = engine.api_keys.get(row.key_hash)
+        if registered is None:
+            raise LogMismatch(0, f"api_keys: the {row.role} key {row.key_hash[:16]} is in the table but no "
+                                 "register_key command of the log put it there (inserted by hand?)")
+        if registered != (row.role, row.account, row.venue):
+            raise LogMismatch(0, f"api_keys: the key {row.key_hash[:16]} is {row.role} in the table but "
+                                 f"{registered[0]} in the log")
+    return len(rows)

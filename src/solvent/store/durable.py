@@ -170,17 +170,22 @@ class DurableEngine:
 
     # ---------------------------------------------------------------- start
 
-    def _restore(self, use_snapshots: bool) -> Engine:
-        from .audit import LogMismatch, describe_difference
-        from .snapshots import state_digest
+    def _restore(self, use_snapshots: bool, *, check_chain: bool = True) -> Engine:
+        """The engine rebuilt from the latest usable snapshot and the entries after it. With
+        ``check_chain`` (at start), the whole hash chain is checked first, entry by entry: a log that
+        does not verify (an edited, missing, reordered or unlinked entry) is refused with
+        :class:`LogMismatch` naming the seq, until an operator recovers it (``solvent recover``)."""
+        from .audit import ChainChecker, LogMismatch, describe_difference
 
         engine, start = None, 0
         snapshot = self.log.latest_snapshot() if use_snapshots else None
+        last = self.log.last()
+        if snapshot is not None and (last is None or snapshot.seq > last.seq):
+            raise LogMismatch(snapshot.seq, f"a snapshot was taken at entry {snapshot.seq} but the log ends at "
+                                            f"{0 if last is None else last.seq}: entries were removed")
         if snapshot is not None:
             try:
-                engine = snapshot.load()
-                if state_digest(engine) != snapshot.digest:
-                    raise ValueError("its state does not match its digest")
+                engine = snapshot.load()  # data only, checked against its digest
                 start = snapshot.seq
                 self.restored_from = snapshot.seq
             except Exception as error:  # noqa: BLE001 - any unreadable snapshot: replay everything
@@ -189,8 +194,18 @@ class DurableEngine:
                 engine, start = None, 0
         if engine is None:
             engine = self.engine_factory()
+        chain = None
+        if check_chain:
+            # From the snapshot's own entry on (the entries before it: check_prefix, which the
+            # service runs in the background, and verify): a restart costs the same at any length.
+            first = self.log.entry(start) if start else None
+            chain = ChainChecker() if first is None else ChainChecker(first.prev_hash, start)
+            if first is not None:
+                chain.check(first)
         self.seq = start
         for entry in self.log.entries(start + 1):
+            if chain is not None:
+                chain.check(entry)
             outcome = outcome_text(engine, entry.command())
             if entry.pending:
                 self.log.record_outcome(entry.seq, json.loads(outcome))
@@ -287,7 +302,7 @@ class DurableEngine:
 
     def _stage(self, staged: "Staged", items: Sequence[BatchItem],
                check: Callable[[Engine, Command], None] | None) -> None:
-        from .snapshots import FORMAT, dump_engine, state_digest
+        from .snapshots import FORMAT, dump_engine, load_engine, state_digest
 
         results = staged.results  # (called under self._lock)
         if self._broken:
@@ -391,8 +406,11 @@ class DurableEngine:
             if item.key is not None:
                 known[item.key] = entry
             if self.snapshot_every and seq % self.snapshot_every == 0:
+                state = dump_engine(self.engine)
                 snapshot_rows.append({"seq": seq, "taken_at": timestamp_text(None), "format": FORMAT,
-                                      "state": dump_engine(self.engine), "digest": state_digest(self.engine)})
+                                      "state": state, "digest": state_digest(self.engine)})
+                # Undo (Engine._roll_back) starts from this state: the journal before it is dropped.
+                self.engine.set_rollback_base(lambda data=state: load_engine(data))
         fresh = {}
         for entry in written:
             if entry.idempotency_key is not None and not entry.pending:
@@ -469,6 +487,30 @@ class DurableEngine:
             if result is not None and result.entry is not None and result.entry.seq > self.seq:
                 results[index] = BatchResult(error=failure)
 
+    def check_prefix(self) -> int:
+        """Check the hash chain of the entries up to the snapshot this instance started from (the
+        rest was checked at start). On a break, this instance refuses further commands (a restart
+        then refuses the log, until ``solvent recover``) and the LogMismatch is raised. Returns how
+        many entries were checked. Safe to run on another thread while commands are served."""
+        from .audit import ChainChecker, LogMismatch
+
+        end = self.restored_from or 0
+        checker = ChainChecker()
+        try:
+            for entry in self.log.entries(1, end):
+                checker.check(entry)
+            if end and checker.expected != end + 1:
+                raise LogMismatch(checker.expected, f"entry {checker.expected} is missing")
+        except LogMismatch as mismatch:
+            self._broken = f"{mismatch.seq} (the hash chain does not verify: {mismatch.message})"
+            raise
+        return end
+
+    @property
+    def rebuild_pending(self) -> bool:
+        """A write failed: the next :meth:`stage` (or :meth:`settle`) rebuilds the engine from the log."""
+        return self._rebuild_needed
+
     def settle(self) -> None:
         """Wait until every staged batch is committed (or failed); after a failed write, rebuild
         the engine from the log. Then the engine's state is the log's."""
@@ -519,9 +561,10 @@ class DurableEngine:
             self._inflight_keys.clear()
         self._head = _UNKNOWN
         try:
-            self.engine = self._restore(True)
-        except Exception:  # noqa: BLE001 - cannot tell the true state: refuse further commands
-            self._broken = str(self.seq + 1)
+            self.log.check_file()  # a database file that went away is not reopened (that would create it empty)
+            self.engine = self._restore(True, check_chain=False)  # checked at start; only this instance wrote since
+        except Exception as error:  # noqa: BLE001 - cannot tell the true state: refuse further commands
+            self._broken = f"{self.seq + 1} ({error})"
         self._staged_seq = self.seq
 
     @staticmethod

@@ -99,10 +99,14 @@ class Snapshot:
     state: bytes
 
     def load(self) -> Engine:
-        """The engine as it was after entry ``seq``. Unpickles: trust it as far as the database."""
-        from .snapshots import load_engine
+        """The engine as it was after entry ``seq``: data only (never a pickle, see
+        :mod:`.snapshots`), refused unless its state hashes to the digest stored with it."""
+        from .snapshots import SnapshotRefused, load_engine, state_digest
 
-        return load_engine(self.state, self.format)
+        engine = load_engine(self.state, self.format)
+        if state_digest(engine) != self.digest:
+            raise SnapshotRefused(f"the state of the snapshot at entry {self.seq} does not match its digest")
+        return engine
 
 
 ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
@@ -160,6 +164,9 @@ class CommandLog:
         self._stop_checkpoints = threading.Event()
         if self.db.dialect.name == "sqlite":
             sa.event.listen(self.db, "connect", self._sqlite_pragmas)
+        self._file = path
+        self._inode: int | None = None
+        self._lost: str | None = None  # set once the SQLite file was removed or replaced: no more writes
         try:
             if create:
                 metadata.create_all(self.db)
@@ -168,6 +175,26 @@ class CommandLog:
         except sa.exc.SQLAlchemyError as error:
             self.db.dispose()
             raise StoreError(f"cannot open {redacted(self.url)}: {getattr(error, 'orig', None) or error}") from None
+        if path is not None:
+            try:
+                self._inode = path.stat().st_ino
+            except OSError:
+                self._inode = None
+
+    def check_file(self) -> None:
+        """SQLite: the database file is still the one opened. If it was deleted (or replaced), a
+        write would go to a file nobody can open again: refuse it, and every write after it, so that
+        nothing more is acknowledged (:class:`StoreError`, answered 503)."""
+        if self._lost is None and self._file is not None and self._inode is not None:
+            try:
+                inode = self._file.stat().st_ino
+            except OSError:
+                inode = None
+            if inode != self._inode:
+                self._lost = (f"the database file {self._file} was " + ("removed" if inode is None else "replaced")
+                              + " while in use: nothing more is acknowledged; restore it and restart")
+        if self._lost is not None:
+            raise StoreError(self._lost)
 
     def __repr__(self) -> str:
         return f"CommandLog({redacted(self.url)!r})"
@@ -289,6 +316,7 @@ class CommandLog:
     def append_entry(self, command: Command, recorded_at: datetime | str | None = None,
                      idempotency_key: str | None = None) -> tuple[Entry, bool]:
         """:meth:`append`, also telling whether the entry is new (False: the key's original)."""
+        self.check_file()
         payload = canonical(command.to_dict())
         command_from_dict(json.loads(payload))  # it must decode, or replay could not apply it
         when = timestamp_text(recorded_at)
@@ -324,6 +352,7 @@ class CommandLog:
 
     def record_outcome(self, seq: int, outcome: dict[str, Any]) -> Entry:
         """Record what the engine did with pending entry ``seq`` and close its link of the chain."""
+        self.check_file()
         text = canonical(outcome)
         with self.db.begin() as connection:
             row = connection.execute(sa.select(commands).where(commands.c.seq == seq)).one_or_none()
@@ -410,6 +439,7 @@ class CommandLog:
             previous, seq = entry.hash, entry.seq
         if not entries and not snapshot_rows:
             return
+        self.check_file()
         # On this thread's driver connection (see _driver), in as few statements as possible: the
         # driver releases the GIL around each one, and while the writer thread applies the next
         # batch, taking it back waits for the interpreter's switch interval (a millisecond). A
@@ -446,6 +476,7 @@ class CommandLog:
                 raise StoreError(f"another writer appended to {redacted(self.url)}: one writer per log") from None
             self._drop_driver(connection)
             raise
+        self.check_file()  # committed, but to a file that is gone: not acknowledged
 
     # ---------------------------------------------------------------- reading
 
@@ -497,13 +528,14 @@ class CommandLog:
     def snapshot(self, seq: int, engine: Engine, taken_at: datetime | str | None = None) -> str:
         """Store the engine's state as it is after entry ``seq`` (which must have its outcome);
         returns the state digest. Replaces an older snapshot of the same seq."""
-        from .snapshots import FORMAT, dump_engine, state_digest
+        from .snapshots import FORMAT, dump_engine, load_engine, state_digest
 
         entry = self.entry(seq)
         if entry is None or entry.pending:
             raise StoreError(f"cannot snapshot at entry {seq}: " + ("no such entry" if entry is None else "pending"))
         digest = state_digest(engine)
         state = dump_engine(engine)
+        engine.set_rollback_base(lambda: load_engine(state))  # undo starts from here (see Engine._roll_back)
         with self.db.begin() as connection:
             connection.execute(snapshots.delete().where(snapshots.c.seq == seq))
             connection.execute(snapshots.insert().values(seq=seq, taken_at=timestamp_text(taken_at), format=FORMAT,
@@ -527,3 +559,17 @@ class CommandLog:
             rows = connection.execute(sa.select(snapshots.c.seq, snapshots.c.format, snapshots.c.digest)
                                       .order_by(snapshots.c.seq)).all()
         return {int(row.seq): (row.format, row.digest) for row in rows}
+
+
+def truncate_after(log: CommandLog, seq: int, export: Path) -> int:
+    """Recovery (``solvent recover``): write the entries after ``seq`` to ``export`` (JSON lines,
+    every column), then delete them and the snapshots after ``seq``, in one transaction. Returns
+    how many entries were removed."""
+    rows = [entry for entry in log.entries(seq + 1)]
+    with Path(export).open("a") as handle:
+        for entry in rows:
+            handle.write(canonical(entry.__dict__) + "\n")
+    with log.db.begin() as connection:
+        connection.execute(commands.delete().where(commands.c.seq > seq))
+        connection.execute(snapshots.delete().where(snapshots.c.seq > seq))
+    return len(rows)

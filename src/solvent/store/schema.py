@@ -3,7 +3,7 @@
 ``commands``: one row per command asked of the engine, in ``seq`` order from 1, never updated
 except to fill in ``outcome`` and ``hash`` once, right after the engine applied it.
 
-``snapshots``: the engine's state after entry ``seq`` (a pickle, see :mod:`.snapshots`) and the
+``snapshots``: the engine's state after entry ``seq`` (JSON data, never a pickle, see :mod:`.snapshots`) and the
 digest of that state, for fast restart and for replay to check against.
 
 Every text column is stored as written (timestamps as ISO-8601 text, JSON as canonical text):
