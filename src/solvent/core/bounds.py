@@ -4,9 +4,10 @@ The engine is total (see ``docs/service-trust.md``): every command gives events 
 naming the field. Two layers keep arithmetic away from the decimal context's limits (where
 ``decimal.Overflow`` or a silent rounding to zero would start):
 
-- every decimal that enters through :func:`solvent.core.numbers.to_decimal` has an adjusted
-  exponent in ``[-ANY_EXPONENT, ANY_EXPONENT]`` and its text at most ``MAX_TEXT_DIGITS``
-  characters (``1E-999999999`` is refused wherever it is sent);
+- every decimal given as text or an integer to :func:`solvent.core.numbers.to_decimal` has an
+  adjusted exponent in ``[-ANY_EXPONENT, ANY_EXPONENT]`` and its text at most ``MAX_TEXT_DIGITS``
+  characters (``1E-999999999`` is refused wherever it is sent); a ``Decimal`` the engine or a policy
+  computed passes as it is (a residual of 1e-48 is arithmetic, not input);
 - the fields of commands are checked against the range of their kind below, where the engine
   reads them (not only at the HTTP edge), so that a price of ``1E-400`` or ``1E+24`` is refused as
   a price.

@@ -50,6 +50,8 @@ def to_decimal(value: object, field: str) -> Decimal:
         raise InvalidInput(field, f"expected a decimal string, int or Decimal, got {type(value).__name__}")
     if not result.is_finite():
         raise InvalidInput(field, f"must be finite, got {value!r}")
+    if value is result:  # a Decimal already inside: computed values (1e-48 residuals) are not input
+        return result
     return any_decimal(result, field)
 
 
