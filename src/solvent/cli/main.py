@@ -275,6 +275,8 @@ def simulate(
     list_scenarios: bool = typer.Option(False, "--list-scenarios", help="List the shipped scenarios and exit."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write an HTML report with charts (and PNGs) here."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    incident: Optional[str] = typer.Option(None, "--incident", help="Replay a real incident against its published "
+                                           "facts, with counterfactuals (see docs/incidents.md); uses --seed, --json."),
 ) -> None:
     """Run a crash scenario against a synthetic book under a venue's liquidation design.
 
@@ -293,6 +295,14 @@ def simulate(
         for name in shipped():
             item = load_scenario(name)
             console.print(f"[bold]{name}[/bold]: {item.title}")
+        return
+    if incident is not None:
+        from ..sim.incidents.render import show
+
+        try:
+            show(incident, seed, as_json, console)
+        except SolventError as error:
+            _fail(error)
         return
     from ..presets import load_preset
 
