@@ -52,7 +52,7 @@ Runner = Callable[[IncidentFile, int, float, bool], tuple[dict, list[tuple[str, 
 
 
 # Incident name → the module (in this package) whose ``replay`` runs it.
-_MODULES = {"hyperliquid-2025-10-10": "hyperliquid_2025_10_10"}
+_MODULES = {"hyperliquid-2025-10-10": "hyperliquid_2025_10_10", "maker-2020-03-12": "maker_2020_03_12"}
 INCIDENTS = tuple(_MODULES)
 
 
