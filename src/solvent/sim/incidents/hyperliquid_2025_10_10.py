@@ -28,20 +28,23 @@ MIN_ACCOUNTS = 300
 
 def _config(spec: IncidentFile, seed: int, scale: float, *, vault_factor: float = 1.0,
             extra: tuple[tuple[str, str], ...] = ()) -> SimConfig:
+    # ``scale`` shrinks the whole venue in proportion: accounts, open interest, the vault's capital
+    # and the depth of the books (a quick run keeps the mechanism, not the dollar figures).
     full = int(spec.number("accounts"))
     accounts = max(MIN_ACCOUNTS, round(full * scale))
     # Traders hold both sides of the open interest: gross notional 2 x OI, spread over the accounts;
     # the median of a log-normal is its mean / exp(sigma^2 / 2).
-    mean = 2 * spec.number("open_interest_usd") / accounts
+    mean = 2 * spec.number("open_interest_usd") * scale / accounts
     median = mean / math.exp(NOTIONAL_SIGMA ** 2 / 2)
     weights = spec.calibration["market_weights"]
     markets = [asset for asset in ("BTC", "ETH", "SOL") if asset in weights]
-    depth = spec.number("crash_depth_1pct_usd")
+    depth = spec.number("crash_depth_1pct_usd") * scale
     overrides = (("execution.backstop_deleveraged_below", str(spec.number("vault_deleveraged_below"))),
                  ("execution.book_depth", str(int(depth * 100)))) + extra
     return SimConfig(
         scenario=spec.name, preset="hyperliquid", accounts=accounts, seed=seed, insurance_fund="0",
-        backstop_capital=str(int(spec.number("vault_usd") * vault_factor)), overrides=overrides, liquidators=0,
+        backstop_capital=str(int(spec.number("vault_usd") * vault_factor * scale)), overrides=overrides,
+        liquidators=0, depth_scale=scale,
         population=(("median_notional", median), ("notional_sigma", NOTIONAL_SIGMA),
                     ("long_share", spec.number("long_share")),
                     ("market_weights", tuple(float(weights[asset]) for asset in markets))))
@@ -76,7 +79,7 @@ def _metrics(result, step_seconds: int, represented: float) -> dict[str, float |
 def replay(spec: IncidentFile, seed: int, scale: float, counterfactuals: bool):
     assert spec.scenario is not None
     step = spec.scenario.step_seconds
-    represented = spec.number("represented_accounts")
+    represented = spec.number("represented_accounts") * scale
     base = _metrics(run(_config(spec, seed, scale), scenario=spec.scenario), step, represented)
     others = []
     if counterfactuals:

@@ -43,11 +43,12 @@ def _dec(value: float, places: int = 6) -> str:
     return f"{value:.{places}f}"
 
 
-def _book(spec: IncidentFile, rng: np.random.Generator, vaults: int, price: float) -> list[tuple[str, str]]:
+def _book(spec: IncidentFile, rng: np.random.Generator, vaults: int, price: float,
+          scale: float) -> list[tuple[str, str]]:
     """(ink ETH, debt DAI) per vault: debt log-normal with the calibrated total, collateralisation
     log-normal around its median, at least 1.55 (every vault safe at the opening)."""
     sigma = spec.number("debt_sigma")
-    mean = spec.number("debt_dai") / vaults
+    mean = spec.number("debt_dai") * scale / vaults
     debt = rng.lognormal(math.log(mean) - sigma ** 2 / 2, sigma, vaults).clip(50.0, None)
     ratio = np.exp(rng.normal(math.log(spec.number("cr_median")), spec.number("cr_sigma"), vaults)).clip(1.55, None)
     ink = debt * ratio / price
@@ -83,7 +84,9 @@ def simulate(spec: IncidentFile, seed: int, scale: float, design: str) -> dict[s
     engine.apply(UpdatePrices(VENUE, {"ETH": _dec(path[0], 4)}, 1))
     vaults = max(MIN_VAULTS, round(spec.number("vaults") * scale))
     owners = []
-    for index, (ink, debt) in enumerate(_book(spec, book_rng, vaults, float(path[0]))):
+    # ``scale`` shrinks the book in proportion (vaults, debt, keepers' capital); a quick run keeps
+    # the mechanism, not the dollar figures.
+    for index, (ink, debt) in enumerate(_book(spec, book_rng, vaults, float(path[0]), scale)):
         owner = f"v{index}"
         owners.append(owner)
         engine.apply(OpenLendingAccount(owner, VENUE))
@@ -91,7 +94,7 @@ def simulate(spec: IncidentFile, seed: int, scale: float, design: str) -> dict[s
         engine.apply(Supply(VENUE, owner, "ETH", ink, market=ILK))
         engine.apply(Borrow(VENUE, owner, "DAI", debt, market=ILK))
     keepers = _keepers(spec)
-    capital = _dec(spec.number("keeper_capital_dai"), 2)
+    capital = _dec(spec.number("keeper_capital_dai") * scale, 2)
     for keeper in keepers:
         engine.apply(OpenLendingAccount(keeper.name, VENUE))
         engine.apply(c.Deposit(keeper.name, "DAI", capital))
