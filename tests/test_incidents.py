@@ -9,10 +9,27 @@ from decimal import Decimal as D
 import pytest
 
 from solvent.core.errors import InvalidInput, UnknownName
-from solvent.engine import ApplyFill, CreateVenue, Deposit, Engine, OpenAccount, UpdateOracle
+from solvent.engine import (
+    ApplyFill,
+    CreateVenue,
+    Deposit,
+    Engine,
+    OpenAccount,
+    UpdateOracle,
+)
 from solvent.engine.engine import CommandRejected
-from solvent.engine.lending import (Bark, Borrow, Deal, FlipBid, OpenLendingAccount, Redo, Supply, UpdatePrices,
-                                    lending_conservation, lending_venue)
+from solvent.engine.lending import (
+    Bark,
+    Borrow,
+    Deal,
+    FlipBid,
+    OpenLendingAccount,
+    Redo,
+    Supply,
+    UpdatePrices,
+    lending_conservation,
+    lending_venue,
+)
 from solvent.policies import adl
 from solvent.policies.lending import WAD, maker_flip
 from solvent.sim.incidents import Band, compare, load_incident_file, run_incident

@@ -24,7 +24,14 @@ from typing import Any
 from ..core.errors import InvalidInput
 from ..core.numbers import positive
 from ..policies.lending import RAY, maker_flip
-from .lending import AuctionReset, AuctionSettled, AuctionStarted, BadDebtRecorded, FlipBidPlaced, Moves
+from .lending import (
+    AuctionReset,
+    AuctionSettled,
+    AuctionStarted,
+    BadDebtRecorded,
+    FlipBidPlaced,
+    Moves,
+)
 from .lending_maker import RATE, MakerVenue, dai
 
 

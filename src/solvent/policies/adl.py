@@ -421,41 +421,50 @@ def _pro_rata(candidates: Sequence[AdlCandidate], deficit: Decimal, lot: Decimal
     return AdlResult(closes, standings, uncovered)
 
 
-def _leverage_inputs(candidate: AdlCandidate) -> tuple[Fraction, Fraction]:
-    """(account value, base units per unit of leverage·account value): leverage is
-    ``size × mark / account value``; a candidate without a mark is valued at 1 (all candidates of
-    one episode share the market's mark, which then cancels)."""
-    value = _need(candidate, "account_value", "leverage_draining")
-    mark = Fraction(candidate.mark_price) if candidate.mark_price is not None else Fraction(1)
+def _leverage_inputs(candidate: AdlCandidate) -> tuple[Decimal, Decimal]:
+    """(account value, mark): leverage is ``size × mark / account value``; a candidate without a
+    mark is valued at 1 (all candidates of one episode share the market's mark, which cancels)."""
+    if candidate.account_value is None:
+        _need(candidate, "account_value", "leverage_draining")
+    mark = candidate.mark_price if candidate.mark_price is not None else Decimal(1)
     if mark <= 0:
         raise InvalidInput(f"candidates[{candidate.account}].mark_price", "must be positive")
-    return value, mark
+    return candidate.account_value, mark  # type: ignore[return-value]
 
 
 def _leverage_draining(candidates: Sequence[AdlCandidate], deficit: Decimal, lot: Decimal | None) -> AdlResult:
     """Water-filling: reduce the most levered first until every reduced account sits at the same
-    leverage ``L``, the highest level at which the reductions cover the deficit."""
+    leverage ``L``, the highest level at which the reductions cover the deficit. Candidates are
+    ordered by leverage in floats (ties by id); the level and the reductions are exact rationals."""
     inputs = {candidate.account: _leverage_inputs(candidate) for candidate in candidates}
-    sizes = {candidate.account: Fraction(candidate.size) for candidate in candidates}
-    levels: dict[str, Fraction | None] = {}  # None: unbounded (no positive account value)
+    approximate: dict[str, float] = {}
     for candidate in candidates:
         value, mark = inputs[candidate.account]
-        levels[candidate.account] = None if value <= 0 else sizes[candidate.account] * mark / value
-
-    def leverage(candidate: AdlCandidate) -> Fraction | None:
-        return levels[candidate.account]
-
-    unbounded = sorted((c for c in candidates if levels[c.account] is None),
+        if value > 0:
+            approximate[candidate.account] = float(candidate.size) * float(mark) / float(value)
+    unbounded = sorted((c for c in candidates if c.account not in approximate),
                        key=lambda c: (inputs[c.account][0], c.account))
-    bounded = sorted((c for c in candidates if levels[c.account] is not None),
-                     key=lambda c: (-levels[c.account], c.account))  # type: ignore[operator]
+    bounded = sorted((c for c in candidates if c.account in approximate),
+                     key=lambda c: (-approximate[c.account], c.account))
     ordered = unbounded + bounded
+    count = len(ordered)
     standings = []
-    for rank, candidate in enumerate(ordered, start=1):
-        quantile = Fraction(rank, len(ordered))
-        level = leverage(candidate)
-        standings.append(QueueStanding(candidate.account, rank, _as_decimal(quantile), _lights(quantile),
-                                       None if level is None else _as_decimal(level)))
+    with localcontext() as context:
+        context.prec = 34
+        for rank, candidate in enumerate(ordered, start=1):
+            level = approximate.get(candidate.account)
+            standings.append(QueueStanding(candidate.account, rank, Decimal(rank) / Decimal(count),
+                                           max(1, min(5, 6 - (-(-5 * rank // count)))),
+                                           None if level is None else Decimal(repr(level))))
+    sizes = {candidate.account: Fraction(candidate.size) for candidate in ordered}
+
+    def exact(candidate: AdlCandidate) -> tuple[Fraction, Fraction]:  # (leverage, value / mark)
+        value, mark = inputs[candidate.account]
+        capacity = Fraction(value) / Fraction(mark)
+        return sizes[candidate.account] / capacity, capacity
+
+    def leverage(candidate: AdlCandidate) -> Fraction:
+        return exact(candidate)[0]
     total = sum(sizes.values(), Fraction(0))
     target = min(Fraction(deficit), total)
     shares: dict[str, Fraction] = {}
@@ -470,23 +479,23 @@ def _leverage_draining(candidates: Sequence[AdlCandidate], deficit: Decimal, lot
         size_sum = Fraction(0)
         capacity_sum = Fraction(0)  # Σ value_i / mark_i: base units kept per unit of leverage
         level = Fraction(0)
+        reduced = 0
         for index, candidate in enumerate(bounded):
-            value, mark = inputs[candidate.account]
             size_sum += sizes[candidate.account]
-            capacity_sum += value / mark
+            capacity_sum += exact(candidate)[1]
             level = (size_sum - remaining) / capacity_sum
+            reduced = index + 1
             following = leverage(bounded[index + 1]) if index + 1 < len(bounded) else Fraction(0)
-            if level >= following:  # type: ignore[operator]
+            if level >= following:
                 break
         level = max(level, Fraction(0))
-        for candidate in bounded:
-            value, mark = inputs[candidate.account]
-            keep = level * value / mark
+        for candidate in bounded[:reduced + 1]:  # beyond the next one, leverage is below the level
+            keep = level * exact(candidate)[1]
             if keep < sizes[candidate.account]:
                 shares[candidate.account] = sizes[candidate.account] - keep
     if lot is None:
         scale = 10 ** PRO_RATA_PLACES
-        exact = {account: Decimal(int(share * scale)).scaleb(-PRO_RATA_PLACES) for account, share in shares.items()}
+        closed = {account: Decimal(int(share * scale)).scaleb(-PRO_RATA_PLACES) for account, share in shares.items()}
     else:
         step = Fraction(lot)
         counts = {account: int(share / step) for account, share in shares.items()}
@@ -499,9 +508,9 @@ def _leverage_draining(candidates: Sequence[AdlCandidate], deficit: Decimal, lot
             if (counts[account] + 1) * step <= sizes[account]:
                 counts[account] += 1
                 leftover -= 1
-        exact = {account: Decimal(count) * lot for account, count in counts.items()}
-    closes = tuple(AdlClose(candidate.account, exact[candidate.account]) for candidate in ordered
-                   if exact.get(candidate.account, Decimal(0)) > 0)
+        closed = {account: Decimal(count) * lot for account, count in counts.items()}
+    closes = tuple(AdlClose(candidate.account, closed[candidate.account]) for candidate in ordered
+                   if closed.get(candidate.account, Decimal(0)) > 0)
     with _exact():
         uncovered = deficit - sum((close.size for close in closes), Decimal(0))
     return AdlResult(closes, tuple(standings), uncovered)
@@ -573,15 +582,21 @@ def pnl_haircut(closes: Iterable[AdlClose], candidates: Iterable[AdlCandidate]) 
     asset); a loser closed gives up nothing. Every candidate in ``closes`` must carry ``upnl``.
     """
     by_account = {candidate.account: candidate for candidate in candidates}
-    total = Fraction(0)
-    for close in closes:
-        candidate = by_account.get(close.account)
-        if candidate is None:
-            raise InvalidInput("closes", f"{close.account!r} is not a candidate")
-        upnl = _need(candidate, "upnl", "haircut")
-        if upnl > 0:
-            total += Fraction(close.size) * upnl / Fraction(candidate.size)
-    return _as_decimal(total)
+    total = Decimal(0)
+    # Each term at 100 digits (far beyond any input's), the sum rounded to 34 like the other results.
+    with _exact():
+        for close in closes:
+            candidate = by_account.get(close.account)
+            if candidate is None:
+                raise InvalidInput("closes", f"{close.account!r} is not a candidate")
+            if candidate.upnl is None:
+                _need(candidate, "upnl", "haircut")
+            upnl = candidate.upnl
+            if upnl > 0:  # type: ignore[operator]
+                total += close.size * upnl / candidate.size  # type: ignore[operator]
+    with localcontext() as context:
+        context.prec = 34
+        return +total
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,9 @@ debt in rad, ratios in ray, times in seconds.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Mapping
+from typing import Any
 
 from ...core.errors import InvalidInput
 from ...core.numbers import to_int
@@ -55,7 +56,7 @@ class FlipIlk:
     dust: int = 0  # rad
 
     @classmethod
-    def from_table(cls, name: str, table: Mapping[str, Any], where: str) -> "FlipIlk":
+    def from_table(cls, name: str, table: Mapping[str, Any], where: str) -> FlipIlk:
         def need(key: str) -> Any:
             if key not in table:
                 raise InvalidInput(f"{where}.{key}", "missing")

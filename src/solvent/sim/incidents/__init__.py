@@ -7,8 +7,28 @@ limits caused the failure (each incident's own module), then the comparison of p
 simulated numbers and the same incident under a fix, side by side (:mod:`.registry`).
 """
 
-from .facts import Band, Fact, FactSpec, IncidentFile, compare, list_incident_files, load_incident_file
+from .facts import (
+           Band,
+           Fact,
+           FactSpec,
+           IncidentFile,
+           compare,
+           list_incident_files,
+           load_incident_file,
+)
 from .registry import INCIDENTS, IncidentRun, Variant, list_incidents, run_incident
 
-__all__ = ["Band", "Fact", "FactSpec", "INCIDENTS", "IncidentFile", "IncidentRun", "Variant", "compare",
-           "list_incident_files", "list_incidents", "load_incident_file", "run_incident"]
+__all__ = [
+           "INCIDENTS",
+           "Band",
+           "Fact",
+           "FactSpec",
+           "IncidentFile",
+           "IncidentRun",
+           "Variant",
+           "compare",
+           "list_incident_files",
+           "list_incidents",
+           "load_incident_file",
+           "run_incident",
+]

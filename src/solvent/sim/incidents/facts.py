@@ -19,9 +19,10 @@ See docs/incidents.md.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ...core.errors import InvalidInput, UnknownName
 from ..scenarios import Scenario, _scenario_from_data
@@ -40,7 +41,7 @@ class Band:
     high: float = 0.0
 
     @classmethod
-    def parse(cls, table: object, where: str) -> "Band":
+    def parse(cls, table: object, where: str) -> Band:
         if not isinstance(table, Mapping) or len(table) != 1:
             raise InvalidInput(where, "expected one of { factor = F }, { plus_minus = X }, { range = [low, high] }")
         (kind, value), = table.items()

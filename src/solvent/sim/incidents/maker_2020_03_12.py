@@ -19,8 +19,19 @@ import numpy as np
 
 from ...engine import Engine
 from ...engine import commands as c
-from ...engine.lending import (Bark, Borrow, Deal, FlipBid, OpenLendingAccount, Redo, Supply, Take, UpdatePrices,
-                               lending_conservation, lending_venue)
+from ...engine.lending import (
+    Bark,
+    Borrow,
+    Deal,
+    FlipBid,
+    OpenLendingAccount,
+    Redo,
+    Supply,
+    Take,
+    UpdatePrices,
+    lending_conservation,
+    lending_venue,
+)
 from ...policies.lending import RAY, WAD, maker_flip
 from ..scenarios import scenario_paths
 from .auction_keepers import AuctionKeeper, GasMarket
@@ -216,7 +227,6 @@ def _clip_step(engine: Engine, venue, keepers: list[AuctionKeeper], price: float
             amount = min(state.lot / WAD, cash / unit_price * 0.999)
             if amount <= 1e-6:
                 continue
-            lot_before = state.lot
             # The most it pays: the auction's price rounded up to 1e-18 (the engine reads 28 digits).
             events = engine.apply(Take(VENUE, keeper.name, state.id, _dec(amount, 12),
                                        _units_text(-(-int(auction_price) // 10**9), 18)))
@@ -225,12 +235,11 @@ def _clip_step(engine: Engine, venue, keepers: list[AuctionKeeper], price: float
             placed += 1
             if any(event.kind == "auction_settled" for event in events):
                 stats["settled"] += 1
-            del lot_before
 
 
 def replay(spec: IncidentFile, seed: int, scale: float, counterfactuals: bool):
     base = simulate(spec, seed, scale, "flip")
     others = [("Liquidations 2.0 (maker preset)", simulate(spec, seed, scale, "clip"))] if counterfactuals else []
-    notes = ["Keepers, gas, the book's size and collateralisation are assumptions stated in the facts file;"
-             " ttl, tau and lump are recalled values (unconfirmed)."]
+    notes = [("Keepers, gas, the book's size and collateralisation are assumptions stated in the facts file;"
+              " ttl, tau and lump are recalled values (unconfirmed).")]
     return base, others, notes

@@ -4,8 +4,9 @@ same incident under each counterfactual fix, each compared with the published fa
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ...core.errors import InvalidInput, UnknownName
 from .facts import Fact, IncidentFile, compare, load_incident_file
