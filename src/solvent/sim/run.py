@@ -71,6 +71,9 @@ class SimConfig:
     # Keyword arguments of sample_population for the book (an incident's calibration), e.g.
     # (("median_notional", 250000.0), ("long_share", 0.6)).
     population: tuple[tuple[str, object], ...] = ()
+    # Each step the backstop vault's operator sells this fraction of what the vault took over
+    # into the market (perp_agents.unwind_backstop); 0: the vault holds it.
+    backstop_unwind_per_step: float = 0.0
 
     def preset_overrides(self) -> dict:
         return nested_overrides(self.overrides)
@@ -297,6 +300,12 @@ def _run(config: SimConfig, progress: Callable[[int, int], None] | None, scenari
             events += acted.events
             counts["declined_by_liquidators"] += acted.declined
             for asset, signed in acted.flow.items():
+                flow[asset] += signed
+        if config.backstop_unwind_per_step > 0:
+            unwound = perp_agents.unwind_backstop(engine, VENUE, "maker", config.backstop_unwind_per_step, markets,
+                                                  impact, {asset: float(simulated[asset][step]) for asset in markets})
+            events += unwound.events
+            for asset, signed in unwound.flow.items():
                 flow[asset] += signed
         counts["events"] += len(events)
         step_notional = Decimal(0)

@@ -44,7 +44,7 @@ def _config(spec: IncidentFile, seed: int, scale: float, *, vault_factor: float 
     return SimConfig(
         scenario=spec.name, preset="hyperliquid", accounts=accounts, seed=seed, insurance_fund="0",
         backstop_capital=str(int(spec.number("vault_usd") * vault_factor * scale)), overrides=overrides,
-        liquidators=0, depth_scale=scale,
+        liquidators=0, depth_scale=scale, backstop_unwind_per_step=spec.number("vault_unwind_per_step"),
         population=(("median_notional", median), ("notional_sigma", NOTIONAL_SIGMA),
                     ("long_share", spec.number("long_share")),
                     ("market_weights", tuple(float(weights[asset]) for asset in markets))))
