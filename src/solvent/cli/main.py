@@ -288,6 +288,8 @@ def simulate(
     book: Optional[Path] = io.BOOK, synthetic_share: float = io.SYNTHETIC_SHARE, prices: List[str] = io.PRICES,
     step: Optional[int] = io.STEP, params: Optional[Path] = io.PARAMS, out: Optional[Path] = io.OUT,
     out_format: str = io.FORMAT,
+    incident: Optional[str] = typer.Option(None, "--incident", help="Replay a real incident against its published "
+                                           "facts, with counterfactuals (see docs/incidents.md); uses --seed, --json."),
 ) -> None:
     """Run a crash scenario against a synthetic book (or yours: --book) under a venue's liquidation design.
 
@@ -310,6 +312,14 @@ def simulate(
         for name in shipped():
             item = load_scenario(name)
             console.print(f"[bold]{name}[/bold]: {item.title}")
+        return
+    if incident is not None:
+        from ..sim.incidents.render import show
+
+        try:
+            show(incident, seed, as_json, console)
+        except SolventError as error:
+            _fail(error)
         return
     from ..presets import load_preset
 

@@ -15,7 +15,7 @@ from ..presets import Preset
 METHODS = ("book", "insurance_takeover", "backstop_vault", "liquidator", "keeper")
 LIMITS = ("none", "bankruptcy", "fillable")
 LAYERS = ("insurance", "backstop", "pool", "adl", "socialize")
-ADL_RULES = ("binance", "bitmex", "hyperliquid", "dydx", "pro_rata")
+ADL_RULES = ("binance", "bitmex", "hyperliquid", "dydx", "pro_rata", "leverage_draining")
 RECEIVERS = ("insurance", "protocol", "liquidator", "pool")
 
 
@@ -52,6 +52,10 @@ class VenueRules:
     partial_above_notional: Decimal
     cooldown_seconds: int
     backstop_below: Decimal | None  # fraction of MM below which the vault takes the account
+    # The vault is margined like any account: below this fraction of its own maintenance margin its
+    # positions are auto-deleveraged; 0: when its account value turns negative (Hyperliquid's ADL
+    # trigger); None: the vault holds whatever it takes, whatever it loses.
+    backstop_deleveraged_below: Decimal | None
     max_portion_per_block: Decimal | None  # dYdX
     min_notional_per_block: Decimal
     max_notional_per_block: Decimal | None
@@ -119,6 +123,8 @@ class VenueRules:
                                                 f"{where}.execution.partial_above_notional"),
             cooldown_seconds=to_int(execution.get("cooldown_seconds", 0), f"{where}.execution.cooldown_seconds"),
             backstop_below=_optional(execution, "backstop_below", fraction, f"{where}.execution"),
+            backstop_deleveraged_below=_optional(execution, "backstop_deleveraged_below", non_negative,
+                                                 f"{where}.execution"),
             max_portion_per_block=None if portion is None else fraction(portion, f"{where}.execution.max_portion_per_block"),
             min_notional_per_block=non_negative(execution.get("min_notional_per_block",
                                                               liquidation.get("min_position_notional_liquidated", "0")),

@@ -704,7 +704,7 @@ class Engine:
     # ------------------------------------------------------------------ prices and time
 
     def _update_oracle(self, command: c.UpdateOracle) -> list[e.Event]:
-        from .pipeline import evaluate
+        from .pipeline import deleverage_backstop, evaluate
 
         venue = self.venue(command.venue)
         timestamp = bounds.timestamp(to_int(command.timestamp, "timestamp"))
@@ -734,7 +734,7 @@ class Engine:
             screened |= {account for account, _ in self.liquidating}
             affected = {account for account in screened if any(account in held for held in holders)}
         events += evaluate(self, sorted(affected), screened=screened is not None)
-        return events
+        return events + deleverage_backstop(self, venue)
 
     def _advance_time(self, command: c.AdvanceTime) -> list[e.Event]:
         from .pipeline import evaluate

@@ -236,6 +236,9 @@ class AdlQueueRanked(Event):
     deficit_size: str = "-"  # base units of the bankrupt position to deleverage
     lot: str = "-"  # the market's size step
     candidates: tuple[tuple[str, str, str], ...] = ()  # (account, position size, unrealized PnL in settle)
+    # Each candidate's account value (settle), in the order of ``candidates``: the leverage-draining
+    # benchmark needs it (policies.adl.overshoot(..., benchmark="leverage_draining")).
+    account_values: tuple[str, ...] = ()
 
 
 @event

@@ -32,7 +32,9 @@ changes nothing):
 - Aave: ``SetEMode``, ``SetCollateralEnabled``, ``LiquidationCall``;
 - Compound: ``Absorb``, ``BuyCollateral``, ``FundReserves``;
 - Euler and Morpho: ``Liquidate`` (one command, protocol-specific fields documented on it);
-- Maker: ``Bark``, ``Take``, ``Redo`` (auctions are engine state across commands);
+- Maker: ``Bark``, ``Take``, ``Redo`` (auctions are engine state across commands); Maker's
+  English auctions of 2020 (``maker_flip``): ``Bark`` (``cat.bite``), ``FlipBid``, ``Deal``, ``Redo``
+  (``flip.tick``);
 - Liquity: ``ProvideToStabilityPool``, ``WithdrawFromStabilityPool``, ``LiquidateTrove``.
 
 Liquidations are never automatic here: they arrive as commands from a liquidator (keeper,
@@ -290,6 +292,31 @@ class Redo(Command):
 
 
 @_lending_command
+class FlipBid(Command):
+    """Maker's English auction (``flip.tend`` / ``flip.dent``, the ``maker_flip`` protocol): bid
+    ``bid`` DAI for ``lot`` collateral; ``tend`` while the bid is below the tab (a higher bid for
+    the same lot), ``dent`` once it reached it (less collateral for the whole tab)."""
+
+    kind: ClassVar[str] = "flip_bid"
+    venue: str
+    bidder: str
+    auction_id: int
+    lot: str
+    bid: str
+
+
+@_lending_command
+class Deal(Command):
+    """Maker ``flip.deal``: settle an English auction whose last bid expired (``ttl``) or whose
+    time ran out (``tau``); the collateral goes to the highest bidder."""
+
+    kind: ClassVar[str] = "deal"
+    venue: str
+    keeper: str
+    auction_id: int
+
+
+@_lending_command
 class ProvideToStabilityPool(Command):
     kind: ClassVar[str] = "provide_to_stability_pool"
     venue: str
@@ -516,6 +543,22 @@ class AuctionReset(Event):
     top: str
     timestamp: int
     keeper_incentive: str
+
+
+@event
+class FlipBidPlaced(Event):
+    """A bid in an English auction: ``phase`` ``tend`` (a higher DAI bid) or ``dent`` (less
+    collateral for the whole tab); ``expires``: when it wins unless outbid (``tic``)."""
+
+    kind: ClassVar[str] = "flip_bid_placed"
+    venue: str
+    auction_id: int
+    bidder: str
+    phase: str
+    bid: str
+    lot: str
+    returned_to_owner: str
+    expires: int
 
 
 @event
@@ -896,10 +939,12 @@ def _protocols() -> dict[str, type[LendingVenue]]:
     from .lending_compound import CompoundVenue
     from .lending_euler import EulerVenue
     from .lending_maker import MakerVenue
+    from .lending_maker_flip import MakerFlipVenue
     from .lending_morpho import MorphoVenue
     from .lending_liquity import LiquityVenue
 
-    return {cls.protocol: cls for cls in (AaveVenue, CompoundVenue, EulerVenue, MorphoVenue, MakerVenue, LiquityVenue)}
+    return {cls.protocol: cls for cls in (AaveVenue, CompoundVenue, EulerVenue, MorphoVenue, MakerVenue, MakerFlipVenue,
+                                          LiquityVenue)}
 
 
 def registry(engine: "Engine") -> dict[str, LendingVenue]:
@@ -1010,6 +1055,8 @@ ROUTES: dict[type, str] = {
     Bark: "bark",
     Take: "take",
     Redo: "redo",
+    FlipBid: "flip_bid",
+    Deal: "deal",
     ProvideToStabilityPool: "provide_to_stability_pool",
     WithdrawFromStabilityPool: "withdraw_from_stability_pool",
     LiquidateTrove: "liquidate_trove",
@@ -1073,7 +1120,7 @@ def decimal_or_max(value: object, field_name: str) -> Decimal | None:
 
 
 __all__ = [
-    "Absorb", "Bark", "Borrow", "BuyCollateral", "FundReserves", "Liquidate", "LiquidateTrove", "LiquidationCall",
+    "Absorb", "Bark", "Borrow", "BuyCollateral", "Deal", "FlipBid", "FundReserves", "Liquidate", "LiquidateTrove", "LiquidationCall",
     "OpenLendingAccount", "ProvideToStabilityPool", "Redo", "Repay", "SetCollateralEnabled", "SetEMode", "Supply",
     "Take", "UpdatePrices", "WithdrawFromStabilityPool", "WithdrawSupply", "create_lending_venue",
     "lending_account", "lending_conservation", "lending_handlers", "lending_state", "all_lending_conservation",

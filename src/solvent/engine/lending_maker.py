@@ -77,18 +77,14 @@ class MakerVenue(LendingVenue):
         if preset.assets.get(self.dai) is None or preset.assets[self.dai].decimals != 18:
             raise InvalidInput(f"{where}.assets.{self.dai}", "the stablecoin must be listed with 18 decimals")
         system = preset.section("liquidation")
-        self.ilks: dict[str, maker.MakerIlk] = {}
+        self.ilks: dict[str, Any] = {}  # maker.MakerIlk (or a subclass's own parameters)
         self.gems: dict[str, str] = {}
         for ilk, spec in sorted(dict(self.settings.get("ilks", {})).items()):
             at = f"{where}.lending.ilks.{ilk}"
             gem = str(spec.get("gem", ""))
             if gem not in preset.assets or preset.assets[gem].decimals != 18 or gem == self.dai:
                 raise InvalidInput(f"{at}.gem", "must be a non-stablecoin asset listed with 18 decimals")
-            parsed = maker.ilk_from_tables(ilk, preset.section("ilks"), system, where)
-            parsed.price_calc()  # the auction's price function must be complete
-            if parsed.tail is None and parsed.cusp is None:
-                raise InvalidInput(f"{where}.ilks.{ilk}.tail", "an auction needs tail or cusp to ever reset")
-            self.ilks[ilk], self.gems[ilk] = parsed, gem
+            self.ilks[ilk], self.gems[ilk] = self.parse_ilk(ilk, preset.section("ilks"), system, where), gem
         if not self.ilks:
             raise InvalidInput(f"{where}.lending.ilks", "no ilk defined")
         self.system_hole = maker.rad(system.get("system_hole", "0"), f"{where}.liquidation.system_hole")
@@ -100,6 +96,14 @@ class MakerVenue(LendingVenue):
         self.issued = 0  # wad
         self.auctions: dict[int, AuctionState] = {}
         self.next_auction = 1
+
+    def parse_ilk(self, ilk: str, tables: Any, system: Any, where: str) -> Any:
+        """One ilk's liquidation parameters (Liquidations 2.0: ``dog`` and ``clip``)."""
+        parsed = maker.ilk_from_tables(ilk, tables, system, where)
+        parsed.price_calc()  # the auction's price function must be complete
+        if parsed.tail is None and parsed.cusp is None:
+            raise InvalidInput(f"{where}.ilks.{ilk}.tail", "an auction needs tail or cusp to ever reset")
+        return parsed
 
     @property
     def vow(self) -> str:

@@ -888,6 +888,11 @@ def _vault_takeover(engine: "Engine", venue: "VenueState", key, pool: PoolMargin
     balance = ledger.accounts[account].balance(settle)
     if balance > 0:
         ledger.transfer(account, vault, settle, balance)
+    elif balance < 0 and venue.rules.backstop_deleveraged_below is not None:
+        # A margined vault takes the loss onto its own account, which may go negative: then its
+        # positions are deleveraged (deleverage_backstop), as any account's would be.
+        ledger.transfer(vault, account, settle, -balance, allow_overdraft=True)
+        events.append(e.BackstopDrawn(vault, venue.name, account, _text(ledger.amount(settle, -balance)), "0"))
     elif balance < 0:
         pay = min(-balance, max(ledger.accounts[vault].balance(settle), 0))
         if pay:
@@ -895,6 +900,50 @@ def _vault_takeover(engine: "Engine", venue: "VenueState", key, pool: PoolMargin
             events.append(e.BackstopDrawn(vault, venue.name, account, _text(ledger.amount(settle, pay)), "0"))
         if pay < -balance:
             events.append(e.BadDebt(venue.name, account, _text(ledger.amount(settle, -balance - pay))))
+    return events + deleverage_backstop(engine, venue)
+
+
+def deleverage_backstop(engine: "Engine", venue: "VenueState") -> list[e.Event]:
+    """A margined backstop vault (``execution.backstop_deleveraged_below``) whose equity fell below
+    that fraction of its own maintenance margin: its positions, the largest first, are
+    auto-deleveraged against the opposite side at the ADL price until it is above it again.
+    Hyperliquid's ADL page: "backstop liquidated positions have no special treatment"; on 10 Oct
+    2025 its liquidator vaults were the bankrupt side of 95.1% of ADL fills (reference
+    perp-venues.md §4.5 and the incident table)."""
+    rules = venue.rules
+    if rules.backstop_deleveraged_below is None or "adl" not in rules.layers:
+        return []
+    ledger = engine.ledger
+    vault = venue.liquidator
+    threshold = rules.backstop_deleveraged_below
+    settles = sorted({ledger.markets[key].settle for key in venue.markets.values()})
+    events: list[e.Event] = []
+    for settle in settles:
+        for _ in range(MAX_STEPS_PER_COMMAND):
+            pool = cross_pool(engine, vault, settle)
+            if pool is None or not pool.positions or pool.equity >= threshold * pool.maintenance_margin:
+                break
+            position = _positions_to_liquidate(engine, pool, vault, settle)[0]
+            market = ledger.markets[position.market]
+            size = market.size_of(abs(position.lots))
+            margin = next(m for m in pool.positions if m.market == position.market and m.side == position.side)
+            mark = engine.marks[position.market]
+            price = engine.previous_marks.get(position.market, mark) if rules.adl_price == "previous_mark" else mark
+            per_base = margin.notional / size  # the model's notional per base unit at the mark
+            gross = sum((m.notional for m in pool.positions), Decimal(0))
+            rate = pool.maintenance_margin / gross if gross > 0 else Decimal(0)
+            # Closing q at ``price`` moves equity by side·q·(price − mark)·(notional per base / mark)
+            # and lowers the maintenance margin by about q·per_base·rate.
+            gain = int(position.side) * (price - mark) * per_base / mark
+            per_unit = gain + threshold * per_base * rate
+            shortfall = threshold * pool.maintenance_margin - pool.equity
+            lot = Decimal(1).scaleb(-market.size_decimals)
+            need = size if per_unit <= 0 else min(size, (shortfall / per_unit).quantize(lot, rounding=ROUND_UP) + lot)
+            before = position.lots
+            events += _auto_deleverage(engine, venue, vault, position, need, None)
+            after = ledger.accounts[vault].positions.get((position.market, position.hedge_side))
+            if after is not None and after.lots == before:
+                break  # no one to deleverage against
     return events
 
 
@@ -1190,11 +1239,12 @@ def _auto_deleverage(engine: "Engine", venue: "VenueState", account: str, positi
         return [e.LiquidationPaused(account, venue.name, f"no counterparty to deleverage on {_symbol(position.market)}")]
     lot = Decimal(1).scaleb(-market.size_decimals)
     result = adl.deleverage(rules.adl_rule, candidates, size, offset=engine.seed if rules.adl_rule == "dydx" else None,
-                            lot=lot if rules.adl_rule == "pro_rata" else None)
+                            lot=lot if rules.adl_rule in adl.BENCHMARKS else None)
     events: list[e.Event] = [e.AdlQueueRanked(venue.name, _symbol(position.market), rules.adl_rule, tuple(
         (standing.account, standing.rank or 0, standing.lights or 0) for standing in result.standings),
         deficit_size=_text(size), lot=_text(lot), candidates=tuple(
-            (candidate.account, _text(candidate.size), _text(candidate.upnl)) for candidate in candidates))]
+            (candidate.account, _text(candidate.size), _text(candidate.upnl)) for candidate in candidates),
+        account_values=tuple(_text(candidate.account_value) for candidate in candidates))]
     for close in result.closes:
         if close.size <= 0:
             continue

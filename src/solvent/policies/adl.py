@@ -25,6 +25,15 @@ order in which they are closed; the queue then closes each candidate fully until
   this way through funding). Run on the profitable candidates, it is the benchmark ADL
   "overshoot" is measured against: :func:`overshoot` compares the PnL haircut a rule took with
   the pro-rata haircut of the same deficit (Chitra 2025, reference/simulation.md §2.2 item 11).
+- ``leverage_draining``: no score queue. Positions are reduced from the most levered account down,
+  levelling leverage (notional / account value) to one water level ``L`` that covers the deficit:
+  each candidate keeps ``min(size, L × account value / mark)``. Campbell, Hey, Moallemi and Nutz,
+  "Risk-Based Auto-Deleveraging" (arXiv 2603.15963, 2026) show that in the single-asset,
+  isolated-margin setting under a risk-neutral expected-loss objective this rule, which minimises
+  the largest leverage left, is the unique optimum. A candidate whose account value is zero or
+  negative has unbounded leverage and is closed first. With a ``lot``, shares are whole lots
+  (floored, the leftover lots to the largest remainders). It is also a benchmark: :func:`overshoot`
+  measures a rule against it as against pro-rata.
 
 Any candidate may carry a precomputed ``score`` instead of the inputs its rule needs.
 
@@ -53,7 +62,8 @@ from ..core.domain import Side
 from ..core.errors import InvalidInput
 from ..core.numbers import non_negative, positive, to_decimal, to_int
 
-RULES = ("binance", "bitmex", "hyperliquid", "dydx", "pro_rata")
+RULES = ("binance", "bitmex", "hyperliquid", "dydx", "pro_rata", "leverage_draining")
+BENCHMARKS = ("pro_rata", "leverage_draining")  # the allocations overshoot is measured against
 RANKED_RULES = ("binance", "bitmex", "hyperliquid")
 
 # Input names a candidate may use for each ranking input (the venues' own vocabulary first).
@@ -411,12 +421,108 @@ def _pro_rata(candidates: Sequence[AdlCandidate], deficit: Decimal, lot: Decimal
     return AdlResult(closes, standings, uncovered)
 
 
+def _leverage_inputs(candidate: AdlCandidate) -> tuple[Decimal, Decimal]:
+    """(account value, mark): leverage is ``size × mark / account value``; a candidate without a
+    mark is valued at 1 (all candidates of one episode share the market's mark, which cancels)."""
+    if candidate.account_value is None:
+        _need(candidate, "account_value", "leverage_draining")
+    mark = candidate.mark_price if candidate.mark_price is not None else Decimal(1)
+    if mark <= 0:
+        raise InvalidInput(f"candidates[{candidate.account}].mark_price", "must be positive")
+    return candidate.account_value, mark  # type: ignore[return-value]
+
+
+def _leverage_draining(candidates: Sequence[AdlCandidate], deficit: Decimal, lot: Decimal | None) -> AdlResult:
+    """Water-filling: reduce the most levered first until every reduced account sits at the same
+    leverage ``L``, the highest level at which the reductions cover the deficit. Candidates are
+    ordered by leverage in floats (ties by id); the level and the reductions are exact rationals."""
+    inputs = {candidate.account: _leverage_inputs(candidate) for candidate in candidates}
+    approximate: dict[str, float] = {}
+    for candidate in candidates:
+        value, mark = inputs[candidate.account]
+        if value > 0:
+            approximate[candidate.account] = float(candidate.size) * float(mark) / float(value)
+    unbounded = sorted((c for c in candidates if c.account not in approximate),
+                       key=lambda c: (inputs[c.account][0], c.account))
+    bounded = sorted((c for c in candidates if c.account in approximate),
+                     key=lambda c: (-approximate[c.account], c.account))
+    ordered = unbounded + bounded
+    count = len(ordered)
+    standings = []
+    with localcontext() as context:
+        context.prec = 34
+        for rank, candidate in enumerate(ordered, start=1):
+            level = approximate.get(candidate.account)
+            standings.append(QueueStanding(candidate.account, rank, Decimal(rank) / Decimal(count),
+                                           max(1, min(5, 6 - (-(-5 * rank // count)))),
+                                           None if level is None else Decimal(repr(level))))
+    sizes = {candidate.account: Fraction(candidate.size) for candidate in ordered}
+
+    def exact(candidate: AdlCandidate) -> tuple[Fraction, Fraction]:  # (leverage, value / mark)
+        value, mark = inputs[candidate.account]
+        capacity = Fraction(value) / Fraction(mark)
+        return sizes[candidate.account] / capacity, capacity
+
+    def leverage(candidate: AdlCandidate) -> Fraction:
+        return exact(candidate)[0]
+    total = sum(sizes.values(), Fraction(0))
+    target = min(Fraction(deficit), total)
+    shares: dict[str, Fraction] = {}
+    remaining = target
+    for candidate in unbounded:  # unbounded leverage: closed whole, first
+        take = min(remaining, sizes[candidate.account])
+        shares[candidate.account] = take
+        remaining -= take
+    if remaining > 0 and bounded:
+        # Reductions at level L: Σ_{i ≤ k} (size_i − L·value_i/mark_i) over the k accounts above L.
+        # Walk down the leverages until the level that covers what remains falls within the step.
+        size_sum = Fraction(0)
+        capacity_sum = Fraction(0)  # Σ value_i / mark_i: base units kept per unit of leverage
+        level = Fraction(0)
+        reduced = 0
+        for index, candidate in enumerate(bounded):
+            size_sum += sizes[candidate.account]
+            capacity_sum += exact(candidate)[1]
+            level = (size_sum - remaining) / capacity_sum
+            reduced = index + 1
+            following = leverage(bounded[index + 1]) if index + 1 < len(bounded) else Fraction(0)
+            if level >= following:
+                break
+        level = max(level, Fraction(0))
+        for candidate in bounded[:reduced + 1]:  # beyond the next one, leverage is below the level
+            keep = level * exact(candidate)[1]
+            if keep < sizes[candidate.account]:
+                shares[candidate.account] = sizes[candidate.account] - keep
+    if lot is None:
+        scale = 10 ** PRO_RATA_PLACES
+        closed = {account: Decimal(int(share * scale)).scaleb(-PRO_RATA_PLACES) for account, share in shares.items()}
+    else:
+        step = Fraction(lot)
+        counts = {account: int(share / step) for account, share in shares.items()}
+        leftover = int(target / step) - sum(counts.values())
+        # Leftover lots to the largest remainders (ties: the more levered first, then by id).
+        rank = {candidate.account: position for position, candidate in enumerate(ordered)}
+        for account in sorted(shares, key=lambda a: (-(shares[a] / step - counts[a]), rank[a])):
+            if leftover <= 0:
+                break
+            if (counts[account] + 1) * step <= sizes[account]:
+                counts[account] += 1
+                leftover -= 1
+        closed = {account: Decimal(count) * lot for account, count in counts.items()}
+    closes = tuple(AdlClose(candidate.account, closed[candidate.account]) for candidate in ordered
+                   if closed.get(candidate.account, Decimal(0)) > 0)
+    with _exact():
+        uncovered = deficit - sum((close.size for close in closes), Decimal(0))
+    return AdlResult(closes, tuple(standings), uncovered)
+
+
 def deleverage(rule: str, candidates: Iterable[AdlCandidate], deficit_size: object, *,
                offset: int | None = None, lot: object | None = None, max_visits: int | None = None) -> AdlResult:
     """Close candidates' positions until ``deficit_size`` base units are covered.
 
     Ranked rules and ``dydx``: each candidate in queue order closes ``min(remaining, size)``; the
-    last one partially. ``pro_rata``: every candidate closes its share. ``offset`` (an int the
+    last one partially. ``pro_rata``: every candidate closes its share. ``leverage_draining``:
+    the most levered are reduced to a common leverage (needs each candidate's ``account_value``). ``offset`` (an int the
     engine drew) is required by ``dydx``; ``lot`` makes ``pro_rata`` shares whole lots;
     ``max_visits`` stops after that many candidates (dYdX iterates at most 500 subaccounts).
     """
@@ -435,6 +541,8 @@ def deleverage(rule: str, candidates: Iterable[AdlCandidate], deficit_size: obje
             raise InvalidInput("max_visits", "must be at least 1")
     if rule == "pro_rata":
         return _pro_rata(candidates, deficit, None if lot is None else positive(lot, "lot"))
+    if rule == "leverage_draining":
+        return _leverage_draining(candidates, deficit, None if lot is None else positive(lot, "lot"))
     ordered = queue_order(rule, candidates, offset=offset)
     total = len(ordered)
     weighted = rule in _QUANTITY_WEIGHTED_QUANTILE
@@ -474,15 +582,21 @@ def pnl_haircut(closes: Iterable[AdlClose], candidates: Iterable[AdlCandidate]) 
     asset); a loser closed gives up nothing. Every candidate in ``closes`` must carry ``upnl``.
     """
     by_account = {candidate.account: candidate for candidate in candidates}
-    total = Fraction(0)
-    for close in closes:
-        candidate = by_account.get(close.account)
-        if candidate is None:
-            raise InvalidInput("closes", f"{close.account!r} is not a candidate")
-        upnl = _need(candidate, "upnl", "haircut")
-        if upnl > 0:
-            total += Fraction(close.size) * upnl / Fraction(candidate.size)
-    return _as_decimal(total)
+    total = Decimal(0)
+    # Each term at 100 digits (far beyond any input's), the sum rounded to 34 like the other results.
+    with _exact():
+        for close in closes:
+            candidate = by_account.get(close.account)
+            if candidate is None:
+                raise InvalidInput("closes", f"{close.account!r} is not a candidate")
+            if candidate.upnl is None:
+                _need(candidate, "upnl", "haircut")
+            upnl = candidate.upnl
+            if upnl > 0:  # type: ignore[operator]
+                total += close.size * upnl / candidate.size  # type: ignore[operator]
+    with localcontext() as context:
+        context.prec = 34
+        return +total
 
 
 @dataclass(frozen=True)
@@ -507,17 +621,24 @@ class AdlOvershoot:
 
 
 def overshoot(closes: Iterable[AdlClose], candidates: Sequence[AdlCandidate], deficit_size: object, *,
-              lot: object | None = None) -> AdlOvershoot:
-    """Compare the closes a rule made for ``deficit_size`` with the pro-rata benchmark (see
-    :class:`AdlOvershoot`). The benchmark is this module's pro-rata rule, run on the winners."""
+              lot: object | None = None, benchmark: str = "pro_rata") -> AdlOvershoot:
+    """Compare the closes a rule made for ``deficit_size`` with a benchmark allocation of the same
+    deficit (see :class:`AdlOvershoot`): ``pro_rata`` (this module's pro-rata rule run on the
+    winners, Chitra 2025) or ``leverage_draining`` (the minimax-leverage rule run on every
+    candidate, Campbell et al. 2026; each needs its ``account_value``)."""
+    if benchmark not in BENCHMARKS:
+        raise InvalidInput("benchmark", f"expected one of {', '.join(BENCHMARKS)}, got {benchmark!r}")
     closes = [close for close in closes if close.size > 0]
     candidates = list(candidates)
-    winners = [candidate for candidate in candidates if _need(candidate, "upnl", "haircut") > 0]
-    benchmark = deleverage("pro_rata", winners, deficit_size, lot=lot)
+    if benchmark == "pro_rata":
+        pool = [candidate for candidate in candidates if _need(candidate, "upnl", "haircut") > 0]
+    else:
+        pool = candidates
+    allocation = deleverage(benchmark, pool, deficit_size, lot=lot)
     with _exact():
         closed = sum((close.size for close in closes), Decimal(0))
-    return AdlOvershoot(pnl_haircut(closes, candidates), pnl_haircut(benchmark.closes, winners),
-                        closed, benchmark.closed_size)
+    return AdlOvershoot(pnl_haircut(closes, candidates), pnl_haircut(allocation.closes, pool),
+                        closed, allocation.closed_size)
 
 
 def parse_candidates(rows: Iterable[Mapping[str, Any]], field: str = "candidates",
@@ -533,6 +654,7 @@ __all__ = [
     "AdlClose",
     "AdlOvershoot",
     "AdlResult",
+    "BENCHMARKS",
     "QueueStanding",
     "RULES",
     "binance_score",

@@ -181,6 +181,7 @@ class Execution(Closed):
     partial_above_notional: Number | None = None
     cooldown_seconds: Number | None = None
     backstop_below: Number | None = None
+    backstop_deleveraged_below: Number | None = None
     max_portion_per_block: Number | None = None
     min_notional_per_block: Number | None = None
     max_notional_per_block: Number | None = None
@@ -334,6 +335,10 @@ class Ilk(Closed):
     cut: Number | None = None
     tolerance: Number | None = None
     rate: Number | None = None
+    # Liquidations 1.2 (cat and flip, until 2021): English auctions
+    beg: Number | None = None
+    ttl: Number | None = None
+    lump: Number | None = None
 
 
 class TroveManager(Closed):

@@ -216,7 +216,14 @@ def is_toxic(loan_to_value: float, liquidation_incentive: float) -> bool:
     return loan_to_value > 1.0 / (1.0 + liquidation_incentive)
 
 
-def adl_excess_over_pro_rata(events: Iterable[Any]) -> Decimal:
+def adl_excess_over_leverage_draining(events: Iterable[Any]) -> Decimal:
+    """As :func:`adl_excess_over_pro_rata`, against the leverage-draining benchmark (Campbell et
+    al. 2026: the same deficit taken from the most levered candidates down, every candidate
+    eligible), from the account values the ``adl_queue_ranked`` events carry."""
+    return adl_excess_over_pro_rata(events, benchmark="leverage_draining")
+
+
+def adl_excess_over_pro_rata(events: Iterable[Any], benchmark: str = "pro_rata") -> Decimal:
     """The PnL haircut ADL took beyond the pro-rata benchmark, summed over the episodes in
     ``events`` (engine events, in order), in the settle asset.
 
@@ -252,8 +259,15 @@ def adl_excess_over_pro_rata(events: Iterable[Any]) -> Decimal:
     for ranked, closes in episodes:
         if not ranked.candidates:
             continue
-        candidates = [adl.AdlCandidate(account, Decimal(size), upnl=Decimal(upnl))
-                      for account, size, upnl in ranked.candidates]
+        if benchmark == "pro_rata":
+            candidates = [adl.AdlCandidate(account, Decimal(size), upnl=Decimal(upnl))
+                          for account, size, upnl in ranked.candidates]
+        else:
+            values = getattr(ranked, "account_values", ())
+            if len(values) != len(ranked.candidates):
+                continue  # an older producer: no account values to level leverage with
+            candidates = [adl.AdlCandidate(account, Decimal(size), upnl=Decimal(upnl), account_value=Decimal(value))
+                          for (account, size, upnl), value in zip(ranked.candidates, values)]
         total += adl.overshoot(closes, candidates, ranked.deficit_size,
-                               lot=None if ranked.lot == "-" else ranked.lot).excess
+                               lot=None if ranked.lot == "-" else ranked.lot, benchmark=benchmark).excess
     return total

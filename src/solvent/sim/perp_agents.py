@@ -130,3 +130,39 @@ def _unwind(engine, state, maker, liquidator, symbol, long, size, market, model,
     except CommandRejected:  # pragma: no cover - a fill between two funded accounts
         return
     result.flow[asset] += -notional if long else notional
+
+
+def unwind_backstop(engine: Engine, venue: str, maker: str, fraction: float, markets: dict[str, str],
+                    impact: dict[str, SqrtImpact], mids: dict[str, float]) -> StepResult:
+    """The backstop vault's operator unwinds ``fraction`` of each position the vault took over,
+    each step, into the market at the price the market model quotes (Hyperliquid's HLP is a
+    market-making vault: it sells what its liquidator strategy inherits rather than holding it;
+    reference perp-venues.md §4). The sale is a fill against the simulation's market maker, and its
+    flow moves the price with the step's other forced flow."""
+    state = engine.venues[venue]
+    result = StepResult(flow={asset: 0.0 for asset in markets})
+    if fraction <= 0:
+        return result
+    vault = state.liquidator
+    by_key = {state.markets[symbol]: asset for asset, symbol in markets.items()}
+    for position in list(engine.ledger.accounts[vault].open_positions()):
+        asset = by_key.get(position.market)
+        market = engine.ledger.markets[position.market]
+        if asset is None or market.kind.value != "linear":
+            continue
+        lot = Decimal(1).scaleb(-market.size_decimals)
+        size = (market.size_of(abs(position.lots)) * Decimal(repr(fraction))).quantize(lot)
+        if size <= 0:
+            size = market.size_of(abs(position.lots))  # the last lots go at once
+        long = position.lots > 0
+        symbol = position.market.split("/", 1)[1]
+        notional = float(size * market.contract_size) * mids[asset]
+        price = Decimal(repr(mids[asset] * quote(impact[asset], -notional if long else notional)))
+        buyer, seller = (maker, vault) if long else (vault, maker)
+        try:
+            result.events += engine.apply(c.ApplyFill(venue, symbol, buyer, seller, str(size),
+                                                      str(price.quantize(PRICE_QUANTUM))))
+        except CommandRejected:  # pragma: no cover - a fill the engine refuses changes nothing
+            continue
+        result.flow[asset] += -notional if long else notional
+    return result

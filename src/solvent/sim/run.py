@@ -30,8 +30,9 @@ from ..engine.pipeline import cross_pool
 from ..presets import load_preset
 from . import perp_agents
 from .market import DEPTH_1PCT_USD, SqrtImpact, realized_volatility
-from .metrics import RunMetrics, adl_excess_over_pro_rata, cascade_depth, price_overshoot, time_to_stability
 from .books import apply_setup
+from .metrics import (RunMetrics, adl_excess_over_leverage_draining, adl_excess_over_pro_rata, cascade_depth,
+                      price_overshoot, time_to_stability)
 from .population import sample_population
 from .prices import exogenous_paths, resolve_scenario
 from .scenarios import Scenario
@@ -79,6 +80,12 @@ class SimConfig:
     book: "PerpBook | None" = None
     synthetic_share: float = 0.0
     prices: "PriceHistory | None" = None  # candles in place of the scenario (docs/your-data.md)
+    # Keyword arguments of sample_population for the book (an incident's calibration), e.g.
+    # (("median_notional", 250000.0), ("long_share", 0.6)).
+    population: tuple[tuple[str, object], ...] = ()
+    # Each step the backstop vault's operator sells this fraction of what the vault took over
+    # into the market (perp_agents.unwind_backstop); 0: the vault holds it.
+    backstop_unwind_per_step: float = 0.0
 
     def preset_overrides(self) -> dict:
         return nested_overrides(self.overrides)
@@ -110,6 +117,10 @@ class RunResult:
     event_log: list | None = None
     step_seconds: int = 60
     start: object = None  # the UTC datetime of step 0 when the scenario or the candles give one
+    adl_per_step: np.ndarray | None = None  # notional auto-deleveraged (USD) per step
+    adl_by_asset: dict[str, float] = field(default_factory=dict)  # notional auto-deleveraged (USD) per asset
+    liquidated_by_asset: dict[str, float] = field(default_factory=dict)  # notional liquidated (USD) per asset
+    adl_excess_over_leverage_draining: float = 0.0  # USD, see metrics.adl_excess_over_leverage_draining
 
 
 # Scenario assets carry the market-data name of the coin; a venue may list it under another one.
@@ -271,7 +282,8 @@ def _run(config: SimConfig, progress: Callable[[int, int], None] | None, scenari
     liquidated = np.zeros(steps)
     fund = np.zeros(steps)
     backstop = np.zeros(steps)
-    counts = {"liquidations": 0, "adl_events": 0, "events": 0, "declined_by_liquidators": 0}
+    counts = {"liquidations": 0, "adl_events": 0, "events": 0, "declined_by_liquidators": 0,
+              "adl_against_backstop": 0}
     bad_debt = Decimal(0)
     adl_notional = Decimal(0)
     liquidated_total = Decimal(0)
@@ -280,6 +292,10 @@ def _run(config: SimConfig, progress: Callable[[int, int], None] | None, scenari
     drawdown = backstop_drawdown = Decimal(0)
 
     adl_excess = Decimal(0)  # USD, see RunMetrics.adl_excess_over_pro_rata
+    adl_excess_draining = Decimal(0)
+    adl_steps = np.zeros(steps)
+    adl_by_asset = {asset: 0.0 for asset in markets}
+    liquidated_by_asset = {asset: 0.0 for asset in markets}
     specs = preset.markets
     coin = _settle_asset(preset, markets, settle)
     for step in range(steps):
@@ -313,6 +329,12 @@ def _run(config: SimConfig, progress: Callable[[int, int], None] | None, scenari
             counts["declined_by_liquidators"] += acted.declined
             for asset, signed in acted.flow.items():
                 flow[asset] += signed
+        if config.backstop_unwind_per_step > 0:
+            unwound = perp_agents.unwind_backstop(engine, VENUE, "maker", config.backstop_unwind_per_step, markets,
+                                                  impact, {asset: float(simulated[asset][step]) for asset in markets})
+            events += unwound.events
+            for asset, signed in unwound.flow.items():
+                flow[asset] += signed
         counts["events"] += len(events)
         step_notional = Decimal(0)
         for event in events:
@@ -321,16 +343,24 @@ def _run(config: SimConfig, progress: Callable[[int, int], None] | None, scenari
                 step_notional += notional
                 counts["liquidations"] += 1
                 asset = by_symbol.get(event.market)
+                if asset is not None:
+                    liquidated_by_asset[asset] += float(notional)
                 if asset is not None and event.method in ("book", "keeper"):
                     # Closing a long sells into the market, closing a short buys.
                     flow[asset] += -float(notional) if event.side == "long" else float(notional)
             elif event.kind == "position_auto_deleveraged":
                 counts["adl_events"] += 1
-                adl_notional += _quote_notional(specs[event.market], Decimal(event.size),
-                                                Decimal(event.price))
+                if event.against == vault:  # the bankrupt side was the venue's liquidator vault
+                    counts["adl_against_backstop"] += 1
+                closed = _quote_notional(specs[event.market], Decimal(event.size), Decimal(event.price))
+                adl_notional += closed
+                adl_steps[step] += float(closed)
+                if event.market in by_symbol:
+                    adl_by_asset[by_symbol[event.market]] += float(closed)
             elif event.kind == "bad_debt":
                 bad_debt += Decimal(event.amount) * usd
         adl_excess += adl_excess_over_pro_rata(events) * usd
+        adl_excess_draining += adl_excess_over_leverage_draining(events) * usd
         if step_notional > 0:
             forced_steps.append(step)
         liquidated[step] = float(step_notional)
@@ -366,7 +396,8 @@ def _run(config: SimConfig, progress: Callable[[int, int], None] | None, scenari
         toxic_liquidations=0,  # a lending measure; perpetual venues have none
     )
     return RunResult(config, metrics, markets, exogenous, simulated, liquidated, fund, counts["events"], counts, book,
-                     backstop, log, scenario.step_seconds, getattr(scenario, "start", None))
+                     backstop, log, scenario.step_seconds, getattr(scenario, "start", None), adl_steps,
+                     adl_by_asset, liquidated_by_asset, float(adl_excess_draining))
 
 
 def _protection_value(engine: Engine, account: str, settle: str) -> Decimal:
@@ -430,7 +461,8 @@ def venue_population(config: SimConfig, venue: str, preset, markets: dict[str, s
         prefix += SYNTHETIC_PREFIX
         if accounts == 0:
             return commands
-    population = sample_population(accounts, assets, rng, median_leverage=median_leverage)
+    options = {"median_leverage": median_leverage, **dict(config.population)}
+    population = sample_population(accounts, assets, rng, **options)
     specs = preset.markets
     for market_index, symbol in enumerate(markets.values()):  # each market's traders in one command
         chosen = np.flatnonzero(population.market == market_index)
