@@ -140,6 +140,9 @@ class Engine:
         from .lending import lending_handlers
 
         self._handlers.update(lending_handlers(self))
+        from .pricing import pricing_handlers  # source quotes → index and mark (engine/pricing.py)
+
+        self._handlers.update(pricing_handlers(self))
 
     # ------------------------------------------------------------------ entry point
 

@@ -209,7 +209,7 @@ class Waterfall(Closed):
 
 
 class Mark(Closed):
-    """The venue's mark-price rule, as documented (descriptive until the engine computes marks)."""
+    """The venue's mark-price rule: the engine computes marks from source quotes by it (engine/pricing.py)."""
 
     rule: Text | None = None
     ema_seconds: Number | None = None
@@ -227,6 +227,12 @@ class Oracle(Closed):
     weights: dict[str, Number] | None = None
     max_twap_divergence: Number | None = None
     max_volatility_ratio: Number | None = None
+    twap_window_seconds: Number | None = Field(None, description="Drift: the TWAP the divergence guard compares with")
+    max_confidence_ratio: Number | None = Field(None, description="a quote whose confidence/price exceeds this: weight 0")
+    circuit_breaker: Number | None = Field(None, description="a mark move beyond this fraction in one update trips a guard")
+    guard_action: Text | None = Field(None, description="pause_liquidations (default) or hold_mark")
+    resume_after_seconds: Number | None = Field(None, description="a guard clears at the first clean reading this long "
+                                                 "after the last bad one")
 
 
 class Liquidation(Closed):
