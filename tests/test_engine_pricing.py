@@ -149,3 +149,13 @@ def test_a_preset_without_a_computed_mark_rule_is_refused():
     with pytest.raises(CommandRejected) as refused:
         engine.apply(UpdateSourceQuotes("b", {symbol: quotes(1, at=1)}, 1))
     assert refused.value.field == "preset.mark.rule"
+
+
+def test_an_index_out_of_the_preset_bounds_trips_a_guard_and_is_never_applied():
+    engine, _ = run(setup_commands(overrides={"oracle": {"bounds": {"BTCUSDT": ["10000", "1000000"]}}}))
+    events = engine.apply(UpdateSourceQuotes("v", {"BTCUSDT": quotes(5000, 5000, 5000, at=5)}, 5))
+    assert [ev.guard for ev in events if ev.kind == "oracle_guard_tripped"] == ["out_of_bounds"]
+    assert engine.marks["v/BTCUSDT"] == Decimal(60000)
+    assert not any(ev.kind in ("oracle_price_updated", "liquidation_started") for ev in events)
+    cleared = engine.apply(UpdateSourceQuotes("v", {"BTCUSDT": quotes(60000, 60000, 60000, at=6)}, 6))
+    assert [ev.kind for ev in cleared][:3] == ["mark_computed", "oracle_guard_cleared", "oracle_price_updated"]

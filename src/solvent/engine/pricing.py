@@ -89,7 +89,7 @@ class OracleGuardTripped(Event):
     kind: ClassVar[str] = "oracle_guard_tripped"
     venue: str
     market: str
-    guard: str  # stale, invalid, twap_divergence, circuit_breaker
+    guard: str  # stale, invalid, out_of_bounds, twap_divergence, circuit_breaker
     action: str  # pause_liquidations or hold_mark
     reason: str
     timestamp: int
@@ -146,6 +146,7 @@ class Rules:
     ema_seconds: Decimal
     fallback_ema_seconds: Decimal
     cex_perp_weights: dict[str, Decimal]
+    bounds: dict[str, tuple[Decimal, Decimal]]
 
     @classmethod
     def of(cls, preset_data: Mapping[str, Any]) -> "Rules":
@@ -196,7 +197,21 @@ class Rules:
             fallback_ema_seconds=number(mark, "fallback_ema_seconds", "mark", DEFAULT_FALLBACK_EMA_SECONDS),
             cex_perp_weights={str(name): non_negative(w, f"preset.mark.cex_perp_weights.{name}")
                               for name, w in (mark.get("cex_perp_weights") or {}).items()},
+            bounds=_bounds(oracle.get("bounds") or {}),
         )
+
+
+def _bounds(table: Mapping[str, Any]) -> dict[str, tuple[Decimal, Decimal]]:
+    bounds = {}
+    for symbol, pair in table.items():
+        path = f"preset.oracle.bounds.{symbol}"
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise InvalidInput(path, "expected [min, max]")
+        low, high = positive(pair[0], f"{path}[0]"), positive(pair[1], f"{path}[1]")
+        if low >= high:
+            raise InvalidInput(path, f"min {low} must be below max {high}")
+        bounds[str(symbol)] = (low, high)
+    return bounds
 
 
 def registry(engine: "Engine") -> dict[str, MarketPricing]:
@@ -366,6 +381,11 @@ def _price_market(venue: str, key: str, symbol: str, state: Optional[MarketPrici
         finding = ("stale", "; ".join(reasons) or "no fresh source")
     elif status is OracleStatus.INVALID:
         finding = ("invalid", "; ".join(reasons))
+    elif reading.price is not None and symbol in rules.bounds and not (
+            rules.bounds[symbol][0] <= reading.price <= rules.bounds[symbol][1]):
+        low, high = rules.bounds[symbol]
+        finding = ("out_of_bounds", f"index {reading.price} is outside [{low}, {high}]")
+        mark = None  # never acted on
     elif status is OracleStatus.DIVERGENT:
         finding = ("twap_divergence", "; ".join(reasons))
     elif mark is not None and rules.circuit_breaker is not None and state.mark is not None:

@@ -231,6 +231,8 @@ class Oracle(Closed):
     max_confidence_ratio: Number | None = Field(None, description="a quote whose confidence/price exceeds this: weight 0")
     circuit_breaker: Number | None = Field(None, description="a mark move beyond this fraction in one update trips a guard")
     guard_action: Text | None = Field(None, description="pause_liquidations (default) or hold_mark")
+    bounds: dict[str, list[Number]] | None = Field(None, description="market → [min, max]: an index outside is out of "
+                                                   "bounds (Chainlink minAnswer/maxAnswer)")
     resume_after_seconds: Number | None = Field(None, description="a guard clears at the first clean reading this long "
                                                  "after the last bad one")
 
