@@ -141,8 +141,10 @@ class Engine:
 
         self._handlers.update(lending_handlers(self))
         from .pricing import pricing_handlers  # source quotes → index and mark (engine/pricing.py)
+        from .steward import steward_handlers  # bounded risk-parameter updates (engine/steward.py)
 
         self._handlers.update(pricing_handlers(self))
+        self._handlers.update(steward_handlers(self))
 
     # ------------------------------------------------------------------ entry point
 

@@ -237,6 +237,21 @@ class Oracle(Closed):
                                                  "after the last bad one")
 
 
+class StewardParam(Closed):
+    """One preset path a risk steward may move: by at most ``max_change`` per update, at most once per delay."""
+
+    max_change: Number
+    change: Literal["relative", "absolute"] | None = None
+    min_delay_seconds: Number | None = None
+
+
+class RiskSteward(Closed):
+    """``[risk_steward]``: bounds of ``update_risk_param`` (Aave's risk stewards; engine/steward.py)."""
+
+    min_delay_seconds: Number | None = None
+    params: dict[str, StewardParam] | None = None
+
+
 class Liquidation(Closed):
     """``[liquidation]``: a protocol's own liquidation settings, in its own vocabulary (dYdX's
     liquidations config, Drift's, Aave's close factors, Maker's system hole, Morpho's, Euler's)."""
@@ -523,6 +538,7 @@ class PresetSchema(Closed):
     waterfall: Waterfall | None = None
     mark: Mark | None = None
     oracle: Oracle | None = None
+    risk_steward: RiskSteward | None = None
     fees: Fees | None = None
     markets: list[Market] | None = None
     liquidation: Liquidation | None = None
