@@ -87,6 +87,6 @@ def test_fhs_vectorized_windows_equal_the_scalar_path(monkeypatch, mpor):
     fast = dm.margin_rates(returns, spec)
     monkeypatch.setattr(dm, "_fhs_full_windows", lambda *args: None)  # every t through the loop
     slow = dm.margin_rates(returns, spec)
-    for a, b in zip(fast, slow):
+    for a, b in zip(fast, slow, strict=True):
         assert np.allclose(a, b, equal_nan=True)
     assert np.isfinite(fast[1]).sum() > 600

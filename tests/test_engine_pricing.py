@@ -13,7 +13,7 @@ from solvent.store.snapshots import dump_engine, load_engine, state_digest
 
 
 def quotes(*prices, at=0, sources=("binance", "okx", "coinbase")):
-    return [{"source": s, "price": str(p), "timestamp": at} for s, p in zip(sources, prices)]
+    return [{"source": s, "price": str(p), "timestamp": at} for s, p in zip(sources[:len(prices)], prices, strict=True)]
 
 
 def setup_commands(preset="binance", overrides=None):
@@ -67,7 +67,8 @@ def test_stale_sources_trip_the_guard_and_hold_the_mark():
 
 def test_circuit_breaker_pauses_liquidations_and_the_pause_ends_by_rule_and_replays():
     overrides = {"oracle": {"circuit_breaker": "0.03", "resume_after_seconds": 60}}
-    commands = setup_commands(overrides=overrides) + [
+    commands = [
+        *setup_commands(overrides=overrides),
         UpdateSourceQuotes("v", {"BTCUSDT": quotes(57000, 57000, 57000, at=10)}, 10),  # a 5% drop: breaker
         c.AdvanceTime(20),
         UpdateSourceQuotes("v", {"BTCUSDT": quotes(57000, 57010, 56990, at=30)}, 30),  # clean, but too soon

@@ -11,7 +11,6 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -62,8 +61,8 @@ def read_closes(path: Path) -> tuple[list[str], list[float]]:
 
 
 def backtest_margin(
-    prices: Optional[Path] = typer.Option(None, "--prices", help="CSV with timestamp and close columns, oldest first."),
-    scenario: Optional[str] = typer.Option(None, "--scenario", help=f"A built-in series: {', '.join(dm.SCENARIOS)}."),
+    prices: Path | None = typer.Option(None, "--prices", help="CSV with timestamp and close columns, oldest first."),
+    scenario: str | None = typer.Option(None, "--scenario", help=f"A built-in series: {', '.join(dm.SCENARIOS)}."),
     length: int = typer.Option(2000, "--length", help="Prices in a built-in scenario."),
     seed: int = typer.Option(7, "--seed", help="Seed of a built-in scenario."),
     model: str = typer.Option("scaled", "--model", help="scaled (z·σ·√h) or fhs (filtered historical simulation)."),
@@ -80,7 +79,7 @@ def backtest_margin(
     periods_per_year: int = typer.Option(365, "--periods-per-year", help="For the 10-year floor (365 for daily)."),
     n_days: int = typer.Option(5, "--n-days", help="Window of the largest margin increase, in periods."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-    series: Optional[Path] = typer.Option(None, "--series", help="Also write the margin path as CSV here."),
+    series: Path | None = typer.Option(None, "--series", help="Also write the margin path as CSV here."),
 ) -> None:
     """Backtest a dynamic margin model: breaches, Kupiec and Christoffersen tests, procyclicality."""
     try:

@@ -12,9 +12,10 @@ pause, or the mark holds at its last good value, as the preset says; the guard c
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..core.errors import InvalidInput
 from ..core.numbers import ZERO, non_negative, positive, to_decimal, to_int
@@ -36,7 +37,7 @@ from .commands import Command, command
 from .events import Event, event
 
 if TYPE_CHECKING:
-    from .engine import Engine, VenueState
+    from .engine import Engine
 
 MAX_MARKETS_PER_COMMAND = 1_000
 MAX_QUOTES_PER_MARKET = 64
@@ -112,16 +113,16 @@ class MarketPricing:
     """One market's pricing state (part of the engine's deterministic state: digested, snapshotted)."""
 
     last_timestamp: int
-    index: Optional[Decimal] = None  # the last index computed (usable or not)
-    mark: Optional[Decimal] = None  # the last mark computed (the circuit breaker's reference)
-    good_mark: Optional[Decimal] = None  # the last mark applied with no guard active
-    basis: Optional[BasisAverage] = None  # Binance/Bybit Price2
-    ema_basis: Optional[HyperliquidEma] = None  # Hyperliquid component 1
-    ema_book: Optional[HyperliquidEma] = None  # Hyperliquid fallback (EMA of component 2)
-    twap: Optional[Twap] = None  # Drift's TWAP guard
-    guard: Optional[str] = None  # the active guard, None when clear
-    guard_action: Optional[str] = None
-    last_bad: Optional[int] = None  # the last update a guard found something
+    index: Decimal | None = None  # the last index computed (usable or not)
+    mark: Decimal | None = None  # the last mark computed (the circuit breaker's reference)
+    good_mark: Decimal | None = None  # the last mark applied with no guard active
+    basis: BasisAverage | None = None  # Binance/Bybit Price2
+    ema_basis: HyperliquidEma | None = None  # Hyperliquid component 1
+    ema_book: HyperliquidEma | None = None  # Hyperliquid fallback (EMA of component 2)
+    twap: Twap | None = None  # Drift's TWAP guard
+    guard: str | None = None  # the active guard, None when clear
+    guard_action: str | None = None
+    last_bad: int | None = None  # the last update a guard found something
 
 
 @dataclass(frozen=True)
@@ -132,12 +133,12 @@ class Rules:
     deviation_cap: Decimal
     stale_after: Decimal
     min_sources: int
-    weights: Optional[dict[str, Decimal]]
-    max_confidence_ratio: Optional[Decimal]
-    max_twap_divergence: Optional[Decimal]
+    weights: dict[str, Decimal] | None
+    max_confidence_ratio: Decimal | None
+    max_twap_divergence: Decimal | None
     max_volatility_ratio: Decimal
     twap_window: Decimal
-    circuit_breaker: Optional[Decimal]
+    circuit_breaker: Decimal | None
     guard_action: str
     resume_after: int
     mark_rule: str
@@ -149,7 +150,7 @@ class Rules:
     bounds: dict[str, tuple[Decimal, Decimal]]
 
     @classmethod
-    def of(cls, preset_data: Mapping[str, Any]) -> "Rules":
+    def of(cls, preset_data: Mapping[str, Any]) -> Rules:
         oracle = preset_data.get("oracle")
         if not oracle:
             raise InvalidInput("preset.oracle", "the venue's preset has no [oracle] table: give marks with update_oracle")
@@ -214,14 +215,14 @@ def _bounds(table: Mapping[str, Any]) -> dict[str, tuple[Decimal, Decimal]]:
     return bounds
 
 
-def registry(engine: "Engine") -> dict[str, MarketPricing]:
+def registry(engine: Engine) -> dict[str, MarketPricing]:
     """``engine.pricing``: ledger market key → its pricing state."""
     if not hasattr(engine, "pricing"):
         engine.pricing = {}  # type: ignore[attr-defined]
-    return engine.pricing  # type: ignore[attr-defined,no-any-return]
+    return engine.pricing  # type: ignore[attr-defined]
 
 
-def liquidation_pause(engine: "Engine", market_key: str) -> str | None:
+def liquidation_pause(engine: Engine, market_key: str) -> str | None:
     """Why liquidations on ``market_key`` are paused by an oracle guard, or None (the pipeline's hook)."""
     state = registry(engine).get(market_key)
     if state is None or state.guard is None or state.guard_action != "pause_liquidations":
@@ -229,7 +230,7 @@ def liquidation_pause(engine: "Engine", market_key: str) -> str | None:
     return f"oracle guard {state.guard} on {market_key.split('/', 1)[1]}"
 
 
-def pricing_handlers(engine: "Engine") -> dict[type, Callable]:
+def pricing_handlers(engine: Engine) -> dict[type, Callable]:
     registry(engine)
     return {UpdateSourceQuotes: lambda command: _update_source_quotes(engine, command)}
 
@@ -241,10 +242,10 @@ def pricing_handlers(engine: "Engine") -> dict[type, Callable]:
 class _Outcome:
     state: MarketPricing
     events: list[Event]
-    mark: Optional[Decimal]  # the mark to apply, if any
+    mark: Decimal | None  # the mark to apply, if any
 
 
-def _update_source_quotes(engine: "Engine", command: UpdateSourceQuotes) -> list[Event]:
+def _update_source_quotes(engine: Engine, command: UpdateSourceQuotes) -> list[Event]:
     venue = engine.venue(command.venue)
     timestamp = to_int(command.timestamp, "timestamp")
     if timestamp < engine.timestamp:
@@ -287,7 +288,7 @@ def _update_source_quotes(engine: "Engine", command: UpdateSourceQuotes) -> list
     return events
 
 
-def _parse_quotes(raw: object, symbol: str, rules: Rules, now: int) -> list[tuple[SourceQuote, Optional[Decimal]]]:
+def _parse_quotes(raw: object, symbol: str, rules: Rules, now: int) -> list[tuple[SourceQuote, Decimal | None]]:
     prefix = f"quotes.{symbol}"
     if isinstance(raw, (str, bytes)) or not isinstance(raw, Sequence):
         raise InvalidInput(prefix, "expected a list of {source, price, timestamp} quotes")
@@ -295,7 +296,7 @@ def _parse_quotes(raw: object, symbol: str, rules: Rules, now: int) -> list[tupl
         raise InvalidInput(prefix, "no quote given")
     if len(raw) > MAX_QUOTES_PER_MARKET:
         raise InvalidInput(prefix, f"at most {MAX_QUOTES_PER_MARKET} quotes per market")
-    parsed: list[tuple[SourceQuote, Optional[Decimal]]] = []
+    parsed: list[tuple[SourceQuote, Decimal | None]] = []
     seen: set[str] = set()
     for i, quote in enumerate(raw):
         where = f"{prefix}[{i}]"
@@ -349,8 +350,8 @@ def _parse_book(raw: object, symbol: str) -> dict[str, Any]:
     return book
 
 
-def _price_market(venue: str, key: str, symbol: str, state: Optional[MarketPricing], rules: Rules,
-                  quotes: list[tuple[SourceQuote, Optional[Decimal]]], book: dict[str, Any], now: int) -> _Outcome:
+def _price_market(venue: str, key: str, symbol: str, state: MarketPricing | None, rules: Rules,
+                  quotes: list[tuple[SourceQuote, Decimal | None]], book: dict[str, Any], now: int) -> _Outcome:
     state = state or MarketPricing(last_timestamp=now)
     if now < state.last_timestamp:
         raise InvalidInput("timestamp", f"{now} is before {symbol}'s last update at {state.last_timestamp}")
@@ -366,7 +367,7 @@ def _price_market(venue: str, key: str, symbol: str, state: Optional[MarketPrici
             twap = twap.update(reading.price, now)
     reasons = list(extra) + list(reading.reasons)
     status = reading.status
-    mark: Optional[Decimal] = None
+    mark: Decimal | None = None
     next_state = replace(state, last_timestamp=now, index=reading.price, twap=twap)
     if reading.usable_for_margin:
         assert reading.price is not None
@@ -376,7 +377,7 @@ def _price_market(venue: str, key: str, symbol: str, state: Optional[MarketPrici
             status = OracleStatus.STALE
             reasons += list(error.reasons)
 
-    finding: Optional[tuple[str, str]] = None
+    finding: tuple[str, str] | None = None
     if status is OracleStatus.STALE:
         finding = ("stale", "; ".join(reasons) or "no fresh source")
     elif status is OracleStatus.INVALID:
@@ -420,7 +421,7 @@ def _price_market(venue: str, key: str, symbol: str, state: Optional[MarketPrici
     return _Outcome(next_state, events, mark if applied else None)
 
 
-def _index(quotes: list[tuple[SourceQuote, Optional[Decimal]]], rules: Rules, now: int) -> tuple[OracleReading, list[str]]:
+def _index(quotes: list[tuple[SourceQuote, Decimal | None]], rules: Rules, now: int) -> tuple[OracleReading, list[str]]:
     """The index reading; a Pyth-style quote whose confidence interval is too wide gets weight 0."""
     reasons: list[str] = []
     kept: list[SourceQuote] = []

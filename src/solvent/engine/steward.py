@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..core.errors import InvalidInput
 from ..core.numbers import non_negative, to_decimal, to_int
@@ -57,19 +58,19 @@ class RiskParamUpdated(Event):
     reason: str
 
 
-def registry(engine: "Engine") -> dict[str, int]:
+def registry(engine: Engine) -> dict[str, int]:
     """``engine.steward_updates``: ``venue:path`` → timestamp of its last bounded update (engine state)."""
     if not hasattr(engine, "steward_updates"):
         engine.steward_updates = {}  # type: ignore[attr-defined]
-    return engine.steward_updates  # type: ignore[attr-defined,no-any-return]
+    return engine.steward_updates  # type: ignore[attr-defined]
 
 
-def steward_handlers(engine: "Engine") -> dict[type, Callable]:
+def steward_handlers(engine: Engine) -> dict[type, Callable]:
     registry(engine)
     return {UpdateRiskParam: lambda command: _update_risk_param(engine, command)}
 
 
-def _update_risk_param(engine: "Engine", command: UpdateRiskParam) -> list[Event]:
+def _update_risk_param(engine: Engine, command: UpdateRiskParam) -> list[Event]:
     venue = engine.venue(command.venue)
     timestamp = to_int(command.timestamp, "timestamp")
     if timestamp < engine.timestamp:

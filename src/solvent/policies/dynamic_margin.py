@@ -21,8 +21,9 @@ that publish such models compute them; nothing here touches the ledger. See docs
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import special, stats
@@ -55,7 +56,7 @@ class MarginSpec:
     floor_years: int = EMIR_FLOOR_YEARS
     min_rate: float = 0.0
 
-    def checked(self) -> "MarginSpec":
+    def checked(self) -> MarginSpec:
         if self.model not in MODELS:
             raise InvalidInput("model", f"expected one of {', '.join(MODELS)}, got {self.model!r}")
         if self.estimator not in ESTIMATORS:
@@ -281,7 +282,7 @@ class BacktestReport:
     peak_to_trough: float
     n_periods: int
     largest_n_period_increase: float  # as a fraction: 0.5 is +50% of margin within n periods
-    largest_increase_at: Optional[str]
+    largest_increase_at: str | None
     series: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
     def to_dict(self, with_series: bool = False) -> dict[str, Any]:
@@ -302,7 +303,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def backtest(closes: Sequence[float] | np.ndarray, spec: MarginSpec, *, timestamps: Optional[Sequence[str]] = None,
+def backtest(closes: Sequence[float] | np.ndarray, spec: MarginSpec, *, timestamps: Sequence[str] | None = None,
              n_periods: int = 5) -> BacktestReport:
     """Run ``spec`` over ``closes``: margin posted at each price, breaches over the next ``mpor`` periods."""
     spec = spec.checked()
