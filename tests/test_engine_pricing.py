@@ -160,3 +160,20 @@ def test_an_index_out_of_the_preset_bounds_trips_a_guard_and_is_never_applied():
     assert not any(ev.kind in ("oracle_price_updated", "liquidation_started") for ev in events)
     cleared = engine.apply(UpdateSourceQuotes("v", {"BTCUSDT": quotes(60000, 60000, 60000, at=6)}, 6))
     assert [ev.kind for ev in cleared][:3] == ["mark_computed", "oracle_guard_cleared", "oracle_price_updated"]
+
+
+def test_drift_twap_guards_on_the_engine_path():
+    engine = Engine()
+    engine.apply(c.CreateVenue("d", "drift_v2"))
+    symbol = next(iter(engine.venues["d"].markets))
+    feed = [(1, 100), (100, 101), (200, 160), (250, 600), (400, 150), (700, 150)]
+    guards = []
+    for at, price in feed:
+        events = engine.apply(UpdateSourceQuotes("d", {symbol: quotes(price, at=at)}, at))
+        computed = next(ev for ev in events if ev.kind == "mark_computed")
+        guards.append((computed.status, computed.applied,
+                       [ev.guard for ev in events if ev.kind == "oracle_guard_tripped"],
+                       [ev.guard for ev in events if ev.kind == "oracle_guard_cleared"], engine.marks[f"d/{symbol}"]))
+    assert guards[2] == ("divergent", True, ["twap_divergence"], [], 160)  # +58% vs its TWAP: margin yes, liquidation no
+    assert guards[3] == ("invalid", False, ["invalid"], [], 160)  # a 5x move: not even margin, the mark holds
+    assert guards[4] == ("ok", True, [], ["invalid"], 150)  # back within the bands of its TWAP: cleared
