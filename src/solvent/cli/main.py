@@ -1109,6 +1109,10 @@ from .margin import bench_options as _bench_options  # noqa: E402
 from .margin import margin as _margin_command  # noqa: E402
 
 app.command("margin")(_margin_command)
+
+from .backtest import backtest_margin as _backtest_margin  # noqa: E402 - dynamic margin, cli/backtest.py
+
+app.command("backtest-margin")(_backtest_margin)
 bench_app.command("options")(_bench_options)
 
 

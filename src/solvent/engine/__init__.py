@@ -22,6 +22,7 @@ from .commands import (
 from .engine import CommandRejected, Engine
 from .events import Event
 from . import lending  # noqa: F401,E402 - registers the lending commands for command_from_dict
+from . import pricing, steward  # noqa: F401,E402 - register UpdateSourceQuotes, UpdateRiskParam
 
 __all__ = [
     "AdvanceTime", "ApplyFill", "Command", "CommandRejected", "CreateBackstop", "CreateMarket", "CreateVenue", "Deposit",

@@ -151,6 +151,11 @@ class Engine:
         from .lending import lending_handlers
 
         handlers.update(lending_handlers(self))
+        from .pricing import pricing_handlers  # source quotes → index and mark (engine/pricing.py)
+        from .steward import steward_handlers  # bounded risk-parameter updates (engine/steward.py)
+
+        handlers.update(pricing_handlers(self))
+        handlers.update(steward_handlers(self))
         return handlers
 
     # ------------------------------------------------------------------ entry point

@@ -39,6 +39,7 @@ from ..policies.account import PoolMargin, _margin_at_mark, _pool, cross_margins
 from ..policies.liquidation_price import Leg, solve_price
 from ..policies.margin import LiquidityTier
 from . import events as e
+from .pricing import liquidation_pause
 
 if TYPE_CHECKING:  # pragma: no cover
     from .engine import Engine, VenueState
@@ -469,6 +470,9 @@ def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Po
     if rules.once_per_block and engine.liquidated_in_block.get((account, position.market)) == engine.block:
         return [e.LiquidationPaused(account, venue.name, f"{symbol} was already liquidated in block {engine.block}")], \
             Decimal(0), "paused"
+    guarded = liquidation_pause(engine, position.market)  # an oracle guard (engine/pricing.py)
+    if guarded is not None:
+        return [e.LiquidationPaused(account, venue.name, guarded)], Decimal(0), "paused"
     close_size, stop = _size_to_close(engine, venue, key, position, market, size, mark, pool)
     if most is not None:
         close_size = min(close_size, most)

@@ -210,7 +210,7 @@ class Waterfall(Closed):
 
 
 class Mark(Closed):
-    """The venue's mark-price rule, as documented (descriptive until the engine computes marks)."""
+    """The venue's mark-price rule: the engine computes marks from source quotes by it (engine/pricing.py)."""
 
     rule: Text | None = None
     ema_seconds: Number | None = None
@@ -228,6 +228,29 @@ class Oracle(Closed):
     weights: dict[str, Number] | None = None
     max_twap_divergence: Number | None = None
     max_volatility_ratio: Number | None = None
+    twap_window_seconds: Number | None = Field(None, description="Drift: the TWAP the divergence guard compares with")
+    max_confidence_ratio: Number | None = Field(None, description="a quote whose confidence/price exceeds this: weight 0")
+    circuit_breaker: Number | None = Field(None, description="a mark move beyond this fraction in one update trips a guard")
+    guard_action: Text | None = Field(None, description="pause_liquidations (default) or hold_mark")
+    bounds: dict[str, list[Number]] | None = Field(None, description="market → [min, max]: an index outside is out of "
+                                                   "bounds (Chainlink minAnswer/maxAnswer)")
+    resume_after_seconds: Number | None = Field(None, description="a guard clears at the first clean reading this long "
+                                                 "after the last bad one")
+
+
+class StewardParam(Closed):
+    """One preset path a risk steward may move: by at most ``max_change`` per update, at most once per delay."""
+
+    max_change: Number
+    change: Literal["relative", "absolute"] | None = None
+    min_delay_seconds: Number | None = None
+
+
+class RiskSteward(Closed):
+    """``[risk_steward]``: bounds of ``update_risk_param`` (Aave's risk stewards; engine/steward.py)."""
+
+    min_delay_seconds: Number | None = None
+    params: dict[str, StewardParam] | None = None
 
 
 class Liquidation(Closed):
@@ -520,6 +543,7 @@ class PresetSchema(Closed):
     waterfall: Waterfall | None = None
     mark: Mark | None = None
     oracle: Oracle | None = None
+    risk_steward: RiskSteward | None = None
     fees: Fees | None = None
     markets: list[Market] | None = None
     liquidation: Liquidation | None = None
