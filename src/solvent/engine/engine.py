@@ -140,6 +140,9 @@ class Engine:
         from .lending import lending_handlers
 
         self._handlers.update(lending_handlers(self))
+        from .options import options_handlers
+
+        self._handlers.update(options_handlers(self))  # after the general verbs: it wraps some of them
 
     # ------------------------------------------------------------------ entry point
 
@@ -201,6 +204,10 @@ class Engine:
             from .lending import create_lending_venue
 
             return create_lending_venue(self, name, preset, dict(command.overrides or {}))
+        if preset.data.get("kind") == "options":
+            from .options import create_options_venue
+
+            return create_options_venue(self, name, preset, dict(command.overrides or {}))
         if command.overrides:
             preset = preset.with_overrides(command.overrides, name=f"{preset.name}+{name}")
         rules = VenueRules.from_preset(preset)
