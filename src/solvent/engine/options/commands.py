@@ -3,7 +3,8 @@ through JSON exactly). Design: docs/options-engine.md."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from ..commands import Command, command
 

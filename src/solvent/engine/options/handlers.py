@@ -23,8 +23,18 @@ from .. import events as e
 from . import commands as oc
 from . import events as oe
 from .liquidation import account_margin, bid, cash_units, cover_deficits, review
-from .venue import MAX_CONTRACT_SIZE, MAX_PRICE, MAX_SIZE_DECIMALS, SEPARATOR, OptionMarket, OptionsVenue, Surface, \
-    options_venue, registry, with_holding
+from .venue import (
+    MAX_CONTRACT_SIZE,
+    MAX_PRICE,
+    MAX_SIZE_DECIMALS,
+    SEPARATOR,
+    OptionMarket,
+    OptionsVenue,
+    Surface,
+    options_venue,
+    registry,
+    with_holding,
+)
 
 if TYPE_CHECKING:
     from ...presets.loader import Preset
@@ -229,10 +239,10 @@ def _advance_time(engine: Engine, command: c.AdvanceTime, base: Handler) -> list
 
 
 def _settle_due(engine: Engine, venue: OptionsVenue, spots: Mapping[str, Decimal]) -> list[e.Event]:
-    """Settle every held expiry at or before the engine's time at the underlying's index (``spots``
+    """Settle every held expiry before the engine's time at the underlying's index (``spots``
     first, else the latest surface's spot)."""
     due = sorted({(market.underlying, market.expiry) for held in venue.positions.values() for symbol in held
-                  if (market := venue.markets[symbol]).expiry <= engine.timestamp})
+                  if (market := venue.markets[symbol]).expiry < engine.timestamp})
     events: list[e.Event] = []
     for underlying, expiry in due:
         price = spots.get(underlying) or venue.surfaces[underlying].spot
