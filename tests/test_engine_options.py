@@ -359,16 +359,16 @@ def test_an_expired_option_fill_is_refused() -> None:
 # ------------------------------------------------------------------ random sequences: conservation and replay
 
 
-def _random_commands(seed: int, count: int = 60) -> list:
+def _random_commands(seed: int, count: int = 90) -> list:
     rng = random.Random(seed)
     accounts = ["a", "b", "c", "d"]
     commands: list = [c.CreateVenue("v", "derive"),
-                      oc.CreateOptionMarket("v", "C1", "ETH", 10 * DAY, "2000", "call", size_decimals=1),
-                      oc.CreateOptionMarket("v", "P1", "ETH", 10 * DAY, "1800", "put", size_decimals=1),
-                      oc.CreateOptionMarket("v", "C2", "ETH", 40 * DAY, "2400", "call", size_decimals=1),
+                      oc.CreateOptionMarket("v", "C1", "ETH", 20 * DAY, "2000", "call", size_decimals=1),
+                      oc.CreateOptionMarket("v", "P1", "ETH", 20 * DAY, "1800", "put", size_decimals=1),
+                      oc.CreateOptionMarket("v", "C2", "ETH", 60 * DAY, "2400", "call", size_decimals=1),
                       c.FundInsurance("USDC", "500", venue="v")]
     for account in accounts:
-        commands += [c.OpenAccount(account, "v"), c.Deposit(account, "USDC", str(rng.choice([300, 1000, 4000])))]
+        commands += [c.OpenAccount(account, "v"), c.Deposit(account, "USDC", str(rng.choice([250, 600, 3000])))]
     now, spot, vol = 0, 2000.0, 0.6
     for _ in range(count):
         roll = rng.random()
@@ -377,13 +377,13 @@ def _random_commands(seed: int, count: int = 60) -> list:
             commands.append(oc.ApplyOptionFill("v", rng.choice(["C1", "P1", "C2"]), buyer, seller,
                                                str(rng.randint(1, 20) / 10), str(rng.randint(0, 3000) / 20)))
         elif roll < 0.8:
-            now += rng.randint(0, 2 * DAY)
-            spot = max(200.0, spot * (1 + rng.gauss(0, 0.08)))
+            now += rng.randint(0, DAY)
+            spot = max(200.0, spot * (1 + rng.gauss(0, 0.1)))
             vol = min(3.0, max(0.1, vol * (1 + rng.gauss(0, 0.25))))
             feeds = tuple({"expiry": expiry, "forward": f"{spot:.2f}", "vol": f"{vol:.3f}"}
-                          for expiry in (10 * DAY, 40 * DAY) if expiry > now)
+                          for expiry in (20 * DAY, 60 * DAY) if expiry > now)
             commands.append(oc.UpdateVolSurface("v", "ETH", f"{spot:.2f}", now, feeds))
-        elif roll < 0.9:
+        elif roll < 0.92:
             commands.append(oc.Bid("v", rng.choice(accounts), rng.choice(accounts), str(rng.choice([0.1, 0.5, 1]))))
         else:
             now += rng.randint(0, 3 * DAY)
