@@ -94,3 +94,11 @@ class OptionAuctionEnded(Event):
     venue: str
     account: str
     reason: str
+
+
+@event
+class LiquidationEnded(Event):
+    kind: ClassVar[str] = "option_liquidation_ended"
+    venue: str
+    account: str
+    reason: str

@@ -21,7 +21,7 @@ from ...core.errors import InvalidInput
 from ...policies.options import auction
 from .. import events as e
 from . import events as oe
-from .venue import AccountMargin, AuctionRecord, Holding, OptionsVenue, decimal_of
+from .venue import SEPARATOR, AccountMargin, AuctionRecord, Holding, OptionsVenue, decimal_of, with_holding
 
 if TYPE_CHECKING:
     from ..engine import Engine
@@ -43,6 +43,8 @@ def review(engine: Engine, venue: OptionsVenue, accounts: list[str]) -> list[e.E
     """Margin calls, their clearing, liquidations and auction ends for ``accounts`` (in this order)."""
     events: list[e.Event] = []
     for account in accounts:
+        if SEPARATOR in account:  # the security module's positions are not margined
+            continue
         if not venue.holdings(account) and account not in venue.liquidating:
             if account in venue.margin_called:
                 venue.margin_called.discard(account)
@@ -78,8 +80,8 @@ def _start_liquidation(engine: Engine, venue: OptionsVenue, account: str, margin
     events: list[e.Event] = [e.LiquidationStarted(account, venue.name, _text(margin.mtm),
                                                   _text(margin.maintenance_requirement))]
     params = venue.auction_params
-    if params is None:
-        return events
+    if params is None:  # the venue liquidates incrementally, at once
+        return events + _review_liquidation(engine, venue, account, margin)
     mtm, mm = decimal_of(margin.mtm), decimal_of(margin.mm)
     state = auction.start_auction(params, mtm, mm)
     fee_units = min(venue.units_of(state.fee, ROUND_CEILING), max(cash_units(engine, venue, account), 0))
@@ -93,11 +95,13 @@ def _start_liquidation(engine: Engine, venue: OptionsVenue, account: str, margin
 
 def _review_liquidation(engine: Engine, venue: OptionsVenue, account: str, margin: AccountMargin) -> list[e.Event]:
     record = venue.auctions.get(account)
-    if record is None:  # no auction on this venue: the liquidation ends when maintenance is met again
-        if margin.mm >= 0:
+    if record is None:  # no auction on this venue: reduce step by step until maintenance is met again
+        events = incremental_liquidation(engine, venue, account, margin)
+        if account_margin(engine, venue, account).mm >= 0 or not venue.holdings(account):
             venue.liquidating.discard(account)
-            return [oe.OptionAuctionEnded(venue.name, account, "maintenance margin restored")]
-        return []
+            events.append(oe.LiquidationEnded(venue.name, account, "maintenance margin restored"
+                                              if venue.holdings(account) else "no positions left"))
+        return events
     params = venue.auction_params
     assert params is not None
     elapsed = engine.timestamp - record.started
@@ -112,6 +116,56 @@ def _review_liquidation(engine: Engine, venue: OptionsVenue, account: str, margi
     events: list[e.Event] = [oe.OptionAuctionEnded(venue.name, account, reason)]
     if restart and margin.mm < 0:  # Derive's terminate-and-restart: insolvent when MtM < 0, else afresh
         events += _start_liquidation(engine, venue, account, margin)
+    return events
+
+
+# ------------------------------------------------------------------ incremental liquidation (Deribit-style)
+
+
+def incremental_liquidation(engine: Engine, venue: OptionsVenue, account: str, margin: AccountMargin
+                            ) -> list[e.Event]:
+    """Close slices of short positions against the security module at the mark, the slice with the most
+    maintenance relief per unit of underlying first, until MM ≥ 0 or no short is left. The account pays
+    the mark (rounded up); what it cannot pay is a deficit the waterfall covers."""
+    rules = venue.incremental
+    events: list[e.Event] = []
+    now = engine.timestamp
+    for _ in range(rules.max_steps):
+        if margin.mm >= 0:
+            break
+        held = venue.holdings(account)
+        cash = cash_units(engine, venue, account)
+        best: tuple[float, str, int, int] | None = None
+        for symbol, holding in sorted(held.items()):
+            if holding.lots >= 0:
+                continue
+            market = venue.markets[symbol]
+            lots = min(-holding.lots, max(1, int(Decimal(-holding.lots) * rules.step_fraction)))
+            mark = venue.mark(market, now)
+            cost = venue.units_of(decimal_of(mark) * market.underlying_per_lot * lots, ROUND_CEILING)
+            after = venue.margin(with_holding(held, symbol, lots, cost), cash - cost, now)
+            relief = (after.mm - margin.mm) / float(market.underlying_per_lot * lots)
+            if best is None or relief > best[0]:
+                best = (relief, symbol, lots, cost)
+        if best is None or best[0] <= 0:
+            break
+        _, symbol, lots, cost = best
+        market = venue.markets[symbol]
+        closed_cost = int((Decimal(held[symbol].cost) * Decimal(lots) / Decimal(-held[symbol].lots)).to_integral_value(
+            ROUND_DOWN))
+        venue.set_holdings(account, with_holding(held, symbol, lots, cost))
+        venue.set_holdings(venue.insurance, with_holding(venue.holdings(venue.insurance), symbol, -lots, closed_cost))
+        if cost:
+            engine.ledger.transfer(account, venue.insurance, venue.settle, cost, allow_overdraft=True)
+        remaining = venue.holdings(account).get(symbol)
+        events.append(e.PositionLiquidated(account, venue.name, symbol, "short",
+                                           str(market.underlying_per_lot * lots),
+                                           str(venue.amount_of(cost) / (market.underlying_per_lot * lots)), "",
+                                           "insurance", venue.insurance,
+                                           str(market.underlying_per_lot * -remaining.lots) if remaining else "0"))
+        margin = account_margin(engine, venue, account)
+    if cash_units(engine, venue, account) < 0:
+        events += cover_deficits(engine, venue, "")
     return events
 
 

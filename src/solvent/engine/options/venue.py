@@ -79,6 +79,27 @@ class AuctionRecord:
 
 
 @dataclass(frozen=True)
+class IncrementalRules:
+    """How a venue without an auction liquidates: ``step_fraction`` of the chosen short per step (at least one
+    lot), at most ``max_steps`` steps per review. [unconfirmed] Deribit publishes the method, not the step."""
+
+    step_fraction: Decimal = Decimal("0.25")
+    max_steps: int = 64
+
+    @classmethod
+    def from_table(cls, spec: Mapping[str, Any], where: str) -> IncrementalRules:
+        from ...core.numbers import positive, to_int
+
+        fraction = positive(spec.get("step_fraction", "0.25"), f"{where}.step_fraction")
+        if fraction > 1:
+            raise InvalidInput(f"{where}.step_fraction", f"must be within (0, 1], got {fraction}")
+        steps = to_int(spec.get("max_steps", 64), f"{where}.max_steps")
+        if not 1 <= steps <= 10_000:
+            raise InvalidInput(f"{where}.max_steps", f"must be within [1, 10000], got {steps}")
+        return cls(fraction, steps)
+
+
+@dataclass(frozen=True)
 class AccountMargin:
     """Surpluses as the venue computes them (floats): IM < 0 blocks risk, MM < 0 liquidates."""
 
@@ -148,6 +169,8 @@ class OptionsVenue:
                 self.standard[""] = self._standard_model(None)
         else:
             raise InvalidInput(f"{where}.margin.model", f"expected scenario_grid or standard_option, got {model!r}")
+        self.incremental = IncrementalRules.from_table(preset.section("incremental_liquidation"),
+                                                       f"{where}.incremental_liquidation")
         self.auction_params = (AuctionParams.from_table(preset.section("auction"), f"{where}.auction")
                                if preset.section("auction") else None)
 
