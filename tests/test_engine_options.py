@@ -425,3 +425,15 @@ def test_random_sequences_conserve_and_replay_identically(seed: int, preset: str
     replayed = [c.command_from_dict(json.loads(json.dumps(command.to_dict()))) for command in commands]
     second, _ = _run(replayed)
     assert second == first
+
+
+# ------------------------------------------------------------------ the screen
+
+
+def test_a_screened_surface_update_gives_the_same_events_as_valuing_every_account() -> None:
+    from solvent.bench.options_engine import run_engine_update_benchmark
+
+    result = run_engine_update_benchmark(300, seed=3)
+    assert result.events_identical
+    assert result.liquidations_started > 0  # the move matters: some sellers are liquidated
+    assert result.screened_candidates < result.accounts  # and the screen skipped the comfortable accounts

@@ -116,9 +116,21 @@ def bench_options(
     seed: int = typer.Option(15, "--seed", min=0, help="Seed of the synthetic book."),
     preset: str = typer.Option("derive", "--preset", "-p", help="Options preset whose grid is used."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
+    engine_accounts: int = typer.Option(0, "--engine-accounts", min=0,
+                                        help="Also time an engine price-and-vol update on this many option accounts, "
+                                             "screened against valuing every account (events compared)."),
 ) -> None:
     """Time the options grid on a whole book against the per-account exact loop and a memory pass."""
     from ..bench.options import run_options_benchmark
+
+    if engine_accounts:
+        from ..bench.options_engine import run_engine_update_benchmark
+
+        try:
+            figures = run_engine_update_benchmark(engine_accounts, preset=preset).as_dict()
+        except SolventError as error:
+            _fail(error)
+        print(json.dumps({"engine_update": figures}, indent=2))
 
     try:
         say = (lambda message: errors.print(f"[dim]{message}[/dim]")) if not as_json else None

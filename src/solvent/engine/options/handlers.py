@@ -22,7 +22,7 @@ from .. import commands as c
 from .. import events as e
 from . import commands as oc
 from . import events as oe
-from .liquidation import account_margin, bid, cash_units, cover_deficits, review
+from .liquidation import account_margin, bid, cash_units, cover_deficits, review, screened
 from .venue import (
     MAX_CONTRACT_SIZE,
     MAX_PRICE,
@@ -224,7 +224,7 @@ def _update_surface(engine: Engine, command: oc.UpdateVolSurface) -> list[e.Even
     venue.surfaces[underlying] = surface
     events.append(oe.VolSurfaceUpdated(venue.name, underlying, str(spot), tuple(sorted(feeds)), timestamp))
     concerned = set(venue.holders(underlying)) | venue.liquidating | venue.margin_called
-    events += review(engine, venue, sorted(concerned))
+    events += review(engine, venue, screened(engine, venue, underlying, sorted(concerned)))
     return events
 
 

@@ -119,6 +119,47 @@ def _review_liquidation(engine: Engine, venue: OptionsVenue, account: str, margi
     return events
 
 
+# ------------------------------------------------------------------ screening
+
+
+SCREEN_BAND = 1e-6  # relative to max(1, |MtM|, |min SPAN|): far beyond the kernel's agreement with the scalar path
+
+
+def screened(engine: Engine, venue: OptionsVenue, underlying: str, accounts: list[str]) -> list[str]:
+    """The accounts whose review may emit an event after a move of ``underlying``: every account with a
+    margin call or liquidation open, every account holding other underlyings too, and those the vectorized
+    grid (:mod:`solvent.policies.options.book`) finds within a band of IM ≤ 0 or MM ≤ 0. The others are
+    comfortably above initial margin, so reviewing them would emit nothing. Scenario-grid venues only,
+    and only above the engine's ``screen_above``."""
+    limit = engine.screen_above
+    venue.last_screened = len(accounts)
+    if venue.grid is None or limit is None or len(accounts) <= limit:
+        return accounts
+    from ...policies.options.book import book_from_portfolios, evaluate_book
+
+    keep: list[str] = []
+    single: list[str] = []
+    for account in accounts:
+        held = venue.holdings(account)
+        if (account in venue.margin_called or account in venue.liquidating or SEPARATOR in account or not held
+                or any(venue.markets[symbol].underlying != underlying for symbol in held)):
+            keep.append(account)
+        else:
+            single.append(account)
+    if not single:
+        return accounts
+    portfolios = [venue.portfolio(venue.holdings(account), underlying, cash_units(engine, venue, account),
+                                  engine.timestamp) for account in single]
+    margins = evaluate_book(venue.grid, book_from_portfolios(portfolios))
+    import numpy as np
+
+    scale = np.maximum(1.0, np.maximum(np.abs(margins.mtm), np.abs(margins.min_span)))
+    near = (margins.im <= SCREEN_BAND * scale) | (margins.mm <= SCREEN_BAND * scale)
+    keep += [account for account, flagged in zip(single, near.tolist(), strict=True) if flagged]
+    venue.last_screened = len(keep)
+    return sorted(keep)
+
+
 # ------------------------------------------------------------------ incremental liquidation (Deribit-style)
 
 

@@ -22,7 +22,7 @@ from ...core.errors import InvalidInput, UnknownName
 from ...policies.options.auction import AuctionParams, AuctionState
 from ...policies.options.black76 import black76_price
 from ...policies.options.portfolio import ExpiryFeed, OptionPosition, build_portfolio, parse_feed
-from ...policies.options.scenario_grid import ScenarioGridModel
+from ...policies.options.scenario_grid import OptionPortfolio, ScenarioGridModel
 from ...policies.options.standard import StandardOptionMargin
 
 if TYPE_CHECKING:
@@ -153,6 +153,7 @@ class OptionsVenue:
         self.margin_called: set[str] = set()
         self.liquidating: set[str] = set()
         self.auctions: dict[str, AuctionRecord] = {}
+        self.last_screened = 0  # accounts the last surface update reviewed exactly (for benchmarks)
         where = f"preset[{preset.name}]"
         model = preset.section("margin").get("model")
         self.grid: ScenarioGridModel | None = None
@@ -261,12 +262,7 @@ class OptionsVenue:
         for underlying, rows in sorted(by_underlying.items()):
             surface = self.surface(underlying, "symbol")
             if self.grid is not None:
-                positions = [OptionPosition(float(market.expiry - now), float(market.strike), market.is_call,
-                                            float(market.underlying_per_lot * lots)) for market, lots in rows]
-                expiries = sorted({market.expiry for market, _ in rows})
-                feeds = [self.feed(surface, expiry, now, f"expiries[{expiry}]") for expiry in expiries]
-                report = self.grid.evaluate(build_portfolio(float(surface.spot), positions, feeds, cash=0.0,
-                                                            spot_confidence=surface.spot_confidence))
+                report = self.grid.evaluate(self._portfolio(surface, rows, 0.0, now))
                 mtm += report.mtm
                 im += report.im
                 mm += report.mm
@@ -286,6 +282,22 @@ class OptionsVenue:
                 im -= float(margin.initial)
                 mm -= float(margin.maintenance)
         return AccountMargin(mtm, im, mm)
+
+    def _portfolio(self, surface: Surface, rows: list[tuple[OptionMarket, int]], cash: float,
+                   now: int) -> OptionPortfolio:
+        positions = [OptionPosition(float(market.expiry - now), float(market.strike), market.is_call,
+                                    float(market.underlying_per_lot * lots)) for market, lots in rows]
+        expiries = sorted({market.expiry for market, _ in rows})
+        feeds = [self.feed(surface, expiry, now, f"expiries[{expiry}]") for expiry in expiries]
+        return build_portfolio(float(surface.spot), positions, feeds, cash=cash,
+                               spot_confidence=surface.spot_confidence)
+
+    def portfolio(self, holdings: Mapping[str, Holding], underlying: str, cash_units: int, now: int
+                  ) -> OptionPortfolio:
+        """The scenario-grid portfolio of an account holding options of one underlying, its cash included."""
+        rows = [(self.markets[symbol], held.lots) for symbol, held in sorted(holdings.items())]
+        cash = float(Decimal(cash_units).scaleb(-self._decimals))
+        return self._portfolio(self.surface(underlying, "underlying"), rows, cash, now)
 
     _decimals: int = 6  # the settle asset's decimals, set when the venue is created
 
