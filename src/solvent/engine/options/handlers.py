@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 Handler = Callable[[Any], list[e.Event]]
 MAX_EXPIRIES = 256
+MAX_RATE = 5.0           # 500% a year
+MAX_VOL = 50.0           # 5000% a year
+MAX_TIMESTAMP = 10**12   # seconds
 
 
 def _bounded_price(value: object, field_name: str) -> Decimal:
@@ -109,6 +112,8 @@ def _create_market(engine: Engine, command: oc.CreateOptionMarket) -> list[e.Eve
     expiry = to_int(command.expiry, "expiry")
     if expiry <= engine.timestamp:
         raise InvalidInput("expiry", f"{expiry} is not after the engine's time {engine.timestamp}: already expired")
+    if expiry > MAX_TIMESTAMP:
+        raise InvalidInput("expiry", f"must be at most {MAX_TIMESTAMP}, got {expiry}")
     strike = _bounded_price(command.strike, "strike")
     is_call = is_call_kind(command.option, "option")
     size_decimals = to_int(command.size_decimals, "size_decimals")
@@ -200,7 +205,14 @@ def _update_surface(engine: Engine, command: oc.UpdateVolSurface) -> list[e.Even
         data["expiry_seconds"] = expiry - timestamp
         from ...policies.options.portfolio import parse_feed
 
-        parse_feed(data, where)  # refuses a negative or NaN vol, a malformed slice, ... naming the field
+        feed = parse_feed(data, where)  # refuses a negative or NaN vol, a malformed slice, ... naming the field
+        # Bounds where they enter, so that nothing downstream (the grid, the auction) can fail after a commit.
+        if not 0 < feed.forward <= float(MAX_PRICE):
+            raise InvalidInput(f"{where}.forward", f"must be within (0, {MAX_PRICE}], got {feed.forward!r}")
+        if abs(feed.rate) > MAX_RATE:
+            raise InvalidInput(f"{where}.rate", f"must be within ±{MAX_RATE}, got {feed.rate!r}")
+        if feed.vol is not None and feed.vol > MAX_VOL:
+            raise InvalidInput(f"{where}.vol", f"must be at most {MAX_VOL}, got {feed.vol!r}")
         feeds[expiry] = dict(row)
     previous = venue.surfaces.get(underlying)
     merged = {expiry: feed for expiry, feed in (previous.feeds.items() if previous else ()) if expiry > timestamp}
