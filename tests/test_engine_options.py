@@ -441,3 +441,17 @@ def test_a_screened_surface_update_gives_the_same_events_as_valuing_every_accoun
     assert result.events_identical
     assert result.liquidations_started > 0  # the move matters: some sellers are liquidated
     assert result.screened_candidates < result.accounts  # and the screen skipped the comfortable accounts
+
+
+def test_a_snapshot_of_an_options_venue_restores_and_continues_identically() -> None:
+    from solvent.store.snapshots import dump_engine, load_engine, state_digest
+
+    engine, _ = venue_with_straddle("derive", "520")
+    engine.apply(surface("2000", "1.3", 10))
+    clone = load_engine(dump_engine(engine))
+    assert state_digest(clone) == state_digest(engine)
+    first = engine.apply(oc.Bid("v", "seller", "bidder", "0.2"))
+    second = clone.apply(oc.Bid("v", "seller", "bidder", "0.2"))
+    assert [event.to_dict() for event in first] == [event.to_dict() for event in second]
+    engine.apply(oc.ApplyOptionFill("v", "ETH-C-2000", "maker", "bidder", "0.01", "0"))  # positions only, no cash
+    assert state_digest(engine) != state_digest(clone)

@@ -96,12 +96,12 @@ def _start_liquidation(engine: Engine, venue: OptionsVenue, account: str, margin
 def _review_liquidation(engine: Engine, venue: OptionsVenue, account: str, margin: AccountMargin) -> list[e.Event]:
     record = venue.auctions.get(account)
     if record is None:  # no auction on this venue: reduce step by step until maintenance is met again
-        events = incremental_liquidation(engine, venue, account, margin)
+        steps = incremental_liquidation(engine, venue, account, margin)
         if account_margin(engine, venue, account).mm >= 0 or not venue.holdings(account):
             venue.liquidating.discard(account)
-            events.append(oe.LiquidationEnded(venue.name, account, "maintenance margin restored"
-                                              if venue.holdings(account) else "no positions left"))
-        return events
+            steps.append(oe.LiquidationEnded(venue.name, account, "maintenance margin restored"
+                                             if venue.holdings(account) else "no positions left"))
+        return steps
     params = venue.auction_params
     assert params is not None
     elapsed = engine.timestamp - record.started
