@@ -455,3 +455,20 @@ def test_a_snapshot_of_an_options_venue_restores_and_continues_identically() -> 
     assert [event.to_dict() for event in first] == [event.to_dict() for event in second]
     engine.apply(oc.ApplyOptionFill("v", "ETH-C-2000", "maker", "bidder", "0.01", "0"))  # positions only, no cash
     assert state_digest(engine) != state_digest(clone)
+
+
+def test_a_logged_options_venue_verifies(tmp_path: Path) -> None:
+    from solvent.store import CommandLog, verify_log
+    from solvent.store.durable import outcome_of
+
+    log = CommandLog(f"sqlite:///{tmp_path}/log.db")
+    engine = Engine()
+    try:
+        for command in _random_commands(1):
+            entry = log.append(command)
+            log.record_outcome(entry.seq, outcome_of(engine, command))
+        report = verify_log(log)
+    finally:
+        log.close()
+    assert report.liquidation_events["liquidation_started"] > 0 and report.rejected > 0
+    assert report.accepted + report.rejected == report.entries
