@@ -472,3 +472,42 @@ def test_a_logged_options_venue_verifies(tmp_path: Path) -> None:
         log.close()
     assert report.liquidation_events["liquidation_started"] > 0 and report.rejected > 0
     assert report.accepted + report.rejected == report.entries
+
+
+def test_an_inverse_venue_trades_margins_and_settles_in_coin() -> None:
+    engine = Engine()
+    engine.apply(c.CreateVenue("v", "deribit", {"settle_asset": "BTC", "settle_decimals": 8, "settle_kind": "inverse"}))
+    engine.apply(oc.CreateOptionMarket("v", "BTC-C-60000", "BTC", EXPIRY, "60000", "call", size_decimals=1))
+    engine.apply(oc.CreateOptionMarket("v", "BTC-P-60000", "BTC", EXPIRY, "60000", "put", size_decimals=1))
+    for account, cash in (("maker", "10"), ("seller", "1")):
+        engine.apply(c.OpenAccount(account, "v"))
+        engine.apply(c.Deposit(account, "BTC", cash))
+    engine.apply(oc.UpdateVolSurface("v", "BTC", "60000", 0, ({"expiry": EXPIRY, "forward": "60000", "vol": "0.5"},)))
+    for symbol in ("BTC-C-60000", "BTC-P-60000"):
+        engine.apply(oc.ApplyOptionFill("v", symbol, "maker", "seller", "1", "0.057"))
+    assert engine.balance("seller", "BTC") == D("1.114")
+    venue = options_venue(engine, "v")
+    marks = {symbol: venue.mark(venue.markets[symbol], engine.timestamp) for symbol in venue.markets}
+    assert 0.04 < marks["BTC-C-60000"] < 0.07  # coin per coin: the USD value ÷ the forward
+    margin = account_margin(engine, venue, "seller")
+    # Deribit's inverse rule at the money: IM = 0.15 + mark, MM = 0.075 + mark (per coin), puts IM ≥ MM.
+    assert margin.mtm == pytest.approx(1.114 - sum(marks.values()))
+    assert margin.im == pytest.approx(margin.mtm - sum(0.15 + mark for mark in marks.values()))
+    assert margin.mm == pytest.approx(margin.mtm - sum(0.075 + mark for mark in marks.values()))
+    engine.apply(c.AdvanceTime(EXPIRY))
+    events = engine.apply(oc.SettleExpiry("v", "BTC", EXPIRY, "66000"))
+    payoffs = {(event.account, event.symbol): event.payoff for event in events if isinstance(event, oe.OptionSettled)}
+    assert payoffs[("maker", "BTC-C-60000")] == "0.09090909"      # 6000 / 66000 coin, rounded down
+    assert payoffs[("seller", "BTC-C-60000")] == "-0.09090910"    # rounded up against the short
+    assert payoffs[("seller", "BTC-P-60000")] == "0E-8"
+    assert engine.balance("v/insurance", "BTC") == D("0.00000001")
+    check_conserved(engine)
+
+
+def test_the_scenario_grid_refuses_an_inverse_book() -> None:
+    engine = Engine()
+    with pytest.raises(CommandRejected) as refused:
+        engine.apply(c.CreateVenue("v", "derive", {"settle_asset": "ETH", "settle_decimals": 18,
+                                                   "settle_kind": "inverse"}))
+    assert refused.value.field == "overrides.settle_kind"
+    assert "v" not in getattr(engine, "options", {}) and "ETH" not in engine.ledger.assets

@@ -66,7 +66,8 @@ def _timestamp(engine: Engine, value: object, field_name: str = "timestamp") -> 
 
 def create_options_venue(engine: Engine, name: str, preset: Preset, overrides: dict[str, Any]) -> list[e.Event]:
     """``CreateVenue`` of a preset with ``kind = "options"``. ``overrides`` may name the settle asset
-    (``settle_asset``, default USDC, and ``settle_decimals``, default 6); the rest override the preset."""
+    (``settle_asset``, default USDC; ``settle_decimals``, default 6; ``settle_kind``, ``linear`` or ``inverse``:
+    premiums, margin and payoffs in coin, standard-margin presets only); the rest override the preset."""
     from ...core.domain import Asset
 
     if not name or SEPARATOR in name:
@@ -76,6 +77,9 @@ def create_options_venue(engine: Engine, name: str, preset: Preset, overrides: d
     overrides = dict(overrides)
     settle = str(overrides.pop("settle_asset", "USDC"))
     decimals = to_int(overrides.pop("settle_decimals", 6), "overrides.settle_decimals")
+    kind = str(overrides.pop("settle_kind", "linear"))
+    if kind not in ("linear", "inverse"):
+        raise InvalidInput("overrides.settle_kind", f"expected linear or inverse, got {kind!r}")
     if not settle or not 0 <= decimals <= 18:
         raise InvalidInput("overrides.settle_decimals", f"must be within [0, 18], got {decimals}")
     known = engine.ledger.assets.get(settle)
@@ -83,7 +87,7 @@ def create_options_venue(engine: Engine, name: str, preset: Preset, overrides: d
         raise InvalidInput("overrides.settle_decimals", f"{settle} is counted in 1e-{known.decimals} already")
     if overrides:
         preset = preset.with_overrides(overrides, name=f"{preset.name}+{name}")
-    venue = OptionsVenue(name, preset, settle)  # parses the margin model and the auction
+    venue = OptionsVenue(name, preset, settle, inverse=kind == "inverse")  # parses the margin model and the auction
     venue._decimals = decimals
     for account in venue.protocol_accounts:
         if account in engine.ledger.accounts:
@@ -274,7 +278,7 @@ def settle(engine: Engine, venue: OptionsVenue, underlying: str, expiry: int, pr
     events: list[e.Event] = []
     for account, symbol, lots in rows:
         market = venue.markets[symbol]
-        payoff = market.payoff_per_unit(price) * market.underlying_per_lot * lots
+        payoff = market.payoff_per_unit(price, venue.inverse) * market.underlying_per_lot * lots
         units = venue.units_of(payoff, ROUND_FLOOR)  # against the account either way
         if units < 0:
             engine.ledger.transfer(account, venue.settlement, venue.settle, -units, allow_overdraft=True)

@@ -53,8 +53,10 @@ class OptionMarket:
     def option(self) -> str:
         return "call" if self.is_call else "put"
 
-    def payoff_per_unit(self, price: Decimal) -> Decimal:
-        return max(price - self.strike, Decimal(0)) if self.is_call else max(self.strike - price, Decimal(0))
+    def payoff_per_unit(self, price: Decimal, inverse: bool = False) -> Decimal:
+        """In the quote currency, or in coin (÷ the settlement price) for an inverse book."""
+        payoff = max(price - self.strike, Decimal(0)) if self.is_call else max(self.strike - price, Decimal(0))
+        return payoff / price if inverse else payoff
 
 
 @dataclass
@@ -142,10 +144,11 @@ def _pro_rata(units: int, part: int, whole: int) -> int:
 class OptionsVenue:
     """One options venue: rules from its preset, state kept between commands."""
 
-    def __init__(self, name: str, preset: Preset, settle: str) -> None:
+    def __init__(self, name: str, preset: Preset, settle: str, inverse: bool = False) -> None:
         self.name = name
         self.preset = preset
         self.settle = settle
+        self.inverse = inverse  # premiums, margin and payoffs in coin: USD value / the expiry's forward
         self.markets: dict[str, OptionMarket] = {}
         self.surfaces: dict[str, Surface] = {}
         self.positions: dict[str, dict[str, Holding]] = {}
@@ -162,6 +165,8 @@ class OptionsVenue:
             from ...policies.options.api import margin_model
 
             self.grid = margin_model(preset)
+            if inverse:
+                raise InvalidInput("overrides.settle_kind", "the scenario grid values a linear (USD-settled) book")
         elif model == "standard_option":
             self._standard_table = preset.section("option_margin")
             if not self._standard_table:
@@ -219,7 +224,7 @@ class OptionsVenue:
         where = f"preset[{self.preset.name}].option_margin"
         # Markets listed in the engine are linear: premium and margin in the settle asset.
         return StandardOptionMargin.from_preset(self._standard_table, underlying, where).with_overrides(
-            settlement="linear")
+            settlement="inverse" if self.inverse else "linear")
 
     def check_underlying(self, underlying: str, field_name: str) -> None:
         """The standard model with per-underlying factors must know this underlying."""
@@ -243,13 +248,14 @@ class OptionsVenue:
         return self.surfaces[underlying]
 
     def mark(self, market: OptionMarket, now: int, field_name: str = "symbol") -> float:
-        """Black-76 value of one unit of underlying's worth of the option, in the settle asset."""
+        """Black-76 value of the option on one unit of underlying, in the settle asset (coin: ÷ forward)."""
         surface = self.surface(market.underlying, field_name)
         feed = self.feed(surface, market.expiry, now, field_name)
         seconds = market.expiry - now
         discount = math.exp(-max(feed.rate, 0.0) * seconds / YEAR_SECONDS)
         vol = feed.vol_at(float(market.strike), field_name)
-        return black76_price(market.option, feed.forward, float(market.strike), vol, seconds, discount)
+        value = black76_price(market.option, feed.forward, float(market.strike), vol, seconds, discount)
+        return value / feed.forward if self.inverse else value
 
     def margin(self, holdings: Mapping[str, Holding], cash_units: int, now: int) -> AccountMargin:
         """The account's MtM and IM/MM surpluses with these holdings and this cash."""
