@@ -25,6 +25,7 @@ class EngineUpdateResult:
     events: int
     events_identical: bool
     liquidations_started: int
+    time_events_identical: bool  # a day later (AdvanceTime), screened and not
     load_average: float
 
     @property
@@ -91,10 +92,15 @@ def run_engine_update_benchmark(accounts: int = 2_000, *, seed: int = 16, preset
     t1 = time.perf_counter()
     every_events = every_engine.apply(update)
     t2 = time.perf_counter()
+    from ..engine import commands as c
+
+    later = c.AdvanceTime(3600 + DAY)
+    time_identical = [event.to_dict() for event in screened_engine.apply(later)] == [
+        event.to_dict() for event in every_engine.apply(later)]
     return EngineUpdateResult(
         accounts=accounts, positions=positions, setup_seconds=setup, screened_seconds=t1 - t0,
         every_account_seconds=t2 - t1, screened_candidates=options_venue(screened_engine, "v").last_screened,
         events=len(screened_events), events_identical=[event.to_dict() for event in screened_events] == [
             event.to_dict() for event in every_events],
         liquidations_started=sum(1 for event in screened_events if event.kind == "liquidation_started"),
-        load_average=os.getloadavg()[0])
+        time_events_identical=time_identical, load_average=os.getloadavg()[0])

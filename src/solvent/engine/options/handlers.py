@@ -249,7 +249,13 @@ def _advance_time(engine: Engine, command: c.AdvanceTime, base: Handler) -> list
     for name in sorted(registry(engine)):
         venue = registry(engine)[name]
         events += _settle_due(engine, venue, {})
-        concerned = set(venue.positions) | venue.liquidating | venue.margin_called
+        # Time moves every option's value (theta, the auction's price): each underlying's holders are
+        # screened as after a surface update; open margin calls and liquidations are always reviewed.
+        concerned = set(venue.liquidating) | venue.margin_called
+        for underlying in sorted({market.underlying for market in venue.markets.values()}):
+            holders = venue.holders(underlying)
+            if holders:
+                concerned.update(screened(engine, venue, underlying, holders))
         events += review(engine, venue, sorted(concerned))
     return events
 
