@@ -141,6 +141,9 @@ def test_vol_only_shock_margin_calls_then_liquidates_a_short_straddle(preset: st
         lots = {symbol: held.lots for symbol, held in venue.positions["v/insurance"].items()}
         remaining = {symbol: held.lots for symbol, held in venue.positions.get("seller", {}).items()}
         assert all(lots[symbol] + remaining.get(symbol, 0) == -100 for symbol in lots)
+        paid = sum(int(D(event.price) * D(event.size) * 10**6) for event in closed)
+        fund_cost = sum(held.cost for held in venue.positions["v/insurance"].values())
+        assert fund_cost < 0 and abs(abs(fund_cost) - paid) <= len(closed)  # the fund was paid the marks
         assert any(event.kind == "option_liquidation_ended" for event in seen)
 
 

@@ -192,10 +192,9 @@ def incremental_liquidation(engine: Engine, venue: OptionsVenue, account: str, m
             break
         _, symbol, lots, cost = best
         market = venue.markets[symbol]
-        closed_cost = int((Decimal(held[symbol].cost) * Decimal(lots) / Decimal(-held[symbol].lots)).to_integral_value(
-            ROUND_DOWN))
         venue.set_holdings(account, with_holding(held, symbol, lots, cost))
-        venue.set_holdings(venue.insurance, with_holding(venue.holdings(venue.insurance), symbol, -lots, closed_cost))
+        # The fund takes the short over and is paid the mark: its cost basis is what it received.
+        venue.set_holdings(venue.insurance, with_holding(venue.holdings(venue.insurance), symbol, -lots, -cost))
         if cost:
             engine.ledger.transfer(account, venue.insurance, venue.settle, cost, allow_overdraft=True)
         remaining = venue.holdings(account).get(symbol)
