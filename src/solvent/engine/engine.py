@@ -151,9 +151,11 @@ class Engine:
         from .lending import lending_handlers
 
         handlers.update(lending_handlers(self))
+        from .options import options_handlers
         from .pricing import pricing_handlers  # source quotes → index and mark (engine/pricing.py)
         from .steward import steward_handlers  # bounded risk-parameter updates (engine/steward.py)
 
+        handlers.update(options_handlers(self, handlers))  # after the general verbs: it wraps some of them
         handlers.update(pricing_handlers(self))
         handlers.update(steward_handlers(self))
         return handlers
@@ -263,6 +265,10 @@ class Engine:
             from .lending import create_lending_venue
 
             return create_lending_venue(self, name, preset, dict(command.overrides or {}))
+        if preset.data.get("kind") == "options":
+            from .options import create_options_venue
+
+            return create_options_venue(self, name, preset, dict(command.overrides or {}))
         if command.overrides:
             preset = preset.with_overrides(command.overrides, name=f"{preset.name}+{name}")
         rules = VenueRules.from_preset(preset)

@@ -385,6 +385,9 @@ def _replay(log: CommandLog, verify: bool, engine_factory: Callable[[], Engine],
                 liquidating = [event["kind"] for event in events if event["kind"] in LIQUIDATION_KINDS]
                 report.liquidation_events.update(liquidating)
                 if verify:
+                    from ..engine.options.audit import split_option_liquidations
+
+                    events = split_option_liquidations(entry.seq, engine, events, LogMismatch)
                     report.perp_triggers_checked += _check_perp_triggers(entry.seq, events, checks)
                     if lending:
                         report.lending_triggers_checked += _check_lending_trigger(entry.seq, command, valuations)
