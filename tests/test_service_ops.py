@@ -12,11 +12,11 @@ from collections import Counter
 import pytest
 
 pytest.importorskip("prometheus_client")
-from fastapi.testclient import TestClient  # noqa: E402
-from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
-from solvent.service import create_app  # noqa: E402
-from solvent.service import logging as service_logging  # noqa: E402
+from solvent.service import create_app
+from solvent.service import logging as service_logging
 
 ADMIN = "sk_admin_ops"
 BIG = "100000000"

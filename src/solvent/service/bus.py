@@ -40,7 +40,7 @@ PAGE = 500
 
 
 class Publisher:
-    def __init__(self, service: "Service", url: str, *, stream: str = "SOLVENT", subject: str = "solvent.events",
+    def __init__(self, service: Service, url: str, *, stream: str = "SOLVENT", subject: str = "solvent.events",
                  on_published=None) -> None:
         self.service, self.url, self.stream, self.subject = service, url, stream, subject
         self.published: int | None = None  # the last seq known to be on the stream
@@ -79,12 +79,12 @@ class Publisher:
             try:
                 await self._publish_forever()
                 return
-            except Exception as error:  # noqa: BLE001 - NATS down or the stream gone: retry, resume from the stream
+            except Exception as error:
                 logger.warning("publisher: %s; retrying in %.1f s", error, delay,
                                extra={"event": "bus_error", "url": self.url})
                 try:
                     await asyncio.wait_for(self._stopping.wait(), delay)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
                 delay = min(delay * 2, 5.0)
 
@@ -124,7 +124,7 @@ class Publisher:
                 entries = service.durable.recent(next_seq, PAGE)
                 if entries is None:
                     entries = await asyncio.get_running_loop().run_in_executor(
-                        None, lambda: list(service.log.entries(next_seq, next_seq + PAGE - 1)))
+                        None, lambda start=next_seq: list(service.log.entries(start, start + PAGE - 1)))
                 for entry in entries:
                     if entry.pending:  # pragma: no cover - only another writer's entry
                         break
@@ -147,7 +147,7 @@ class Publisher:
             service.unlisten(committed)
             try:
                 await client.drain()
-            except Exception:  # noqa: BLE001 - closing anyway
+            except Exception:
                 pass
 
     def _mark(self, seq: int) -> None:

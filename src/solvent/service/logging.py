@@ -23,8 +23,9 @@ import logging.handlers
 import queue
 import sys
 import time
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, TextIO
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
 ACCESS = logging.getLogger("solvent.access")
 COMMANDS = logging.getLogger("solvent.commands")
@@ -40,7 +41,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
         for name, value in vars(record).items():
             if name not in _STANDARD and not name.startswith("_"):

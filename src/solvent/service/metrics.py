@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
@@ -45,7 +46,7 @@ class ServiceMetrics:
     """The service's registry (its own, not the process-global one: several apps in one process,
     as in the tests, do not share counters)."""
 
-    def __init__(self, service: "Service") -> None:
+    def __init__(self, service: Service) -> None:
         self.service = service
         self.registry = CollectorRegistry(auto_describe=True)
         self.commands = Counter("solvent_commands", "Commands by kind and outcome.", ("kind", "outcome"),
@@ -66,7 +67,8 @@ class ServiceMetrics:
         for batch, results in answers:
             offset = 0
             for waiter in batch:
-                for (command, _key), result in zip(waiter.items, results[offset:offset + len(waiter.items)]):
+                mine = results[offset:offset + len(waiter.items)]
+                for (command, _key), result in zip(waiter.items, mine, strict=True):
                     entry, error = result.entry, None
                     if entry is None or entry.outcome is None:
                         outcome, error = "refused", str(result.error)

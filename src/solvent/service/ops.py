@@ -29,7 +29,7 @@ SECURITY_SCHEMES = {
 class Operations:
     """The operational side of one app: its metrics, readiness, and (with ``publish``) publisher."""
 
-    def __init__(self, service: "Service", publish: str | None = None, *, stream: str = "SOLVENT",
+    def __init__(self, service: Service, publish: str | None = None, *, stream: str = "SOLVENT",
                  subject: str = "solvent.events") -> None:
         self.service = service
         self.metrics = ServiceMetrics(service)
@@ -72,7 +72,7 @@ class Operations:
         try:
             with self.service.log.db.connect() as connection:
                 connection.execute(sa.text("SELECT max(seq) FROM commands")).scalar()
-        except Exception as error:  # noqa: BLE001 - reported, not raised
+        except Exception as error:
             return f"the database does not answer: {type(error).__name__}"
         return None
 
@@ -98,7 +98,7 @@ class Operations:
                                       "ms": round((time.perf_counter() - started) * 1000, 3)}
 
 
-def install(app: "ServiceAPI", service: "Service", *, publish: str | None = None, stream: str = "SOLVENT",
+def install(app: ServiceAPI, service: Service, *, publish: str | None = None, stream: str = "SOLVENT",
             subject: str = "solvent.events") -> Operations:
     """Add /metrics, /v1/ready and the local API docs to ``app``; returns the Operations (start
     and stop it with the app)."""
@@ -126,7 +126,7 @@ def install(app: "ServiceAPI", service: "Service", *, publish: str | None = None
     return ops
 
 
-def _local_docs(app: "ServiceAPI") -> None:
+def _local_docs(app: ServiceAPI) -> None:
     """Swagger UI from the ``swagger-ui-bundle`` package's files (no CDN), with the API's security
     schemes so that its Authorize button sends the key. ReDoc ships no Python package of its
     assets: /redoc is removed rather than left pointing at a CDN."""
