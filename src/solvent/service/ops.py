@@ -123,6 +123,9 @@ def install(app: ServiceAPI, service: Service, *, publish: str | None = None, st
         return JSONResponse(status_code=status, content=body)
 
     _local_docs(app)
+    from .dashboard import install as install_dashboard
+
+    install_dashboard(app, service)
     return ops
 
 
