@@ -37,7 +37,7 @@ def _distance(position: dict[str, Any]) -> Decimal | None:
     return abs(mark - liquidation) / mark
 
 
-def risk(service: "Service", venue: str, account: str | None, limit: int) -> dict[str, Any]:
+def risk(service: Service, venue: str, account: str | None, limit: int) -> dict[str, Any]:
     """The venue's view and its ``limit`` accounts nearest liquidation (highest margin ratio, i.e.
     maintenance over equity; equity at or below zero first), or only ``account``."""
     with service.lock:
@@ -69,7 +69,7 @@ def risk(service: "Service", venue: str, account: str | None, limit: int) -> dic
     return {"venue": venue, "view": view, "accounts": len(rows), "nearest": rows[:limit]}
 
 
-def install(app: "ServiceAPI", service: "Service") -> None:
+def install(app: ServiceAPI, service: Service) -> None:
     from .app import authenticate
     from .keys import Principal
 

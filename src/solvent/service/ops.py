@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
-from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.staticfiles import StaticFiles
@@ -129,15 +130,21 @@ def install(app: ServiceAPI, service: Service, *, publish: str | None = None, st
     return ops
 
 
-def _local_docs(app: ServiceAPI) -> None:
-    """Swagger UI from the ``swagger-ui-bundle`` package's files (no CDN), with the API's security
-    schemes so that its Authorize button sends the key. ReDoc ships no Python package of its
-    assets: /redoc is removed rather than left pointing at a CDN."""
-    from swagger_ui_bundle import swagger_ui_path
+def _assets() -> str:
+    """The directory of Swagger UI 5 and ReDoc 2's files shipped by the ``fastapi-offline`` package
+    (only its files are used: the routes are ours). Swagger UI 4 (the ``swagger-ui-bundle``
+    package) cannot read FastAPI's OpenAPI 3.1 document."""
+    import fastapi_offline
 
+    return str(Path(fastapi_offline.__file__).with_name("static"))
+
+
+def _local_docs(app: ServiceAPI) -> None:
+    """Swagger UI (/docs) and ReDoc (/redoc) from local files (no CDN), with the API's security
+    schemes so that Swagger's Authorize button sends the key."""
     app.router.routes = [route for route in app.router.routes
                          if getattr(route, "path", None) not in ("/docs", "/redoc", "/docs/oauth2-redirect")]
-    app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="swagger-ui-assets")
+    app.mount("/docs/assets", StaticFiles(directory=_assets()), name="docs-assets")
     base_openapi = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -149,16 +156,23 @@ def _local_docs(app: ServiceAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    openapi_url = app.openapi_url or "/openapi.json"
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} - API",
+        return get_swagger_ui_html(openapi_url=openapi_url, title=f"{app.title} - API",
                                    swagger_js_url="/docs/assets/swagger-ui-bundle.js",
                                    swagger_css_url="/docs/assets/swagger-ui.css",
-                                   swagger_favicon_url="/docs/assets/favicon-32x32.png",
+                                   swagger_favicon_url="/docs/assets/favicon.png",
                                    oauth2_redirect_url="/docs/oauth2-redirect",
                                    swagger_ui_parameters={"persistAuthorization": True})
 
     @app.get("/docs/oauth2-redirect", include_in_schema=False)
     async def oauth2_redirect() -> HTMLResponse:
         return get_swagger_ui_oauth2_redirect_html()
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(openapi_url=openapi_url, title=f"{app.title} - API",
+                              redoc_js_url="/docs/assets/redoc.standalone.js",
+                              redoc_favicon_url="/docs/assets/favicon.png", with_google_fonts=False)
