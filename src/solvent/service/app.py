@@ -315,7 +315,10 @@ class Service:
                 answers = [(batch, [BatchResult(error=error) for waiter in batch for _ in waiter.items])
                            for batch, _ in work]
             if self.observer is not None:
-                self.observer(answers, time.perf_counter() - started)
+                try:
+                    self.observer(answers, time.perf_counter() - started)
+                except Exception:  # noqa: BLE001 - metrics never stop the committer
+                    logger.exception("the commit observer failed")
             self._answer_all(answers)
 
     def _answer_all(self, answers: list[tuple[list[_Waiter], list[BatchResult]]]) -> None:
