@@ -31,6 +31,7 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from ..store import Entry
     from .app import Service
 
 logger = logging.getLogger("solvent.bus")
@@ -113,24 +114,27 @@ class Publisher:
     async def _publish_forever(self) -> None:
         client, js = await self._connect()
         service = self.service
+        stop = self._stopping
+        assert stop is not None  # set by _run before this
         committed = service.listen()
         try:
-            self._mark(await self.last_published(js))
-            next_seq = self.published + 1
-            logger.info("publisher: resuming after seq %d", self.published,
-                        extra={"event": "bus_resume", "seq": self.published, "stream": self.stream})
-            while not self._stopping.is_set():
+            last = await self.last_published(js)
+            self._mark(last)
+            next_seq = last + 1
+            logger.info("publisher: resuming after seq %d", last,
+                        extra={"event": "bus_resume", "seq": last, "stream": self.stream})
+            while not stop.is_set():
                 committed.clear()
-                entries = service.durable.recent(next_seq, PAGE)
-                if entries is None:
-                    entries = await asyncio.get_running_loop().run_in_executor(
-                        None, lambda start=next_seq: list(service.log.entries(start, start + PAGE - 1)))
+                recent = service.durable.recent(next_seq, PAGE)
+                entries: list[Entry] = recent if recent is not None else await asyncio.get_running_loop(
+                ).run_in_executor(None, _read, service, next_seq)
                 for entry in entries:
                     if entry.pending:  # pragma: no cover - only another writer's entry
                         break
                     outcome = entry.outcome or ""
-                    if outcome.startswith(EVENTS_PREFIX) and entry.events:
-                        body = json.dumps({"seq": entry.seq, "events": _text(entry.events)}, ensure_ascii=False,
+                    events = entry.events if outcome.startswith(EVENTS_PREFIX) else []
+                    if events:
+                        body = json.dumps({"seq": entry.seq, "events": _text(events)}, ensure_ascii=False,
                                           separators=(",", ":")).encode("utf-8")
                         ident = str(entry.seq)
                         await js.publish(self.subject, body, stream=self.stream, timeout=5,
@@ -139,7 +143,7 @@ class Publisher:
                     next_seq = entry.seq + 1
                 if len(entries) < PAGE:  # caught up: wait for the next commit (at most a second)
                     waiting = asyncio.ensure_future(committed.wait())
-                    stopping = asyncio.ensure_future(self._stopping.wait())
+                    stopping = asyncio.ensure_future(stop.wait())
                     await asyncio.wait({waiting, stopping}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
                     waiting.cancel()
                     stopping.cancel()
@@ -154,6 +158,11 @@ class Publisher:
         self.published = seq
         if self.on_published is not None:
             self.on_published(seq)
+
+
+def _read(service: Service, start: int) -> list[Entry]:
+    """Committed entries from the log, from ``start`` on (when no longer in memory)."""
+    return list(service.log.entries(start, start + PAGE - 1))  # type: ignore[union-attr]
 
 
 def _text(events):
