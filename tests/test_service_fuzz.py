@@ -36,6 +36,11 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_no_operation_answers_a_server_error(case):
     response = case.call(headers=HEADERS)
+    if case.path == "/v1/ready" and response.status_code == 503:
+        # Readiness answers 503 by design once the service is stopping (schemathesis runs the
+        # app's lifespan, whose end closes it): that is a verdict, not a server error.
+        assert response.json()["status"] == "not ready"
+        return
     case.validate_response(response, checks=[not_a_server_error])
 
 

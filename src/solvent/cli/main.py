@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..core.domain import ContractKind, MarginMode, Side
-from ..core.errors import SolventError
+from ..core.errors import InvalidInput, SolventError
 from ..core.numbers import to_decimal
 from . import io_options as io
 
@@ -878,20 +878,34 @@ def recover(
 
 @app.command()
 def serve(
-    db: Optional[str] = typer.Option(None, "--db", help="The command log: sqlite:///file.db (default "
-                                     "sqlite:///solvent.db, in the working directory) or postgresql://..."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(8000, "--port", help="Port to listen on."),
-    snapshot_every: Optional[int] = typer.Option(None, "--snapshot-every", min=1,
+    db: Optional[str] = typer.Option(None, "--db", envvar="SOLVENT_DB", help="The command log: sqlite:///file.db "
+                                     "(default sqlite:///solvent.db, in the working directory) or postgresql://..."),
+    host: str = typer.Option("127.0.0.1", "--host", envvar="SOLVENT_HOST", help="Address to listen on."),
+    port: int = typer.Option(8000, "--port", envvar="SOLVENT_PORT", help="Port to listen on."),
+    snapshot_every: Optional[int] = typer.Option(None, "--snapshot-every", min=1, envvar="SOLVENT_SNAPSHOT_EVERY",
                                                  help="Snapshot the engine every N entries (default 10,000: a "
                                                  "restart replays at most that many)."),
     create_admin_key: bool = typer.Option(False, "--create-admin-key",
                                           help="Create an admin API key, print it once, and exit."),
-    init: bool = typer.Option(False, "--init", help="Create the SQLite file if it does not exist (without it, a "
-                              "missing file is an error: a typo in --db must not start an empty log)."),
+    init: bool = typer.Option(False, "--init", envvar="SOLVENT_INIT", help="Create the SQLite file if it does not "
+                              "exist (without it, a missing file is an error: a typo in --db must not start an "
+                              "empty log)."),
+    # ---- operations (issue 19): see docs/operations.md
+    publish: Optional[str] = typer.Option(None, "--publish", envvar="SOLVENT_PUBLISH",
+                                          help="Publish every committed event to NATS JetStream at this URL "
+                                          "(nats://127.0.0.1:4222)."),
+    publish_stream: str = typer.Option("SOLVENT", "--publish-stream", envvar="SOLVENT_PUBLISH_STREAM",
+                                       help="The JetStream stream (created if missing)."),
+    publish_subject: str = typer.Option("solvent.events", "--publish-subject", envvar="SOLVENT_PUBLISH_SUBJECT",
+                                        help="The subject events are published on."),
+    log_level: str = typer.Option("info", "--log-level", envvar="SOLVENT_LOG_LEVEL",
+                                  help="debug, info, warning or error (JSON lines on stdout)."),
+    access_log: bool = typer.Option(True, "--access-log/--no-access-log", envvar="SOLVENT_ACCESS_LOG",
+                                    help="One JSON line per HTTP request."),
 ) -> None:
-    """Run the live service: REST, WebSocket stream, OpenAPI at /docs. Env SOLVENT_ADMIN_KEY
-    registers that admin key at start (stored hashed)."""
+    """Run the live service: REST, WebSocket stream, OpenAPI at /docs, /metrics, /v1/ready. Env
+    SOLVENT_ADMIN_KEY registers that admin key at start (stored hashed); every option has its
+    SOLVENT_* environment variable."""
     import os
 
     from ..store import DEFAULT_URL
@@ -906,6 +920,8 @@ def serve(
     if admin_key is not None and len(admin_key) < MIN_ADMIN_KEY:
         _fail(SolventError(f"SOLVENT_ADMIN_KEY is {len(admin_key)} characters: at least {MIN_ADMIN_KEY} are required "
                            "(e.g. the output of `solvent serve --create-admin-key`)"))
+    if log_level.lower() not in ("debug", "info", "warning", "error"):
+        _fail(InvalidInput("--log-level", "one of debug, info, warning, error"))
     try:
         if create_admin_key:
             from ..service.keys import KeyStore
@@ -922,8 +938,11 @@ def serve(
         import uvicorn
 
         from ..service import create_app
+        from ..service.logging import configure as configure_logs
 
-        service_app = create_app(url, admin_key=admin_key,
+        configure_logs(log_level)
+        service_app = create_app(url, admin_key=admin_key, publish=publish, publish_stream=publish_stream,
+                                 publish_subject=publish_subject, access_log=access_log,
                                  **({} if snapshot_every is None else {"snapshot_every": snapshot_every}))
     except SolventError as error:
         _fail(error)
@@ -932,7 +951,8 @@ def serve(
     # Two threads share the interpreter: the event loop (HTTP) and the writer (engine and log). A
     # 1 ms switch interval (default 5) lets requests in and answers out while a batch is applied.
     sys.setswitchinterval(0.001)
-    uvicorn.run(service_app, host=host, port=port, log_level="warning")  # uvloop and httptools when installed
+    uvicorn.run(service_app, host=host, port=port, log_level=log_level.lower(),
+                log_config=None)  # uvloop and httptools when installed; our JSON logging
 
 
 # ------------------------------------------------------------------------------ bench

@@ -43,6 +43,7 @@ import logging
 import queue
 import re
 import threading
+import time
 from contextlib import asynccontextmanager
 from typing import Any, Awaitable, Callable, Mapping
 
@@ -58,6 +59,7 @@ from ..store import BatchItem, BatchResult, DurableEngine, Entry, IdempotencyCon
 from ..store.durable import NotAttempted, Staged, rejection_error
 from .keys import ROLES, KeyStore, Principal, key_id
 from .limits import Limit, RateLimiter
+from .logging import KEY_ID, access_logged  # operations (issue 19)
 from .validation import EdgeError, check_references, parse_command, parse_json
 from .views import account_view, event_accounts, text, venue_view
 
@@ -108,7 +110,7 @@ class _Waiter:
     """One queued request (one command, or a client's batch): resolved by the writer thread, on
     its event loop or a thread."""
 
-    __slots__ = ("items", "grouped", "loop", "future", "event", "results")
+    __slots__ = ("items", "grouped", "loop", "future", "event", "results", "key_id")
 
     def __init__(self, items: list[tuple[Command, str | None]], grouped: bool,
                  loop: asyncio.AbstractEventLoop | None) -> None:
@@ -116,6 +118,7 @@ class _Waiter:
         self.future = loop.create_future() if loop is not None else None
         self.event = threading.Event() if loop is None else None
         self.results: list[BatchResult] | None = None
+        self.key_id = KEY_ID.get()  # who sent it, for the command log lines
 
 
 def _deliver(events: list[asyncio.Event], pairs: list[tuple[asyncio.Future, list[BatchResult]]]) -> None:
@@ -193,6 +196,7 @@ class Service:
         self._drains: set[asyncio.AbstractEventLoop] = set()  # loops with a _drain scheduled
         self._listeners: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
         self._listeners_lock = threading.Lock()
+        self.observer: Callable[[list, float], None] | None = None  # after each commit (metrics, logs)
         if admin_key:
             self.keys.add("admin", key=admin_key, label="bootstrap")
 
@@ -315,12 +319,18 @@ class Service:
             if not work:
                 continue
             staged = [item for _, item in work if not isinstance(item, list)]
+            started = time.perf_counter()
             try:
                 committed = iter(self.durable.commit_all(staged)) if staged else iter(())
                 answers = [(batch, item if isinstance(item, list) else next(committed)) for batch, item in work]
             except BaseException as error:  # noqa: BLE001 - answered to every request of these batches
                 answers = [(batch, [BatchResult(error=error) for waiter in batch for _ in waiter.items])
                            for batch, _ in work]
+            if self.observer is not None:
+                try:
+                    self.observer(answers, time.perf_counter() - started)
+                except Exception:  # noqa: BLE001 - metrics never stop the committer
+                    logger.exception("the commit observer failed")
             self._answer_all(answers)
 
     def _answer_all(self, answers: list[tuple[list[_Waiter], list[BatchResult]]]) -> None:
@@ -570,6 +580,7 @@ async def authenticate(service: Service, headers: Mapping[str, str]) -> Principa
         found = await run_in_threadpool(service.keys.lookup, key)
     if found is None:
         raise EdgeError(401, "Authorization", "unknown API key")
+    KEY_ID.set(key_id(key))
     return found
 
 
@@ -622,8 +633,15 @@ class ServiceAPI(FastAPI):
 
     command_paths: dict[str, str | None] = {}  # path -> the command kind it fixes (None: any, or a batch)
     service: Service | None = None
+    access_log = False  # one JSON line per request (solvent.service.logging)
 
     async def __call__(self, scope, receive, send) -> None:
+        if self.access_log and scope["type"] == "http":
+            await access_logged(self._dispatch, scope, receive, send)
+            return
+        await self._dispatch(scope, receive, send)
+
+    async def _dispatch(self, scope, receive, send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.command_paths:
             await self._command(scope, receive, send, self.command_paths[scope["path"]])
             return
@@ -716,14 +734,18 @@ def settle_gc() -> None:
 
 
 def create_app(url: str, *, snapshot_every: int | None = DEFAULT_SNAPSHOT_EVERY, admin_key: str | None = None,
-               max_body: int = MAX_BODY, rate_limits: dict[str, Limit | None] | None = None) -> ServiceAPI:
+               max_body: int = MAX_BODY, rate_limits: dict[str, Limit | None] | None = None,
+               publish: str | None = None, publish_stream: str = "SOLVENT", publish_subject: str = "solvent.events",
+               access_log: bool = False) -> ServiceAPI:
     service = Service(url, snapshot_every=snapshot_every, admin_key=admin_key, max_body=max_body,
                       rate_limits=rate_limits)
 
     @asynccontextmanager
     async def lifespan(_app):
         settle_gc()
+        app.state.ops.start()  # the bus publisher (issue 19)
         yield
+        app.state.ops.stop()
         service.close()
 
     app = ServiceAPI(title="solvent", summary="Margin and liquidation engine: commands in, events out.",
@@ -731,6 +753,10 @@ def create_app(url: str, *, snapshot_every: int | None = DEFAULT_SNAPSHOT_EVERY,
     app.state.service = service
     app.service = service
     app.command_paths = {"/v1/commands": None, **CONVENIENCE}
+    app.access_log = access_log
+    from .ops import install  # /metrics, /v1/ready, local docs, the bus (issue 19)
+
+    install(app, service, publish=publish, stream=publish_stream, subject=publish_subject)
 
     @app.exception_handler(EdgeError)
     async def edge_error(_request, error: EdgeError):
