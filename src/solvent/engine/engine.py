@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from ..core import bounds
 from ..core.domain import ContractKind, MarginMode, Market, PositionMode, Side
@@ -29,6 +29,9 @@ from ..screening.thresholds import MarketSchedule
 from . import commands as c
 from . import events as e
 from .config import VenueRules
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .lending import LendingVenue
 
 POSITION_LEGS = (None, Side.LONG, Side.SHORT)  # the hedge side in a position's key: one-way, then the legs
 
@@ -87,6 +90,8 @@ class BackstopState:
 
 class Engine:
     """Commands in, events out. ``apply`` is the only way state changes."""
+
+    lending: dict[str, LendingVenue]  # lending venues by name, set by lending.registry on first use
 
     def __init__(self, *, screen_above: int | None = 256) -> None:
         """``screen_above``: when a price update concerns more holders than this, the vectorized

@@ -295,7 +295,8 @@ def book_commands(book: PerpBook, preset, markets: dict[str, str], venue: str, m
             problems.add(row, "size", f"{size} is finer than {symbol}'s lot of 1e-{spec.size_decimals} contracts")
         settle_value = size * spec.contract_size * (entry if linear else 1 / entry)
         leverage = book.leverage[index]
-        margin = book.isolated_margin[index] if book.isolated[index] and book.isolated_margin[index] is not None \
+        isolated_margin = book.isolated_margin[index]
+        margin = isolated_margin if book.isolated[index] and isolated_margin is not None \
             else (settle_value / leverage if leverage is not None else Decimal(0))
         position_collateral = book.position_collateral[index] if book.position_collateral else None
         if not book.isolated[index] and position_collateral is not None:

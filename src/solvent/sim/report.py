@@ -54,13 +54,16 @@ import html
 import math
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence, TypeGuard
 
 import numpy as np
 
 from ..core.errors import InvalidInput, SolventError
 from .metrics import summarize
 from .run import RunResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .lending_run import LendingRunResult
 
 HTML_NAME = "index.html"
 PRICE_PATHS = "price_paths.png"
@@ -125,7 +128,9 @@ def write_report(directory: str | Path, runs: Sequence[RunResult], title: str,
     runs = _check_runs(runs)
     lending = _is_lending(runs[0])
     if lending and book_liquidation_prices is None:
-        book_liquidation_prices = runs[0].liquidation_levels or None
+        first = runs[0]
+        assert _is_lending(first)  # lending is _is_lending(runs[0])
+        book_liquidation_prices = first.liquidation_levels or None
     book = _check_book(book_liquidation_prices)
     out = _prepare_directory(directory)
     try:
@@ -167,7 +172,7 @@ def write_report(directory: str | Path, runs: Sequence[RunResult], title: str,
 # --------------------------------------------------------------------------- inputs
 
 
-def _is_lending(run: Any) -> bool:
+def _is_lending(run: Any) -> TypeGuard[LendingRunResult]:
     from .lending_run import LendingRunResult
 
     return isinstance(run, LendingRunResult)
@@ -194,7 +199,7 @@ def _check_book(book: Mapping[str, np.ndarray] | None) -> dict[str, tuple[np.nda
         return None
     if not isinstance(book, Mapping):
         raise InvalidInput("book_liquidation_prices", "expected {asset: array of relative liquidation prices}")
-    checked = {}
+    checked: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     for asset, values in book.items():
         field = f"book_liquidation_prices[{asset}]"
         try:
@@ -634,7 +639,7 @@ def _html(title: str, runs: list[RunResult], captions: dict[str, str]) -> str:
         f"<h1>{esc(title)}</h1>",
         f'<p class="lead">Scenario <b>{esc(str(first.config.scenario))}</b> under preset '
         f"<b>{esc(str(first.config.preset))}</b>, {count} Monte Carlo run{'s' if count != 1 else ''}, "
-        + (f"{first.config.borrowers:,} borrowers each (a lending venue). " if lending else
+        + (f"{first.config.borrowers:,} borrowers each (a lending venue). " if _is_lending(first) else
            f"{first.config.accounts:,} accounts each. ")
         + f"Per-run figures show the first run (seed {esc(str(first.config.seed))}).</p>",
         "<h2>Metrics</h2>",
@@ -674,7 +679,7 @@ def _html(title: str, runs: list[RunResult], captions: dict[str, str]) -> str:
     return "\n".join(parts)
 
 
-def _metrics_table(summary: dict[str, dict[str, float]], count: int) -> str:
+def _metrics_table(summary: dict[str, dict[str, float | None]], count: int) -> str:
     rows = [
         '<table class="metrics">',
         "<thead><tr><th>metric</th><th>unit</th>" + "".join(f"<th>{c}</th>" for c in COLUMNS) + "</tr></thead>",
@@ -687,7 +692,8 @@ def _metrics_table(summary: dict[str, dict[str, float]], count: int) -> str:
             label, unit = f"price overshoot {name.split('.', 1)[1]}", "fraction"
         else:
             label, unit = METRIC_LABELS.get(name, (name, ""))
-        cells = "".join(f'<td class="num">{_number(stats[c]) if c in stats else "–"}</td>' for c in COLUMNS)
+        cells = "".join(f'<td class="num">{_number(value) if (value := stats.get(c)) is not None else "–"}</td>'
+                        for c in COLUMNS)
         css = ' class="headline"' if name in ("VaR", "LaR") else ""
         rows.append(f'<tr{css}><td title="{html.escape(name)}">{html.escape(label)} '
                     f"<code>{html.escape(name)}</code></td><td>{unit}</td>{cells}</tr>")
