@@ -41,6 +41,8 @@ PROTOCOL_SEPARATOR = "/"
 class CommandRejected(SolventError):
     """A command the engine refused; nothing changed. ``field`` names the offending field if known."""
 
+    seq: int  # the log entry that recorded the refusal: set by the store (rejection_error), not the engine
+
     def __init__(self, kind: str, reason: str, field: str | None = None):
         self.kind = kind
         self.reason = reason

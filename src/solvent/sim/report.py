@@ -54,7 +54,7 @@ import html
 import math
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence, TypeGuard
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
@@ -63,6 +63,8 @@ from .metrics import summarize
 from .run import RunResult
 
 if TYPE_CHECKING:  # pragma: no cover
+    from typing_extensions import TypeIs
+
     from .lending_run import LendingRunResult
 
 HTML_NAME = "index.html"
@@ -114,7 +116,7 @@ tr.headline td { font-weight: bold; background: #fbf7e9; }
 """
 
 
-def write_report(directory: str | Path, runs: Sequence[RunResult], title: str,
+def write_report(directory: str | Path, runs: Sequence[RunResult | LendingRunResult], title: str,
                  book_liquidation_prices: Mapping[str, np.ndarray] | None = None) -> Path:
     """Write ``index.html`` and its PNG figures into ``directory``; return the HTML path.
 
@@ -155,7 +157,7 @@ def write_report(directory: str | Path, runs: Sequence[RunResult], title: str,
         LOSS_DISTRIBUTION: _draw_losses(new_figure, runs),
         LIQUIDATION_HEATMAP: _draw_heatmap(new_figure, first, axis, book, lending),
     }
-    if lending:
+    if _is_lending(first):  # lending is _is_lending(first)
         captions[BAD_DEBT] = _draw_bad_debt(new_figure, first, axis)
     else:
         captions[INSURANCE_FUND] = _draw_fund(new_figure, first, axis)
@@ -172,13 +174,13 @@ def write_report(directory: str | Path, runs: Sequence[RunResult], title: str,
 # --------------------------------------------------------------------------- inputs
 
 
-def _is_lending(run: Any) -> TypeGuard[LendingRunResult]:
+def _is_lending(run: object) -> TypeIs[LendingRunResult]:
     from .lending_run import LendingRunResult
 
     return isinstance(run, LendingRunResult)
 
 
-def _check_runs(runs: Sequence[RunResult]) -> list[RunResult]:
+def _check_runs(runs: Sequence[RunResult | LendingRunResult]) -> list[RunResult | LendingRunResult]:
     from .lending_run import LendingRunResult
 
     if runs is None or isinstance(runs, (str, bytes)):
@@ -237,7 +239,7 @@ def _prepare_directory(directory: str | Path) -> Path:
 class _TimeAxis:
     """Steps of a run as minutes or hours since the scenario start, or bare steps when unknown."""
 
-    def __init__(self, run: RunResult):
+    def __init__(self, run: RunResult | LendingRunResult):
         from .scenarios import load_scenario
 
         self.scale = 1.0
@@ -297,7 +299,7 @@ def _compact_usd(value: float) -> str:
 # --------------------------------------------------------------------------- figures
 
 
-def _draw_price_paths(new_figure, run: RunResult, axis: _TimeAxis):
+def _draw_price_paths(new_figure, run: RunResult | LendingRunResult, axis: _TimeAxis):
     assets = list(run.simulated)
     figure = new_figure(max(4.2 * len(assets), 6.0), 5.6)
     if not assets:
@@ -332,7 +334,7 @@ def _draw_price_paths(new_figure, run: RunResult, axis: _TimeAxis):
     return figure, caption
 
 
-def _draw_liquidations(new_figure, run: RunResult, axis: _TimeAxis):
+def _draw_liquidations(new_figure, run: RunResult | LendingRunResult, axis: _TimeAxis):
     figure = new_figure(9.0, 4.0)
     axes = figure.add_subplot()
     values = np.asarray(run.liquidated_per_step, dtype=np.float64)
@@ -424,7 +426,7 @@ def _initial_fund(run: RunResult, fund: np.ndarray) -> float | None:
         return float(fund[0]) if len(fund) else None
 
 
-def _draw_losses(new_figure, runs: list[RunResult]):
+def _draw_losses(new_figure, runs: list[RunResult | LendingRunResult]):
     from matplotlib.ticker import MaxNLocator
 
     if len(runs) == 1:
@@ -465,7 +467,7 @@ def _draw_losses(new_figure, runs: list[RunResult]):
     return figure, caption
 
 
-def _draw_one_run_losses(new_figure, run: RunResult):
+def _draw_one_run_losses(new_figure, run: RunResult | LendingRunResult):
     """One run has no distribution across runs: show the one inside it, the notional liquidated in each
     step that liquidated, and its total and bad debt."""
     from matplotlib.ticker import MaxNLocator
@@ -502,7 +504,7 @@ def _draw_one_run_losses(new_figure, run: RunResult):
     return figure, caption
 
 
-def _draw_heatmap(new_figure, run: RunResult, axis: _TimeAxis, book, lending: bool = False):
+def _draw_heatmap(new_figure, run: RunResult | LendingRunResult, axis: _TimeAxis, book, lending: bool = False):
     if book is None or not book:
         figure = new_figure(9.0, 3.0)
         axes = figure.add_subplot()
@@ -620,7 +622,7 @@ def _band(levels: np.ndarray, path: np.ndarray | None, rows: int) -> np.ndarray:
 # --------------------------------------------------------------------------- HTML
 
 
-def _html(title: str, runs: list[RunResult], captions: dict[str, str]) -> str:
+def _html(title: str, runs: list[RunResult | LendingRunResult], captions: dict[str, str]) -> str:
     first = runs[0]
     lending = _is_lending(first)
     summary = summarize([run.metrics for run in runs])
@@ -711,7 +713,7 @@ def _number(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _config_table(runs: list[RunResult]) -> str:
+def _config_table(runs: list[RunResult | LendingRunResult]) -> str:
     rows = ["<table class=\"config\">", "<thead><tr><th>setting</th><th>value</th></tr></thead>", "<tbody>"]
     for spec in fields(runs[0].config):
         values = [getattr(run.config, spec.name, None) for run in runs]
