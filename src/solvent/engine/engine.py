@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..core import bounds
 from ..core.domain import ContractKind, MarginMode, Market, PositionMode, Side
@@ -32,6 +32,7 @@ from .config import VenueRules
 
 if TYPE_CHECKING:  # pragma: no cover
     from .lending import LendingVenue
+    from .screen import EngineScreen
 
 POSITION_LEGS = (None, Side.LONG, Side.SHORT)  # the hedge side in a position's key: one-way, then the legs
 
@@ -100,7 +101,7 @@ class Engine:
         screen picks which of them to value exactly (None: always value every holder)."""
         self.ledger = Ledger()
         self.screen_above = screen_above
-        self._screen = None
+        self._screen: EngineScreen | None = None
         self.venues: dict[str, VenueState] = {}
         self.backstops: dict[str, BackstopState] = {}
         self.home_venue: dict[str, str] = {}  # account → venue whose rules liquidate it
@@ -135,8 +136,9 @@ class Engine:
         self._rollback_base: Callable[[], Engine] | None = None
         self._handlers = self._make_handlers()
 
-    def _make_handlers(self) -> dict[type, Callable[[c.Command], list[e.Event]]]:
-        handlers: dict[type, Callable[[c.Command], list[e.Event]]] = {
+    def _make_handlers(self) -> dict[type, Callable[[Any], list[e.Event]]]:
+        # Each handler takes the command class it is filed under (apply dispatches on type(command)).
+        handlers: dict[type, Callable[[Any], list[e.Event]]] = {
             c.CreateVenue: self._create_venue,
             c.CreateMarket: self._create_market,
             c.CreateBackstop: self._create_backstop,
@@ -726,11 +728,11 @@ class Engine:
             updates[key] = bounds.price(positive(price, f"prices.{symbol}"), f"prices.{symbol}")
         self.clocks[venue.name] = timestamp  # this venue's time only: no feeder moves another venue's clock
         events: list[e.Event] = []
-        for key, price in updates.items():
+        for key, mark in updates.items():
             if key in self.marks:
                 self.previous_marks[key] = self.marks[key]
-            self.marks[key] = price
-            events.append(e.OraclePriceUpdated(venue.name, key.split(PROTOCOL_SEPARATOR, 1)[1], str(price), timestamp))
+            self.marks[key] = mark
+            events.append(e.OraclePriceUpdated(venue.name, key.split(PROTOCOL_SEPARATOR, 1)[1], str(mark), timestamp))
         holders = [self.holders[key] for key in updates]
         screened = None
         if self.screen_above is not None and sum(map(len, holders)) > self.screen_above:
@@ -775,6 +777,7 @@ class Engine:
         from .pipeline import evaluate
 
         name = command.venue
+        assert name is not None  # only an AdvanceTime that names a venue comes here
         if name not in self.venues and name not in getattr(self, "lending", {}):
             raise UnknownName("venue", name, [*self.venues, *getattr(self, "lending", {})])
         if command.block is not None or command.seed:
@@ -869,7 +872,7 @@ def _blamed_field(command: c.Command, error: Exception) -> str | None:
 
     from ..core.bounds import any_decimal
 
-    for spec in fields(command):  # type: ignore[arg-type]
+    for spec in fields(command):
         value = getattr(command, spec.name)
         values = value.items() if isinstance(value, Mapping) else [(None, value)]
         for key, item in values:
