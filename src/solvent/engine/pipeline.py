@@ -319,6 +319,7 @@ def _evaluate_isolated(engine: "Engine", account: str) -> list[e.Event]:
             engine.margin_called.discard(key)
             engine.liquidating.pop(key, None)
             continue
+        assert pool.isolated_market is not None  # an isolated pool names its market
         events += _evaluate_pool(engine, engine.venue_of_market(pool.isolated_market), key, pool)
     after = isolated_pools(engine, account) if events else pools  # no event: no pool changed
     if not after or not any(pool is not None and (pool.positions or pool.collateral) or key in engine.margin_called
@@ -355,20 +356,21 @@ def _liquidate(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> 
         engine.liquidating[key] = engine.block
         events.append(e.LiquidationStarted(account, venue.name, _text(pool.equity), _text(pool.maintenance_margin)))
     elif _recovered(engine, venue, pool):
+        ended: PoolMargin | None = pool
         if not pool.positions:  # closed by a TakeOver: settle what is left (a deficit to the waterfall) first
             events += _settle_closed_account(engine, venue, key)
-            pool = cross_pool(engine, account, settle)
-        return events + _end(engine, venue, key, pool)
+            ended = cross_pool(engine, account, settle)
+        return events + _end(engine, venue, key, ended)
 
     if rules.method == "backstop_vault" and rules.backstop_below is not None and (
             pool.equity < rules.backstop_below * pool.maintenance_margin):
         events += _vault_takeover(engine, venue, key, pool)
-        current = cross_pool(engine, account, settle)
+        current: PoolMargin | None = cross_pool(engine, account, settle)
     else:
         # Step by step, the largest position first, until the pool is healthy again (or a rule
         # says to wait). Each position is closed through the venue that lists its market (its
         # book, its fees, its fund): collateral that backs several venues is liquidated on each.
-        current: PoolMargin | None = pool
+        current = pool
         for step in range(MAX_STEPS_PER_COMMAND):
             if current is None or not current.positions or _recovered(engine, venue, current):
                 break
@@ -462,6 +464,7 @@ def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Po
     settle = market.settle
     mark = engine.marks[position.market]
     side = position.side
+    assert side is not None  # a position being liquidated is open (non-zero lots)
     size = market.size_of(abs(position.lots))
     symbol = _symbol(position.market)
     events: list[e.Event] = []
@@ -665,6 +668,7 @@ def _execution(engine: "Engine", venue: "VenueState", key, position: Position, s
     rules = venue.rules
     market = engine.ledger.markets[position.market]
     side = position.side
+    assert side is not None  # a position being liquidated is open (non-zero lots)
     if rules.method == "keeper":
         return mark, size, venue.book, "keeper"
     if rules.method == "liquidator":
@@ -878,6 +882,7 @@ def _vault_takeover(engine: "Engine", venue: "VenueState", key, pool: PoolMargin
         size = ledger.markets[position.market].size_of(abs(position.lots))
         mark = engine.marks[position.market]
         side = position.side
+        assert side is not None  # a position being liquidated is open (non-zero lots)
         _close(engine, venue, account, vault, position, size, mark)
         engine._track_holders(position.market, (account, vault))
         events.append(e.PositionLiquidated(account, venue.name, _symbol(position.market), str(side), _text(size),
