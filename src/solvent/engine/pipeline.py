@@ -649,6 +649,7 @@ def _bankruptcy_price(engine: "Engine", pool: PoolMargin, position: Position) ->
         size, entry, own_pnl = market.size_of(abs(position.lots)), position_entry_price(ledger, position), ZERO
     else:  # the pool valued it: the same size and entry price, already computed
         size, entry, own_pnl = view.size, view.entry_price, view.unrealized_pnl
+    assert position.side is not None  # a position being liquidated is open (non-zero lots)
     leg = Leg(position.side, size, entry, engine.model(position.market), market.contract_size)
     return solve_price(market.kind, pool.collateral, [leg], other_pnl=pool.unrealized_pnl - own_pnl,
                        bankruptcy=True).price
@@ -739,6 +740,7 @@ def take_over(engine: "Engine", venue: "VenueState", liquidator: str, account: s
     take = min(size, allowed)
     if take <= 0:
         raise InvalidInput("size", f"nothing of {account!r}'s {_symbol(market_key)} may be taken over now")
+    assert position.side is not None  # some of it may be taken over: the position is open
     price = takeover_price(engine, venue, key, position.side, mark)
     gain = take * market.contract_size * abs(mark - price) if market.kind is ContractKind.LINEAR else \
         take * market.contract_size * abs(1 / price - 1 / mark)
@@ -771,10 +773,11 @@ def _dydx_subaccount(engine: "Engine", venue: "VenueState", account: str, settle
     models = [engine.model(p.market) for p in holdings]
     if not all(isinstance(model, LiquidityTier) for model in models):
         return None
+    tiers = [model for model in models if isinstance(model, LiquidityTier)]  # all of them (checked above)
     quote = ledger.accounts[account].balance(settle) - sum(ledger.signed_cost(p) for p in holdings)
     return dydx.Subaccount(quote, tuple(
         dydx.DydxPosition(p.market, ledger.markets[p.market].size_of(p.lots), engine.marks[p.market], model)
-        for p, model in zip(holdings, models)))
+        for p, model in zip(holdings, tiers)))
 
 
 def _fillable_price(engine: "Engine", venue: "VenueState", account: str, position: Position) -> Decimal | None:
@@ -939,6 +942,7 @@ def deleverage_backstop(engine: "Engine", venue: "VenueState") -> list[e.Event]:
             rate = pool.maintenance_margin / gross if gross > 0 else Decimal(0)
             # Closing q at ``price`` moves equity by side·q·(price − mark)·(notional per base / mark)
             # and lowers the maintenance margin by about q·per_base·rate.
+            assert position.side is not None  # a position being liquidated is open (non-zero lots)
             gain = int(position.side) * (price - mark) * per_base / mark
             per_unit = gain + threshold * per_base * rate
             shortfall = threshold * pool.maintenance_margin - pool.equity
@@ -1126,12 +1130,14 @@ def _waterfall(engine: "Engine", venue: "VenueState", account: str, settle: str,
                 available = min(available, ledger.units(settle, venue.rules.insurance_cap))
             tier = venue.preset.contract_tier(_symbol(market)) if venue.rules.insurance_tiers and market else None
             if tier is not None:
+                assert market is not None  # a tier is only looked up for a market
                 available = min(available, _tier_room(engine, venue, settle, market, tier, remaining))
             pay = min(remaining, available)
             if pay > 0:
                 _pay_in(engine, venue.insurance, account, settle, pay, slot)
                 remaining -= pay
                 if tier is not None:
+                    assert market is not None  # a tier is only looked up for a market
                     engine.insurance_paid[market] = engine.insurance_paid.get(market, 0) + pay
                 events.append(e.InsuranceFundDrawn(venue.name, account, _text(ledger.amount(settle, pay)), _text(
                     ledger.amount(settle, ledger.accounts[venue.insurance].balance(settle)))))
@@ -1277,6 +1283,7 @@ def _candidate(engine: "Engine", holder: str, position: Position, rule: str) -> 
     if cached is not None and cached[0] == state:
         return cached[1]
     candidate = _rank_candidate(engine, holder, position)
+    assert candidate.bankrupt_price is not None and candidate.mark_price is not None  # _rank_candidate sets both
     if rule == "bitmex" and (candidate.bankrupt_price >= candidate.mark_price if position.side is Side.LONG
                              else candidate.bankrupt_price <= candidate.mark_price):
         engine._adl_candidates[key] = (state, None)
@@ -1293,10 +1300,12 @@ def _rank_candidate(engine: "Engine", holder: str, position: Position) -> adl.Ad
     settle = market.settle
     if position.margin_mode is MarginMode.ISOLATED:  # ranked within its own pool: its isolated margin
         pool = isolated_pool(engine, holder, isolated_pool_id(position.market, position.hedge_side))
+        assert pool is not None  # the holder holds this isolated position
         wallet = pool.collateral
     else:
         pool = cross_pool(engine, holder, settle)
         wallet = ledger.amount(settle, ledger.accounts[holder].balance(settle))
+    assert pool is not None  # the holder has this position in the pool
     mark = engine.marks[position.market]
     entry = position_entry_price(ledger, position)
     size = market.size_of(abs(position.lots))
