@@ -153,7 +153,8 @@ def _run_shared(base: SimConfig, presets: Sequence[str], shared: bool, cap_fract
                               * (scale[0] if shared_impact else scale[venues.index(key[0])]))
               for key in set(impact_keys.values())}
     simulated = {key: np.empty(steps) for key in impact}
-    per_venue: dict[str, dict[str, Any]] = {v: {"preset": p, "bad_debt": 0.0, "insurance_drawn": 0.0, "backstop_drawn": 0.0,
+    per_venue: dict[str, dict[str, Any]]  # a row of the report per venue: its preset, then its figures
+    per_venue = {v: {"preset": p, "bad_debt": 0.0, "insurance_drawn": 0.0, "backstop_drawn": 0.0,
                      "vault_drawn": 0.0, "pool_drawn": 0.0, "liquidations": 0, "adl_notional": 0.0,
                      "socialized_loss": 0.0, "taken_over_by_agents": 0, "declined_by_liquidators": 0}
                  for v, p in zip(venues, presets)}
