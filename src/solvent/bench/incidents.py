@@ -82,8 +82,8 @@ def print_bench(bench: IncidentBench, console: Console) -> None:
         side.add_column("metric")
         for label in labels:
             side.add_column(label, justify="right")
-        for row in rows:
-            side.add_row(*row)
+        for side_row in rows:
+            side.add_row(*side_row)
         console.print(side)
 
 

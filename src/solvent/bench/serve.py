@@ -216,6 +216,7 @@ class Client:
         return status, data
 
     def _fill(self) -> None:
+        assert self.sock is not None  # called only while reading the answer to a request just sent
         chunk = self.sock.recv(262144)
         if not chunk:
             raise http.client.RemoteDisconnected("the server closed the connection")
@@ -252,7 +253,7 @@ def _command(client: Client, body: dict, key: str, timeline: Timeline | None = N
 
 def setup_venue(client: Client, venue: str, run: str, timeline: Timeline) -> None:
     """The venue, its insurance fund and liquidator, and the market maker pair."""
-    commands = [
+    commands: list[dict[str, Any]] = [
         {"kind": "create_venue", "venue": venue, "preset": "binance", "overrides": {}},
         {"kind": "fund_insurance", "asset": "USDT", "amount": "100000", "venue": venue},
         {"kind": "deposit", "account": f"{venue}/book", "asset": "USDT", "amount": BIG},
@@ -399,7 +400,7 @@ def _worker(number: int, host: str, port: int, key: str, venue: str, run: str, d
             if number == 0:  # the liquidation cycle, one command per request, then a batch of fills
                 victim = f"{venue}.v{victims}"
                 victims += 1
-                steps = [
+                steps: list[tuple[dict[str, Any], bool]] = [
                     ({"kind": "open_account", "account": victim, "venue": venue}, False),
                     ({"kind": "deposit", "account": victim, "asset": "USDT", "amount": "1000"}, False),
                     ({"kind": "update_oracle", "venue": venue, "prices": {"BTCUSDT": HIGH}}, True),
@@ -468,7 +469,8 @@ def run_serve_benchmark(*, url: str | None = None, db: str | None = None, second
         database = db if db is not None else "(the server's)"
 
         arrivals: dict[int, float] = {}
-        stop, ready, stream_errors = threading.Event(), threading.Event(), []
+        stop, ready = threading.Event(), threading.Event()
+        stream_errors: list[str] = []
         listener = threading.Thread(target=_stream_listener, daemon=True,
                                     args=(host, port, admin_key, state["seq"] + 1, arrivals, ready, stop, stream_errors))
         listener.start()
@@ -505,8 +507,8 @@ def run_serve_benchmark(*, url: str | None = None, db: str | None = None, second
             tally.requests += part.requests
             tally.latencies += part.latencies
             tally.liquidating.update(part.liquidating)
-            for status, count in part.statuses.items():
-                tally.statuses[status] = tally.statuses.get(status, 0) + count
+            for status_text, count in part.statuses.items():
+                tally.statuses[status_text] = tally.statuses.get(status_text, 0) + count
         stream_latencies = [arrivals[seq] - acked for seq, acked in tally.liquidating.items() if seq in arrivals]
         latencies_ms = [value * 1000 for value in tally.latencies]
         stream_ms = [max(0.0, value) * 1000 for value in stream_latencies]

@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..core.errors import InvalidInput
 from ..engine import Engine
 from ..engine import commands as c
 from ..presets import load_preset
@@ -84,7 +85,10 @@ class SimulateBenchmark:
 def day_scenario(name: str = "oct_10_2025"):
     """The scenario's anchors over the whole UTC day they fall in."""
     scenario = load_scenario(name)
-    day = datetime.combine(scenario.start.date(), datetime.min.time(), tzinfo=scenario.start.tzinfo)
+    start = scenario.start
+    if start is None:
+        raise InvalidInput(f"scenario[{scenario.name}].start", "this scenario has no start time")
+    day = datetime.combine(start.date(), datetime.min.time(), tzinfo=start.tzinfo)
     return scenario.widened(day, day + timedelta(days=1))
 
 

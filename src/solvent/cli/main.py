@@ -8,7 +8,7 @@ import sys
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import List, Optional
+from typing import List, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -50,7 +50,7 @@ console = Console(width=None if sys.stdout.isatty() else 140)
 errors = Console(stderr=True)
 
 
-def _fail(error: Exception) -> None:
+def _fail(error: Exception) -> NoReturn:
     # The message is text, not markup: field names such as preset[binance].markets[0] keep their brackets.
     errors.print(f"[red]error:[/red] {escape(str(error))}")
     raise typer.Exit(2)
@@ -648,20 +648,20 @@ def compare(
         base = world.apply(_sim_base(scenario, names[0] if names else "hyperliquid", accounts, seed, insurance_fund,
                                      depth_scale))
         with _runs_bar(f"{len(names)} presets × {paths} paths on {executor}", as_json) as progress:
-            table = run_compare(base, names, paths, executor_for(executor, workers, address), progress)
+            compared = run_compare(base, names, paths, executor_for(executor, workers, address), progress)
         if out is not None:
             from ..sim.export import write_paths
             from ..sim.sweep import path_seeds
 
-            write_paths(list(table.values()), path_seeds(base.seed, paths),
-                        {name: point.summary for name, point in table.items()}, out, out_format)
+            write_paths(list(compared.values()), path_seeds(base.seed, paths),
+                        {name: point.summary for name, point in compared.items()}, out, out_format)
     except SolventError as error:
         _fail(error)
     if as_json:
-        print(json.dumps({name: point.summary for name, point in table.items()}, indent=2))
+        print(json.dumps({name: point.summary for name, point in compared.items()}, indent=2))
         return
     console.print(_summary_table(f"{_what(base, scenario, accounts)}, {paths} paths per preset",
-                                 [(name, point.summary) for name, point in table.items()]))
+                                 [(name, point.summary) for name, point in compared.items()]))
     _tail_warning(paths)
 
 
@@ -761,7 +761,10 @@ def verify(
     print(f"verifying {redacted(store.url)}")
     try:
         report = verify_log(store)
-        highest = check_checkpoints(store, signed, key) if signed else None
+        highest = None
+        if signed:
+            assert key is not None  # read with the checkpoints (--checkpoint needs --public-key)
+            highest = check_checkpoints(store, signed, key)
     except LogMismatch as mismatch:
         print(f"FAIL seq {mismatch.seq}: {mismatch.message}" if mismatch.seq else f"FAIL {mismatch.message}")
         raise typer.Exit(1)
@@ -937,13 +940,13 @@ def serve(
             return
         import uvicorn
 
-        from ..service import create_app
+        from ..service.app import DEFAULT_SNAPSHOT_EVERY, create_app
         from ..service.logging import configure as configure_logs
 
         configure_logs(log_level)
         service_app = create_app(url, admin_key=admin_key, publish=publish, publish_stream=publish_stream,
                                  publish_subject=publish_subject, access_log=access_log,
-                                 **({} if snapshot_every is None else {"snapshot_every": snapshot_every}))
+                                 snapshot_every=DEFAULT_SNAPSHOT_EVERY if snapshot_every is None else snapshot_every)
     except SolventError as error:
         _fail(error)
     import sys

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def _rebuilt(kind: type, args: tuple, state: dict) -> "SolventError":
+def _rebuilt(kind: type[SolventError], args: tuple, state: dict) -> SolventError:
     """An error as it was pickled, without calling its ``__init__`` (whose parameters differ)."""
     error = kind.__new__(kind)
     error.args = args

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from ..core import bounds
 from ..core.domain import ContractKind, MarginMode, Market, PositionMode, Side
@@ -30,6 +30,10 @@ from . import commands as c
 from . import events as e
 from .config import VenueRules
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .lending import LendingVenue
+    from .screen import EngineScreen
+
 POSITION_LEGS = (None, Side.LONG, Side.SHORT)  # the hedge side in a position's key: one-way, then the legs
 
 PROTOCOL_SEPARATOR = "/"
@@ -37,6 +41,8 @@ PROTOCOL_SEPARATOR = "/"
 
 class CommandRejected(SolventError):
     """A command the engine refused; nothing changed. ``field`` names the offending field if known."""
+
+    seq: int  # the log entry that recorded the refusal: set by the store (rejection_error), not the engine
 
     def __init__(self, kind: str, reason: str, field: str | None = None):
         self.kind = kind
@@ -88,12 +94,14 @@ class BackstopState:
 class Engine:
     """Commands in, events out. ``apply`` is the only way state changes."""
 
+    lending: dict[str, LendingVenue]  # lending venues by name, set by lending.registry on first use
+
     def __init__(self, *, screen_above: int | None = 256) -> None:
         """``screen_above``: when a price update concerns more holders than this, the vectorized
         screen picks which of them to value exactly (None: always value every holder)."""
         self.ledger = Ledger()
         self.screen_above = screen_above
-        self._screen = None
+        self._screen: EngineScreen | None = None
         self.venues: dict[str, VenueState] = {}
         self.backstops: dict[str, BackstopState] = {}
         self.home_venue: dict[str, str] = {}  # account → venue whose rules liquidate it
@@ -128,8 +136,9 @@ class Engine:
         self._rollback_base: Callable[[], Engine] | None = None
         self._handlers = self._make_handlers()
 
-    def _make_handlers(self) -> dict[type, Callable[[c.Command], list[e.Event]]]:
-        handlers: dict[type, Callable[[c.Command], list[e.Event]]] = {
+    def _make_handlers(self) -> dict[type, Callable[[Any], list[e.Event]]]:
+        # Each handler takes the command class it is filed under (apply dispatches on type(command)).
+        handlers: dict[type, Callable[[Any], list[e.Event]]] = {
             c.CreateVenue: self._create_venue,
             c.CreateMarket: self._create_market,
             c.CreateBackstop: self._create_backstop,
@@ -730,11 +739,11 @@ class Engine:
             updates[key] = bounds.price(positive(price, f"prices.{symbol}"), f"prices.{symbol}")
         self.clocks[venue.name] = timestamp  # this venue's time only: no feeder moves another venue's clock
         events: list[e.Event] = []
-        for key, price in updates.items():
+        for key, mark in updates.items():
             if key in self.marks:
                 self.previous_marks[key] = self.marks[key]
-            self.marks[key] = price
-            events.append(e.OraclePriceUpdated(venue.name, key.split(PROTOCOL_SEPARATOR, 1)[1], str(price), timestamp))
+            self.marks[key] = mark
+            events.append(e.OraclePriceUpdated(venue.name, key.split(PROTOCOL_SEPARATOR, 1)[1], str(mark), timestamp))
         holders = [self.holders[key] for key in updates]
         screened = None
         if self.screen_above is not None and sum(map(len, holders)) > self.screen_above:
@@ -779,6 +788,7 @@ class Engine:
         from .pipeline import evaluate
 
         name = command.venue
+        assert name is not None  # only an AdvanceTime that names a venue comes here
         if name not in self.venues and name not in getattr(self, "lending", {}):
             raise UnknownName("venue", name, [*self.venues, *getattr(self, "lending", {})])
         if command.block is not None or command.seed:
@@ -873,7 +883,7 @@ def _blamed_field(command: c.Command, error: Exception) -> str | None:
 
     from ..core.bounds import any_decimal
 
-    for spec in fields(command):  # type: ignore[arg-type]
+    for spec in fields(command):
         value = getattr(command, spec.name)
         values = value.items() if isinstance(value, Mapping) else [(None, value)]
         for key, item in values:

@@ -51,7 +51,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, TypeVar, dataclass_transform
 
 from ..core import bounds
 from ..core.errors import InvalidInput, UnknownName
@@ -72,10 +72,14 @@ SEPARATOR = "/"
 # ============================================================================================
 
 
-def _lending_command(cls):
+_LendingCommand = TypeVar("_LendingCommand", bound=type[Command])
+
+
+@dataclass_transform(frozen_default=True)
+def _lending_command(cls: _LendingCommand) -> _LendingCommand:
     """``@command``, refusing to silently replace a kind another module registered."""
     kind = cls.__dict__.get("kind")
-    known = COMMANDS.get(kind)
+    known = COMMANDS.get(kind) if isinstance(kind, str) else None
     if known is not None and known.__qualname__ != cls.__qualname__:
         raise RuntimeError(f"command kind {kind!r} is already registered by {known.__module__}")
     return command(cls)
@@ -795,7 +799,7 @@ class LendingVenue:
     """A lending venue's state and rules; one subclass per protocol."""
 
     protocol: ClassVar[str] = ""
-    price_decimals: ClassVar[int] = 18
+    price_decimals: int = 18
     #: protocol account suffixes opened with the venue
     account_names: ClassVar[tuple[str, ...]] = ("pool", "treasury")
 
@@ -1027,6 +1031,7 @@ def _update_prices(engine: "Engine", command: UpdatePrices) -> list[Event]:
 
 def _routed(engine: "Engine", method: str) -> Callable[[Command], list[Event]]:
     def handle(command: Command) -> list[Event]:
+        assert hasattr(command, "venue")  # every command in ROUTES names its venue
         venue = lending_venue(engine, command.venue)
         handler = getattr(venue, method, None)
         if handler is None:

@@ -44,7 +44,7 @@ class AaveVenue(LendingVenue):
         self.disabled: set[tuple[str, str]] = set()
 
     @property
-    def config(self) -> aave.AaveConfig:  # type: ignore[override]
+    def config(self) -> aave.AaveConfig:
         return self.market.config
 
     def market_names(self) -> tuple[str, ...]:

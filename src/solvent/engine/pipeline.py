@@ -320,6 +320,7 @@ def _evaluate_isolated(engine: "Engine", account: str) -> list[e.Event]:
             engine.margin_called.discard(key)
             engine.liquidating.pop(key, None)
             continue
+        assert pool.isolated_market is not None  # an isolated pool names its market
         events += _evaluate_pool(engine, engine.venue_of_market(pool.isolated_market), key, pool)
     after = isolated_pools(engine, account) if events else pools  # no event: no pool changed
     if not after or not any(pool is not None and (pool.positions or pool.collateral) or key in engine.margin_called
@@ -356,20 +357,21 @@ def _liquidate(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> 
         engine.liquidating[key] = engine.block
         events.append(e.LiquidationStarted(account, venue.name, _text(pool.equity), _text(pool.maintenance_margin)))
     elif _recovered(engine, venue, pool):
+        ended: PoolMargin | None = pool
         if not pool.positions:  # closed by a TakeOver: settle what is left (a deficit to the waterfall) first
             events += _settle_closed_account(engine, venue, key)
-            pool = cross_pool(engine, account, settle)
-        return events + _end(engine, venue, key, pool)
+            ended = cross_pool(engine, account, settle)
+        return events + _end(engine, venue, key, ended)
 
     if rules.method == "backstop_vault" and rules.backstop_below is not None and (
             pool.equity < rules.backstop_below * pool.maintenance_margin):
         events += _vault_takeover(engine, venue, key, pool)
-        current = cross_pool(engine, account, settle)
+        current: PoolMargin | None = cross_pool(engine, account, settle)
     else:
         # Step by step, the largest position first, until the pool is healthy again (or a rule
         # says to wait). Each position is closed through the venue that lists its market (its
         # book, its fees, its fund): collateral that backs several venues is liquidated on each.
-        current: PoolMargin | None = pool
+        current = pool
         for step in range(MAX_STEPS_PER_COMMAND):
             if current is None or not current.positions or _recovered(engine, venue, current):
                 break
@@ -463,6 +465,7 @@ def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Po
     settle = market.settle
     mark = engine.marks[position.market]
     side = position.side
+    assert side is not None  # a position being liquidated is open (non-zero lots)
     size = market.size_of(abs(position.lots))
     symbol = _symbol(position.market)
     events: list[e.Event] = []
@@ -650,6 +653,7 @@ def _bankruptcy_price(engine: "Engine", pool: PoolMargin, position: Position) ->
         size, entry, own_pnl = market.size_of(abs(position.lots)), position_entry_price(ledger, position), ZERO
     else:  # the pool valued it: the same size and entry price, already computed
         size, entry, own_pnl = view.size, view.entry_price, view.unrealized_pnl
+    assert position.side is not None  # a position being liquidated is open (non-zero lots)
     leg = Leg(position.side, size, entry, engine.model(position.market), market.contract_size)
     return solve_price(market.kind, pool.collateral, [leg], other_pnl=pool.unrealized_pnl - own_pnl,
                        bankruptcy=True).price
@@ -669,6 +673,7 @@ def _execution(engine: "Engine", venue: "VenueState", key, position: Position, s
     rules = venue.rules
     market = engine.ledger.markets[position.market]
     side = position.side
+    assert side is not None  # a position being liquidated is open (non-zero lots)
     if rules.method == "keeper":
         return mark, size, venue.book, "keeper"
     if rules.method == "liquidator":
@@ -739,6 +744,7 @@ def take_over(engine: "Engine", venue: "VenueState", liquidator: str, account: s
     take = min(size, allowed)
     if take <= 0:
         raise InvalidInput("size", f"nothing of {account!r}'s {_symbol(market_key)} may be taken over now")
+    assert position.side is not None  # some of it may be taken over: the position is open
     price = takeover_price(engine, venue, key, position.side, mark)
     gain = take * market.contract_size * abs(mark - price) if market.kind is ContractKind.LINEAR else \
         take * market.contract_size * abs(1 / price - 1 / mark)
@@ -771,10 +777,11 @@ def _dydx_subaccount(engine: "Engine", venue: "VenueState", account: str, settle
     models = [engine.model(p.market) for p in holdings]
     if not all(isinstance(model, LiquidityTier) for model in models):
         return None
+    tiers = [model for model in models if isinstance(model, LiquidityTier)]  # all of them (checked above)
     quote = ledger.accounts[account].balance(settle) - sum(ledger.signed_cost(p) for p in holdings)
     return dydx.Subaccount(quote, tuple(
         dydx.DydxPosition(p.market, ledger.markets[p.market].size_of(p.lots), engine.marks[p.market], model)
-        for p, model in zip(holdings, models)))
+        for p, model in zip(holdings, tiers)))
 
 
 def _fillable_price(engine: "Engine", venue: "VenueState", account: str, position: Position) -> Decimal | None:
@@ -882,6 +889,7 @@ def _vault_takeover(engine: "Engine", venue: "VenueState", key, pool: PoolMargin
         size = ledger.markets[position.market].size_of(abs(position.lots))
         mark = engine.marks[position.market]
         side = position.side
+        assert side is not None  # a position being liquidated is open (non-zero lots)
         _close(engine, venue, account, vault, position, size, mark)
         engine._track_holders(position.market, (account, vault))
         events.append(e.PositionLiquidated(account, venue.name, _symbol(position.market), str(side), _text(size),
@@ -938,6 +946,7 @@ def deleverage_backstop(engine: "Engine", venue: "VenueState") -> list[e.Event]:
             rate = pool.maintenance_margin / gross if gross > 0 else Decimal(0)
             # Closing q at ``price`` moves equity by side·q·(price − mark)·(notional per base / mark)
             # and lowers the maintenance margin by about q·per_base·rate.
+            assert position.side is not None  # a position being liquidated is open (non-zero lots)
             gain = int(position.side) * (price - mark) * per_base / mark
             per_unit = gain + threshold * per_base * rate
             shortfall = threshold * pool.maintenance_margin - pool.equity
@@ -1125,12 +1134,14 @@ def _waterfall(engine: "Engine", venue: "VenueState", account: str, settle: str,
                 available = min(available, ledger.units(settle, venue.rules.insurance_cap))
             tier = venue.preset.contract_tier(_symbol(market)) if venue.rules.insurance_tiers and market else None
             if tier is not None:
+                assert market is not None  # a tier is only looked up for a market
                 available = min(available, _tier_room(engine, venue, settle, market, tier, remaining))
             pay = min(remaining, available)
             if pay > 0:
                 _pay_in(engine, venue.insurance, account, settle, pay, slot)
                 remaining -= pay
                 if tier is not None:
+                    assert market is not None  # a tier is only looked up for a market
                     engine.insurance_paid[market] = engine.insurance_paid.get(market, 0) + pay
                 events.append(e.InsuranceFundDrawn(venue.name, account, _text(ledger.amount(settle, pay)), _text(
                     ledger.amount(settle, ledger.accounts[venue.insurance].balance(settle)))))
@@ -1276,6 +1287,7 @@ def _candidate(engine: "Engine", holder: str, position: Position, rule: str) -> 
     if cached is not None and cached[0] == state:
         return cached[1]
     candidate = _rank_candidate(engine, holder, position)
+    assert candidate.bankrupt_price is not None and candidate.mark_price is not None  # _rank_candidate sets both
     if rule == "bitmex" and (candidate.bankrupt_price >= candidate.mark_price if position.side is Side.LONG
                              else candidate.bankrupt_price <= candidate.mark_price):
         engine._adl_candidates[key] = (state, None)
@@ -1292,10 +1304,12 @@ def _rank_candidate(engine: "Engine", holder: str, position: Position) -> adl.Ad
     settle = market.settle
     if position.margin_mode is MarginMode.ISOLATED:  # ranked within its own pool: its isolated margin
         pool = isolated_pool(engine, holder, isolated_pool_id(position.market, position.hedge_side))
+        assert pool is not None  # the holder holds this isolated position
         wallet = pool.collateral
     else:
         pool = cross_pool(engine, holder, settle)
         wallet = ledger.amount(settle, ledger.accounts[holder].balance(settle))
+    assert pool is not None  # the holder has this position in the pool
     mark = engine.marks[position.market]
     entry = position_entry_price(ledger, position)
     size = market.size_of(abs(position.lots))

@@ -332,7 +332,7 @@ def queue_order(rule: str, candidates: Sequence[AdlCandidate], *, offset: int | 
     """Candidates in the order they would be closed, with their scores (None for ``dydx``)."""
     if rule in RANKED_RULES:
         scored = [(candidate, score(rule, candidate)) for candidate in candidates]
-        return _ranked(scored)
+        return list(_ranked(scored))
     if rule == "dydx":
         if offset is None:
             raise InvalidInput("offset", "the dydx rule needs the pseudorandom offset drawn by the engine")
@@ -370,9 +370,17 @@ def _ranked(scored: list[tuple[AdlCandidate, Fraction]]) -> list[tuple[AdlCandid
     return ranked
 
 
+def _exponent(value: Decimal) -> int:
+    """The exponent of a finite Decimal (a NaN or an infinity has a letter there)."""
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)  # ADL quantities are validated finite before they get here
+    return exponent
+
+
 def _scaled(value: Decimal, exponent: int) -> int:
     """``value`` as an integer count of ``10**exponent`` (exact; ``exponent`` ≤ value's own)."""
-    sign, digits, own = value.as_tuple()
+    sign, digits, _ = value.as_tuple()
+    own = _exponent(value)
     number = int("".join(map(str, digits)) or "0") * 10 ** (own - exponent)
     return -number if sign else number
 
@@ -387,7 +395,7 @@ def _pro_rata(candidates: Sequence[AdlCandidate], deficit: Decimal, lot: Decimal
     # Exact integer arithmetic: every quantity counts units of 10**exponent, so candidate i's exact
     # share is target·size_i/total = (t·s_i/T)·10**exponent (a rational with the common denominator T).
     values = [target, total] + [candidate.size for candidate in candidates] + ([] if lot is None else [lot])
-    exponent = min(value.as_tuple().exponent for value in values)
+    exponent = min(_exponent(value) for value in values)
     t, big_t = _scaled(target, exponent), _scaled(total, exponent)
     sizes = [_scaled(candidate.size, exponent) for candidate in candidates]
     if lot is None:
@@ -452,10 +460,10 @@ def _leverage_draining(candidates: Sequence[AdlCandidate], deficit: Decimal, lot
     with localcontext() as context:
         context.prec = 34
         for rank, candidate in enumerate(ordered, start=1):
-            level = approximate.get(candidate.account)
+            approximate_level = approximate.get(candidate.account)
             standings.append(QueueStanding(candidate.account, rank, Decimal(rank) / Decimal(count),
                                            max(1, min(5, 6 - (-(-5 * rank // count)))),
-                                           None if level is None else Decimal(repr(level))))
+                                           None if approximate_level is None else Decimal(repr(approximate_level))))
     sizes = {candidate.account: Fraction(candidate.size) for candidate in ordered}
 
     def exact(candidate: AdlCandidate) -> tuple[Fraction, Fraction]:  # (leverage, value / mark)
@@ -501,8 +509,8 @@ def _leverage_draining(candidates: Sequence[AdlCandidate], deficit: Decimal, lot
         counts = {account: int(share / step) for account, share in shares.items()}
         leftover = int(target / step) - sum(counts.values())
         # Leftover lots to the largest remainders (ties: the more levered first, then by id).
-        rank = {candidate.account: position for position, candidate in enumerate(ordered)}
-        for account in sorted(shares, key=lambda a: (-(shares[a] / step - counts[a]), rank[a])):
+        rank_of = {candidate.account: position for position, candidate in enumerate(ordered)}
+        for account in sorted(shares, key=lambda a: (-(shares[a] / step - counts[a]), rank_of[a])):
             if leftover <= 0:
                 break
             if (counts[account] + 1) * step <= sizes[account]:

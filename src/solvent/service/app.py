@@ -290,7 +290,7 @@ class Service:
     def _stage(self, batch: list[_Waiter]) -> None:
         """Apply a batch (:meth:`DurableEngine.stage`) and hand it to the committer, in stage
         order (both under :attr:`lock`)."""
-        items = []
+        items: list[BatchItem] = []
         for number, waiter in enumerate(batch):
             group = number if waiter.grouped else None  # a client's batch stops at its first refusal
             items.extend(BatchItem(command, key, group=group) for command, key in waiter.items)
@@ -348,6 +348,7 @@ class Service:
                 offset += len(waiter.items)
                 if waiter.loop is None:
                     waiter.results = mine
+                    assert waiter.event is not None  # a waiter without a loop waits on its event
                     waiter.event.set()
                 else:
                     by_loop.setdefault(waiter.loop, ([], []))[1].append((waiter.future, mine))
@@ -439,10 +440,14 @@ class Service:
         """Submit one command (a dict) or a batch (a list) from a thread: blocks until committed."""
         if isinstance(data, list):
             waiter = self._enqueue_items(self._prepare_batch(principal, data), True, None)
+            assert waiter.event is not None  # no loop: the waiter has an event
             waiter.event.wait()
+            assert waiter.results is not None  # set before the event is
             return _response(*self._batch_answer(waiter.items, waiter.results))
         waiter = self._enqueue_items([(self._prepare(principal, data), key)], False, None)
+        assert waiter.event is not None  # no loop: the waiter has an event
         waiter.event.wait()
+        assert waiter.results is not None  # set before the event is
         return _response(*self._answer(waiter.items[0][0], waiter.results[0]))
 
     async def submit_async(self, principal: Principal, data: Any, key: str | None) -> Response:
@@ -458,6 +463,7 @@ class Service:
             if key is not None:
                 raise EdgeError(422, "Idempotency-Key", f"a batch carries an {KEY_FIELD!r} per command, not the header")
             waiter = self._enqueue_items(self._prepare_batch(principal, data), True, loop)
+            assert waiter.future is not None  # on a loop: the waiter has a future
             return self._batch_answer(waiter.items, await waiter.future)
         if kind is not None:
             if not isinstance(data, dict):
@@ -465,6 +471,7 @@ class Service:
             if data.setdefault("kind", kind) != kind:
                 raise EdgeError(422, "kind", f"this route takes {kind} commands")
         waiter = self._enqueue_items([(self._prepare(principal, data), key)], False, loop)
+        assert waiter.future is not None  # on a loop: the waiter has a future
         [result] = await waiter.future
         return self._answer(waiter.items[0][0], result)
 
@@ -477,6 +484,7 @@ class Service:
                 raise EdgeError(409, "Idempotency-Key", str(error))
             raise error
         entry = result.entry
+        assert entry is not None  # a result without an error has its entry
         if entry.outcome is not None and not entry.outcome.startswith(EVENTS_PREFIX):  # refused by the engine
             rejected = rejection_error(entry)
             return 422, _dumps({"error": rejected.reason, "field": rejected.field, "kind": rejected.kind,
@@ -509,6 +517,7 @@ class Service:
                 continue
             error = result.error
             if error is None:  # pragma: no cover - only another writer's pending entry
+                assert entry is not None  # a result without an error has its entry
                 error = StoreError(f"entry {entry.seq} has no outcome yet")
             if isinstance(error, EdgeError):
                 code, field = error.status, error.field
@@ -670,6 +679,7 @@ class ServiceAPI(FastAPI):
                     return b"".join(chunks)
 
         extra: list[tuple[bytes, bytes]] = []
+        assert self.service is not None  # create_app sets it along with the command paths
         try:
             status, body = await command_request(self.service, headers, read, kind)
         except EdgeError as error:
@@ -878,6 +888,7 @@ def create_app(url: str, *, snapshot_every: int | None = DEFAULT_SNAPSHOT_EVERY,
         if who is None or from_seq < 0:
             await websocket.close(code=4401 if who is None else 4422)
             return
+        assert key is not None  # who was looked up by it
         kinds = {k for k in websocket.query_params.get("kinds", "").split(",") if k}
         # An entry holding one of these kinds has its canonical text: skip the others undecoded
         # (one scan of the text for all of them).
@@ -899,6 +910,7 @@ def create_app(url: str, *, snapshot_every: int | None = DEFAULT_SNAPSHOT_EVERY,
                 for entry in entries:
                     if entry.pending:
                         break
+                    assert entry.outcome is not None  # not pending (checked above)
                     if needles is not None and not needles(entry.outcome):
                         next_seq = entry.seq + 1
                         continue

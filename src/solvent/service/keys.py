@@ -22,9 +22,12 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import sqlalchemy as sa
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..engine.commands import Command
 
 ROLES = ("admin", "operator", "account")
 MAX_CACHED = 100_000  # principals kept in memory after a lookup
@@ -69,7 +72,7 @@ def new_key() -> str:
 
 
 class KeyStore:
-    def __init__(self, db: sa.engine.Engine, *, log_command: Callable[[object], object] | None = None,
+    def __init__(self, db: sa.engine.Engine, *, log_command: Callable[[Command], object] | None = None,
                  registered: Callable[[str], bool] | None = None) -> None:
         """``log_command`` submits a command to the log (``register_key``/``revoke_key``);
         ``registered(hash)`` tells whether the log registered a key. Without them (tools that only

@@ -24,7 +24,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 from ..engine import Engine  # noqa: F401 - registers every command kind (lending included)
-from ..engine.commands import COMMANDS, Command
+from ..engine.commands import COMMANDS, ApplyFill, Command
 from ..engine.lending import registry as lending_registry
 
 ABSURD = Decimal("1e24")
@@ -172,7 +172,7 @@ def _spec(cls: type[Command]) -> tuple[dict[str, _Field], tuple[_Field, ...]]:
             base = annotation.replace("| None", "").strip()
             compiled.append(_Field(
                 name, base, annotation.endswith("| None"),
-                f.default is MISSING and f.default_factory is MISSING,  # type: ignore[misc]
+                f.default is MISSING and f.default_factory is MISSING,
                 "any" if name in SIGNED_OF_KIND.get(cls.kind, ()) else
                 "positive" if name in POSITIVE else "non_negative" if name in NON_NEGATIVE
                 else "any" if name in SIGNED else None,
@@ -277,13 +277,13 @@ class _Fields:
         return getattr(self.command, name)
 
 
-_ACCOUNT_FIELDS_OF: dict[type, tuple[str, ...]] = {}
+_ACCOUNT_FIELDS_OF: dict[type, tuple[str, ...] | None] = {}
 
 
 def _account_fields(cls: type) -> tuple[str, ...] | None:
     """The fields of a command class that name an existing account (cached per class); None if
     it also has a list of them (``accounts``), which only the general checks read."""
-    found = _ACCOUNT_FIELDS_OF.get(cls, ())
+    found: tuple[str, ...] | None = _ACCOUNT_FIELDS_OF.get(cls, ())
     if found == ():
         names = {f.name for f in fields(cls)}
         found = _ACCOUNT_FIELDS_OF[cls] = (None if "accounts" in names
@@ -293,7 +293,7 @@ def _account_fields(cls: type) -> tuple[str, ...] | None:
 
 def check_references(engine: Engine, command: Command) -> None:
     """Unknown ids (404), duplicates and out-of-order time (409), against the live engine."""
-    if command.kind == "apply_fill":  # the hot path: let a fill whose ids all exist through at once
+    if isinstance(command, ApplyFill):  # the hot path: let a fill whose ids all exist through at once
         venue = engine.venues.get(command.venue)
         names = _account_fields(type(command))
         if venue is not None and names is not None and command.market in venue.markets:

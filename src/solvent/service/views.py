@@ -70,8 +70,8 @@ def account_view(engine: Engine, account: str) -> dict[str, Any]:
                 "collateral": text(pool.collateral), "liquidationPrice": text(position.liquidation_price),
             })
     lending = {}
-    for name, venue in sorted(lending_registry(engine).items()):
-        if account in getattr(venue, "accounts", ()):
+    for name, lending_venue in sorted(lending_registry(engine).items()):
+        if account in getattr(lending_venue, "accounts", ()):
             lending[name] = text(lending_account(engine, name, account))
     return {"account": account, "venue": engine.home_venue.get(account), "balances": _balances(engine, account),
             "pools": pool_views, "positions": positions, "lending": lending}

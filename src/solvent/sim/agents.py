@@ -58,7 +58,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 import numpy as np
 
@@ -66,6 +66,12 @@ from ..core.errors import InvalidInput
 from ..engine import CommandRejected
 from ..engine import commands as c
 from ..engine import lending as L
+from ..engine.lending_aave import AaveVenue
+from ..engine.lending_compound import CompoundVenue
+from ..engine.lending_euler import EulerVenue
+from ..engine.lending_liquity import LiquityVenue
+from ..engine.lending_maker import MakerVenue
+from ..engine.lending_morpho import MorphoVenue
 from ..policies.lending import ProtocolRevert, aave, ceil_div, compound, euler, liquity, morpho
 from .market import ConstantProduct, Fill, L2Book, SqrtImpact, _average_exp
 
@@ -225,6 +231,9 @@ def _ray_text(value: int) -> str:
     return f"{whole}.{fraction:018d}"
 
 
+_Venue = TypeVar("_Venue", bound=L.LendingVenue)
+
+
 class LendingView:
     """Read-only observations of one lending venue, as a keeper would make them on-chain.
 
@@ -246,6 +255,11 @@ class LendingView:
     def price(self, asset: str) -> float:
         return float(self.venue.prices[asset])
 
+    def _venue_as(self, kind: type[_Venue]) -> _Venue:
+        """The venue as its protocol's class (the caller reads state only that protocol has)."""
+        assert isinstance(self.venue, kind), f"{self.venue.name} is a {self.protocol} venue"
+        return self.venue
+
     def balance(self, account: str, asset: str) -> Decimal:
         return self.engine.balance(account, asset)
 
@@ -253,20 +267,21 @@ class LendingView:
 
     def vaults(self, ilk: str) -> Iterable[tuple[str, float, float]]:
         """(owner, ink, art) of every vault of ``ilk`` with debt, in collateral and DAI units."""
-        for owner, (ink, art) in self.venue.urns[ilk].items():
+        for owner, (ink, art) in self._venue_as(MakerVenue).urns[ilk].items():
             if art:
                 yield owner, ink / 1e18, art / 1e18
 
     def auctions(self) -> list[AuctionSeen]:
         """Running auctions by id (cached while time and the auctions stay the same)."""
+        venue = self._venue_as(MakerVenue)
         key = (self.engine.time_of(self.venue.name),
-               tuple((a.id, a.tab, a.lot, a.top, a.tic) for a in self.venue.auctions.values()))
+               tuple((a.id, a.tab, a.lot, a.top, a.tic) for a in venue.auctions.values()))
         if self._auctions is not None and self._auctions[0] == key:
             return self._auctions[1]
         seen = []
-        for state in sorted(self.venue.auctions.values(), key=lambda a: a.id):
-            done, price = self.venue.status(state)
-            gem = self.venue.gems[state.ilk]
+        for state in sorted(venue.auctions.values(), key=lambda a: a.id):
+            done, price = venue.status(state)
+            gem = venue.gems[state.ilk]
             seen.append(AuctionSeen(state.id, state.ilk, state.owner, state.tab / 1e45, state.lot / 1e18,
                                     price / 1e27, _ray_text(price), str(self.engine.ledger.amount(gem, state.lot)),
                                     done))
@@ -275,7 +290,7 @@ class LendingView:
 
     def chost(self, ilk: str) -> float:
         """``dust·chop`` in DAI: the least tab a partial take may leave."""
-        return self.venue.ilks[ilk].chost / 1e45
+        return self._venue_as(MakerVenue).ilks[ilk].chost / 1e45
 
     def preview_take(self, auction: AuctionSeen, amount: float) -> tuple[float, float] | None:
         """(collateral bought, DAI owed) of taking up to ``amount`` at the auction's price now, or
@@ -296,12 +311,12 @@ class LendingView:
 
     def keeper_incentive(self, ilk: str, tab: float) -> float:
         """``tip + chip·tab`` in DAI (``dog.ilks`` is public)."""
-        config = self.venue.ilks[ilk]
+        config = self._venue_as(MakerVenue).ilks[ilk]
         return config.tip / 1e45 + config.chip / 1e18 * tab
 
     def ilk_params(self, ilk: str) -> tuple[float, float]:
         """(mat, chop) of ``ilk``."""
-        config = self.venue.ilks[ilk]
+        config = self._venue_as(MakerVenue).ilks[ilk]
         return config.mat / 1e27, config.chop / 1e18
 
     # ---- Aave
@@ -310,7 +325,7 @@ class LendingView:
                             cover: Decimal | None) -> tuple[Decimal, Decimal] | None:
         """(debt repaid, collateral the liquidator receives) of a ``LiquidationCall`` now, or None
         if it would revert. ``cover`` None asks for the most allowed."""
-        venue = self.venue
+        venue = self._venue_as(AaveVenue)
         supplies, debts = venue.balances(borrower)
         try:
             account = venue.policy_account(borrower, supplies, debts,
@@ -330,7 +345,7 @@ class LendingView:
                       cover: Decimal | None) -> tuple[Decimal, Decimal] | None:
         try:
             result = aave.liquidation_call(account, collateral, debt_asset, None if cover is None else str(cover),
-                                           self.venue.config)
+                                           self._venue_as(AaveVenue).config)
         except (ProtocolRevert, InvalidInput):
             return None
         ledger = self.engine.ledger
@@ -353,34 +368,38 @@ class LendingView:
         """(collateral, debt) of ``account`` in token units, from the protocol's public storage
         (Comet's ``userCollateral``/``borrowBalanceOf``, an EVault's ``convertToAssets``/``debtOf``,
         Morpho's ``position``, Liquity's ``Troves``)."""
-        venue = self.venue
         if self.protocol == "aave":
-            supplies, debts = venue.balances(account)
+            supplies, debts = self._venue_as(AaveVenue).balances(account)
             return supplies.get(gem, 0), debts.get(debt_asset, 0)
         if self.protocol == "compound":
-            return venue.collateral[gem].get(account, 0), venue.debt(account)
+            comet = self._venue_as(CompoundVenue)
+            return comet.collateral[gem].get(account, 0), comet.debt(account)
         if self.protocol == "euler":
-            return venue.pools[gem].assets_of(account), venue.pools[debt_asset].debt_of(account)
+            evaults = self._venue_as(EulerVenue)
+            return evaults.pools[gem].assets_of(account), evaults.pools[debt_asset].debt_of(account)
         if self.protocol == "morpho":
-            return venue.collateral[market].get(account, 0), venue.pools[market].debt_of(account)
+            blue = self._venue_as(MorphoVenue)
+            assert market is not None  # a Morpho position is in a market
+            return blue.collateral[market].get(account, 0), blue.pools[market].debt_of(account)
         if self.protocol == "liquity":
-            return tuple(venue.troves.get(account, (0, 0)))
+            coll, debt = self._venue_as(LiquityVenue).troves.get(account, (0, 0))  # [coll, debt]
+            return coll, debt
         raise InvalidInput("venue", f"no position reader for {self.protocol}")
 
     def liquidation_factor(self, gem: str, market: str | None, debt_asset: str) -> float:
         """The fraction of collateral value that must cover the debt: Comet's liquidate CF, Euler's
         liquidation LTV, Morpho's LLTV, 1/MCR on Liquity (recovery mode lowers it further)."""
-        venue = self.venue
         if self.protocol == "aave":  # the reserve's threshold (an e-mode one is higher: this screens wider)
-            return venue.market.reserve(gem).liquidation_threshold_bps / 1e4
+            return self._venue_as(AaveVenue).market.reserve(gem).liquidation_threshold_bps / 1e4
         if self.protocol == "compound":
-            return venue.comet.assets[gem].liquidate_collateral_factor / compound.FACTOR_SCALE
+            return self._venue_as(CompoundVenue).comet.assets[gem].liquidate_collateral_factor / compound.FACTOR_SCALE
         if self.protocol == "euler":
-            return venue.vaults[debt_asset].liquidation_ltv[gem] / euler.CONFIG_SCALE
+            return self._venue_as(EulerVenue).vaults[debt_asset].liquidation_ltv[gem] / euler.CONFIG_SCALE
         if self.protocol == "morpho":
-            return venue.markets[market].lltv / 1e18
+            assert market is not None  # a Morpho position is in a market
+            return self._venue_as(MorphoVenue).markets[market].lltv / 1e18
         if self.protocol == "liquity":
-            return 1e18 / venue.rules.mcr
+            return 1e18 / self._venue_as(LiquityVenue).rules.mcr
         raise InvalidInput("venue", f"no liquidation factor for {self.protocol}")
 
     def decimals(self, asset: str) -> int:
@@ -390,7 +409,7 @@ class LendingView:
         """(most debt that may be repaid, collateral assets it yields) of an Euler liquidation now,
         in token units, or None if the borrower is not in violation: ``calculateMaxLiquidation``
         on the vaults' public state (the engine's own arithmetic, read only)."""
-        venue = self.venue
+        venue = self._venue_as(EulerVenue)
         controller = venue.controller(borrower)
         if controller is None or collateral not in venue.vaults[controller].liquidation_ltv:
             return None
@@ -416,7 +435,7 @@ class LendingView:
         """Morpho ``liquidate`` of ``repaid`` loan units (None: the most, as the engine's ``"max"``)
         on public state, as a :class:`~solvent.policies.lending.morpho.MorphoLiquidation`, or None
         if it would revert."""
-        venue = self.venue
+        venue = self._venue_as(MorphoVenue)
         config = venue.markets[market]
         collateral = venue.collateral[market].get(borrower, 0)
         borrowed = venue.pools[market].debt_of(borrower)
@@ -438,7 +457,7 @@ class LendingView:
     def preview_trove(self, borrower: str, tcr: int) -> Any:
         """Liquity ``liquidate(borrower)`` on public state (``tcr``: the system's TCR now), as a
         :class:`~solvent.policies.lending.liquity.TroveLiquidation` (``rule == "none"``: it would revert)."""
-        venue = self.venue
+        venue = self._venue_as(LiquityVenue)
         coll, debt = venue.troves.get(borrower, (0, 0))
         if debt == 0:
             return None
@@ -956,7 +975,8 @@ class Liquidator:
                     units = sum((Decimal(e.amount) for e in redeemed if e.kind == "supply_withdrawn"), Decimal(0))
                 self._sell(event.collateral_asset, units, view, markets, apply)
             elif event.kind == "trove_liquidated" and event.liquidator == self.name:
-                self._sell(view.venue.coll, Decimal(event.collateral_compensation), view, markets, apply)
+                self._sell(view._venue_as(LiquityVenue).coll, Decimal(event.collateral_compensation), view, markets,
+                           apply)
 
     def _sell(self, asset: str, units: Decimal, view: LendingView, markets: dict[str, ExitMarket],
               apply: Callable[[c.Command], list]) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
+from typing import Mapping
 
 from ..core.errors import InvalidInput, SolventError
 from ..engine import commands as c
@@ -234,7 +235,7 @@ def book_from_columns(columns: Columns, source: str = "book") -> PerpBook:
 # ------------------------------------------------------------------ into the engine
 
 
-def _resolve_market(text: str, markets: dict[str, str], aliases: dict[str, tuple[str, ...]]) -> str | None:
+def _resolve_market(text: str, markets: dict[str, str], aliases: Mapping[str, tuple[str, ...]]) -> str | None:
     """The scenario asset a book's market names: the preset's symbol (``BTCUSDT``), its base
     (``BTC``), a ccxt unified symbol (``BTC/USDC:USDC``) or another venue's symbol of the same
     coin (``BTCUSDT`` on a preset that lists ``BTC``), by its base."""
@@ -258,7 +259,7 @@ def synthetic_accounts(book_accounts: int, share: float) -> int:
 
 
 def book_commands(book: PerpBook, preset, markets: dict[str, str], venue: str, maker: str,
-                  aliases: dict[str, tuple[str, ...]]) -> list[c.Command]:
+                  aliases: Mapping[str, tuple[str, ...]]) -> list[c.Command]:
     """The commands that open every account and position of ``book`` on ``venue`` (whose oracle
     already has the opening prices), each position taken from ``maker``. Refuses a row naming it
     (unknown market, a size finer than the market's lot) before returning any command."""
@@ -295,7 +296,8 @@ def book_commands(book: PerpBook, preset, markets: dict[str, str], venue: str, m
             problems.add(row, "size", f"{size} is finer than {symbol}'s lot of 1e-{spec.size_decimals} contracts")
         settle_value = size * spec.contract_size * (entry if linear else 1 / entry)
         leverage = book.leverage[index]
-        margin = book.isolated_margin[index] if book.isolated[index] and book.isolated_margin[index] is not None \
+        isolated_margin = book.isolated_margin[index]
+        margin = isolated_margin if book.isolated[index] and isolated_margin is not None \
             else (settle_value / leverage if leverage is not None else Decimal(0))
         position_collateral = book.position_collateral[index] if book.position_collateral else None
         if not book.isolated[index] and position_collateral is not None:

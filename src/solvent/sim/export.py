@@ -236,7 +236,8 @@ def write_run(result: Any, directory: str | Path, format: str = "parquet") -> li
     return written + [target]
 
 
-def write_paths(points: Sequence[Any], seeds: Sequence[int], summary: dict[str, Any], directory: str | Path,
+def write_paths(points: Sequence[Any], seeds: Sequence[int], summary: dict[str, Any] | list[dict[str, Any]],
+                directory: str | Path,
                 format: str = "parquet") -> list[Path]:
     """paths (every path's metrics) and metrics.json (the summaries) of a sweep or comparison."""
     directory = _prepare(directory, format)

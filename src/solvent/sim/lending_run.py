@@ -77,7 +77,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import math
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -86,6 +86,8 @@ from ..core.memory import cyclic_gc_paused
 from ..engine import CommandRejected, Engine
 from ..engine import commands as c
 from ..engine import lending as L
+from ..engine.lending_liquity import LiquityVenue
+from ..engine.lending_maker import MakerVenue
 from ..policies.lending import compound, euler
 from ..presets import load_preset
 from .agents import ExitMarket, LendingView, Liquidator, MarketMaker, sample_borrowers
@@ -340,6 +342,7 @@ def _run_lending(config: LendingSimConfig, scenario: Scenario | None,
                     market_of[book.markets[int(book.market[index])]] if protocol == "morpho" else None)
                    for index in range(len(book))]
         if protocol == "liquity" and config.stability_pool_fraction > 0:
+            assert isinstance(venue, LiquityVenue)  # the liquity protocol's venue class
             watched.append((DEPOSITOR, venue.coll, None))
         view.watch(watched, debt_asset)
     incentive_before: dict[str, float | None] = {}  # Euler/Morpho: the borrower's LTV before a Liquidate
@@ -363,6 +366,7 @@ def _run_lending(config: LendingSimConfig, scenario: Scenario | None,
                 kept.append(event)
             if kind == "auction_started":
                 auction_ilk[event.auction_id] = event.ilk
+                assert isinstance(view.venue, MakerVenue)  # only Maker venues start auctions
                 gem = view.venue.gems[event.ilk]
                 notional = float(event.lot) * view.price(gem)
                 counts["barks"] += 1
@@ -370,6 +374,7 @@ def _run_lending(config: LendingSimConfig, scenario: Scenario | None,
                 liquidated[step] += notional
                 forced_steps.append(step)
             elif kind == "auction_taken":
+                assert isinstance(view.venue, MakerVenue)  # only Maker venues take auctions
                 gem = view.venue.gems[auction_ilk[event.auction_id]]
                 asset = asset_of_gem[gem]
                 counts["takes"] += 1
@@ -410,6 +415,7 @@ def _run_lending(config: LendingSimConfig, scenario: Scenario | None,
                 liquidated[step] += notional
                 forced_steps.append(step)
             elif kind == "trove_liquidated":  # Liquity: the whole trove
+                assert isinstance(view.venue, LiquityVenue)  # only Liquity venues liquidate troves
                 notional = float(event.collateral) * view.price(view.venue.coll)
                 counts["troves"] += 1
                 if event.debt_offset != "0":
@@ -471,7 +477,7 @@ def _run_lending(config: LendingSimConfig, scenario: Scenario | None,
         price_overshoot={asset: price_overshoot(simulated[asset], exogenous[asset]) for asset in exogenous},
         cascade_depth=cascade_depth(forced_steps),
         time_to_stability_steps=time_to_stability(forced_steps, steps - 1),
-        toxic_liquidations=totals["toxic"],
+        toxic_liquidations=int(totals["toxic"]),  # an int already (counts), typed float by the dict
     )
     levels = {asset: liquidation[market_of[asset]] / np.asarray(book.collateralization, dtype=np.float64)[
         np.asarray(book.market) == index] for index, asset in enumerate(book.markets) if asset in market_of}
@@ -600,7 +606,7 @@ def _setup(config: LendingSimConfig, protocol: str, preset, venue, book, exogeno
     if protocol == "compound" and Decimal(config.protocol_reserves) > 0:
         commands += [c.Deposit("lender", debt_asset, config.protocol_reserves),
                      L.FundReserves(VENUE, "lender", config.protocol_reserves)]
-    order = range(len(book))
+    order: Sequence[int] = range(len(book))
     if protocol == "liquity":
         gas, fee = _liquity_charges(venue)
         commands += _stability_pool(config, book, opening[gem_of[book.markets[0]]], gem_of[book.markets[0]],

@@ -77,7 +77,7 @@ class RunMetrics:
         return values
 
 
-def summarize(runs: Sequence[RunMetrics]) -> dict[str, dict[str, float]]:
+def summarize(runs: Sequence[RunMetrics]) -> dict[str, dict[str, float | None]]:
     """Mean, p95 and p99 of every metric over Monte Carlo runs, plus Gauntlet's VaR and LaR.
 
     Returns ``{metric: {"mean", "p95", "p99"}}`` for each field of :class:`RunMetrics` (per-asset
@@ -93,7 +93,7 @@ def summarize(runs: Sequence[RunMetrics]) -> dict[str, dict[str, float]]:
     for run in runs:
         for name, value in run.scalars().items():
             columns.setdefault(name, []).append(value)
-    summary = {name: _stats(values) for name, values in columns.items()}
+    summary: dict[str, dict[str, float | None]] = {name: dict(_stats(values)) for name, values in columns.items()}
     for headline, metric in (("VaR", "bad_debt"), ("LaR", "liquidated_notional")):
         summary[headline] = {key: summary[metric][key] for key in ("p95", "p99")}
         summary[headline]["paths"] = len(runs)

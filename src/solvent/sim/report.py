@@ -54,13 +54,18 @@ import html
 import math
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from ..core.errors import InvalidInput, SolventError
 from .metrics import summarize
 from .run import RunResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from typing_extensions import TypeIs
+
+    from .lending_run import LendingRunResult
 
 HTML_NAME = "index.html"
 PRICE_PATHS = "price_paths.png"
@@ -111,7 +116,7 @@ tr.headline td { font-weight: bold; background: #fbf7e9; }
 """
 
 
-def write_report(directory: str | Path, runs: Sequence[RunResult], title: str,
+def write_report(directory: str | Path, runs: Sequence[RunResult | LendingRunResult], title: str,
                  book_liquidation_prices: Mapping[str, np.ndarray] | None = None) -> Path:
     """Write ``index.html`` and its PNG figures into ``directory``; return the HTML path.
 
@@ -125,7 +130,9 @@ def write_report(directory: str | Path, runs: Sequence[RunResult], title: str,
     runs = _check_runs(runs)
     lending = _is_lending(runs[0])
     if lending and book_liquidation_prices is None:
-        book_liquidation_prices = runs[0].liquidation_levels or None
+        first = runs[0]
+        assert _is_lending(first)  # lending is _is_lending(runs[0])
+        book_liquidation_prices = first.liquidation_levels or None
     book = _check_book(book_liquidation_prices)
     out = _prepare_directory(directory)
     try:
@@ -150,7 +157,7 @@ def write_report(directory: str | Path, runs: Sequence[RunResult], title: str,
         LOSS_DISTRIBUTION: _draw_losses(new_figure, runs),
         LIQUIDATION_HEATMAP: _draw_heatmap(new_figure, first, axis, book, lending),
     }
-    if lending:
+    if _is_lending(first):  # lending is _is_lending(first)
         captions[BAD_DEBT] = _draw_bad_debt(new_figure, first, axis)
     else:
         captions[INSURANCE_FUND] = _draw_fund(new_figure, first, axis)
@@ -167,13 +174,13 @@ def write_report(directory: str | Path, runs: Sequence[RunResult], title: str,
 # --------------------------------------------------------------------------- inputs
 
 
-def _is_lending(run: Any) -> bool:
+def _is_lending(run: object) -> TypeIs[LendingRunResult]:
     from .lending_run import LendingRunResult
 
     return isinstance(run, LendingRunResult)
 
 
-def _check_runs(runs: Sequence[RunResult]) -> list[RunResult]:
+def _check_runs(runs: Sequence[RunResult | LendingRunResult]) -> list[RunResult | LendingRunResult]:
     from .lending_run import LendingRunResult
 
     if runs is None or isinstance(runs, (str, bytes)):
@@ -194,7 +201,7 @@ def _check_book(book: Mapping[str, np.ndarray] | None) -> dict[str, tuple[np.nda
         return None
     if not isinstance(book, Mapping):
         raise InvalidInput("book_liquidation_prices", "expected {asset: array of relative liquidation prices}")
-    checked = {}
+    checked: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     for asset, values in book.items():
         field = f"book_liquidation_prices[{asset}]"
         try:
@@ -232,7 +239,7 @@ def _prepare_directory(directory: str | Path) -> Path:
 class _TimeAxis:
     """Steps of a run as minutes or hours since the scenario start, or bare steps when unknown."""
 
-    def __init__(self, run: RunResult):
+    def __init__(self, run: RunResult | LendingRunResult):
         from .scenarios import load_scenario
 
         self.scale = 1.0
@@ -292,7 +299,7 @@ def _compact_usd(value: float) -> str:
 # --------------------------------------------------------------------------- figures
 
 
-def _draw_price_paths(new_figure, run: RunResult, axis: _TimeAxis):
+def _draw_price_paths(new_figure, run: RunResult | LendingRunResult, axis: _TimeAxis):
     assets = list(run.simulated)
     figure = new_figure(max(4.2 * len(assets), 6.0), 5.6)
     if not assets:
@@ -327,7 +334,7 @@ def _draw_price_paths(new_figure, run: RunResult, axis: _TimeAxis):
     return figure, caption
 
 
-def _draw_liquidations(new_figure, run: RunResult, axis: _TimeAxis):
+def _draw_liquidations(new_figure, run: RunResult | LendingRunResult, axis: _TimeAxis):
     figure = new_figure(9.0, 4.0)
     axes = figure.add_subplot()
     values = np.asarray(run.liquidated_per_step, dtype=np.float64)
@@ -419,7 +426,7 @@ def _initial_fund(run: RunResult, fund: np.ndarray) -> float | None:
         return float(fund[0]) if len(fund) else None
 
 
-def _draw_losses(new_figure, runs: list[RunResult]):
+def _draw_losses(new_figure, runs: list[RunResult | LendingRunResult]):
     from matplotlib.ticker import MaxNLocator
 
     if len(runs) == 1:
@@ -460,7 +467,7 @@ def _draw_losses(new_figure, runs: list[RunResult]):
     return figure, caption
 
 
-def _draw_one_run_losses(new_figure, run: RunResult):
+def _draw_one_run_losses(new_figure, run: RunResult | LendingRunResult):
     """One run has no distribution across runs: show the one inside it, the notional liquidated in each
     step that liquidated, and its total and bad debt."""
     from matplotlib.ticker import MaxNLocator
@@ -497,7 +504,7 @@ def _draw_one_run_losses(new_figure, run: RunResult):
     return figure, caption
 
 
-def _draw_heatmap(new_figure, run: RunResult, axis: _TimeAxis, book, lending: bool = False):
+def _draw_heatmap(new_figure, run: RunResult | LendingRunResult, axis: _TimeAxis, book, lending: bool = False):
     if book is None or not book:
         figure = new_figure(9.0, 3.0)
         axes = figure.add_subplot()
@@ -615,7 +622,7 @@ def _band(levels: np.ndarray, path: np.ndarray | None, rows: int) -> np.ndarray:
 # --------------------------------------------------------------------------- HTML
 
 
-def _html(title: str, runs: list[RunResult], captions: dict[str, str]) -> str:
+def _html(title: str, runs: list[RunResult | LendingRunResult], captions: dict[str, str]) -> str:
     first = runs[0]
     lending = _is_lending(first)
     summary = summarize([run.metrics for run in runs])
@@ -634,7 +641,7 @@ def _html(title: str, runs: list[RunResult], captions: dict[str, str]) -> str:
         f"<h1>{esc(title)}</h1>",
         f'<p class="lead">Scenario <b>{esc(str(first.config.scenario))}</b> under preset '
         f"<b>{esc(str(first.config.preset))}</b>, {count} Monte Carlo run{'s' if count != 1 else ''}, "
-        + (f"{first.config.borrowers:,} borrowers each (a lending venue). " if lending else
+        + (f"{first.config.borrowers:,} borrowers each (a lending venue). " if _is_lending(first) else
            f"{first.config.accounts:,} accounts each. ")
         + f"Per-run figures show the first run (seed {esc(str(first.config.seed))}).</p>",
         "<h2>Metrics</h2>",
@@ -674,7 +681,7 @@ def _html(title: str, runs: list[RunResult], captions: dict[str, str]) -> str:
     return "\n".join(parts)
 
 
-def _metrics_table(summary: dict[str, dict[str, float]], count: int) -> str:
+def _metrics_table(summary: dict[str, dict[str, float | None]], count: int) -> str:
     rows = [
         '<table class="metrics">',
         "<thead><tr><th>metric</th><th>unit</th>" + "".join(f"<th>{c}</th>" for c in COLUMNS) + "</tr></thead>",
@@ -687,7 +694,8 @@ def _metrics_table(summary: dict[str, dict[str, float]], count: int) -> str:
             label, unit = f"price overshoot {name.split('.', 1)[1]}", "fraction"
         else:
             label, unit = METRIC_LABELS.get(name, (name, ""))
-        cells = "".join(f'<td class="num">{_number(stats[c]) if c in stats else "–"}</td>' for c in COLUMNS)
+        cells = "".join(f'<td class="num">{_number(value) if (value := stats.get(c)) is not None else "–"}</td>'
+                        for c in COLUMNS)
         css = ' class="headline"' if name in ("VaR", "LaR") else ""
         rows.append(f'<tr{css}><td title="{html.escape(name)}">{html.escape(label)} '
                     f"<code>{html.escape(name)}</code></td><td>{unit}</td>{cells}</tr>")
@@ -705,7 +713,7 @@ def _number(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _config_table(runs: list[RunResult]) -> str:
+def _config_table(runs: list[RunResult | LendingRunResult]) -> str:
     rows = ["<table class=\"config\">", "<thead><tr><th>setting</th><th>value</th></tr></thead>", "<tbody>"]
     for spec in fields(runs[0].config):
         values = [getattr(run.config, spec.name, None) for run in runs]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from ..core.memory import cyclic_gc_paused
 from ..core.numbers import non_negative
 from ..engine import Engine
 from ..engine import commands as c
+from ..engine import events as ev
 from ..engine.pipeline import cross_pool
 from ..presets import load_preset
 from . import perp_agents
@@ -338,7 +339,7 @@ def _run(config: SimConfig, progress: Callable[[int, int], None] | None, scenari
         counts["events"] += len(events)
         step_notional = Decimal(0)
         for event in events:
-            if event.kind == "position_liquidated":
+            if isinstance(event, ev.PositionLiquidated):
                 notional = _quote_notional(specs[event.market], Decimal(event.size), Decimal(event.price))
                 step_notional += notional
                 counts["liquidations"] += 1
@@ -348,7 +349,7 @@ def _run(config: SimConfig, progress: Callable[[int, int], None] | None, scenari
                 if asset is not None and event.method in ("book", "keeper"):
                     # Closing a long sells into the market, closing a short buys.
                     flow[asset] += -float(notional) if event.side == "long" else float(notional)
-            elif event.kind == "position_auto_deleveraged":
+            elif isinstance(event, ev.PositionAutoDeleveraged):
                 counts["adl_events"] += 1
                 if event.against == vault:  # the bankrupt side was the venue's liquidator vault
                     counts["adl_against_backstop"] += 1
@@ -357,7 +358,7 @@ def _run(config: SimConfig, progress: Callable[[int, int], None] | None, scenari
                 adl_steps[step] += float(closed)
                 if event.market in by_symbol:
                     adl_by_asset[by_symbol[event.market]] += float(closed)
-            elif event.kind == "bad_debt":
+            elif isinstance(event, ev.BadDebt):
                 bad_debt += Decimal(event.amount) * usd
         adl_excess += adl_excess_over_pro_rata(events) * usd
         adl_excess_draining += adl_excess_over_leverage_draining(events) * usd
@@ -461,7 +462,7 @@ def venue_population(config: SimConfig, venue: str, preset, markets: dict[str, s
         prefix += SYNTHETIC_PREFIX
         if accounts == 0:
             return commands
-    options = {"median_leverage": median_leverage, **dict(config.population)}
+    options: dict[str, Any] = {"median_leverage": median_leverage, **dict(config.population)}
     population = sample_population(accounts, assets, rng, **options)
     specs = preset.markets
     for market_index, symbol in enumerate(markets.values()):  # each market's traders in one command

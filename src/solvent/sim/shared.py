@@ -34,7 +34,7 @@ Choices (documented here because they decide the answer):
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -42,6 +42,7 @@ from ..core.errors import InvalidInput
 from ..core.memory import cyclic_gc_paused
 from ..engine import Engine
 from ..engine import commands as c
+from ..engine import events as ev
 from ..presets import load_preset
 from ..presets.loader import merge_tables
 from . import perp_agents
@@ -152,6 +153,7 @@ def _run_shared(base: SimConfig, presets: Sequence[str], shared: bool, cap_fract
                               * (scale[0] if shared_impact else scale[venues.index(key[0])]))
               for key in set(impact_keys.values())}
     simulated = {key: np.empty(steps) for key in impact}
+    per_venue: dict[str, dict[str, Any]]  # a row of the report per venue: its preset, then its figures
     per_venue = {v: {"preset": p, "bad_debt": 0.0, "insurance_drawn": 0.0, "backstop_drawn": 0.0,
                      "vault_drawn": 0.0, "pool_drawn": 0.0, "liquidations": 0, "adl_notional": 0.0,
                      "socialized_loss": 0.0, "taken_over_by_agents": 0, "declined_by_liquidators": 0}
@@ -186,31 +188,30 @@ def _run_shared(base: SimConfig, presets: Sequence[str], shared: bool, cap_fract
             for asset, signed in acted.flow.items():
                 flow[keys[asset]] += signed
         for event in events:
-            kind = event.kind
             owner = getattr(event, "venue", None)
             if owner not in exact:
                 continue
             tally = exact[owner]
-            if kind == "position_liquidated":
+            if isinstance(event, ev.PositionLiquidated):
                 per_venue[owner]["liquidations"] += 1
                 if event.counterparty.startswith(f"{owner}-liquidator"):
                     per_venue[owner]["taken_over_by_agents"] += 1
                 j = venues.index(owner)
-                asset = by_symbol[j].get(event.market)
-                if asset is not None and event.method in ("book", "keeper"):
+                market_asset = by_symbol[j].get(event.market)
+                if market_asset is not None and event.method in ("book", "keeper"):
                     notional = float(Decimal(event.size) * Decimal(event.price))
-                    flow[impact_keys[(owner, asset)]] += -notional if event.side == "long" else notional
-            elif kind == "position_auto_deleveraged":
+                    flow[impact_keys[(owner, market_asset)]] += -notional if event.side == "long" else notional
+            elif isinstance(event, ev.PositionAutoDeleveraged):
                 tally["adl_notional"] += Decimal(event.size) * Decimal(event.price)
-            elif kind == "bad_debt":
+            elif isinstance(event, ev.BadDebt):
                 tally["bad_debt"] += Decimal(event.amount)
-            elif kind == "insurance_fund_drawn":
+            elif isinstance(event, ev.InsuranceFundDrawn):
                 tally["insurance_drawn"] += Decimal(event.amount)
-            elif kind == "backstop_drawn":
+            elif isinstance(event, ev.BackstopDrawn):
                 which = ("backstop_drawn" if event.backstop == BACKSTOP else
                          "pool_drawn" if event.backstop == f"{owner}/book" else "vault_drawn")
                 tally[which] += Decimal(event.amount)
-            elif kind == "loss_socialized":
+            elif isinstance(event, ev.LossSocialized):
                 tally["socialized_loss"] += Decimal(event.amount)
         if base.feedback:
             for key, signed in flow.items():
@@ -220,13 +221,13 @@ def _run_shared(base: SimConfig, presets: Sequence[str], shared: bool, cap_fract
     conservation = engine.conservation()
     assert conservation.holds, conservation.describe()
     for venue in venues:
-        for key, value in exact[venue].items():
-            per_venue[venue][key] = float(value)
+        for name, value in exact[venue].items():
+            per_venue[venue][name] = float(value)
         row = per_venue[venue]
         row["fund_drawn"] = row["insurance_drawn"] + row["backstop_drawn"]
-    keys = ("bad_debt", "fund_drawn", "insurance_drawn", "backstop_drawn", "vault_drawn", "pool_drawn",
-            "liquidations", "adl_notional", "socialized_loss", "taken_over_by_agents", "declined_by_liquidators")
-    totals = {k: sum(per_venue[v][k] for v in venues) for k in keys}
+    total_keys = ("bad_debt", "fund_drawn", "insurance_drawn", "backstop_drawn", "vault_drawn", "pool_drawn",
+                  "liquidations", "adl_notional", "socialized_loss", "taken_over_by_agents", "declined_by_liquidators")
+    totals = {k: sum(per_venue[v][k] for v in venues) for k in total_keys}
     backstop = None
     if shared:
         state = engine.backstops[BACKSTOP]

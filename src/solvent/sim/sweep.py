@@ -170,7 +170,7 @@ def monte_carlo(config: SimConfig, paths: int, executor=None, progress: Progress
 @dataclass(frozen=True)
 class GridPoint:
     parameters: tuple[tuple[str, str], ...]
-    summary: dict[str, dict[str, float]]
+    summary: dict[str, dict[str, float | None]]
     runs: tuple[RunMetrics, ...]
 
 

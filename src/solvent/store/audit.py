@@ -170,7 +170,8 @@ class ChainChecker:
             payload_kind = None
         if payload_kind != entry.kind:
             raise LogMismatch(entry.seq, f"kind column {entry.kind!r} is not the payload's {payload_kind!r}")
-        self.previous = entry.hash if not entry.pending else entry.command_hash
+        # A complete entry has its hash (checked above), a pending one only its command hash.
+        self.previous = entry.hash if entry.hash is not None else entry.command_hash
         self.expected += 1
         self.last = entry
 
@@ -284,6 +285,7 @@ def _lending_valuations(engine: Engine, command) -> list[tuple[str, bool | None,
     """Before a lending liquidation command: (account, liquidatable?, detail) for each account it
     names, by the protocol's own rule. Judged after the command, only if the engine accepted it."""
     from ..engine.lending import lending_account, lending_venue
+    from ..engine.lending_maker import MakerVenue
 
     accounts = getattr(command, LENDING_LIQUIDATIONS[command.kind])
     accounts = list(accounts) if isinstance(accounts, (list, tuple)) else [accounts]
@@ -296,6 +298,7 @@ def _lending_valuations(engine: Engine, command) -> list[tuple[str, bool | None,
                 row = state.get("markets", {}).get(command.market, {})
                 flag, detail = row.get("liquidatable"), f"LTV {row.get('ltv')}"
             elif venue.protocol == "maker":
+                assert isinstance(venue, MakerVenue)  # the maker protocol's venue class
                 row = state.get("vaults", {}).get(venue.ilk_name(command.ilk, "ilk"), {})
                 flag, detail = row.get("unsafe"), f"collateralization {row.get('collateralization')}"
             else:

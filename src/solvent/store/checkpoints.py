@@ -119,6 +119,7 @@ def checkpoint_log(log: CommandLog, key: Ed25519PrivateKey) -> Checkpoint:
         raise CheckpointError("the log is empty: nothing to sign")
     if last.pending:
         raise CheckpointError(f"entry {last.seq} is pending: reopen the log to complete it first")
+    assert last.hash is not None  # a complete entry (not pending, checked above) has its hash
     return sign_head(last.seq, last.hash, key)
 
 

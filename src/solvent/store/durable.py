@@ -45,6 +45,7 @@ import threading
 import warnings
 from collections import deque
 from datetime import datetime
+from functools import partial
 from itertools import islice
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -124,6 +125,7 @@ class BatchResult(NamedTuple):
         """:meth:`DurableEngine.submit`'s answer: Submitted, or raises (CommandRejected, ...)."""
         if self.error is not None:
             raise self.error
+        assert self.entry is not None  # a result has its entry or its error
         return DurableEngine._answer(self.entry)
 
 
@@ -146,7 +148,7 @@ class DurableEngine:
                  snapshot_every: int | None = None, use_snapshots: bool = True,
                  remember: int = RECENT_ENTRIES) -> None:
         self._owns_log = not isinstance(log, CommandLog)
-        self.log = CommandLog(log) if self._owns_log else log
+        self.log: CommandLog = log if isinstance(log, CommandLog) else CommandLog(log)
         self.engine_factory = engine_factory
         self.snapshot_every = snapshot_every
         self.seq = 0
@@ -334,17 +336,19 @@ class DurableEngine:
         last, known = self.log.head_and_keys(wanted, head=not head_known)
         known.update((item.key, inflight[item.key]) for item in items if item.key in inflight)
         if head_known:
+            assert self._head is None or isinstance(self._head, Entry)  # known: not the _UNKNOWN sentinel
             last = self._head
         staged.after = last
         if last is not None and last.pending:
-            error = PendingEntry(f"entry {last.seq} has no outcome yet: reopen the log to complete it")
-            staged.results = [BatchResult(error=error) for _ in items]
+            refusal: StoreError = PendingEntry(f"entry {last.seq} has no outcome yet: reopen the log to complete it")
+            staged.results = [BatchResult(error=refusal) for _ in items]
             return
         if (0 if last is None else last.seq) != self._staged_seq:
-            error = StoreError(f"another writer appended to {redacted(self.log.url)}: one writer per log")
-            staged.results = [BatchResult(error=error) for _ in items]
+            refusal = StoreError(f"another writer appended to {redacted(self.log.url)}: one writer per log")
+            staged.results = [BatchResult(error=refusal) for _ in items]
             return
         previous, seq = (GENESIS, 0) if last is None else (last.hash, last.seq)
+        assert previous is not None  # the head is complete (not pending, checked above): it has its hash
         now = timestamp_text(None)  # one commit, one time, unless an item brings its own
         written = staged.written
         snapshot_rows = staged.snapshot_rows
@@ -366,7 +370,9 @@ class DurableEngine:
                 results[index] = BatchResult(error=StoreError(
                     f"this engine stopped at entry {self._broken}; reopen the log to recover"))
                 continue
-            payload, command = prepared[index]
+            ready = prepared[index]
+            assert ready is not None  # an item that did not parse has its result (the error) already
+            payload, command = ready
             if item.key is not None and item.key in known:
                 original = known[item.key]
                 if original.payload != payload:
@@ -398,10 +404,10 @@ class DurableEngine:
                 stopped = error
                 results[index] = BatchResult(error=error)
                 continue
-            entry = Entry(seq, when, item.key, command.kind, payload, previous, digest, outcome,
-                          entry_hash(digest, outcome))
+            chained = entry_hash(digest, outcome)
+            entry = Entry(seq, when, item.key, command.kind, payload, previous, digest, outcome, chained)
             written.append(entry)
-            previous = entry.hash
+            previous = chained
             results[index] = BatchResult(entry)
             if item.key is not None:
                 known[item.key] = entry
@@ -410,7 +416,7 @@ class DurableEngine:
                 snapshot_rows.append({"seq": seq, "taken_at": timestamp_text(None), "format": FORMAT,
                                       "state": state, "digest": state_digest(self.engine)})
                 # Undo (Engine._roll_back) starts from this state: the journal before it is dropped.
-                self.engine.set_rollback_base(lambda data=state: load_engine(data))
+                self.engine.set_rollback_base(partial(load_engine, state))
         fresh = {}
         for entry in written:
             if entry.idempotency_key is not None and not entry.pending:
@@ -472,7 +478,7 @@ class DurableEngine:
                 self._settled.notify_all()
             if settle:
                 self.settle()
-        return [staged.results for staged in batches]  # type: ignore[misc]
+        return [staged.results for staged in batches]
 
     def _fail(self, staged: "Staged", failure: StoreError) -> None:
         """A staged batch was not written: its new entries answer ``failure``, and so does a

@@ -28,7 +28,7 @@ import threading
 from dataclasses import dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import sqlalchemy as sa
 
@@ -331,6 +331,7 @@ class CommandLog:
                     raise PendingEntry(f"entry {last.seq} has no outcome yet: reopen the log to complete it")
                 seq = 1 if last is None else last.seq + 1
                 prev = GENESIS if last is None else last.hash
+                assert prev is not None  # the last entry is complete (not pending, checked above): it has its hash
                 digest = command_hash(prev, seq, when, idempotency_key, command.kind, payload)
                 connection.execute(commands.insert().values(
                     seq=seq, recorded_at=when, idempotency_key=idempotency_key, kind=command.kind,
@@ -396,6 +397,7 @@ class CommandLog:
                     cursor.execute(self._select_by_keys(size), tuple(chunk) + (None,) * (size - len(chunk)))
                     for row in cursor.fetchall():
                         entry = Entry(int(row[0]), *row[1:])
+                        assert entry.idempotency_key is not None  # selected by key (NULL matches nothing)
                         found[entry.idempotency_key] = entry
             finally:
                 cursor.close()
@@ -423,7 +425,7 @@ class CommandLog:
         return sql
 
     def write_entries(self, entries: list[Entry], after: Entry | None,
-                      snapshot_rows: list[dict[str, Any]] = ()) -> None:
+                      snapshot_rows: Sequence[dict[str, Any]] = ()) -> None:
         """Write complete entries (command *and* outcome, hashes chained) after entry ``after``,
         and any snapshots of states between them, in ONE transaction: all of them or none.
 

@@ -20,6 +20,8 @@ import numpy as np
 from ...engine import Engine
 from ...engine import commands as c
 from ...engine.lending import (
+    AuctionStarted,
+    AuctionTaken,
     Bark,
     Borrow,
     Deal,
@@ -32,6 +34,7 @@ from ...engine.lending import (
     lending_conservation,
     lending_venue,
 )
+from ...engine.lending_maker import MakerVenue
 from ...policies.lending import RAY, WAD, maker_flip
 from ..scenarios import scenario_paths
 from .auction_keepers import AuctionKeeper, GasMarket
@@ -92,17 +95,18 @@ def simulate(spec: IncidentFile, seed: int, scale: float, design: str) -> dict[s
             "ilks": {ILK: {"mat": "1.5", "chop": "1.13", "dust": "20", "hole": "1000000000"}},
             "liquidation": {"system_hole": "1000000000"}}))
     venue = lending_venue(engine, VENUE)
+    assert isinstance(venue, MakerVenue)  # the preset above is a Maker one (clip or flip auctions)
     engine.apply(UpdatePrices(VENUE, {"ETH": _dec(path[0], 4)}, 1))
     vaults = max(MIN_VAULTS, round(spec.number("vaults") * scale))
     owners = []
     # ``scale`` shrinks the book in proportion (vaults, debt, keepers' capital); a quick run keeps
     # the mechanism, not the dollar figures.
-    for index, (ink, debt) in enumerate(_book(spec, book_rng, vaults, float(path[0]), scale)):
+    for index, (ink_text, debt) in enumerate(_book(spec, book_rng, vaults, float(path[0]), scale)):
         owner = f"v{index}"
         owners.append(owner)
         engine.apply(OpenLendingAccount(owner, VENUE))
-        engine.apply(c.Deposit(owner, "ETH", ink))
-        engine.apply(Supply(VENUE, owner, "ETH", ink, market=ILK))
+        engine.apply(c.Deposit(owner, "ETH", ink_text))
+        engine.apply(Supply(VENUE, owner, "ETH", ink_text, market=ILK))
         engine.apply(Borrow(VENUE, owner, "DAI", debt, market=ILK))
     keepers = _keepers(spec)
     capital = _dec(spec.number("keeper_capital_dai") * scale, 2)
@@ -132,6 +136,7 @@ def simulate(spec: IncidentFile, seed: int, scale: float, design: str) -> dict[s
                         break
                     events = engine.apply(Bark(VENUE, "bot", owner, ILK))
                     started = events[0]
+                    assert isinstance(started, AuctionStarted)  # a bark that went through starts an auction
                     stats["auctions"] += 1
                     stats["sent_to_auction_usd"] += float(started.lot) * price
         order = [landing[i] for i in order_rng.permutation(len(landing))]
@@ -230,7 +235,9 @@ def _clip_step(engine: Engine, venue, keepers: list[AuctionKeeper], price: float
             # The most it pays: the auction's price rounded up to 1e-18 (the engine reads 28 digits).
             events = engine.apply(Take(VENUE, keeper.name, state.id, _dec(amount, 12),
                                        _units_text(-(-int(auction_price) // 10**9), 18)))
-            bought = int(Decimal(events[0].slice) * WAD)
+            taken = events[0]
+            assert isinstance(taken, AuctionTaken)  # a take that went through buys a slice first
+            bought = int(Decimal(taken.slice) * WAD)
             _sell(engine, keeper.name, bought, price)
             placed += 1
             if any(event.kind == "auction_settled" for event in events):
