@@ -162,7 +162,7 @@ class Publisher:
 
 def _read(service: Service, start: int) -> list[Entry]:
     """Committed entries from the log, from ``start`` on (when no longer in memory)."""
-    return list(service.log.entries(start, start + PAGE - 1))  # type: ignore[union-attr]
+    return list(service.log.entries(start, start + PAGE - 1))
 
 
 def _text(events):
