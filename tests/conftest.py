@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import pytest
 
@@ -18,7 +18,7 @@ def postgres_problem() -> str | None:
 
         with psycopg.connect(PG_SERVER, connect_timeout=3):
             return None
-    except Exception as error:  # noqa: BLE001 - any failure to connect means: skip PostgreSQL
+    except Exception as error:
         return f"PostgreSQL not reachable at 127.0.0.1:5432 ({type(error).__name__}: {error})"
 
 

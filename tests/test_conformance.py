@@ -1,8 +1,8 @@
 """The conformance runner: format, comparison rules, and the venues' own vectors."""
 
 import json
-from pathlib import Path
 from decimal import Decimal as D
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner

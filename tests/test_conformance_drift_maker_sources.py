@@ -17,7 +17,8 @@ Cases a check cannot express (reverts, keeper rewards, redo/needs-reset flags, s
 not here; see the harvest report.
 """
 
-from decimal import Decimal as D, getcontext
+from decimal import Decimal as D
+from decimal import getcontext
 
 import pytest
 

@@ -15,9 +15,9 @@ CHROMIUM = "/usr/bin/chromium"
 pytest.importorskip("playwright.sync_api")
 if not os.path.exists(CHROMIUM):
     pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)", allow_module_level=True)
-from playwright.sync_api import expect, sync_playwright  # noqa: E402
+from playwright.sync_api import expect, sync_playwright
 
-from solvent.bench.serve import free_port, start_server, stop_server  # noqa: E402
+from solvent.bench.serve import free_port, start_server, stop_server
 
 ADMIN = "sk_admin_ui_" + "0123456789abcdef0123456789"  # at least 32 characters
 BIG = "100000000"

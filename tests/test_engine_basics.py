@@ -17,7 +17,7 @@ def test_documented_engine_example_runs_as_written():
     start = text.index("```python\nfrom solvent.engine import Engine")
     code = text[start + len("```python\n"): text.index("```", start + 10)]
     namespace: dict = {}
-    exec(compile(code, "docs/engine.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    exec(compile(code, "docs/engine.md", "exec"), namespace)
     assert namespace["engine"].conservation().holds
 
 
@@ -143,7 +143,7 @@ def test_documented_lending_example_runs_as_written():
     start = text.index("```python\nfrom solvent.engine import Engine, commands as c, lending as l")
     code = text[start + len("```python\n"): text.index("```", start + 10)]
     namespace: dict = {}
-    exec(compile(code, "docs/engine.md", "exec"), namespace)  # noqa: S102 - our own documentation
+    exec(compile(code, "docs/engine.md", "exec"), namespace)
     engine = namespace["engine"]
     assert engine.conservation().holds
     assert engine.ledger.accounts["keeper"].balance("WETH") > 0

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import copy
 import json
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal as D
+from decimal import ROUND_CEILING, ROUND_FLOOR
+from decimal import Decimal as D
 
 import pytest
 

@@ -22,7 +22,6 @@ from solvent.engine import lending as L
 from solvent.engine.commands import command_from_dict
 from solvent.policies.lending import aave, euler, maker, morpho
 
-
 # --------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------
@@ -88,9 +87,7 @@ def only(events, kind):
 def venue_with(engine: Engine, venue: str, preset: str, deposits: dict, overrides=None) -> None:
     run(engine, c.CreateVenue(venue, preset, overrides or {}))
     for account, (asset, amount) in deposits.items():
-        if account not in engine.ledger.accounts:
-            run(engine, L.OpenLendingAccount(account, venue))
-        elif venue not in engine.member_venues.get(account, set()):
+        if account not in engine.ledger.accounts or venue not in engine.member_venues.get(account, set()):
             run(engine, L.OpenLendingAccount(account, venue))
         run(engine, c.Deposit(account, asset, amount))
 

@@ -34,7 +34,8 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, replace
-from decimal import ROUND_DOWN, Decimal as D
+from decimal import ROUND_DOWN
+from decimal import Decimal as D
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

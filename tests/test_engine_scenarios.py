@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal as D
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_EVEN
+from decimal import Decimal as D
 
 import pytest
 

@@ -14,10 +14,8 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
-from solvent.engine import Engine
+from solvent.engine import Engine, screen
 from solvent.engine import commands as c
-from solvent.engine import screen
-
 from test_engine_screen import same_outcome
 
 # preset → (settle, [(market, first price, lot)]): one or two markets in the same settle asset.

@@ -1,13 +1,14 @@
 """TakeOver: liquidators take positions over on a venue open to them (Drift's permissionless
 liquidators); the venue's own liquidator only takes bankrupt accounts there."""
 
-from decimal import ROUND_CEILING, Decimal as D
+from decimal import ROUND_CEILING
+from decimal import Decimal as D
 
 import pytest
 
-from solvent.engine import CommandRejected, commands as c
+from solvent.engine import CommandRejected
+from solvent.engine import commands as c
 from solvent.store.snapshots import state_digest
-
 from test_engine_scenarios import SETUPS, balance, kinds, one, opened, oracle, run
 
 OPEN = {"execution": {"takeover": "open"}}

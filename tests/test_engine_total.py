@@ -149,7 +149,7 @@ def _throw(preset: str, data) -> None:
         before = state_digest(engine)
         try:
             outcome = _outcome(engine, command)
-        except Exception as error:  # noqa: BLE001 - the property under test
+        except Exception as error:
             pytest.fail(f"{command!r} raised {type(error).__name__}: {error}")
         if isinstance(outcome, tuple):
             assert state_digest(engine) == before, f"the refused {command!r} changed the state"

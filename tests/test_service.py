@@ -14,14 +14,14 @@ import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
-import httpx  # noqa: E402
-from fastapi.testclient import TestClient  # noqa: E402
+import httpx
+from fastapi.testclient import TestClient
 
-from solvent.engine import Engine  # noqa: E402
 from solvent.bench.serve import free_port, start_server
-from solvent.engine.commands import command_from_dict  # noqa: E402
-from solvent.service import create_app  # noqa: E402
-from solvent.store import CommandLog, state_digest  # noqa: E402
+from solvent.engine import Engine
+from solvent.engine.commands import command_from_dict
+from solvent.service import create_app
+from solvent.store import CommandLog, state_digest
 
 ADMIN = "sk_admin_test_0123456789abcdefghijklmnop"
 BIG = "100000000"
@@ -237,9 +237,8 @@ def test_the_stream_resumes_from_a_seq_and_filters_an_account_key(service):
             message = ws.receive_json()
             if message["seq"] == live["seq"]:
                 break
-    with pytest.raises(Exception):
-        with client.websocket_connect("/v1/stream?from_seq=1&key=sk_wrong") as ws:
-            ws.receive_json()
+    with pytest.raises(Exception), client.websocket_connect("/v1/stream?from_seq=1&key=sk_wrong") as ws:
+        ws.receive_json()
 
 
 # ============================================================================================
@@ -382,7 +381,8 @@ def test_account_reads_use_the_venues_liquidation_price_conventions():
     liquidates at 19,700 (the default convention would give 19,698.49)."""
     from decimal import Decimal
 
-    from solvent.engine import Engine, commands as c
+    from solvent.engine import Engine
+    from solvent.engine import commands as c
     from solvent.service.views import account_view
 
     engine = Engine()

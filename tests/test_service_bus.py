@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -44,7 +45,7 @@ def serve(db: str, port: int, log_path, *extra: str) -> subprocess.Popen:
             stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        assert process.poll() is None, open(log_path).read()[-2000:]
+        assert process.poll() is None, Path(log_path).read_text()[-2000:]
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
             connection.request("GET", "/v1/health")
@@ -135,7 +136,7 @@ async def delete_stream(stream: str) -> None:
     client = await nats.connect(NATS)
     try:
         await client.jetstream().delete_stream(stream)
-    except Exception:  # noqa: BLE001 - already gone
+    except Exception:
         pass
     finally:
         await client.close()
@@ -145,7 +146,7 @@ def wait_published(stream: str, subject: str, last_seq: int, timeout: float = 30
     deadline = time.monotonic() + timeout
     while True:
         found = asyncio.run(stream_messages(stream, subject))
-        if found and int(found[-1][0]) >= last_seq or time.monotonic() > deadline:
+        if (found and int(found[-1][0]) >= last_seq) or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
 

@@ -13,12 +13,12 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("httpx")
 schemathesis = pytest.importorskip("schemathesis")
-from fastapi.testclient import TestClient  # noqa: E402
-from hypothesis import HealthCheck, settings  # noqa: E402
-from schemathesis.checks import not_a_server_error  # noqa: E402
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
 
-from solvent.service import create_app  # noqa: E402
-from test_service import SETUP  # noqa: E402 - the same seeded venue and accounts
+from solvent.service import create_app
+from test_service import SETUP
 
 ADMIN = "sk_admin_fuzz_0123456789abcdefghijklmnop"
 HEADERS = {"Authorization": f"Bearer {ADMIN}"}

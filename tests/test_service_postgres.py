@@ -15,14 +15,12 @@ import pytest
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("websockets")
-from websockets.sync.client import connect  # noqa: E402
+from websockets.sync.client import connect
 
-from solvent.engine import Engine  # noqa: E402
+from conftest import postgres_schema
 from solvent.bench.serve import free_port, start_server
-from solvent.engine.commands import command_from_dict  # noqa: E402
-from solvent.store import CommandLog, state_digest  # noqa: E402
-
-from conftest import postgres_schema  # noqa: E402
+from solvent.engine import Engine
+from solvent.store import CommandLog, state_digest
 
 ADMIN = "sk_admin_pg_test_0123456789abcdefghijklmnop"
 BIG = "100000000"

@@ -15,7 +15,6 @@ from starlette.websockets import WebSocketDisconnect
 from solvent.service import create_app
 from solvent.service.limits import Limit
 from solvent.store import CommandLog, DurableEngine, verify_log
-
 from test_service import ADMIN, SETUP, auth
 
 
@@ -197,7 +196,7 @@ def test_a_key_row_inserted_by_hand_is_no_key_and_verify_reports_it(served):
     report_error = None
     try:
         verify_log(service.log)
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         report_error = error
     assert report_error is not None and "inserted by hand" in str(report_error)
     with service.log.db.begin() as connection:

@@ -175,8 +175,8 @@ def test_feedback_moves_the_oracle_and_latency_delays_the_keepers():
     assert np.allclose(calm.oracle["ETH"], calm.exogenous["ETH"])
     slow = run_lending(LendingSimConfig(borrowers=40, seed=5, depth_scale=0.05, feedback=False,
                                         keeper_latency_steps=20))
-    first_bark = lambda result: int(np.flatnonzero(result.liquidated_per_step)[0])  # noqa: E731
-    first_take = lambda result: min(take.step for take in result.takes)  # noqa: E731
+    first_bark = lambda result: int(np.flatnonzero(result.liquidated_per_step)[0])
+    first_take = lambda result: min(take.step for take in result.takes)
     # The same oracle path: the first vault turns unsafe at the same step; slow keepers bark 19
     # steps later (latency 20 against 1) and take no earlier than 20 steps after that.
     assert first_bark(slow) == first_bark(calm) + 19

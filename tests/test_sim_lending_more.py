@@ -253,9 +253,8 @@ def test_bad_configurations_are_refused():
 @pytest.mark.parametrize("preset", ["compound_v3", "euler_v2", "morpho_blue", "liquity_v1"])
 def test_report_renders(preset, tmp_path):
     pytest.importorskip("matplotlib")
-    from test_sim_lending_report import check
-
     from solvent.sim.report import HTML_NAME, write_report
+    from test_sim_lending_report import check
 
     runs = [run_lending(LendingSimConfig(preset=preset, borrowers=60, seed=seed, scenario="oct_10_2025"))
             for seed in (1, 2)]

@@ -9,11 +9,11 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
-from typer.testing import CliRunner  # noqa: E402
+from typer.testing import CliRunner
 
-from solvent.cli.main import app  # noqa: E402
-from solvent.sim.lending_run import LendingSimConfig, run_lending  # noqa: E402
-from solvent.sim.report import FIGURES, HTML_NAME, INSURANCE_FUND, LENDING_FIGURES, write_report  # noqa: E402
+from solvent.cli.main import app
+from solvent.sim.lending_run import LendingSimConfig, run_lending
+from solvent.sim.report import FIGURES, HTML_NAME, INSURANCE_FUND, LENDING_FIGURES, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -280,7 +280,7 @@ def test_jumps_fatten_the_tails_and_leave_the_diffusion_alone():
     jumped = np.abs(calm_returns - wild_returns) > 1e-9  # elsewhere equal up to rounding of the cumulative sum
     assert 5 <= jumped.sum() <= 40
     assert wild_returns.min() < -0.02 < calm_returns.min()
-    kurtosis = lambda r: ((r - r.mean()) ** 4).mean() / r.var() ** 2 - 3  # noqa: E731
+    kurtosis = lambda r: ((r - r.mean()) ** 4).mean() / r.var() ** 2 - 3
     assert abs(kurtosis(calm_returns)) < 0.2
     assert kurtosis(wild_returns) > 10
     assert np.diff(np.log(wild["ETH"]))[jumped].mean() < -0.02  # the same market-wide jumps hit ETH

@@ -11,10 +11,10 @@ import pytest
 
 pytest.importorskip("matplotlib")  # a guard only: matplotlib is a dependency of the report
 
-from solvent.core.errors import InvalidInput  # noqa: E402
-from solvent.sim.metrics import RunMetrics  # noqa: E402
-from solvent.sim.report import FIGURES, HTML_NAME, liquidation_map, write_report  # noqa: E402
-from solvent.sim.run import RunResult, SimConfig, run  # noqa: E402
+from solvent.core.errors import InvalidInput
+from solvent.sim.metrics import RunMetrics
+from solvent.sim.report import FIGURES, HTML_NAME, liquidation_map, write_report
+from solvent.sim.run import RunResult, SimConfig, run
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 METRIC_NAMES = ("bad_debt", "insurance_drawdown", "liquidated_notional", "liquidations", "adl_notional",

@@ -8,8 +8,16 @@ from typer.testing import CliRunner
 from solvent.cli.main import app
 from solvent.core.errors import InvalidInput
 from solvent.sim.run import SimConfig
-from solvent.sim.sweep import (InlineExecutor, LocalExecutor, compare, executor_for, monte_carlo, parse_grid,
-                               path_seeds, sweep)
+from solvent.sim.sweep import (
+    InlineExecutor,
+    LocalExecutor,
+    compare,
+    executor_for,
+    monte_carlo,
+    parse_grid,
+    path_seeds,
+    sweep,
+)
 
 BASE = SimConfig(accounts=120, seed=5)
 
@@ -76,6 +84,6 @@ def test_executors_report_progress_as_runs_finish():
     config = SimConfig(accounts=60, seed=3)
     for executor in (InlineExecutor(), LocalExecutor(2)):
         seen = []
-        results = monte_carlo(config, 3, executor, progress=lambda done, total: seen.append((done, total)))
+        results = monte_carlo(config, 3, executor, progress=lambda done, total, seen=seen: seen.append((done, total)))
         assert len(results) == 3
         assert seen == [(1, 3), (2, 3), (3, 3)]

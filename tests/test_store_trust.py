@@ -38,7 +38,7 @@ def write(url: str, commands: list, **options) -> None:
     for command in commands:
         try:
             durable.submit(command)
-        except Exception:  # noqa: BLE001 - refusals are recorded
+        except Exception:
             pass
     durable.close()
 

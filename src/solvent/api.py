@@ -11,9 +11,10 @@ dict. Guide: docs/your-data.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from .core.errors import InvalidInput
 
@@ -121,7 +122,8 @@ def sweep(grid: Mapping[str, Sequence[Any]] | None = None, paths: int = 8, book:
     """Monte Carlo over a grid (``{"insurance_fund": [0, 2_000_000], "execution.fee": [0, 0.01]}``,
     merged over a params file's ``[sweep]``): a DataFrame of one row per grid point and path."""
     from .sim.export import paths_table
-    from .sim.sweep import executor_for, parse_grid, path_seeds, sweep as run_sweep
+    from .sim.sweep import executor_for, parse_grid, path_seeds
+    from .sim.sweep import sweep as run_sweep
 
     config, loaded = _config(book, prices, params, step, synthetic_share, settings)
     specs = [f"{name}={','.join(str(value) for value in values)}" for name, values in (grid or {}).items()]
@@ -135,7 +137,8 @@ def compare(presets: Sequence[str], paths: int = 4, book: Any = None, prices: An
             **settings: Any) -> Any:
     """The same prices, book and seeds under each preset: a DataFrame of one row per preset and path."""
     from .sim.export import paths_table
-    from .sim.sweep import compare as run_compare, executor_for, path_seeds
+    from .sim.sweep import compare as run_compare
+    from .sim.sweep import executor_for, path_seeds
 
     config, _ = _config(book, prices, params, step, synthetic_share, settings)
     table = run_compare(config, list(presets), paths, executor_for(executor, workers))

@@ -4,9 +4,9 @@ holder exactly (the baseline, measured in the same run on the same commands)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Callable
 
 import numpy as np
 

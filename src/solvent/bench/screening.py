@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import time
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Callable
 
 import numpy as np
 

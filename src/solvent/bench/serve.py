@@ -41,8 +41,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..core.errors import SolventError
@@ -290,7 +291,7 @@ def _stream_listener(host: str, port: int, key: str, from_seq: int, arrivals: di
                 now = time.perf_counter()
                 seq = json.loads(message)["seq"]
                 arrivals.setdefault(seq, now)
-    except Exception as error:  # noqa: BLE001 - reported, not raised: the run goes on without the stream
+    except Exception as error:
         errors.append(f"{type(error).__name__}: {error}")
     finally:
         ready.set()

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Callable
 
 import numpy as np
 
@@ -27,7 +27,7 @@ from ..core.errors import InvalidInput
 from ..engine import Engine
 from ..engine import commands as c
 from ..presets import load_preset
-from ..sim.run import SimConfig, VENUE, _market_for, _settle, _setup, run
+from ..sim.run import VENUE, SimConfig, _market_for, _settle, _setup, run
 from ..sim.scenarios import load_scenario
 from ..sim.sweep import LocalExecutor, monte_carlo
 

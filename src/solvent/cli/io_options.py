@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 
@@ -56,7 +56,7 @@ class World:
         return dict(self.params.grid) if self.params is not None else {}
 
 
-def read_world(book: Optional[Path], prices: List[str], step: Optional[int], params: Optional[Path],
+def read_world(book: Path | None, prices: list[str], step: int | None, params: Path | None,
                synthetic_share: float = 0.0) -> World:
     """Read every file the user named (raises InvalidInput naming the file, row and column)."""
     from ..sim.books import load_book

@@ -8,7 +8,7 @@ import sys
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import List, NoReturn, Optional
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -73,7 +73,7 @@ def _plain(value):
 
 @app.command()
 def conformance(
-    paths: List[Path] = typer.Argument(..., help="Vector files (.json) or folders searched recursively."),
+    paths: list[Path] = typer.Argument(..., help="Vector files (.json) or folders searched recursively."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as one JSON object."),
 ) -> None:
     """Check solvent against the venues' own published numbers.
@@ -140,10 +140,10 @@ def liq_price(
     size: str = typer.Option(..., "--size", help="Position size in contracts (base units for linear markets)."),
     entry_price: str = typer.Option(..., "--entry-price", help="Average entry price."),
     margin_mode: str = typer.Option("isolated", "--margin-mode", help="isolated or cross."),
-    margin: Optional[str] = typer.Option(None, "--margin", help="Isolated margin, or the cross wallet balance."),
-    leverage: Optional[str] = typer.Option(None, "--leverage", help="Leverage (venues whose isolated margin is IM)."),
+    margin: str | None = typer.Option(None, "--margin", help="Isolated margin, or the cross wallet balance."),
+    leverage: str | None = typer.Option(None, "--leverage", help="Leverage (venues whose isolated margin is IM)."),
     extra_margin: str = typer.Option("0", "--extra-margin", help="Margin added to an isolated position."),
-    mark_price: Optional[str] = typer.Option(None, "--mark-price", help="Current mark (picks the starting bracket)."),
+    mark_price: str | None = typer.Option(None, "--mark-price", help="Current mark (picks the starting bracket)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (ccxt-style field names)."),
 ) -> None:
     """Liquidation and bankruptcy price of one position under a venue's preset.
@@ -280,15 +280,15 @@ def simulate(
     liquidators: int = typer.Option(3, "--liquidators", min=0,
                                     help="Liquidator agents on a venue whose liquidators take positions over (Drift); "
                                          "0: the venue's own liquidator account does it."),
-    override: List[str] = typer.Option([], "--override", help="PATH=VALUE into the preset, e.g. execution.fee=0.01 "
+    override: list[str] = typer.Option([], "--override", help="PATH=VALUE into the preset, e.g. execution.fee=0.01 "
                                        "or ilks.ETH-A.cusp=0.001. Repeat."),
     list_scenarios: bool = typer.Option(False, "--list-scenarios", help="List the shipped scenarios and exit."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Write an HTML report with charts (and PNGs) here."),
+    report: Path | None = typer.Option(None, "--report", help="Write an HTML report with charts (and PNGs) here."),
     as_json: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
-    book: Optional[Path] = io.BOOK, synthetic_share: float = io.SYNTHETIC_SHARE, prices: List[str] = io.PRICES,
-    step: Optional[int] = io.STEP, params: Optional[Path] = io.PARAMS, out: Optional[Path] = io.OUT,
+    book: Path | None = io.BOOK, synthetic_share: float = io.SYNTHETIC_SHARE, prices: list[str] = io.PRICES,
+    step: int | None = io.STEP, params: Path | None = io.PARAMS, out: Path | None = io.OUT,
     out_format: str = io.FORMAT,
-    incident: Optional[str] = typer.Option(None, "--incident", help="Replay a real incident against its published "
+    incident: str | None = typer.Option(None, "--incident", help="Replay a real incident against its published "
                                            "facts, with counterfactuals (see docs/incidents.md); uses --seed, --json."),
 ) -> None:
     """Run a crash scenario against a synthetic book (or yours: --book) under a venue's liquidation design.
@@ -306,7 +306,8 @@ def simulate(
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from ..sim.run import SimConfig, run
-    from ..sim.scenarios import list_scenarios as shipped, load_scenario
+    from ..sim.scenarios import list_scenarios as shipped
+    from ..sim.scenarios import load_scenario
 
     if list_scenarios:
         for name in shipped():
@@ -400,7 +401,14 @@ def _runs_bar(description: str, quiet: bool = False):
     if quiet:
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     with Progress(TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("runs"), TimeElapsedColumn(), TimeRemainingColumn(), console=errors,
@@ -528,7 +536,7 @@ def _sim_base(scenario, preset, accounts, seed, insurance_fund, depth_scale):
 
 @app.command()
 def sweep(
-    param: List[str] = typer.Option([], "--param", help="NAME=V1,V2,... a run setting (insurance_fund, depth_scale, "
+    param: list[str] = typer.Option([], "--param", help="NAME=V1,V2,... a run setting (insurance_fund, depth_scale, "
                                     "accounts, oracle_lag_steps, backstop_capital, liquidators, liquidator_capital, "
                                     "liquidator_latency_steps) or a preset path "
                                     "(execution.fee, execution.partial_fraction, waterfall.adl_rule, ...). Repeat."),
@@ -540,11 +548,11 @@ def sweep(
     insurance_fund: str = typer.Option("2000000", "--insurance-fund", help="Insurance fund at the start (USD)."),
     depth_scale: float = typer.Option(1.0, "--depth-scale", min=0.0001, help="Multiplies the documented depths."),
     executor: str = typer.Option("local", "--executor", help="local (process pool), inline, or ray."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Process-pool workers (default: cores)."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (with --executor ray)."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Process-pool workers (default: cores)."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (with --executor ray)."),
     as_json: bool = typer.Option(False, "--json", help="Print every grid point's summary as JSON."),
-    book: Optional[Path] = io.BOOK, synthetic_share: float = io.SYNTHETIC_SHARE, prices: List[str] = io.PRICES,
-    step: Optional[int] = io.STEP, params: Optional[Path] = io.PARAMS, out: Optional[Path] = io.OUT,
+    book: Path | None = io.BOOK, synthetic_share: float = io.SYNTHETIC_SHARE, prices: list[str] = io.PRICES,
+    step: int | None = io.STEP, params: Path | None = io.PARAMS, out: Path | None = io.OUT,
     out_format: str = io.FORMAT,
 ) -> None:
     """Monte Carlo over a grid of parameters: mean and p95 of each metric per grid point.
@@ -552,7 +560,8 @@ def sweep(
     Every grid point runs the same seeds, so differences come from the parameters; results are
     identical whichever executor or number of workers runs them.
     """
-    from ..sim.sweep import executor_for, parse_grid, path_seeds, sweep as run_sweep
+    from ..sim.sweep import executor_for, parse_grid, path_seeds
+    from ..sim.sweep import sweep as run_sweep
 
     try:
         world = io.read_world(book, prices, step, params, synthetic_share)
@@ -596,11 +605,11 @@ def compare(
     insurance_fund: str = typer.Option("2000000", "--insurance-fund", help="Insurance fund at the start (USD)."),
     depth_scale: float = typer.Option(1.0, "--depth-scale", min=0.0001, help="Multiplies the documented depths."),
     executor: str = typer.Option("local", "--executor", help="local (process pool), inline, or ray."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Process-pool workers (default: cores)."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (with --executor ray)."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Process-pool workers (default: cores)."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (with --executor ray)."),
     as_json: bool = typer.Option(False, "--json", help="Print each preset's summary as JSON."),
-    book: Optional[Path] = io.BOOK, synthetic_share: float = io.SYNTHETIC_SHARE, prices: List[str] = io.PRICES,
-    step: Optional[int] = io.STEP, params: Optional[Path] = io.PARAMS, out: Optional[Path] = io.OUT,
+    book: Path | None = io.BOOK, synthetic_share: float = io.SYNTHETIC_SHARE, prices: list[str] = io.PRICES,
+    step: int | None = io.STEP, params: Path | None = io.PARAMS, out: Path | None = io.OUT,
     out_format: str = io.FORMAT,
     shared_backstop: bool = typer.Option(False, "--shared-backstop",
                                          help="One engine, one venue per preset, one path: isolated funds vs one "
@@ -608,7 +617,8 @@ def compare(
                                               "hyperliquid,dydx_v4,drift_v2,gmx_v2; --accounts per venue)."),
 ) -> None:
     """The same crash and the same book under several venues' designs, side by side."""
-    from ..sim.sweep import compare as run_compare, executor_for
+    from ..sim.sweep import compare as run_compare
+    from ..sim.sweep import executor_for
 
     names = [name.strip() for name in presets.split(",") if name.strip()]
     if shared_backstop:
@@ -716,7 +726,7 @@ def replay(
         _, report = replay_log(store)
     except LogMismatch as mismatch:
         print(f"FAIL seq {mismatch.seq}: {mismatch.message}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     finally:
         store.close()
     _print_replay(report)
@@ -727,10 +737,10 @@ def replay(
 @app.command()
 def verify(
     log: str = typer.Argument(..., help=LOG_HELP),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Signed checkpoints of the head (a file "
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="Signed checkpoints of the head (a file "
                                               "of lines from `solvent checkpoint`): detects truncation and "
                                               "rewrites with every later hash recomputed."),
-    public_key: Optional[Path] = typer.Option(None, "--public-key", help="The Ed25519 public key (PEM) the "
+    public_key: Path | None = typer.Option(None, "--public-key", help="The Ed25519 public key (PEM) the "
                                               "checkpoints must be signed with (required with --checkpoint)."),
 ) -> None:
     """Check the log's hash chain, then replay it and re-justify every liquidation in it.
@@ -743,9 +753,8 @@ def verify(
     """
     from ..store import LogMismatch, verify_log
     from ..store.audit import LIQUIDATION_KINDS
-    from ..store.schema import redacted
-
     from ..store.checkpoints import CheckpointError, check_checkpoints, load_public_key, read_checkpoints
+    from ..store.schema import redacted
 
     signed: list = []
     key = None
@@ -767,10 +776,10 @@ def verify(
             highest = check_checkpoints(store, signed, key)
     except LogMismatch as mismatch:
         print(f"FAIL seq {mismatch.seq}: {mismatch.message}" if mismatch.seq else f"FAIL {mismatch.message}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     except CheckpointError as error:
         print(f"FAIL checkpoint: {error}")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     finally:
         store.close()
     if highest is not None:
@@ -812,13 +821,13 @@ def checkpoint_key(
 def checkpoint(
     log: str = typer.Argument(..., help=LOG_HELP),
     key: Path = typer.Option(..., "--key", help="The private signing key (from `solvent checkpoint-key`)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Append the checkpoint to this file (default: print "
+    out: Path | None = typer.Option(None, "--out", help="Append the checkpoint to this file (default: print "
                                        "it on stdout, e.g. for an external notary)."),
 ) -> None:
     """Sign the head of the log (after checking its chain): one line of JSON that `verify --checkpoint`
     later checks the log against. Keep it where the database's owner cannot change it."""
-    from ..store.checkpoints import CheckpointError, checkpoint_log, load_private_key
     from ..store import LogMismatch
+    from ..store.checkpoints import CheckpointError, checkpoint_log, load_private_key
 
     try:
         signing = load_private_key(key)
@@ -829,7 +838,7 @@ def checkpoint(
         signed = checkpoint_log(store, signing)
     except LogMismatch as mismatch:
         print(f"FAIL seq {mismatch.seq}: {mismatch.message} (nothing signed)")
-        raise typer.Exit(1)
+        raise typer.Exit(1) from None
     except CheckpointError as error:
         _fail(error)
     finally:
@@ -869,7 +878,7 @@ def recover(
         except LogMismatch as mismatch:
             print(f"removed {removed} entries (in {export}); the chain still breaks at seq {mismatch.seq}: "
                   f"{mismatch.message}")
-            raise typer.Exit(1)
+            raise typer.Exit(1) from None
         print(f"removed {removed} entries (in {export}); the chain of entries 1..{keep_through} verifies "
               f"(head {report.chain_head})")
     finally:
@@ -881,11 +890,11 @@ def recover(
 
 @app.command()
 def serve(
-    db: Optional[str] = typer.Option(None, "--db", envvar="SOLVENT_DB", help="The command log: sqlite:///file.db "
+    db: str | None = typer.Option(None, "--db", envvar="SOLVENT_DB", help="The command log: sqlite:///file.db "
                                      "(default sqlite:///solvent.db, in the working directory) or postgresql://..."),
     host: str = typer.Option("127.0.0.1", "--host", envvar="SOLVENT_HOST", help="Address to listen on."),
     port: int = typer.Option(8000, "--port", envvar="SOLVENT_PORT", help="Port to listen on."),
-    snapshot_every: Optional[int] = typer.Option(None, "--snapshot-every", min=1, envvar="SOLVENT_SNAPSHOT_EVERY",
+    snapshot_every: int | None = typer.Option(None, "--snapshot-every", min=1, envvar="SOLVENT_SNAPSHOT_EVERY",
                                                  help="Snapshot the engine every N entries (default 10,000: a "
                                                  "restart replays at most that many)."),
     create_admin_key: bool = typer.Option(False, "--create-admin-key",
@@ -894,7 +903,7 @@ def serve(
                               "exist (without it, a missing file is an error: a typo in --db must not start an "
                               "empty log)."),
     # ---- operations (issue 19): see docs/operations.md
-    publish: Optional[str] = typer.Option(None, "--publish", envvar="SOLVENT_PUBLISH",
+    publish: str | None = typer.Option(None, "--publish", envvar="SOLVENT_PUBLISH",
                                           help="Publish every committed event to NATS JetStream at this URL "
                                           "(nats://127.0.0.1:4222)."),
     publish_stream: str = typer.Option("SOLVENT", "--publish-stream", envvar="SOLVENT_PUBLISH_STREAM",
@@ -912,7 +921,6 @@ def serve(
     import os
 
     from ..store import DEFAULT_URL
-
     from ..store.schema import database_url, sqlite_file
 
     url = db or DEFAULT_URL
@@ -999,15 +1007,15 @@ def bench_screening(
 
 @bench_app.command("serve")
 def bench_serve(
-    url: Optional[str] = typer.Option(None, "--url", help="A running server (loopback only), e.g. "
+    url: str | None = typer.Option(None, "--url", help="A running server (loopback only), e.g. "
                                       "http://127.0.0.1:8000; default: start one."),
-    db: Optional[str] = typer.Option(None, "--db", help="The log of the server it starts: sqlite:///file.db or "
+    db: str | None = typer.Option(None, "--db", help="The log of the server it starts: sqlite:///file.db or "
                                      "postgresql://... (default: a temporary SQLite file)."),
     seconds: float = typer.Option(10.0, "--seconds", min=0.1, max=3600, help="How long the clients run."),
     clients: int = typer.Option(8, "--clients", min=1, max=256, help="Concurrent clients."),
     batch: int = typer.Option(8, "--batch", min=1, max=1000, help="Fills per request (one POST of a JSON "
                               "array); 1 sends each command alone."),
-    admin_key: Optional[str] = typer.Option(None, "--admin-key", help="Admin key for --url (default: env "
+    admin_key: str | None = typer.Option(None, "--admin-key", help="Admin key for --url (default: env "
                                             "SOLVENT_ADMIN_KEY)."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
@@ -1025,7 +1033,7 @@ def bench_serve(
     if as_json:
         print(json.dumps(result.as_dict(), indent=2))
         return
-    ms = lambda value: "-" if value is None else f"{value:.2f} ms"  # noqa: E731
+    ms = lambda value: "-" if value is None else f"{value:.2f} ms"
     table = Table(title=f"serve: {result.database}, {result.clients} clients, {result.batch} per batch, "
                         f"{result.seconds:.1f} s")
     table.add_column("measure")
@@ -1049,7 +1057,7 @@ def bench_simulate(
     accounts: int = typer.Option(20_000, "--accounts", min=1, help="Traders in the default scenario's book."),
     day_accounts: int = typer.Option(100_000, "--day-accounts", min=1, help="Traders in the day-long run's book."),
     paths: int = typer.Option(16, "--paths", min=1, help="Monte Carlo paths timed (1,000 is projected from them)."),
-    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Workers for the pooled sweep (default: cores)."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Workers for the pooled sweep (default: cores)."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures as JSON."),
 ) -> None:
     """Time the default simulation, a day-long run of a big book, the per-step cost against book
@@ -1128,12 +1136,12 @@ def bench_engine(
 
 
 # The options family's commands live in cli/margin.py.
-from .margin import bench_options as _bench_options  # noqa: E402
-from .margin import margin as _margin_command  # noqa: E402
+from .margin import bench_options as _bench_options
+from .margin import margin as _margin_command
 
 app.command("margin")(_margin_command)
 
-from .backtest import backtest_margin as _backtest_margin  # noqa: E402 - dynamic margin, cli/backtest.py
+from .backtest import backtest_margin as _backtest_margin
 
 app.command("backtest-margin")(_backtest_margin)
 bench_app.command("options")(_bench_options)

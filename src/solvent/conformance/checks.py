@@ -7,7 +7,8 @@ rather than in a policy, the policy is missing something. Add a check with ``@ch
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from ..core.domain import ContractKind, MarginMode, Side
 from ..core.errors import InvalidInput
@@ -228,7 +229,9 @@ def gmx_is_liquidatable(data):
 
 
 # Checks of the liquidation policies register themselves on import (they use ``check`` above).
-from . import checks_liquidation  # noqa: E402,F401
-from . import checks_lending  # noqa: E402,F401
-from . import checks_options  # noqa: E402,F401
-from . import checks_options_venues  # noqa: E402,F401
+from . import (
+    checks_lending,  # noqa: F401
+    checks_liquidation,  # noqa: F401
+    checks_options,  # noqa: F401
+    checks_options_venues,  # noqa: F401
+)

@@ -7,15 +7,15 @@ here: units, rounding and rules are the policies'.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any
 
 from ..core.errors import InvalidInput
 from ..core.numbers import to_int
 from ..policies.lending import aave, compound, euler, from_units, liquity, maker, morpho
 from ..presets import load_preset
 from .checks import _required, _rows, check
-
 
 # ------------------------------------------------------------------------------- Aave v3
 

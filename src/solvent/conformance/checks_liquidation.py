@@ -7,13 +7,13 @@ Each check maps its case's vocabulary onto the policies in ``solvent.policies.dy
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..core.numbers import to_int
 from ..policies import adl, drift, dydx
 from ..presets import load_preset
 from .checks import _required, _rows, check
-
 
 # ------------------------------------------------------------------------------- dYdX
 

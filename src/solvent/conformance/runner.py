@@ -9,10 +9,11 @@ a file that is not JSON or has no ``cases`` list (one failure named after the fi
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from ..core.errors import InvalidInput, SolventError
 from .checks import CHECKS
@@ -140,7 +141,7 @@ def run_case(case: Any, source_file: str = "") -> CaseResult:
         outputs = handler(data or {})
     except SolventError as error:
         return CaseResult(case_id, name, False, f"error {type(error).__name__}: {error}", source_file)
-    except Exception as error:  # noqa: BLE001 - an input no check foresaw fails this case, not the run
+    except Exception as error:
         return CaseResult(case_id, name, False, f"error {type(error).__name__} (unreadable input?): {error}",
                           source_file)
     tolerances = tolerances or {}

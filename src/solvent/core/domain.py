@@ -17,7 +17,7 @@ class Side(IntEnum):
     SHORT = -1
 
     @classmethod
-    def parse(cls, value: object, field: str = "side") -> "Side":
+    def parse(cls, value: object, field: str = "side") -> Side:
         if isinstance(value, Side):
             return value
         text = str(value).strip().lower()
@@ -28,7 +28,7 @@ class Side(IntEnum):
         raise InvalidInput(field, f"expected 'long' or 'short', got {value!r}")
 
     @property
-    def opposite(self) -> "Side":
+    def opposite(self) -> Side:
         return Side(-self.value)
 
     def __str__(self) -> str:

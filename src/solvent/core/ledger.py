@@ -26,9 +26,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
 
+from . import bounds
 from .domain import Asset, ContractKind, MarginMode, Market, PositionMode, Side
 from .errors import InsufficientFunds, InvalidInput, UnknownName
-from . import bounds
 from .numbers import ZERO, from_units, non_negative, positive, to_decimal, to_units
 from .values import value
 

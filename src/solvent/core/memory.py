@@ -12,8 +12,8 @@ when the block ends. The service freezes its start-up heap instead (``gc.freeze`
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 
 @contextmanager

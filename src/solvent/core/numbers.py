@@ -12,12 +12,11 @@ the policy that owns it.
 from __future__ import annotations
 
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
-from typing import Union
 
 from .bounds import MAX_ABS_INT, MAX_TEXT_DIGITS, any_decimal
 from .errors import InvalidInput
 
-Number = Union[int, str, Decimal]
+Number = int | str | Decimal
 
 ZERO = Decimal(0)
 ONE = Decimal(1)

@@ -35,10 +35,11 @@ Conventions, chosen once here so every caller gets the same answer:
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from enum import Enum
-from typing import Iterable, Mapping, Optional, Sequence, cast
+from typing import cast
 
 from .errors import InvalidInput, SolventError
 from .numbers import ONE, ZERO, non_negative, positive, to_decimal, to_int
@@ -67,7 +68,7 @@ def _not_in_future(timestamp: Decimal, now: Decimal, field_name: str) -> None:
         raise InvalidInput(field_name, f"timestamp {timestamp} is after now ({now})")
 
 
-def _optional(value: object, parse, field_name: str) -> Optional[Decimal]:
+def _optional(value: object, parse, field_name: str) -> Decimal | None:
     return None if value is None else parse(value, field_name)
 
 
@@ -201,7 +202,7 @@ class OracleReading:
     left out of an otherwise OK reading.
     """
 
-    price: Optional[Decimal]
+    price: Decimal | None
     status: OracleStatus
     reasons: tuple[str, ...]
     timestamp: Decimal
@@ -231,7 +232,7 @@ class OracleReading:
         assert self.price is not None  # guaranteed by __post_init__ for usable statuses
         return self.price
 
-    def with_finding(self, status: OracleStatus, reasons: Sequence[str]) -> "OracleReading":
+    def with_finding(self, status: OracleStatus, reasons: Sequence[str]) -> OracleReading:
         """This reading with one more check applied: worst status wins, reasons accumulate."""
         return replace(self, status=worse(self.status, status), reasons=self.reasons + tuple(reasons))
 
@@ -279,7 +280,7 @@ class SourceQuote:
     weight: Decimal
     timestamp: Decimal
 
-    def validated(self, prefix: str) -> "SourceQuote":
+    def validated(self, prefix: str) -> SourceQuote:
         """A copy with every field parsed to Decimal, errors naming ``prefix.field``."""
         if not isinstance(self.source, str) or not self.source.strip():
             raise InvalidInput(f"{prefix}.source", f"expected a non-empty name, got {self.source!r}")
@@ -416,7 +417,7 @@ class Twap:
     def __post_init__(self) -> None:
         object.__setattr__(self, "window", positive(self.window, "window"))
 
-    def update(self, price: object, timestamp: object) -> "Twap":
+    def update(self, price: object, timestamp: object) -> Twap:
         """A tracker that also knows ``price`` observed at ``timestamp``.
 
         Timestamps must not go backwards; a second sample at the same instant replaces the first.
@@ -431,7 +432,7 @@ class Twap:
         kept.append((at, value))
         return replace(self, samples=_prune(kept, at - self.window))
 
-    def value(self, now: object) -> Optional[Decimal]:
+    def value(self, now: object) -> Decimal | None:
         """The TWAP at ``now``, or None before the first sample."""
         if not self.samples:
             return None
@@ -496,7 +497,7 @@ def check_twap_divergence(
 
 def guard_with_twap(
     reading: OracleReading,
-    twap: Optional[object],
+    twap: object | None,
     max_divergence: object,
     *,
     min_band: object = DRIFT_MIN_TWAP_DIVERGENCE,
@@ -518,7 +519,7 @@ def guard_with_twap(
 # --- Binance / Bybit mark price (§1.2, §3.2) ------------------------------------------------
 
 
-def basis_moving_average(samples: Iterable[tuple[object, object, object]], now: object, window: object) -> Optional[Decimal]:
+def basis_moving_average(samples: Iterable[tuple[object, object, object]], now: object, window: object) -> Decimal | None:
     """Mean of basis = mid − index over samples with now − window < timestamp ≤ now.
 
     ``samples`` are (timestamp, mid, index) with mid = (bid1 + ask1)/2. Venues sample once per
@@ -562,7 +563,7 @@ class BasisAverage:
     def __post_init__(self) -> None:
         object.__setattr__(self, "window", positive(self.window, "window"))
 
-    def add(self, timestamp: object, mid: object, index: object) -> "BasisAverage":
+    def add(self, timestamp: object, mid: object, index: object) -> BasisAverage:
         at = _seconds(timestamp, "timestamp")
         sample = (at, positive(mid, "mid"), positive(index, "index"))
         if self.samples and at < self.samples[-1][0]:
@@ -570,7 +571,7 @@ class BasisAverage:
         kept = tuple(s for s in self.samples if at - s[0] < self.window) + (sample,)
         return replace(self, samples=kept)
 
-    def value(self, now: object) -> Optional[Decimal]:
+    def value(self, now: object) -> Decimal | None:
         """The moving average at ``now`` (None when the window holds no sample)."""
         return basis_moving_average(self.samples, now, self.window)
 
@@ -627,11 +628,11 @@ class HyperliquidEma:
         object.__setattr__(self, "last_timestamp", _seconds(self.last_timestamp, "last_timestamp"))
 
     @classmethod
-    def start(cls, tau: object, timestamp: object) -> "HyperliquidEma":
+    def start(cls, tau: object, timestamp: object) -> HyperliquidEma:
         """An empty EMA whose first sample is weighted by the time since ``timestamp``."""
         return cls(tau=tau, last_timestamp=timestamp)  # type: ignore[arg-type]
 
-    def update(self, sample: object, timestamp: object) -> "HyperliquidEma":
+    def update(self, sample: object, timestamp: object) -> HyperliquidEma:
         value = to_decimal(sample, "sample")
         at = _seconds(timestamp, "timestamp")
         elapsed = at - self.last_timestamp
@@ -646,7 +647,7 @@ class HyperliquidEma:
         )
 
     @property
-    def value(self) -> Optional[Decimal]:
+    def value(self) -> Decimal | None:
         """num/den, or None until some time has been observed."""
         return self.numerator / self.denominator if self.denominator > 0 else None
 
@@ -657,7 +658,7 @@ def hyperliquid_mark_price(
     book_bid: object,
     book_ask: object,
     last_trade: object,
-    cex_perp_mids_with_weights: Optional[Iterable[tuple[object, object]]],
+    cex_perp_mids_with_weights: Iterable[tuple[object, object]] | None,
     fallback_ema: object = None,
 ) -> Decimal:
     """Hyperliquid mark = median of three components (§4.2).
@@ -691,13 +692,13 @@ def hyperliquid_mark_price(
     return _median(components + [fallback])
 
 
-def _oracle_component(oracle: object, ema_basis: object) -> Optional[Decimal]:
+def _oracle_component(oracle: object, ema_basis: object) -> Decimal | None:
     price = _optional(oracle, positive, "oracle")
     basis = _optional(ema_basis, to_decimal, "ema_basis")
     return None if price is None or basis is None else price + basis
 
 
-def _book_component(bid: object, ask: object, last: object) -> Optional[Decimal]:
+def _book_component(bid: object, ask: object, last: object) -> Decimal | None:
     best_bid = _optional(bid, positive, "book_bid")
     best_ask = _optional(ask, positive, "book_ask")
     last_trade = _optional(last, positive, "last_trade")
@@ -708,7 +709,7 @@ def _book_component(bid: object, ask: object, last: object) -> Optional[Decimal]
     return _median([best_bid, best_ask, last_trade])
 
 
-def _cex_component(pairs: Optional[Iterable[tuple[object, object]]]) -> Optional[Decimal]:
+def _cex_component(pairs: Iterable[tuple[object, object]] | None) -> Decimal | None:
     if pairs is None:
         return None
     parsed: list[tuple[Decimal, Decimal]] = []

@@ -5,6 +5,11 @@ generator: time, prices, fills and random draws arrive as command fields, so the
 always give the same events (replay, audit and simulation depend on it).
 """
 
+from . import (  # noqa: F401 - register UpdateSourceQuotes, UpdateRiskParam
+    lending,
+    pricing,
+    steward,
+)
 from .commands import (
     AdvanceTime,
     ApplyFill,
@@ -21,8 +26,6 @@ from .commands import (
 )
 from .engine import CommandRejected, Engine
 from .events import Event
-from . import lending  # noqa: F401,E402 - registers the lending commands for command_from_dict
-from . import pricing, steward  # noqa: F401,E402 - register UpdateSourceQuotes, UpdateRiskParam
 
 __all__ = [
     "AdvanceTime", "ApplyFill", "Command", "CommandRejected", "CreateBackstop", "CreateMarket", "CreateVenue", "Deposit",

@@ -4,9 +4,10 @@ the venue is created or its parameters change."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from ..core.errors import InvalidInput
 from ..core.numbers import fraction, non_negative, positive, to_int
@@ -88,7 +89,7 @@ class VenueRules:
     isolated_close: str  # "keep": a partial close leaves the margin in the position; "pro_rata" (Bybit): releases its share
 
     @classmethod
-    def from_preset(cls, preset: Preset) -> "VenueRules":
+    def from_preset(cls, preset: Preset) -> VenueRules:
         where = f"preset[{preset.name}]"
         trigger = preset.section("trigger")
         execution = preset.section("execution")

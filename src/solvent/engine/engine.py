@@ -13,9 +13,10 @@ in a fixed order, so that the same commands always produce the same events.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from ..core import bounds
 from ..core.domain import ContractKind, MarginMode, Market, PositionMode, Side
@@ -191,7 +192,7 @@ class Engine:
             raise CommandRejected(command.kind, str(error), getattr(error, "field", None)) from error
         except MemoryError:
             raise  # not a property of the command: no outcome may be recorded for it
-        except Exception as error:  # noqa: BLE001 - the engine is total: see the docstring
+        except Exception as error:
             self._roll_back()
             raise CommandRejected(command.kind, f"the engine could not apply it ({type(error).__name__}); "
                                   "nothing changed", _blamed_field(command, error)) from error
@@ -201,7 +202,7 @@ class Engine:
 
     # ------------------------------------------------------------------ undo
 
-    def set_rollback_base(self, base: Callable[[], "Engine"]) -> None:
+    def set_rollback_base(self, base: Callable[[], Engine]) -> None:
         """From now on, :meth:`_roll_back` starts from ``base()`` (an engine in the state this one is
         in now, e.g. loaded from the snapshot just taken) and replays the commands applied since.
         Called by the store after a snapshot; the commands before it are then no longer kept."""
@@ -541,8 +542,14 @@ class Engine:
     def _adjust_isolated_margin(self, command: c.AdjustIsolatedMargin) -> list[e.Event]:
         from dataclasses import replace
 
-        from .pipeline import (_cash_short_of_maintenance, _liquidatable, evaluate, isolated_pool, margin_funding_refused,
-                               transfer_requirement)
+        from .pipeline import (
+            _cash_short_of_maintenance,
+            _liquidatable,
+            evaluate,
+            isolated_pool,
+            margin_funding_refused,
+            transfer_requirement,
+        )
 
         venue, key, account, hedge_side, position, pool_id = self._isolated_position_of(command)
         ledger = self.ledger
@@ -878,7 +885,6 @@ def _blamed_field(command: c.Command, error: Exception) -> str | None:
     """The field an internal error most likely came from: the first numeric-looking field whose
     value is outside the ranges of :mod:`solvent.core.bounds` (None when none is)."""
     from dataclasses import fields
-
     from decimal import InvalidOperation
 
     from ..core.bounds import any_decimal

@@ -49,9 +49,10 @@ a process that parses a lending command log before creating an ``Engine`` must i
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping, TypeVar, dataclass_transform
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, dataclass_transform
 
 from ..core import bounds
 from ..core.errors import InvalidInput, UnknownName
@@ -764,7 +765,7 @@ class SharePool:
         return self.cash + self.borrowed + self.deficit + self.lost, self.net_supplied
 
     def view(self, ledger) -> dict[str, Any]:
-        amount = lambda units: "0" if units == 0 else str(ledger.amount(self.asset, units))  # noqa: E731
+        amount = lambda units: "0" if units == 0 else str(ledger.amount(self.asset, units))
         return {"total_supplied": amount(self.total_assets), "total_borrowed": amount(self.borrowed),
                 "cash": amount(self.cash), "deficit": amount(self.deficit), "lost_by_suppliers": amount(self.lost),
                 "total_shares": self.total_shares}
@@ -803,7 +804,7 @@ class LendingVenue:
     #: protocol account suffixes opened with the venue
     account_names: ClassVar[tuple[str, ...]] = ("pool", "treasury")
 
-    def __init__(self, engine: "Engine", name: str, preset: "Preset") -> None:
+    def __init__(self, engine: Engine, name: str, preset: Preset) -> None:
         self.engine = engine
         self.ledger = engine.ledger
         self.name = name
@@ -861,7 +862,7 @@ class LendingVenue:
             raise InvalidInput(field_name, f"{asset!r} is not an asset of {self.name} here "
                                f"(known: {', '.join(sorted(allowed))})")
 
-    def deposit_shares(self, account: str, asset: str, units: int, pool: "SharePool", *,
+    def deposit_shares(self, account: str, asset: str, units: int, pool: SharePool, *,
                        zero_shares: str | None = None) -> None:
         """Move ``units`` from the account into the venue's pool, as shares of ``pool``.
 
@@ -875,7 +876,7 @@ class LendingVenue:
         moves.apply()
         pool.deposit(account, units, shares)
 
-    def repay_debt(self, command: "Repay", pool: "SharePool", nothing_owed: tuple[str, str]) -> tuple[str, int]:
+    def repay_debt(self, command: Repay, pool: SharePool, nothing_owed: tuple[str, str]) -> tuple[str, int]:
         """Repay (up to all of) the account's debt in ``pool`` from the payer; (payer, units).
 
         ``nothing_owed``: the (field, message) of the refusal when there is no debt to repay.
@@ -942,29 +943,29 @@ def _protocols() -> dict[str, type[LendingVenue]]:
     from .lending_aave import AaveVenue
     from .lending_compound import CompoundVenue
     from .lending_euler import EulerVenue
+    from .lending_liquity import LiquityVenue
     from .lending_maker import MakerVenue
     from .lending_maker_flip import MakerFlipVenue
     from .lending_morpho import MorphoVenue
-    from .lending_liquity import LiquityVenue
 
     return {cls.protocol: cls for cls in (AaveVenue, CompoundVenue, EulerVenue, MorphoVenue, MakerVenue, MakerFlipVenue,
                                           LiquityVenue)}
 
 
-def registry(engine: "Engine") -> dict[str, LendingVenue]:
+def registry(engine: Engine) -> dict[str, LendingVenue]:
     if not hasattr(engine, "lending"):
         engine.lending = {}
     return engine.lending
 
 
-def lending_venue(engine: "Engine", name: str) -> LendingVenue:
+def lending_venue(engine: Engine, name: str) -> LendingVenue:
     venues = registry(engine)
     if name not in venues:
         raise UnknownName("lending venue", name, list(venues))
     return venues[name]
 
 
-def create_lending_venue(engine: "Engine", name: str, preset: "Preset", overrides: dict[str, Any]) -> list[Event]:
+def create_lending_venue(engine: Engine, name: str, preset: Preset, overrides: dict[str, Any]) -> list[Event]:
     """``CreateVenue`` of a preset with ``kind = "lending"``: protocol accounts and registry entry."""
     venues = registry(engine)
     if not name or SEPARATOR in name:
@@ -997,7 +998,7 @@ def create_lending_venue(engine: "Engine", name: str, preset: "Preset", override
     return [VenueCreated(name, preset.name, venue.market_names())]
 
 
-def _open_account(engine: "Engine", command: OpenLendingAccount) -> list[Event]:
+def _open_account(engine: Engine, command: OpenLendingAccount) -> list[Event]:
     venue = lending_venue(engine, command.venue)
     if not command.account or SEPARATOR in command.account:
         raise InvalidInput("account", f"account ids must be non-empty without {SEPARATOR!r}")
@@ -1011,7 +1012,7 @@ def _open_account(engine: "Engine", command: OpenLendingAccount) -> list[Event]:
     return [AccountOpened(command.account, venue.name)]
 
 
-def _update_prices(engine: "Engine", command: UpdatePrices) -> list[Event]:
+def _update_prices(engine: Engine, command: UpdatePrices) -> list[Event]:
     venue = lending_venue(engine, command.venue)
     timestamp = bounds.timestamp(to_int(command.timestamp, "timestamp"))
     now = engine.time_of(venue.name)
@@ -1029,7 +1030,7 @@ def _update_prices(engine: "Engine", command: UpdatePrices) -> list[Event]:
     return [PricesUpdated(venue.name, tuple((asset, str(price)) for asset, price in updates.items()), timestamp)]
 
 
-def _routed(engine: "Engine", method: str) -> Callable[[Command], list[Event]]:
+def _routed(engine: Engine, method: str) -> Callable[[Command], list[Event]]:
     def handle(command: Command) -> list[Event]:
         assert hasattr(command, "venue")  # every command in ROUTES names its venue
         venue = lending_venue(engine, command.venue)
@@ -1068,7 +1069,7 @@ ROUTES: dict[type, str] = {
 }
 
 
-def lending_handlers(engine: "Engine") -> dict[type, Callable]:
+def lending_handlers(engine: Engine) -> dict[type, Callable]:
     """Handlers of the lending commands, registered by the engine."""
     registry(engine)
     handlers: dict[type, Callable] = {
@@ -1085,7 +1086,7 @@ def lending_handlers(engine: "Engine") -> dict[type, Callable]:
 # ============================================================================================
 
 
-def lending_conservation(engine: "Engine", venue: str) -> LendingConservation:
+def lending_conservation(engine: Engine, venue: str) -> LendingConservation:
     """The venue's protocol accounts hold exactly what its state says (per asset), and its
     accounting identities hold. See :class:`SharePool` and each protocol's module."""
     state = lending_venue(engine, venue)
@@ -1099,16 +1100,16 @@ def lending_conservation(engine: "Engine", venue: str) -> LendingConservation:
     return LendingConservation(venue, expected, found, state.identities())
 
 
-def all_lending_conservation(engine: "Engine") -> dict[str, LendingConservation]:
+def all_lending_conservation(engine: Engine) -> dict[str, LendingConservation]:
     return {name: lending_conservation(engine, name) for name in sorted(registry(engine))}
 
 
-def lending_account(engine: "Engine", venue: str, account: str) -> dict[str, Any]:
+def lending_account(engine: Engine, venue: str, account: str) -> dict[str, Any]:
     """An account's position on a lending venue: supplies, debts, health, auctions."""
     return lending_venue(engine, venue).account_state(account)
 
 
-def lending_state(engine: "Engine", venue: str) -> dict[str, Any]:
+def lending_state(engine: Engine, venue: str) -> dict[str, Any]:
     """A lending venue's state: pools, reserves, running auctions, stability pool."""
     return lending_venue(engine, venue).venue_state()
 
@@ -1125,9 +1126,35 @@ def decimal_or_max(value: object, field_name: str) -> Decimal | None:
 
 
 __all__ = [
-    "Absorb", "Bark", "Borrow", "BuyCollateral", "Deal", "FlipBid", "FundReserves", "Liquidate", "LiquidateTrove", "LiquidationCall",
-    "OpenLendingAccount", "ProvideToStabilityPool", "Redo", "Repay", "SetCollateralEnabled", "SetEMode", "Supply",
-    "Take", "UpdatePrices", "WithdrawFromStabilityPool", "WithdrawSupply", "create_lending_venue",
-    "lending_account", "lending_conservation", "lending_handlers", "lending_state", "all_lending_conservation",
-    "LendingConservation", "LendingVenue", "SharePool", "Moves",
+    "Absorb",
+    "Bark",
+    "Borrow",
+    "BuyCollateral",
+    "Deal",
+    "FlipBid",
+    "FundReserves",
+    "LendingConservation",
+    "LendingVenue",
+    "Liquidate",
+    "LiquidateTrove",
+    "LiquidationCall",
+    "Moves",
+    "OpenLendingAccount",
+    "ProvideToStabilityPool",
+    "Redo",
+    "Repay",
+    "SetCollateralEnabled",
+    "SetEMode",
+    "SharePool",
+    "Supply",
+    "Take",
+    "UpdatePrices",
+    "WithdrawFromStabilityPool",
+    "WithdrawSupply",
+    "all_lending_conservation",
+    "create_lending_venue",
+    "lending_account",
+    "lending_conservation",
+    "lending_handlers",
+    "lending_state",
 ]

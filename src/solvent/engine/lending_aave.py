@@ -22,8 +22,20 @@ from ..core.errors import InvalidInput
 from ..core.numbers import to_int
 from ..policies.lending import WAD, aave
 from .lending import (
-    BadDebtRecorded, Borrowed, CollateralEnabledSet, EModeSet, LendingVenue, LiquidationCall, LiquidationCalled,
-    Moves, Repaid, SharePool, SupplyAdded, SupplyWithdrawn, decimal_or_max, fraction_text,
+    BadDebtRecorded,
+    Borrowed,
+    CollateralEnabledSet,
+    EModeSet,
+    LendingVenue,
+    LiquidationCall,
+    LiquidationCalled,
+    Moves,
+    Repaid,
+    SharePool,
+    SupplyAdded,
+    SupplyWithdrawn,
+    decimal_or_max,
+    fraction_text,
 )
 
 

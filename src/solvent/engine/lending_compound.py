@@ -26,8 +26,17 @@ from ..core.errors import InvalidInput
 from ..core.numbers import non_negative
 from ..policies.lending import compound
 from .lending import (
-    Absorbed, BadDebtRecorded, Borrowed, CollateralBought, LendingVenue, Moves, Repaid, ReservesFunded, SupplyAdded,
-    SupplyWithdrawn, decimal_or_max,
+    Absorbed,
+    BadDebtRecorded,
+    Borrowed,
+    CollateralBought,
+    LendingVenue,
+    Moves,
+    Repaid,
+    ReservesFunded,
+    SupplyAdded,
+    SupplyWithdrawn,
+    decimal_or_max,
 )
 
 

@@ -25,15 +25,24 @@ Identity per vault: ``cash + borrowed + lost == net supplied``, cash the pool's 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from ..core.errors import InvalidInput
 from ..core.numbers import non_negative, to_decimal
 from ..policies.lending import euler
 from ..policies.lending import to_units as policy_units
 from .lending import (
-    BadDebtRecorded, Borrowed, LendingVenue, Liquidated, Moves, Repaid, SharePool, SupplyAdded, SupplyWithdrawn,
+    BadDebtRecorded,
+    Borrowed,
+    LendingVenue,
+    Liquidated,
+    Moves,
+    Repaid,
+    SharePool,
+    SupplyAdded,
+    SupplyWithdrawn,
     decimal_or_max,
 )
 

@@ -29,8 +29,17 @@ from ..core.errors import InvalidInput
 from ..policies.lending import ceil_div, from_units, liquity
 from ..policies.lending import to_units as policy_units
 from .lending import (
-    BadDebtRecorded, Borrowed, LendingVenue, Moves, Repaid, StabilityDeposited, StabilityWithdrawn, SupplyAdded,
-    SupplyWithdrawn, TroveLiquidated, decimal_or_max,
+    BadDebtRecorded,
+    Borrowed,
+    LendingVenue,
+    Moves,
+    Repaid,
+    StabilityDeposited,
+    StabilityWithdrawn,
+    SupplyAdded,
+    SupplyWithdrawn,
+    TroveLiquidated,
+    decimal_or_max,
 )
 
 E18 = liquity.DECIMAL_PRECISION

@@ -36,8 +36,18 @@ from ..core.errors import InvalidInput
 from ..core.numbers import positive
 from ..policies.lending import RAY, WAD, ceil_div, from_units, maker
 from .lending import (
-    AuctionReset, AuctionSettled, AuctionStarted, AuctionTaken, BadDebtRecorded, Borrowed, LendingVenue, Moves,
-    Repaid, SupplyAdded, SupplyWithdrawn, decimal_or_max,
+    AuctionReset,
+    AuctionSettled,
+    AuctionStarted,
+    AuctionTaken,
+    BadDebtRecorded,
+    Borrowed,
+    LendingVenue,
+    Moves,
+    Repaid,
+    SupplyAdded,
+    SupplyWithdrawn,
+    decimal_or_max,
 )
 
 RATE = RAY  # stability fees not modelled

@@ -26,7 +26,15 @@ from typing import Any
 from ..core.errors import InvalidInput
 from ..policies.lending import ceil_div, morpho
 from .lending import (
-    BadDebtRecorded, Borrowed, LendingVenue, Liquidated, Moves, Repaid, SharePool, SupplyAdded, SupplyWithdrawn,
+    BadDebtRecorded,
+    Borrowed,
+    LendingVenue,
+    Liquidated,
+    Moves,
+    Repaid,
+    SharePool,
+    SupplyAdded,
+    SupplyWithdrawn,
     decimal_or_max,
 )
 

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 
 from ..core.domain import ContractKind, MarginMode, Side
 from ..core.errors import InvalidInput, SolventError
-from ..core.numbers import ZERO
 from ..core.ledger import Position
+from ..core.numbers import ZERO
 from ..policies import adl
 from ..policies.account import PoolMargin, _margin_at_mark, _pool, cross_margins, position_entry_price
 from ..policies.liquidation_price import Leg, solve_price
@@ -52,11 +52,11 @@ PRICE_QUANTUM = Decimal("1e-8")
 # --------------------------------------------------------------------------------------------
 
 
-def cross_pools(engine: "Engine", account: str) -> list[PoolMargin]:
+def cross_pools(engine: Engine, account: str) -> list[PoolMargin]:
     return cross_margins(engine.ledger, account, models=engine.model, marks=engine.marks)
 
 
-def cross_pool(engine: "Engine", account: str, settle: str) -> PoolMargin | None:
+def cross_pool(engine: Engine, account: str, settle: str) -> PoolMargin | None:
     """The account's cross pool in ``settle``. The liquidation bookkeeping keys every pool as
     ``(account, pool)``: a settle asset for a cross pool, an isolated pool's id (see
     :func:`isolated_pool_id`) for an isolated position, so ``cross_pool(engine, *key)`` revalues
@@ -89,14 +89,14 @@ def _slot(pool_id: str) -> tuple[str, Side | None]:
     return market, (Side.parse(leg) if leg else None)
 
 
-def _isolated_position(engine: "Engine", account: str, pool_id: str) -> Position | None:
+def _isolated_position(engine: Engine, account: str, pool_id: str) -> Position | None:
     position = engine.ledger.accounts[account].positions.get(_slot(pool_id))
     if position is None or position.margin_mode is not MarginMode.ISOLATED:
         return None
     return position
 
 
-def isolated_pool(engine: "Engine", account: str, pool_id: str) -> PoolMargin | None:
+def isolated_pool(engine: Engine, account: str, pool_id: str) -> PoolMargin | None:
     """One isolated position's pool: its isolated margin and that position alone, valued at the
     mark. The maintenance margin follows the venue's convention (Bybit values it at the entry
     price: ``MM = entry value × MMR``, which is what makes its isolated formula
@@ -119,7 +119,7 @@ def isolated_pool(engine: "Engine", account: str, pool_id: str) -> PoolMargin | 
     return _pool(account, market.settle, position.market, collateral, [margin])
 
 
-def isolated_pools(engine: "Engine", account: str) -> list[tuple[tuple[str, str], PoolMargin | None]]:
+def isolated_pools(engine: Engine, account: str) -> list[tuple[tuple[str, str], PoolMargin | None]]:
     """(key, pool) of every isolated pool of the account the pipeline must look at: open isolated
     positions, and closed ones still held in a margin call or in liquidation (sorted by id)."""
     found = []
@@ -132,7 +132,7 @@ def isolated_pools(engine: "Engine", account: str) -> list[tuple[tuple[str, str]
     return [(key, isolated_pool(engine, account, key[1])) for key in sorted(found)]
 
 
-def margin_funding_refused(engine: "Engine", account: str, asset: str, units: int) -> str | None:
+def margin_funding_refused(engine: Engine, account: str, asset: str, units: int) -> str | None:
     """Why the wallet cannot move ``units`` of ``asset`` into an isolated position, or None: it
     must hold them, and, as for a withdrawal, the cross pool must not be in liquidation and the
     cross positions the wallet backs must keep their initial margin (an isolated position in
@@ -147,7 +147,7 @@ def margin_funding_refused(engine: "Engine", account: str, asset: str, units: in
     return _leaving_cross_refused(engine, account, asset, units)
 
 
-def _leaving_cross_refused(engine: "Engine", account: str, asset: str, units: int) -> str | None:
+def _leaving_cross_refused(engine: Engine, account: str, asset: str, units: int) -> str | None:
     """Why ``units`` of ``asset`` may not leave the account's cross pool (a withdrawal, margin into
     an isolated position), or None: what stays must cover what the venue asks of the open positions."""
     pool = cross_pool(engine, account, asset)
@@ -164,7 +164,7 @@ def _leaving_cross_refused(engine: "Engine", account: str, asset: str, units: in
     return _cash_short_of_maintenance(venue, pool, amount, asset)
 
 
-def _cash_short_of_maintenance(venue: "VenueState", pool: PoolMargin, amount: Decimal, asset: str) -> str | None:
+def _cash_short_of_maintenance(venue: VenueState, pool: PoolMargin, amount: Decimal, asset: str) -> str | None:
     """Binance: what leaves a pool must leave its balance, unrealized profit not counted, at or above
     the maintenance margin; why it would not, or None."""
     if venue.rules.transfer_cash_covers_maintenance and pool.collateral - amount < pool.maintenance_margin:
@@ -173,7 +173,7 @@ def _cash_short_of_maintenance(venue: "VenueState", pool: PoolMargin, amount: De
     return None
 
 
-def transfer_requirement(venue: "VenueState", pool: PoolMargin) -> tuple[Decimal, str]:
+def transfer_requirement(venue: VenueState, pool: PoolMargin) -> tuple[Decimal, str]:
     """What money leaving the pool (a withdrawal, margin moved out) must leave in it, and what that
     is called: its initial margin, or, where the venue sets a floor (Hyperliquid: 10% of the
     position value), the larger of the two."""
@@ -183,7 +183,7 @@ def transfer_requirement(venue: "VenueState", pool: PoolMargin) -> tuple[Decimal
     return pool.initial_margin, "the initial margin"
 
 
-def _liquidatable(engine: "Engine", venue: "VenueState", pool: PoolMargin) -> bool:
+def _liquidatable(engine: Engine, venue: VenueState, pool: PoolMargin) -> bool:
     if pool.maintenance_margin <= 0:
         return False
     if venue.rules.trigger == "at_or_below":
@@ -191,7 +191,7 @@ def _liquidatable(engine: "Engine", venue: "VenueState", pool: PoolMargin) -> bo
     return pool.equity < pool.maintenance_margin
 
 
-def _recovered(engine: "Engine", venue: "VenueState", pool: PoolMargin) -> bool:
+def _recovered(engine: Engine, venue: VenueState, pool: PoolMargin) -> bool:
     if not pool.positions:
         return True
     liability = sum((position.notional for position in pool.positions), Decimal(0))
@@ -199,7 +199,7 @@ def _recovered(engine: "Engine", venue: "VenueState", pool: PoolMargin) -> bool:
         engine, venue, pool)
 
 
-def withdrawal_allowed(engine: "Engine", account: str, asset: str, units: int) -> str | None:
+def withdrawal_allowed(engine: Engine, account: str, asset: str, units: int) -> str | None:
     """Why a withdrawal must be refused, or None. Blocked in liquidation, below zero equity, or
     when it would leave less than the initial margin of the open positions."""
     if any(key[0] == account for key in engine.liquidating):
@@ -215,7 +215,7 @@ def withdrawal_allowed(engine: "Engine", account: str, asset: str, units: int) -
 MAX_ROUNDS = 4  # accounts hit by another's liquidation (ADL, socialized loss) are re-checked
 
 
-def evaluate(engine: "Engine", accounts, *, screened: bool = False) -> list[e.Event]:
+def evaluate(engine: Engine, accounts, *, screened: bool = False) -> list[e.Event]:
     """Run the pipeline over ``accounts`` (sorted), then over whoever their liquidations hit.
     ``screened``: the accounts come from the screen, which picked them as near a threshold, so
     the float pre-check would rarely spare one; they go to the exact path directly."""
@@ -242,7 +242,7 @@ def evaluate(engine: "Engine", accounts, *, screened: bool = False) -> list[e.Ev
 SAFE_MARGIN = 1e-9  # relative: a float valuation this far from the warning ratio is not re-checked
 
 
-def _clearly_safe(engine: "Engine", venue: "VenueState", account: str) -> bool:
+def _clearly_safe(engine: Engine, venue: VenueState, account: str) -> bool:
     """True when floats show every cross pool of the account well inside its warning ratio and
     the engine holds it neither in a margin call nor in liquidation: valuing it exactly would
     change nothing. Anything the floats do not cover (isolated positions, a size-dependent rate)
@@ -250,9 +250,9 @@ def _clearly_safe(engine: "Engine", venue: "VenueState", account: str) -> bool:
     holder = engine.ledger.accounts[account]
     if account in engine.isolated_accounts:
         return False
-    if not holder.positions or (engine.margin_called or engine.liquidating) and any(
+    if not holder.positions or ((engine.margin_called or engine.liquidating) and any(
             (account, settle) in engine.margin_called or (account, settle) in engine.liquidating
-            for settle in engine.ledger.settle_assets):
+            for settle in engine.ledger.settle_assets)):
         return False
     ledger = engine.ledger
     pools: dict[str, list[float]] = {}  # settle → [equity, maintenance, scale]
@@ -286,7 +286,7 @@ def _clearly_safe(engine: "Engine", venue: "VenueState", account: str) -> bool:
     return True
 
 
-def _evaluate_account(engine: "Engine", account: str, precheck: bool = True) -> list[e.Event]:
+def _evaluate_account(engine: Engine, account: str, precheck: bool = True) -> list[e.Event]:
     venue = engine.venues[engine.home_venue[account]]
     if precheck and _clearly_safe(engine, venue, account):
         return []
@@ -298,7 +298,7 @@ def _evaluate_account(engine: "Engine", account: str, precheck: bool = True) -> 
     return events
 
 
-def _evaluate_pool(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> list[e.Event]:
+def _evaluate_pool(engine: Engine, venue: VenueState, key, pool: PoolMargin) -> list[e.Event]:
     """Margin call, then liquidation if the pool is (or still is) below maintenance."""
     events = _margin_call(engine, venue, key, pool)
     if key in engine.liquidating or _liquidatable(engine, venue, pool):
@@ -309,7 +309,7 @@ def _evaluate_pool(engine: "Engine", venue: "VenueState", key, pool: PoolMargin)
     return events
 
 
-def _evaluate_isolated(engine: "Engine", account: str) -> list[e.Event]:
+def _evaluate_isolated(engine: Engine, account: str) -> list[e.Event]:
     """Each isolated position is a pool of its own, under the rules of the venue listing its
     market: margin call, trigger, sizing, execution, fee, remainder and waterfall, against its
     isolated margin alone (the wallet neither pays its loss nor backs it)."""
@@ -323,14 +323,14 @@ def _evaluate_isolated(engine: "Engine", account: str) -> list[e.Event]:
         assert pool.isolated_market is not None  # an isolated pool names its market
         events += _evaluate_pool(engine, engine.venue_of_market(pool.isolated_market), key, pool)
     after = isolated_pools(engine, account) if events else pools  # no event: no pool changed
-    if not after or not any(pool is not None and (pool.positions or pool.collateral) or key in engine.margin_called
+    if not after or not any((pool is not None and (pool.positions or pool.collateral)) or key in engine.margin_called
                             or key in engine.liquidating for key, pool in after):
         engine.isolated_accounts.discard(account)
         engine.ledger.touched.add(account)  # the screen files it again with the cross-only accounts
     return events
 
 
-def _margin_call(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> list[e.Event]:
+def _margin_call(engine: Engine, venue: VenueState, key, pool: PoolMargin) -> list[e.Event]:
     account, _ = key
     if pool.maintenance_margin <= 0 and key not in engine.margin_called:
         return []
@@ -349,7 +349,7 @@ def _margin_call(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -
 MAX_STEPS_PER_COMMAND = 64  # a bound on liquidation steps per account per command
 
 
-def _liquidate(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> list[e.Event]:
+def _liquidate(engine: Engine, venue: VenueState, key, pool: PoolMargin) -> list[e.Event]:
     account, settle = key
     rules = venue.rules
     events: list[e.Event] = []
@@ -403,7 +403,7 @@ def _liquidate(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> 
     return events
 
 
-def _end(engine: "Engine", venue: "VenueState", key, pool: PoolMargin | None) -> list[e.Event]:
+def _end(engine: Engine, venue: VenueState, key, pool: PoolMargin | None) -> list[e.Event]:
     engine.liquidating.pop(key, None)
     engine.last_liquidated.pop(key, None)
     if pool is not None:
@@ -418,7 +418,7 @@ def _end(engine: "Engine", venue: "VenueState", key, pool: PoolMargin | None) ->
     return events
 
 
-def _positions_to_liquidate(engine: "Engine", pool: PoolMargin, account: str, settle: str) -> list[Position]:
+def _positions_to_liquidate(engine: Engine, pool: PoolMargin, account: str, settle: str) -> list[Position]:
     """Open cross positions of the pool, the largest notional first (then by market, for order);
     an isolated pool's (``settle`` is then its id) is its one position."""
     ledger = engine.ledger
@@ -449,7 +449,7 @@ def _size_of_notional(market, notional: Decimal, mark: Decimal) -> Decimal:
     return notional / per_contract
 
 
-def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Position, pool: PoolMargin,
+def _liquidate_position(engine: Engine, venue: VenueState, key, position: Position, pool: PoolMargin,
                         taker: str | None = None, most: Decimal | None = None):
     """Close (part of) a position through ``venue`` (at most ``most``; ``taker``: the liquidator
     taking it over, on venues where liquidators do).
@@ -559,7 +559,7 @@ def _liquidate_position(engine: "Engine", venue: "VenueState", key, position: Po
     return events, notional, stop
 
 
-def _size_to_close(engine: "Engine", venue: "VenueState", key, position: Position, market, size: Decimal,
+def _size_to_close(engine: Engine, venue: VenueState, key, position: Position, market, size: Decimal,
                    mark: Decimal, pool: PoolMargin) -> tuple[Decimal, str | None]:
     """How much of the position this step closes, and why to stop stepping afterwards (or None)."""
     rules = venue.rules
@@ -602,7 +602,7 @@ def _size_to_close(engine: "Engine", venue: "VenueState", key, position: Positio
     return allowed, "liquidated once this block: the rest waits for the next block"
 
 
-def _drift_terms(engine: "Engine", venue: "VenueState", key, position: Position, size: Decimal, mark: Decimal,
+def _drift_terms(engine: Engine, venue: VenueState, key, position: Position, size: Decimal, mark: Decimal,
                  pool: PoolMargin) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal] | None:
     """Drift's liquidation terms for a position of the pool, at Drift's precisions: (margin
     shortage, margin ratio with the buffer, liquidator fee, insurance-fund fee rate, oracle price), or None when
@@ -627,7 +627,7 @@ def _drift_terms(engine: "Engine", venue: "VenueState", key, position: Position,
     return shortage, ratio, fee, insurance_fee, price
 
 
-def _drift_size(engine: "Engine", venue: "VenueState", key, position: Position, market, size: Decimal, mark: Decimal,
+def _drift_size(engine: Engine, venue: VenueState, key, position: Position, market, size: Decimal, mark: Decimal,
                 pool: PoolMargin) -> Decimal:
     """Drift: take over just enough base to cure the margin shortage (plus the buffer), the
     liquidator's discount and the insurance-fund fee counted against what each unit frees."""
@@ -643,7 +643,7 @@ def _drift_size(engine: "Engine", venue: "VenueState", key, position: Position, 
     return min(size, max(lot, base.quantize(lot, rounding=ROUND_UP)))
 
 
-def _bankruptcy_price(engine: "Engine", pool: PoolMargin, position: Position) -> Decimal | None:
+def _bankruptcy_price(engine: Engine, pool: PoolMargin, position: Position) -> Decimal | None:
     """Price of this position at which the pool's equity is zero, other positions at their marks
     (``pool``: the position's cross pool as it stands)."""
     ledger = engine.ledger
@@ -659,7 +659,7 @@ def _bankruptcy_price(engine: "Engine", pool: PoolMargin, position: Position) ->
                        bankruptcy=True).price
 
 
-def _book_price(venue: "VenueState", market, side: Side, size: Decimal, mark: Decimal) -> Decimal:
+def _book_price(venue: VenueState, market, side: Side, size: Decimal, mark: Decimal) -> Decimal:
     notional = size * market.contract_size * (mark if market.kind is ContractKind.LINEAR else 1)
     impact = venue.rules.book_half_spread + notional / venue.rules.book_depth
     # Closing a long sells into the bids (below the mark); closing a short buys the asks.
@@ -667,7 +667,7 @@ def _book_price(venue: "VenueState", market, side: Side, size: Decimal, mark: De
     return max(raw, PRICE_QUANTUM).quantize(PRICE_QUANTUM, rounding=ROUND_FLOOR if side is Side.LONG else ROUND_CEILING)
 
 
-def _execution(engine: "Engine", venue: "VenueState", key, position: Position, size: Decimal, mark: Decimal,
+def _execution(engine: Engine, venue: VenueState, key, position: Position, size: Decimal, mark: Decimal,
                bankruptcy: Decimal | None, taker: str | None = None) -> tuple[Decimal, Decimal, str, str]:
     """(price, size filled, counterparty, method) of the venue's execution for ``size``."""
     rules = venue.rules
@@ -698,19 +698,19 @@ def _execution(engine: "Engine", venue: "VenueState", key, position: Position, s
     return _book_price(venue, market, side, fillable, mark), fillable, venue.book, "book"
 
 
-def takeover_price(engine: "Engine", venue: "VenueState", key, side: Side, mark: Decimal) -> Decimal:
+def takeover_price(engine: Engine, venue: VenueState, key, side: Side, mark: Decimal) -> Decimal:
     """Drift: a liquidator takes over at the oracle ∓ the fee, ramped since the liquidation began."""
     fee = _ramped_fee(venue.rules, engine.block - engine.liquidating.get(key, engine.block))
     price = mark * (1 - fee) if side is Side.LONG else mark * (1 + fee)
     return price.quantize(PRICE_QUANTUM, rounding=ROUND_FLOOR if side is Side.LONG else ROUND_CEILING)
 
 
-def _awaits_liquidators(venue: "VenueState", pool: PoolMargin) -> bool:
+def _awaits_liquidators(venue: VenueState, pool: PoolMargin) -> bool:
     """On a venue open to liquidators, a solvent account waits for their TakeOver commands."""
     return venue.rules.method == "liquidator" and venue.rules.takeover == "open" and pool.equity > 0
 
 
-def take_over(engine: "Engine", venue: "VenueState", liquidator: str, account: str, market_key: str,
+def take_over(engine: Engine, venue: VenueState, liquidator: str, account: str, market_key: str,
               size: Decimal) -> list[e.Event]:
     """A liquidator takes over at most ``size`` of an account's position in liquidation, at the
     venue's takeover price, within what the venue lets it take this step (Drift: the base that
@@ -768,7 +768,7 @@ def _ramped_fee(rules, blocks: int) -> Decimal:
     return min(rules.liquidator_max_fee, rules.liquidator_fee + rules.fee_increase_per_block * blocks)
 
 
-def _dydx_subaccount(engine: "Engine", venue: "VenueState", account: str, settle: str):
+def _dydx_subaccount(engine: Engine, venue: VenueState, account: str, settle: str):
     """The account as a dYdX subaccount: quote balance (cash − signed cost bases) and positions."""
     from ..policies import dydx
 
@@ -784,7 +784,7 @@ def _dydx_subaccount(engine: "Engine", venue: "VenueState", account: str, settle
         for p, model in zip(holdings, tiers)))
 
 
-def _fillable_price(engine: "Engine", venue: "VenueState", account: str, position: Position) -> Decimal | None:
+def _fillable_price(engine: Engine, venue: VenueState, account: str, position: Position) -> Decimal | None:
     """dYdX's fillable price from the subaccount's TNC/TMMR (policies.dydx)."""
     from ..policies import dydx
 
@@ -795,7 +795,7 @@ def _fillable_price(engine: "Engine", venue: "VenueState", account: str, positio
     return dydx.fillable_price(subaccount, position.market, config)
 
 
-def _insurance_fund_delta(engine: "Engine", venue: "VenueState", account: str, position: Position,
+def _insurance_fund_delta(engine: Engine, venue: VenueState, account: str, position: Position,
                           price: Decimal, size: Decimal) -> int | None:
     """dYdX: quantums the fill pays to (positive) or takes from (negative) the insurance fund."""
     from ..policies import dydx
@@ -807,7 +807,7 @@ def _insurance_fund_delta(engine: "Engine", venue: "VenueState", account: str, p
     return dydx.insurance_fund_delta(subaccount, position.market, price, size, config)
 
 
-def _settle_fund_delta(engine: "Engine", venue: "VenueState", account: str, settle: str, delta: int) -> list[e.Event]:
+def _settle_fund_delta(engine: Engine, venue: VenueState, account: str, settle: str, delta: int) -> list[e.Event]:
     """Apply a per-fill insurance-fund delta: the fee to the fund, or the fund covering the fill."""
     ledger = engine.ledger
     if delta > 0:
@@ -833,7 +833,7 @@ def _shortfall(market, side: Side, size: Decimal, price: Decimal, bankruptcy: De
     return max(gap * value, Decimal(0))
 
 
-def _fund_can_hold(engine: "Engine", venue: "VenueState", market, size: Decimal, mark: Decimal) -> bool:
+def _fund_can_hold(engine: Engine, venue: VenueState, market, size: Decimal, mark: Decimal) -> bool:
     """Binance: the insurance fund may hold a net notional up to a ratio of its balance."""
     balance = engine.ledger.amount(market.settle, engine.ledger.accounts[venue.insurance].balance(market.settle))
     if balance <= 0:
@@ -846,7 +846,7 @@ def _fund_can_hold(engine: "Engine", venue: "VenueState", market, size: Decimal,
     return notional <= ratio * balance
 
 
-def _close(engine: "Engine", venue: "VenueState", account: str, counterparty: str, position: Position,
+def _close(engine: Engine, venue: VenueState, account: str, counterparty: str, position: Position,
            size: Decimal, price: Decimal) -> None:
     buyer, seller = (counterparty, account) if position.side is Side.LONG else (account, counterparty)
     buyer_hedge = position.hedge_side if buyer == account else _hedge_for(engine, counterparty, Side.LONG)
@@ -871,7 +871,7 @@ def _close(engine: "Engine", venue: "VenueState", account: str, counterparty: st
     )
 
 
-def _hedge_for(engine: "Engine", account: str, side: Side) -> Side | None:
+def _hedge_for(engine: Engine, account: str, side: Side) -> Side | None:
     return side if engine.ledger.accounts[account].position_mode.value == "hedge" else None
 
 
@@ -880,7 +880,7 @@ def _hedge_for(engine: "Engine", account: str, side: Side) -> Side | None:
 # --------------------------------------------------------------------------------------------
 
 
-def _vault_takeover(engine: "Engine", venue: "VenueState", key, pool: PoolMargin) -> list[e.Event]:
+def _vault_takeover(engine: Engine, venue: VenueState, key, pool: PoolMargin) -> list[e.Event]:
     account, settle = key
     ledger = engine.ledger
     vault = venue.liquidator
@@ -915,7 +915,7 @@ def _vault_takeover(engine: "Engine", venue: "VenueState", key, pool: PoolMargin
     return events + deleverage_backstop(engine, venue)
 
 
-def deleverage_backstop(engine: "Engine", venue: "VenueState") -> list[e.Event]:
+def deleverage_backstop(engine: Engine, venue: VenueState) -> list[e.Event]:
     """A margined backstop vault (``execution.backstop_deleveraged_below``) whose equity fell below
     that fraction of its own maintenance margin: its positions, the largest first, are
     auto-deleveraged against the opposite side at the ADL price until it is above it again.
@@ -960,7 +960,7 @@ def deleverage_backstop(engine: "Engine", venue: "VenueState") -> list[e.Event]:
     return events
 
 
-def _vault_takes_isolated_margin(engine: "Engine", venue: "VenueState", account: str, pool_id: str) -> list[e.Event]:
+def _vault_takes_isolated_margin(engine: Engine, venue: VenueState, account: str, pool_id: str) -> list[e.Event]:
     ledger = engine.ledger
     vault = venue.liquidator
     market, hedge_side = _slot(pool_id)
@@ -988,12 +988,12 @@ def _vault_takes_isolated_margin(engine: "Engine", venue: "VenueState", account:
 # --------------------------------------------------------------------------------------------
 
 
-def _receiver(venue: "VenueState", name: str) -> str:
+def _receiver(venue: VenueState, name: str) -> str:
     return {"insurance": venue.insurance, "protocol": venue.fee_pool, "liquidator": venue.liquidator,
             "pool": venue.book}[name]
 
 
-def _charge_fee(engine: "Engine", venue: "VenueState", key, notional: Decimal, rate: Decimal | None = None,
+def _charge_fee(engine: Engine, venue: VenueState, key, notional: Decimal, rate: Decimal | None = None,
                 receivers: tuple[tuple[str, Decimal], ...] | None = None) -> list[e.Event]:
     """``rate`` (the venue's liquidation fee unless given) of ``notional``, capped by the pool's
     equity and cash (floored at the asset's unit), split among ``receivers`` (the venue's
@@ -1038,7 +1038,7 @@ def _charge_fee(engine: "Engine", venue: "VenueState", key, notional: Decimal, r
     return events
 
 
-def _settle_closed_account(engine: "Engine", venue: "VenueState", key) -> list[e.Event]:
+def _settle_closed_account(engine: Engine, venue: VenueState, key) -> list[e.Event]:
     """Everything is closed: hand the rest to the fund (where the venue says so) or cover the hole."""
     account, settle = key
     if is_isolated(settle):
@@ -1053,7 +1053,7 @@ def _settle_closed_account(engine: "Engine", venue: "VenueState", key) -> list[e
     return []
 
 
-def _settle_closed_isolated(engine: "Engine", venue: "VenueState", key) -> list[e.Event]:
+def _settle_closed_isolated(engine: Engine, venue: VenueState, key) -> list[e.Event]:
     """A closed isolated position: the margin left goes to the fund where the venue says so, else
     back to the wallet, as on any close; a deficit goes down the waterfall into the position's
     margin, and what no layer absorbs is bad debt, written off (never charged to the wallet)."""
@@ -1076,7 +1076,7 @@ def _settle_closed_isolated(engine: "Engine", venue: "VenueState", key) -> list[
     return []
 
 
-def _pay_in(engine: "Engine", source: str, account: str, settle: str, units: int, slot, *,
+def _pay_in(engine: Engine, source: str, account: str, settle: str, units: int, slot, *,
             allow_overdraft: bool = False) -> None:
     """Pay ``account``'s deficit: into its wallet, or into its isolated position's margin (``slot``)."""
     if slot is None:
@@ -1085,7 +1085,7 @@ def _pay_in(engine: "Engine", source: str, account: str, settle: str, units: int
         engine.ledger.pay_into_isolated(source, account, slot[0], slot[1], units, allow_overdraft=allow_overdraft)
 
 
-def _waterfall_capacity(engine: "Engine", venue: "VenueState", settle: str) -> Decimal:
+def _waterfall_capacity(engine: Engine, venue: VenueState, settle: str) -> Decimal:
     """How much the cash layers (fund, backstop, pool) could pay now, in the settle asset."""
     ledger = engine.ledger
     total = 0
@@ -1103,7 +1103,7 @@ def _waterfall_capacity(engine: "Engine", venue: "VenueState", settle: str) -> D
     return ledger.amount(settle, total)
 
 
-def _backstop_available(engine: "Engine", venue: "VenueState", settle: str) -> int:
+def _backstop_available(engine: Engine, venue: VenueState, settle: str) -> int:
     if venue.backstop is None:
         return 0
     backstop = engine.backstops[venue.backstop]
@@ -1115,7 +1115,7 @@ def _backstop_available(engine: "Engine", venue: "VenueState", settle: str) -> i
     return max(left, 0)
 
 
-def _waterfall(engine: "Engine", venue: "VenueState", account: str, settle: str, deficit: int,
+def _waterfall(engine: Engine, venue: VenueState, account: str, settle: str, deficit: int,
                slot: tuple[str, Side | None] | None = None, market: str | None = None) -> list[e.Event]:
     """Cover ``deficit`` units of ``account``'s loss, layer by layer, into its wallet or, with
     ``slot`` (market, hedge side), into that isolated position's margin. ``market``: the market the
@@ -1171,7 +1171,7 @@ def _waterfall(engine: "Engine", venue: "VenueState", account: str, settle: str,
     return events
 
 
-def _tier_room(engine: "Engine", venue: "VenueState", settle: str, market: str, tier: str, loss: int) -> int:
+def _tier_room(engine: Engine, venue: VenueState, settle: str, market: str, tier: str, loss: int) -> int:
     """Drift: what the fund may pay toward a loss on ``market`` (units): min(loss, vault − 1 unit,
     its contract tier's cap − what it paid for that market so far) (:func:`policies.drift.insurance_fund_payout`)."""
     from ..policies import drift
@@ -1184,7 +1184,7 @@ def _tier_room(engine: "Engine", venue: "VenueState", settle: str, market: str, 
     return ledger.units(settle, payout)
 
 
-def _socialize(engine: "Engine", venue: "VenueState", account: str, settle: str, loss: int, slot=None):
+def _socialize(engine: Engine, venue: VenueState, account: str, settle: str, loss: int, slot=None):
     """Drift: the loss is paid by every open position of the venue's markets in this settle asset,
     pro rata to its size, through cumulative funding; each payment is rounded up, and what the
     rounding collects beyond the loss goes to the insurance fund."""
@@ -1230,7 +1230,7 @@ def _socialize(engine: "Engine", venue: "VenueState", account: str, settle: str,
 # --------------------------------------------------------------------------------------------
 
 
-def _auto_deleverage(engine: "Engine", venue: "VenueState", account: str, position: Position, size: Decimal,
+def _auto_deleverage(engine: Engine, venue: VenueState, account: str, position: Position, size: Decimal,
                      bankruptcy: Decimal | None) -> list[e.Event]:
     ledger = engine.ledger
     market = ledger.markets[position.market]
@@ -1274,7 +1274,7 @@ def _auto_deleverage(engine: "Engine", venue: "VenueState", account: str, positi
     return events
 
 
-def _candidate(engine: "Engine", holder: str, position: Position, rule: str) -> adl.AdlCandidate | None:
+def _candidate(engine: Engine, holder: str, position: Position, rule: str) -> adl.AdlCandidate | None:
     """The holder's position as the ADL ranking sees it, with its score under a ranked ``rule``.
     Kept for the rest of the command while the account is unchanged (one price update may
     deleverage many times against the same book). None for a position already past its own
@@ -1298,7 +1298,7 @@ def _candidate(engine: "Engine", holder: str, position: Position, rule: str) -> 
     return candidate
 
 
-def _rank_candidate(engine: "Engine", holder: str, position: Position) -> adl.AdlCandidate:
+def _rank_candidate(engine: Engine, holder: str, position: Position) -> adl.AdlCandidate:
     ledger = engine.ledger
     market = ledger.markets[position.market]
     settle = market.settle

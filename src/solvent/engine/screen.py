@@ -30,8 +30,9 @@ current marks (every command that changes an account evaluates it, or leaves it 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -56,7 +57,7 @@ class SinglePositionPools:
     with the price (an isolated pool valued at its entry price, as Bybit does); the pools are then
     screened against it instead of the market's brackets."""
 
-    def __init__(self, engine: "Engine", key: str, base_units: list[int], lots: list[int], warning: list[float],
+    def __init__(self, engine: Engine, key: str, base_units: list[int], lots: list[int], warning: list[float],
                  fixed_maintenance: list[float] | None = None):
         ledger = engine.ledger
         market = ledger.markets[key]
@@ -88,7 +89,7 @@ class SinglePositionPools:
 
 
 class EngineScreen:
-    def __init__(self, engine: "Engine", *, stale_fraction: float = 0.05):
+    def __init__(self, engine: Engine, *, stale_fraction: float = 0.05):
         self.engine = engine
         self.stale_fraction = stale_fraction
         self.index: ThresholdIndex | None = None

@@ -8,8 +8,8 @@ it is the path the vectorized screen is re-checked against.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Callable, Mapping
 
 from ..core.domain import ContractKind, MarginMode, Side
 from ..core.errors import InvalidInput, UnknownName

@@ -53,10 +53,11 @@ and rank / n (the fifth of six at 83% → 100%) does not.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from fractions import Fraction
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from ..core.domain import Side
 from ..core.errors import InvalidInput
@@ -118,7 +119,7 @@ class AdlCandidate:
         object.__setattr__(self, "size", positive(self.size, f"candidates[{self.account}].size"))
 
     @classmethod
-    def parse(cls, row: Mapping[str, Any], where: str = "candidate", contract: object = "linear") -> "AdlCandidate":
+    def parse(cls, row: Mapping[str, Any], where: str = "candidate", contract: object = "linear") -> AdlCandidate:
         """From a mapping in the venues' vocabulary (see ``_ALIASES``); numbers as decimal strings.
         ``contract`` (``linear``/``inverse``) applies unless the row states its own."""
         if not isinstance(row, Mapping):
@@ -658,13 +659,13 @@ def parse_candidates(rows: Iterable[Mapping[str, Any]], field: str = "candidates
 
 
 __all__ = [
+    "BENCHMARKS",
+    "RULES",
     "AdlCandidate",
     "AdlClose",
     "AdlOvershoot",
     "AdlResult",
-    "BENCHMARKS",
     "QueueStanding",
-    "RULES",
     "binance_score",
     "bitmex_score",
     "deleverage",

@@ -36,10 +36,11 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Mapping
+from typing import Any
 
 from ..core.errors import InvalidInput
 from ..core.numbers import ceil_div, non_negative, to_decimal, to_int
@@ -108,7 +109,7 @@ class DriftLiquidationConfig:
             raise InvalidInput("if_fee_share_of_implied", "must be within 0..1")
 
     @classmethod
-    def from_table(cls, table: Mapping[str, Any], where: str = "liquidation") -> "DriftLiquidationConfig":
+    def from_table(cls, table: Mapping[str, Any], where: str = "liquidation") -> DriftLiquidationConfig:
         """Build from a ``[liquidation]`` table (decimal strings; slots and multipliers as ints)."""
         defaults = cls()
         caps = table.get("insurance_max")

@@ -31,10 +31,11 @@ table (``presets/dydx_v4.toml`` holds the mainnet genesis values).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ..core.domain import Side
 from ..core.errors import InvalidInput, UnknownName
@@ -135,7 +136,7 @@ class DydxLiquidationConfig:
                 raise InvalidInput(name, "must not be negative")
 
     @classmethod
-    def from_table(cls, table: Mapping[str, Any], where: str = "liquidation") -> "DydxLiquidationConfig":
+    def from_table(cls, table: Mapping[str, Any], where: str = "liquidation") -> DydxLiquidationConfig:
         """Build from a ``[liquidation]`` table: rates as decimals, amounts in USDC (kept for a
         table of the same entries: the engine asks for it at every liquidation)."""
         try:
@@ -151,7 +152,7 @@ class DydxLiquidationConfig:
         return config
 
     @classmethod
-    def _from_table(cls, table: Mapping[str, Any], where: str) -> "DydxLiquidationConfig":
+    def _from_table(cls, table: Mapping[str, Any], where: str) -> DydxLiquidationConfig:
 
         def get(key: str) -> Any:
             if key not in table:
@@ -172,7 +173,7 @@ class DydxLiquidationConfig:
                 get("max_insurance_lost"), f"{where}.max_insurance_lost"),
         )
 
-    def with_rates(self, **rates: object) -> "DydxLiquidationConfig":
+    def with_rates(self, **rates: object) -> DydxLiquidationConfig:
         """A copy with some rates replaced, given as decimals (``max_liquidation_fee="0.005"``)."""
         names = {
             "max_liquidation_fee": "max_liquidation_fee_ppm",
@@ -211,7 +212,7 @@ class DydxPosition:
         positive(self.oracle_price, f"positions[{self.market}].oracle_price")
 
     @classmethod
-    def parse(cls, row: Mapping[str, Any], where: str = "position") -> "DydxPosition":
+    def parse(cls, row: Mapping[str, Any], where: str = "position") -> DydxPosition:
         """From ``{market, side, size, oracle_price, imf, mmf | maintenance_fraction}``."""
         if not isinstance(row, Mapping):
             raise InvalidInput(where, "expected an object")
@@ -270,7 +271,7 @@ class Subaccount:
 
     @classmethod
     def parse(cls, positions: Iterable[Mapping[str, Any]], quote_balance: object,
-              field: str = "positions") -> "Subaccount":
+              field: str = "positions") -> Subaccount:
         """From position rows and a quote balance in USDC (a decimal string)."""
         if isinstance(positions, (str, bytes)) or not isinstance(positions, Iterable):
             raise InvalidInput(field, "expected a list of positions")

@@ -40,9 +40,9 @@ with that bracket until the bracket is stable (Binance's own note: "iterate").
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
-from typing import Sequence
 
 from ..core.domain import ContractKind, MarginMode, Side
 from ..core.errors import InvalidInput
@@ -429,13 +429,13 @@ def round_price_against_account(price: Decimal, tick: Decimal, side: Side) -> De
 
 __all__ = [
     "Leg",
-    "PositionView",
-    "account_liquidation_price",
-    "round_price_against_account",
     "LiquidationPriceRule",
+    "PositionView",
     "PriceSolution",
     "TieredMargin",
+    "account_liquidation_price",
     "isolated_collateral",
     "position_liquidation_price",
+    "round_price_against_account",
     "solve_price",
 ]

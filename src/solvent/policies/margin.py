@@ -27,10 +27,11 @@ Models (each cited in ../shared/reference/perp-venues.md):
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
-from typing import Iterable, Mapping, Protocol, Sequence
+from typing import Protocol
 
 from ..core.errors import InvalidInput
 from ..core.numbers import (
@@ -133,7 +134,7 @@ class TieredMargin:
         *,
         rates: str = "explicit",
         field_name: str = "tiers",
-    ) -> "TieredMargin":
+    ) -> TieredMargin:
         """Parse tier rows. ``rates`` is ``explicit`` or ``half_initial_at_max_leverage``."""
         if rates not in ("explicit", "half_initial_at_max_leverage"):
             raise InvalidInput(f"{field_name}.rates", f"unknown rate rule {rates!r}")
@@ -168,7 +169,7 @@ class TieredMargin:
         return cls(tuple(Tier(floors[i], mmrs[i], deductions[i], leverages[i]) for i in range(len(rows))))
 
     @classmethod
-    def flat(cls, maintenance_rate: Decimal, deduction: Decimal = ZERO, max_leverage: Decimal | None = None) -> "TieredMargin":
+    def flat(cls, maintenance_rate: Decimal, deduction: Decimal = ZERO, max_leverage: Decimal | None = None) -> TieredMargin:
         """A single bracket with a fixed rate (and deduction), e.g. a position's current bracket."""
         return cls((Tier(ZERO, maintenance_rate, deduction, max_leverage),))
 
@@ -311,7 +312,7 @@ class LiquidityTier:
 
     @classmethod
     def from_rates(cls, imf: object, mmf: object | None = None, maintenance_fraction: object | None = None,
-                   oi_lower_cap: object = "0", oi_upper_cap: object = "0") -> "LiquidityTier":
+                   oi_lower_cap: object = "0", oi_upper_cap: object = "0") -> LiquidityTier:
         initial = to_ppm(imf, "imf")
         if maintenance_fraction is not None:
             fraction_ppm = to_ppm(maintenance_fraction, "maintenance_fraction")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import copy
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ..core.domain import Asset, ContractKind, Market
 from ..core.errors import InvalidInput, UnknownName
@@ -196,7 +197,7 @@ class Preset:
             )
         return result
 
-    def with_overrides(self, overrides: Mapping[str, Any], name: str | None = None) -> "Preset":
+    def with_overrides(self, overrides: Mapping[str, Any], name: str | None = None) -> Preset:
         """A new preset: this one with some values replaced (a user's own design)."""
         return Preset(name or f"{self.name}+overrides", merge_tables(self.data, overrides))
 

@@ -1,6 +1,6 @@
 """Vectorized screening of a whole book, with an exact re-check at the thresholds."""
 
 from .book import ColumnarBook
-from .screen import ScreenResult, Screener
+from .screen import Screener, ScreenResult
 
 __all__ = ["ColumnarBook", "ScreenResult", "Screener"]

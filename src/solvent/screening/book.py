@@ -21,9 +21,9 @@ next to the float ones: floats decide what to look at, integers decide what happ
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Iterable, Mapping
 
 import numpy as np
 
@@ -131,7 +131,7 @@ class ColumnarBook:
         *,
         haircuts: Mapping[str, Decimal] | None = None,
         accounts: Iterable[str] | None = None,
-    ) -> "ColumnarBook":
+    ) -> ColumnarBook:
         """Columns of every pool of every account in a ledger (or of ``accounts`` only).
 
         ``models`` maps each market to its margin model; ``haircuts`` lists non-settle assets

@@ -13,9 +13,9 @@ Per update:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Mapping
 
 import numpy as np
 

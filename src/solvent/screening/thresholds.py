@@ -22,9 +22,9 @@ small overlay and are merged into the sorted arrays in batches.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Sequence
 
 import numpy as np
 
@@ -46,14 +46,14 @@ class MarketSchedule:
     floor_list: tuple[float, ...] = ()  # the floors for bisect on one value (faster than NumPy's)
 
     @classmethod
-    def of(cls, model: MarginModel, inverse: bool) -> "MarketSchedule":
+    def of(cls, model: MarginModel, inverse: bool) -> MarketSchedule:
         table = model.maintenance_table()
         floors = tuple(float(row[0]) for row in table)
         return cls(inverse, np.array(floors), np.array([float(row[1]) for row in table]),
                    np.array([float(row[2]) for row in table]), model, floors)
 
     @classmethod
-    def fixed(cls, inverse: bool) -> "MarketSchedule":
+    def fixed(cls, inverse: bool) -> MarketSchedule:
         """One bracket with no rate: with per-pool ``deductions`` of ``−MM``, a maintenance margin
         that does not move with the price (Bybit's isolated MM, valued at the entry price)."""
         return cls(inverse, np.zeros(1), np.zeros(1), np.zeros(1), None, (0.0,))

@@ -44,8 +44,9 @@ import queue
 import re
 import threading
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request, WebSocket
 from fastapi.exceptions import RequestValidationError
@@ -55,7 +56,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.websockets import WebSocketDisconnect
 
 from ..engine.commands import Command
-from ..store import BatchItem, BatchResult, DurableEngine, Entry, IdempotencyConflict, LogMismatch, StoreError, state_digest
+from ..store import (
+    BatchItem,
+    BatchResult,
+    DurableEngine,
+    Entry,
+    IdempotencyConflict,
+    LogMismatch,
+    StoreError,
+    state_digest,
+)
 from ..store.durable import NotAttempted, Staged, rejection_error
 from .keys import ROLES, KeyStore, Principal, key_id
 from .limits import Limit, RateLimiter
@@ -110,7 +120,7 @@ class _Waiter:
     """One queued request (one command, or a client's batch): resolved by the writer thread, on
     its event loop or a thread."""
 
-    __slots__ = ("items", "grouped", "loop", "future", "event", "results", "key_id")
+    __slots__ = ("event", "future", "grouped", "items", "key_id", "loop", "results")
 
     def __init__(self, items: list[tuple[Command, str | None]], grouped: bool,
                  loop: asyncio.AbstractEventLoop | None) -> None:
@@ -297,7 +307,7 @@ class Service:
         with self.lock:
             try:
                 staged: Staged | list[BatchResult] = self.durable.stage(items, check=check_references)
-            except BaseException as error:  # noqa: BLE001 - answered to every request of the batch
+            except BaseException as error:
                 staged = [BatchResult(error=error) for _ in items]
             self._staged.put((batch, staged))
 
@@ -323,13 +333,13 @@ class Service:
             try:
                 committed = iter(self.durable.commit_all(staged)) if staged else iter(())
                 answers = [(batch, item if isinstance(item, list) else next(committed)) for batch, item in work]
-            except BaseException as error:  # noqa: BLE001 - answered to every request of these batches
+            except BaseException as error:
                 answers = [(batch, [BatchResult(error=error) for waiter in batch for _ in waiter.items])
                            for batch, _ in work]
             if self.observer is not None:
                 try:
                     self.observer(answers, time.perf_counter() - started)
-                except Exception:  # noqa: BLE001 - metrics never stop the committer
+                except Exception:
                     logger.exception("the commit observer failed")
             self._answer_all(answers)
 
@@ -375,7 +385,7 @@ class Service:
         except LogMismatch as mismatch:
             logger.error("the command log does not verify at seq %s: %s; nothing more is acknowledged "
                          "(see solvent verify and solvent recover)", mismatch.seq, mismatch.message)
-        except Exception:  # noqa: BLE001 - e.g. the service closed meanwhile
+        except Exception:
             logger.exception("the background check of the hash chain failed")
         finally:
             self.prefix_checked.set()
@@ -492,7 +502,7 @@ class Service:
         if entry.pending:  # pragma: no cover - only another writer's entry
             raise StoreError(f"entry {entry.seq} has no outcome yet")
         return 200, (f'{{"seq":{entry.seq},"kind":{json.dumps(command.kind)},"events":{_events_text(entry)},'
-                     f'"replayed":{"true" if result.replayed else "false"}}}').encode("utf-8")
+                     f'"replayed":{"true" if result.replayed else "false"}}}').encode()
 
     @staticmethod
     def _batch_answer(items: list[tuple[Command, str | None]], results: list[BatchResult]) -> tuple[int, bytes]:
@@ -535,7 +545,7 @@ class Service:
                 status = code
             parts.append(_dumps({"kind": command.kind, "status": code, "error": message, "field": field,
                                  "recorded": False}).decode("utf-8"))
-        return status, f'{{"results":[{",".join(parts)}],"committed":{committed}}}'.encode("utf-8")
+        return status, f'{{"results":[{",".join(parts)}],"committed":{committed}}}'.encode()
 
     # ------------------------------------------------------------ reads
 
@@ -640,7 +650,7 @@ class ServiceAPI(FastAPI):
     :func:`command_request`, the handler of the FastAPI routes of the same paths (which the
     OpenAPI document describes), so both answer alike."""
 
-    command_paths: dict[str, str | None] = {}  # path -> the command kind it fixes (None: any, or a batch)
+    command_paths: dict[str, str | None] = {}  # noqa: RUF012 - replaced per app in create_app; path -> the command kind it fixes (None: any, or a batch)
     service: Service | None = None
     access_log = False  # one JSON line per request (solvent.service.logging)
 
@@ -690,7 +700,7 @@ class ServiceAPI(FastAPI):
             status, body = 503, _dumps({"error": str(error), "field": None})
         except _Disconnected:
             return
-        except Exception:  # noqa: BLE001 - what the server error middleware would answer
+        except Exception:
             logger.exception("POST %s failed", scope["path"])
             status, body = 500, _dumps({"error": "internal server error", "field": None})
         start = {"type": "http.response.start", "status": status,
@@ -906,7 +916,10 @@ def create_app(url: str, *, snapshot_every: int | None = DEFAULT_SNAPSHOT_EVERY,
                     return
                 entries = service.durable.recent(next_seq, 500)  # just committed: from memory
                 if entries is None:
-                    entries = await run_in_threadpool(lambda: list(service.log.entries(next_seq, next_seq + 499)))
+                    def page(start: int = next_seq) -> list[Entry]:
+                        return list(service.log.entries(start, start + 499))
+
+                    entries = await run_in_threadpool(page)
                 for entry in entries:
                     if entry.pending:
                         break

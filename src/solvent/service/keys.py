@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
@@ -103,7 +104,7 @@ class KeyStore:
                 connection.execute(api_keys.insert().values(
                     key_hash=digest, role=role, account=account if role == "account" else None,
                     venue=venue if role == "operator" else None, label=label,
-                    created_at=datetime.now(timezone.utc).isoformat()))
+                    created_at=datetime.now(UTC).isoformat()))
         return key
 
     def lookup(self, key: str) -> Principal | None:

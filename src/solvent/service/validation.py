@@ -23,7 +23,7 @@ from dataclasses import MISSING, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
-from ..engine import Engine  # noqa: F401 - registers every command kind (lending included)
+from ..engine import Engine
 from ..engine.commands import COMMANDS, ApplyFill, Command
 from ..engine.lending import registry as lending_registry
 

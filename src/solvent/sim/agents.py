@@ -56,9 +56,10 @@ that thinning: :meth:`MarketMaker.impact` builds the square-root market they quo
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -709,9 +710,7 @@ class Liquidator:
         capital = view.balance(self.name, self.debt_asset)
         if capital <= 0:
             return None
-        debt_price = view.price(self.debt_asset)
         reserves = {asset: view.venue.market.reserve(asset) for asset in markets}
-        lt = {asset: reserve.liquidation_threshold_bps / 1e4 for asset, reserve in reserves.items()}
         # Necessary for the gate: repaying x buys at most x·LB of collateral at the oracle, sold at most at the mid.
         worth = {asset: reserve.liquidation_bonus_bps / 1e4 * markets[asset].mid() / view.price(asset)
                  >= 1.0 + self.min_margin for asset, reserve in reserves.items()}

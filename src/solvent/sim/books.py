@@ -19,10 +19,10 @@ Design and formats: docs/your-data.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal, InvalidOperation
 from pathlib import Path
-from typing import Mapping
 
 from ..core.errors import InvalidInput, SolventError
 from ..engine import commands as c
@@ -144,7 +144,7 @@ def book_from_columns(columns: Columns, source: str = "book") -> PerpBook:
     if count == 0:
         raise InvalidInput(source, "the book has no rows")
     empty = [""] * count
-    get = lambda name: table.get(name, empty)  # noqa: E731 (a one-line column reader)
+    get = lambda name: table.get(name, empty)
     accounts, markets, sides, sizes, notionals, entries, isolated, leverages, margins, extras = ([] for _ in range(10))
     deposits: dict[str, tuple[int, Decimal]] = {}
     seen: set[tuple[str, str]] = set()

@@ -74,10 +74,11 @@ has decayed far, auctions clear near zero and the shortfall is system debt.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -267,7 +268,7 @@ def _run_lending(config: LendingSimConfig, scenario: Scenario | None,
     if protocol not in PROTOCOLS:
         raise InvalidInput("preset", f"{config.preset}: the lending simulator drives {', '.join(PROTOCOLS)} venues, "
                            f"not {protocol or 'a non-lending preset'}")
-    if not 0 <= config.stability_pool_fraction or Decimal(config.protocol_reserves) < 0:
+    if not config.stability_pool_fraction >= 0 or Decimal(config.protocol_reserves) < 0:
         raise InvalidInput("config", "stability_pool_fraction and protocol_reserves must not be negative")
     collateral = dict(config.collateral or DEFAULT_COLLATERAL.get(config.preset, PROTOCOL_COLLATERAL[protocol]))
     if not collateral:
@@ -653,4 +654,4 @@ def _stability_pool(config: LendingSimConfig, book, price: str, coll: str, lusd:
             L.ProvideToStabilityPool(VENUE, DEPOSITOR, amount)]
 
 
-__all__ = ["LendingRunResult", "LendingSimConfig", "NO_RESET_FLOOR", "TakeRecord", "run_lending"]
+__all__ = ["NO_RESET_FLOOR", "LendingRunResult", "LendingSimConfig", "TakeRecord", "run_lending"]

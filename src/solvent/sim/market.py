@@ -22,8 +22,8 @@ side being hit, which is optimistic by up to a factor of two if the figure sums 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Sequence
 
 import numpy as np
 

@@ -35,9 +35,10 @@ Definitions the simulator must follow when it fills a :class:`RunMetrics`:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

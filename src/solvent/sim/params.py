@@ -24,9 +24,10 @@ Design: docs/your-data.md.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from ..core.errors import InvalidInput
 

@@ -31,8 +31,9 @@ Defaults, and how much of each is sourced (reference/simulation.md):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

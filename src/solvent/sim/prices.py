@@ -27,10 +27,11 @@ Design and formats: docs/your-data.md.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -86,7 +87,7 @@ class PriceHistory:
 
     @property
     def start(self) -> datetime:
-        return datetime.fromtimestamp(self.start_ms / 1000, tz=timezone.utc)
+        return datetime.fromtimestamp(self.start_ms / 1000, tz=UTC)
 
     def paths(self, rng: Any = None) -> dict[str, np.ndarray]:
         """The closes, as they are (no draw)."""
@@ -101,7 +102,7 @@ class PriceHistory:
             second[asset] = np.where(falling, self.low[asset], self.high[asset])
         return first, second
 
-    def resampled(self, step_seconds: int) -> "PriceHistory":
+    def resampled(self, step_seconds: int) -> PriceHistory:
         """The same candles on a coarser grid (a whole multiple of this one's step)."""
         if step_seconds == self.step_seconds:
             return self

@@ -15,9 +15,10 @@ Metrics (:class:`~solvent.sim.metrics.RunMetrics`) are read from the events and 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,10 +31,16 @@ from ..engine import events as ev
 from ..engine.pipeline import cross_pool
 from ..presets import load_preset
 from . import perp_agents
-from .market import DEPTH_1PCT_USD, SqrtImpact, realized_volatility
 from .books import apply_setup
-from .metrics import (RunMetrics, adl_excess_over_leverage_draining, adl_excess_over_pro_rata, cascade_depth,
-                      price_overshoot, time_to_stability)
+from .market import DEPTH_1PCT_USD, SqrtImpact, realized_volatility
+from .metrics import (
+    RunMetrics,
+    adl_excess_over_leverage_draining,
+    adl_excess_over_pro_rata,
+    cascade_depth,
+    price_overshoot,
+    time_to_stability,
+)
 from .population import sample_population
 from .prices import exogenous_paths, resolve_scenario
 from .scenarios import Scenario
@@ -78,9 +85,9 @@ class SimConfig:
     liquidator_latency_steps: int = 1
     # The user's world (docs/your-data.md): a book of positions in place of the synthetic one (with
     # synthetic traders beside it making up synthetic_share of the accounts).
-    book: "PerpBook | None" = None
+    book: PerpBook | None = None
     synthetic_share: float = 0.0
-    prices: "PriceHistory | None" = None  # candles in place of the scenario (docs/your-data.md)
+    prices: PriceHistory | None = None  # candles in place of the scenario (docs/your-data.md)
     # Keyword arguments of sample_population for the book (an incident's calibration), e.g.
     # (("median_notional", 250000.0), ("long_share", 0.6)).
     population: tuple[tuple[str, object], ...] = ()
@@ -91,7 +98,7 @@ class SimConfig:
     def preset_overrides(self) -> dict:
         return nested_overrides(self.overrides)
 
-    def with_agents(self, preset) -> "SimConfig":
+    def with_agents(self, preset) -> SimConfig:
         """This configuration with the venue opened to liquidator agents, where they apply."""
         if (self.liquidators <= 0 or preset.section("execution").get("method") != "liquidator"
                 or any(path == "execution.takeover" for path, _ in self.overrides)):

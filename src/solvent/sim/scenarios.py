@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -87,7 +88,7 @@ class Scenario:
             if vol is None or not vol > 0:
                 raise InvalidInput(f"scenario[{self.name}].assets.{asset}.volatility", "must be positive")
 
-    def widened(self, start: datetime, end: datetime) -> "Scenario":
+    def widened(self, start: datetime, end: datetime) -> Scenario:
         """The same anchors over a wider window (e.g. the whole day around a crash): the path runs
         free before the first anchor and after the last, as it does inside the file's window."""
         if self.start is None:

@@ -33,8 +33,9 @@ Choices (documented here because they decide the answer):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -28,10 +28,11 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from ..core.errors import SolventError
 from ..engine import Engine
@@ -344,7 +345,7 @@ def replay_log(log: CommandLog, *, verify: bool = False, engine_factory: Callabl
         return _replay(log, verify, engine_factory, report)
     except (LogMismatch, MemoryError, KeyboardInterrupt):
         raise
-    except Exception as error:  # noqa: BLE001 - the entry being read is named, not a traceback printed
+    except Exception as error:
         raise LogMismatch(report.last_seq + (0 if report.entries else 1),
                           f"cannot be checked: {type(error).__name__}: {error}") from None
 
@@ -370,7 +371,7 @@ def _replay(log: CommandLog, verify: bool, engine_factory: Callable[[], Engine],
             checks.clear()
             try:
                 outcome = outcome_of(engine, command)
-            except Exception as error:  # noqa: BLE001 - reported by seq, never as a traceback
+            except Exception as error:
                 raise LogMismatch(entry.seq, f"{entry.kind}: the engine failed on it ({type(error).__name__}: "
                                              f"{error})") from None
             text = canonical(outcome)

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from json.encoder import c_make_encoder as _c_make_encoder  # type: ignore[attr-defined]
-from json.encoder import encode_basestring as _string  # what the encoder uses with ensure_ascii=False
+from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 from decimal import Decimal
 from enum import Enum
 from fractions import Fraction
-from typing import Any, Mapping
+from json.encoder import c_make_encoder as _c_make_encoder  # type: ignore[attr-defined]
+from json.encoder import encode_basestring as _string  # what the encoder uses with ensure_ascii=False
+from typing import Any
 
 HASH_VERSION = "solvent-log/1"
 GENESIS = "0" * 64

@@ -19,9 +19,9 @@ given the public key).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -55,7 +55,7 @@ class Checkpoint:
         return canonical(asdict(self))
 
     @classmethod
-    def from_line(cls, text: str) -> "Checkpoint":
+    def from_line(cls, text: str) -> Checkpoint:
         try:
             data = json.loads(text)
             checkpoint = cls(**{name: data[name] for name in ("format", "seq", "head", "taken_at", "key_id",

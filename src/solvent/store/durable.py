@@ -44,10 +44,11 @@ import json
 import threading
 import warnings
 from collections import deque
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 from itertools import islice
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 from ..engine import CommandRejected, Engine
 from ..engine.commands import Command, command_from_dict
@@ -132,7 +133,7 @@ class BatchResult(NamedTuple):
 class Staged:
     """A batch applied to the engine and not written yet (:meth:`DurableEngine.stage`)."""
 
-    __slots__ = ("results", "written", "after", "snapshot_rows", "generation", "applied")
+    __slots__ = ("after", "applied", "generation", "results", "snapshot_rows", "written")
 
     def __init__(self, results: list, written: list, after: Entry | None, snapshot_rows: list,
                  generation: int) -> None:
@@ -155,7 +156,7 @@ class DurableEngine:
         self.completed: list[int] = []  # pending entries whose outcome this instance recorded at start
         self.restored_from: int | None = None  # the snapshot's seq, if one was used
         self._lock = threading.Lock()
-        self._head: Entry | None | object = _UNKNOWN  # the last entry, as submit_batch last wrote it
+        self._head: Entry | object | None = _UNKNOWN  # the last entry, as submit_batch last wrote it
         self._broken: str | None = None
         self._recent: deque[Entry] = deque(maxlen=remember)  # the last entries written, in seq order
         self._recent_lock = threading.Lock()
@@ -190,7 +191,7 @@ class DurableEngine:
                 engine = snapshot.load()  # data only, checked against its digest
                 start = snapshot.seq
                 self.restored_from = snapshot.seq
-            except Exception as error:  # noqa: BLE001 - any unreadable snapshot: replay everything
+            except Exception as error:
                 warnings.warn(f"snapshot at entry {snapshot.seq} not used ({error}); replaying the whole log",
                               RuntimeWarning, stacklevel=3)
                 engine, start = None, 0
@@ -279,7 +280,7 @@ class DurableEngine:
         return self.commit(self.stage(items, check=check), settle=True)
 
     def stage(self, items: Sequence[BatchItem], *,
-              check: Callable[[Engine, Command], None] | None = None) -> "Staged":
+              check: Callable[[Engine, Command], None] | None = None) -> Staged:
         """The first half of :meth:`submit_batch`: apply the batch to the engine and build its
         entries, without writing them. :meth:`commit` writes them (call it once per stage, in
         stage order; one thread may stage the next batch while another commits this one). Until
@@ -302,7 +303,7 @@ class DurableEngine:
                 self._in_flight += 1
             return staged
 
-    def _stage(self, staged: "Staged", items: Sequence[BatchItem],
+    def _stage(self, staged: Staged, items: Sequence[BatchItem],
                check: Callable[[Engine, Command], None] | None) -> None:
         from .snapshots import FORMAT, dump_engine, load_engine, state_digest
 
@@ -323,7 +324,7 @@ class DurableEngine:
                 else:
                     payload = canonical(data)
                     prepared.append((payload, command_from_dict(json.loads(payload))))
-            except Exception as error:  # noqa: BLE001 - this item only: it must decode to be logged
+            except Exception as error:
                 prepared.append(None)
                 results[index] = BatchResult(error=error)
         # The head as this instance last staged it (re-read after any other kind of write); if
@@ -387,7 +388,7 @@ class DurableEngine:
             if check is not None:
                 try:
                     check(self.engine, command)
-                except Exception as error:  # noqa: BLE001 - refused at the edge: nothing written
+                except Exception as error:
                     results[index] = BatchResult(error=error)
                     if group is not None:
                         refused[group] = at
@@ -427,14 +428,14 @@ class DurableEngine:
             self._staged_seq = written[-1].seq
             self._head = _UNKNOWN if written[-1].pending else written[-1]
 
-    def commit(self, staged: "Staged", *, settle: bool = False) -> list[BatchResult]:
+    def commit(self, staged: Staged, *, settle: bool = False) -> list[BatchResult]:
         """Write a staged batch in ONE transaction and return its results (see
         :meth:`submit_batch`). If an earlier staged batch could not be written, nothing of this
         one is either (its items answer StoreError), and the engine is rebuilt from the log by
         the next :meth:`stage` or :meth:`settle`."""
         return self.commit_all([staged], settle=settle)[0]
 
-    def commit_all(self, batches: Sequence["Staged"], *, settle: bool = False) -> list[list[BatchResult]]:
+    def commit_all(self, batches: Sequence[Staged], *, settle: bool = False) -> list[list[BatchResult]]:
         """:meth:`commit` of several staged batches (in stage order) in ONE transaction: what
         the service's committer does with every batch staged while the previous write was
         being synced, so that a slow fsync is paid once for all of them. All of them are written,
@@ -480,7 +481,7 @@ class DurableEngine:
                 self.settle()
         return [staged.results for staged in batches]
 
-    def _fail(self, staged: "Staged", failure: StoreError) -> None:
+    def _fail(self, staged: Staged, failure: StoreError) -> None:
         """A staged batch was not written: its new entries answer ``failure``, and so does a
         retry that named an entry not written (yet) either."""
         with self._settled:
@@ -569,7 +570,7 @@ class DurableEngine:
         try:
             self.log.check_file()  # a database file that went away is not reopened (that would create it empty)
             self.engine = self._restore(True, check_chain=False)  # checked at start; only this instance wrote since
-        except Exception as error:  # noqa: BLE001 - cannot tell the true state: refuse further commands
+        except Exception as error:
             self._broken = f"{self.seq + 1} ({error})"
         self._staged_seq = self.seq
 

@@ -25,15 +25,16 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
 from ..core.errors import SolventError
-from ..engine import Engine  # noqa: F401 - importing the engine registers every command kind
+from ..engine import Engine
 from ..engine.commands import Command, command_from_dict
 from .canonical import GENESIS, canonical, command_hash, entry_hash
 from .schema import commands, database_url, metadata, redacted, snapshots, sqlite_file
@@ -111,7 +112,7 @@ class Snapshot:
 
 ENTRY_FIELDS = tuple(f.name for f in fields(Entry))
 COLUMNS = ", ".join(ENTRY_FIELDS)  # the commands table's columns, in Entry's order
-assert ENTRY_FIELDS == tuple(column.name for column in commands.columns)
+assert tuple(column.name for column in commands.columns) == ENTRY_FIELDS
 
 
 def astuple_entry(entry: Entry) -> tuple:
@@ -123,7 +124,7 @@ def timestamp_text(value: datetime | str | None) -> str:
     """ISO-8601 text of a timestamp (now, in UTC, if None). The store is an edge: it may read the
     clock; the engine never does (the timestamp is not a command field)."""
     if value is None:
-        value = datetime.now(timezone.utc)
+        value = datetime.now(UTC)
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise StoreError("recorded_at: give a timezone-aware datetime (or ISO-8601 text)")
@@ -242,7 +243,7 @@ class CommandLog:
                 self._driver_connections.remove(connection)
         try:
             connection.invalidate()
-        except Exception:  # noqa: BLE001 - already unusable
+        except Exception:
             pass
 
     def _close_drivers(self) -> None:
@@ -251,7 +252,7 @@ class CommandLog:
         for connection in connections:
             try:
                 connection.invalidate()  # closed, not returned to the pool (it is in autocommit mode)
-            except Exception:  # noqa: BLE001 - closing anyway
+            except Exception:
                 pass
         self._drivers = threading.local()
 
@@ -295,7 +296,7 @@ class CommandLog:
             cursor.execute("PRAGMA wal_autocheckpoint=0")  # see checkpoint_in_background
         cursor.close()
 
-    def __enter__(self) -> "CommandLog":
+    def __enter__(self) -> CommandLog:
         return self
 
     def __exit__(self, *exc) -> None:

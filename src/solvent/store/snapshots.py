@@ -290,7 +290,7 @@ def _state(value: Any, seen: frozenset[int] = frozenset()) -> Any:
     if id(value) in seen:
         raise ValueError(f"cycle through a {type(value).__name__} in the engine's state")
     seen = seen | {id(value)}
-    if isinstance(value, dict) or hasattr(value, "items") and hasattr(value, "keys"):
+    if isinstance(value, dict) or (hasattr(value, "items") and hasattr(value, "keys")):
         items = [(_state(key, seen), _state(item, seen)) for key, item in value.items()]
         if all(isinstance(key, str) for key, _ in items):
             return dict(items)

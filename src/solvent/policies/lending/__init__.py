@@ -64,7 +64,21 @@ def half_up_div(numerator: int, denominator: int) -> int:
     return (numerator + denominator // 2) // denominator
 
 
-from . import aave, compound, euler, liquity, maker, morpho  # noqa: E402  (modules use the helpers above)
+from . import aave, compound, euler, liquity, maker, morpho
 
-__all__ = ["WAD", "RAY", "RAD", "ProtocolRevert", "to_units", "from_units", "ceil_div", "half_up_div",
-           "aave", "compound", "euler", "liquity", "maker", "morpho"]
+__all__ = [
+    "RAD",
+    "RAY",
+    "WAD",
+    "ProtocolRevert",
+    "aave",
+    "ceil_div",
+    "compound",
+    "euler",
+    "from_units",
+    "half_up_div",
+    "liquity",
+    "maker",
+    "morpho",
+    "to_units",
+]

@@ -39,9 +39,10 @@ spirals down (:func:`liquidation_worsens_health`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ...core.errors import InvalidInput, UnknownName
 from ...core.numbers import non_negative, to_decimal, to_int
@@ -89,7 +90,7 @@ class AaveVersion:
     minor: int
 
     @classmethod
-    def parse(cls, value: object, field: str = "version") -> "AaveVersion":
+    def parse(cls, value: object, field: str = "version") -> AaveVersion:
         text = str(value).strip().lower().removeprefix("v")
         parts = text.split(".")
         if len(parts) < 2 or parts[0] != "3" or not parts[1].isdigit():
@@ -151,7 +152,7 @@ class AaveConfig:
             raise InvalidInput("base_currency_decimals", "must not be negative")
 
     @classmethod
-    def from_table(cls, table: Mapping[str, Any], where: str = "liquidation") -> "AaveConfig":
+    def from_table(cls, table: Mapping[str, Any], where: str = "liquidation") -> AaveConfig:
         """Build from decimal strings: rates as fractions, thresholds in base currency (USD)."""
         defaults = cls()
         base = to_int(table.get("base_currency_decimals", defaults.base_currency_decimals),
@@ -176,7 +177,7 @@ class AaveConfig:
             min_leftover_base=base_value("min_leftover_base", defaults.min_leftover_base),
         )
 
-    def with_version(self, version: object) -> "AaveConfig":
+    def with_version(self, version: object) -> AaveConfig:
         return replace(self, version=version if isinstance(version, AaveVersion) else AaveVersion.parse(version))
 
     def price_units(self, value: object, field: str) -> int:
@@ -218,7 +219,7 @@ class AaveReserve:
     @classmethod
     def from_values(cls, asset: str, where: str | None = None, *, decimals: object = 18, ltv: object = "0",
                     liquidation_threshold: object = "0", liquidation_bonus: object = "1",
-                    protocol_fee: object = "0") -> "AaveReserve":
+                    protocol_fee: object = "0") -> AaveReserve:
         """From fractions as the docs write them (LT ``0.83``, LB ``1.05``, fee ``0.1``)."""
         at = where or f"reserves[{asset}]"
         values = {name: to_units(value, BPS_DECIMALS, f"{at}.{name}") for name, value in (
@@ -242,12 +243,12 @@ class AaveReserve:
         )
 
     @classmethod
-    def from_table(cls, asset: str, table: Mapping[str, Any], where: str | None = None) -> "AaveReserve":
+    def from_table(cls, asset: str, table: Mapping[str, Any], where: str | None = None) -> AaveReserve:
         """A preset's ``[reserves.<asset>]`` table."""
         keys = ("decimals", "ltv", "liquidation_threshold", "liquidation_bonus", "protocol_fee")
         return cls.from_values(asset, where, **{key: table[key] for key in keys if key in table})
 
-    def with_overrides(self, values: Mapping[str, Any], where: str) -> "AaveReserve":
+    def with_overrides(self, values: Mapping[str, Any], where: str) -> AaveReserve:
         """A copy with any of ``decimals``, ``ltv``, ``liquidation_threshold``, ``liquidation_bonus``,
         ``protocol_fee`` replaced by ``values`` (fractions); other keys are ignored."""
         current = {
@@ -297,7 +298,7 @@ class AaveHolding:
         product = self.amount * self.price
         return ceil_div(product, self.unit) if round_up else product // self.unit
 
-    def with_amount(self, amount: int) -> "AaveHolding":
+    def with_amount(self, amount: int) -> AaveHolding:
         return replace(self, amount=amount)
 
 
@@ -322,7 +323,7 @@ class AaveAccount:
                 return holding
         raise UnknownName(f"{side} asset", asset, [h.reserve.asset for h in getattr(self, side)])
 
-    def replaced(self, side: str, holding: AaveHolding) -> "AaveAccount":
+    def replaced(self, side: str, holding: AaveHolding) -> AaveAccount:
         rows = tuple(holding if h.reserve.asset == holding.reserve.asset else h for h in getattr(self, side))
         return replace(self, **{side: rows})
 
@@ -339,7 +340,7 @@ class AaveEMode:
     assets: frozenset[str]
 
     @classmethod
-    def from_table(cls, table: Mapping[str, Any], where: str) -> "AaveEMode":
+    def from_table(cls, table: Mapping[str, Any], where: str) -> AaveEMode:
         for key in ("id", "liquidation_threshold", "liquidation_bonus"):
             if key not in table:
                 raise InvalidInput(f"{where}.{key}", "missing")
@@ -374,7 +375,7 @@ class AaveMarket:
     @classmethod
     def from_tables(cls, liquidation: Mapping[str, Any], reserves: Mapping[str, Any],
                     assets: Mapping[str, Any] | None = None, emodes: Mapping[str, Any] | None = None,
-                    where: str = "preset") -> "AaveMarket":
+                    where: str = "preset") -> AaveMarket:
         """From a preset's ``[liquidation]``, ``[reserves.*]``, ``[assets]`` (decimals) and
         ``[emodes.*]`` tables."""
         config = AaveConfig.from_table(liquidation, f"{where}.liquidation")
@@ -395,7 +396,7 @@ class AaveMarket:
             categories[emode.category] = emode
         return cls(config, parsed, categories)
 
-    def with_version(self, version: object) -> "AaveMarket":
+    def with_version(self, version: object) -> AaveMarket:
         return replace(self, config=self.config.with_version(version))
 
     def reserve(self, asset: str, overrides: Mapping[str, Any] | None = None, where: str | None = None,

@@ -19,9 +19,10 @@ account's negative base balance.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from ...core.errors import InvalidInput, UnknownName
 from ...core.numbers import to_int
@@ -93,7 +94,7 @@ class CometAsset:
     @classmethod
     def from_values(cls, asset: str, where: str | None = None, *, decimals: object = 18,
                     borrow_collateral_factor: object = "0", liquidate_collateral_factor: object = "0",
-                    liquidation_factor: object = "1") -> "CometAsset":
+                    liquidation_factor: object = "1") -> CometAsset:
         at = where or f"assets[{asset}]"
         return cls(
             asset=asset,
@@ -106,7 +107,7 @@ class CometAsset:
                                        decimals=ASSET_FACTOR_DECIMALS),
         )
 
-    def with_overrides(self, values: Mapping[str, Any], where: str) -> "CometAsset":
+    def with_overrides(self, values: Mapping[str, Any], where: str) -> CometAsset:
         current: dict[str, Any] = {
             "decimals": self.decimals,
             "borrow_collateral_factor": from_units(self.borrow_collateral_factor, FACTOR_DECIMALS),
@@ -138,7 +139,7 @@ class CometMarket:
         return 10**self.base_decimals
 
     @classmethod
-    def from_table(cls, name: str, table: Mapping[str, Any], where: str | None = None) -> "CometMarket":
+    def from_table(cls, name: str, table: Mapping[str, Any], where: str | None = None) -> CometMarket:
         """A preset's ``[comets.<name>]`` table with ``[comets.<name>.assets.<asset>]`` sub-tables."""
         at = where or name
         base_decimals = to_int(table.get("base_decimals", 6), f"{at}.base_decimals")
@@ -166,7 +167,7 @@ class CometMarket:
         base = self.assets.get(name) or CometAsset(name)
         return base.with_overrides(overrides, where or f"assets[{name}]") if overrides else base
 
-    def holding(self, row: Mapping[str, Any], where: str) -> "CometHolding":
+    def holding(self, row: Mapping[str, Any], where: str) -> CometHolding:
         """A collateral balance from ``{asset, amount, price, [liquidation_factor, ...]}``."""
         if "asset" not in row:
             raise InvalidInput(f"{where}.asset", "missing")
@@ -177,7 +178,7 @@ class CometMarket:
         return CometHolding(asset, to_units(row["amount"], asset.decimals, f"{where}.amount"),
                             price_units(row["price"], f"{where}.price"))
 
-    def holdings(self, rows: Iterable[Mapping[str, Any]], field: str = "collateral") -> tuple["CometHolding", ...]:
+    def holdings(self, rows: Iterable[Mapping[str, Any]], field: str = "collateral") -> tuple[CometHolding, ...]:
         result = tuple(self.holding(row, f"{field}[{i}]") for i, row in enumerate(rows))
         names = [h.asset.asset for h in result]
         for name in names:
@@ -185,7 +186,7 @@ class CometMarket:
                 raise InvalidInput(f"{field}.{name}", "listed twice")
         return result
 
-    def absorb(self, debt: object, base_price: object, collateral: Iterable[Mapping[str, Any]]) -> "Absorb":
+    def absorb(self, debt: object, base_price: object, collateral: Iterable[Mapping[str, Any]]) -> Absorb:
         """:func:`absorb` from decimals: ``debt`` in base tokens, rows ``{asset, amount, price, ...}``
         whose stated factors override the market's."""
         return absorb(to_units(debt, self.base_decimals, "debt"), price_units(base_price, "base_price"),

@@ -19,9 +19,10 @@ A governance cut of the liquidation LTV can be ramped: :func:`ramped_ltv`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from ...core.errors import InvalidInput
 from ...core.numbers import to_int
@@ -54,7 +55,7 @@ class EulerVaultConfig:
             raise InvalidInput("liquidation_cool_off_time", "must not be negative")
 
     @classmethod
-    def from_table(cls, table: Mapping[str, Any], where: str = "liquidation") -> "EulerVaultConfig":
+    def from_table(cls, table: Mapping[str, Any], where: str = "liquidation") -> EulerVaultConfig:
         return cls(
             max_liquidation_discount=_config(table.get("max_liquidation_discount", "0"),
                                              f"{where}.max_liquidation_discount", below_one=True),
@@ -62,7 +63,7 @@ class EulerVaultConfig:
                                              f"{where}.liquidation_cool_off_time"),
         )
 
-    def with_max_discount(self, value: object) -> "EulerVaultConfig":
+    def with_max_discount(self, value: object) -> EulerVaultConfig:
         return EulerVaultConfig(_config(value, "max_discount", below_one=True), self.liquidation_cool_off_time)
 
 

@@ -19,9 +19,10 @@ the contract's SafeMath does. A trove is always liquidated whole:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from ...core.errors import InvalidInput
 from ...core.numbers import to_int
@@ -54,7 +55,7 @@ class LiquityConfig:
             raise InvalidInput("percent_divisor", "must be positive")
 
     @classmethod
-    def from_table(cls, table: Mapping[str, Any], where: str = "trove_manager") -> "LiquityConfig":
+    def from_table(cls, table: Mapping[str, Any], where: str = "trove_manager") -> LiquityConfig:
         d = cls()
         return cls(
             mcr=_e18(table["mcr"], f"{where}.mcr") if "mcr" in table else d.mcr,

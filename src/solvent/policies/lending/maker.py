@@ -21,9 +21,10 @@ fields hold the integers.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, Iterable, Mapping, Union
+from typing import Any
 
 from ...core.errors import InvalidInput, UnknownName
 from ...core.numbers import to_int
@@ -125,7 +126,7 @@ class ExponentialDecrease:
         return rmul(top, rpow(self.cut, dur, RAY))
 
 
-PriceCalc = Union[LinearDecrease, StairstepExponentialDecrease, ExponentialDecrease]
+PriceCalc = LinearDecrease | StairstepExponentialDecrease | ExponentialDecrease
 
 _CALC_NAMES = {
     "linear": "linear", "lineardecrease": "linear",
@@ -217,7 +218,7 @@ class MakerIlk:
             raise InvalidInput(f"{where}.cusp", "must be at most 1")
 
     @classmethod
-    def from_table(cls, name: str, table: Mapping[str, Any], where: str | None = None) -> "MakerIlk":
+    def from_table(cls, name: str, table: Mapping[str, Any], where: str | None = None) -> MakerIlk:
         """A preset's ``[ilks.<name>]`` table: DAI amounts, ratios and seconds as decimals."""
         at = where or f"ilks[{name}]"
         calc = {key: table[key] for key in ("calc", "tau", "step", "cut") if key in table} or None
@@ -240,7 +241,7 @@ class MakerIlk:
             price_calc(calc, at)  # validate now
         return ilk
 
-    def with_overrides(self, values: Mapping[str, Any], where: str = "") -> "MakerIlk":
+    def with_overrides(self, values: Mapping[str, Any], where: str = "") -> MakerIlk:
         """A copy with any of ``mat chop dust hole buf tail cusp chip tip par`` given as decimals."""
         units = {"mat": ray, "chop": wad, "dust": rad, "hole": rad, "system_hole": rad, "buf": ray,
                  "cusp": ray, "chip": wad, "tip": rad, "par": ray}
@@ -307,7 +308,7 @@ class Auction:
 
     @classmethod
     def parse(cls, tab: object, lot: object, top: object, calc: PriceCalc, *, tail: object = None,
-              cusp: object = None, where: str = "auction") -> "Auction":
+              cusp: object = None, where: str = "auction") -> Auction:
         return cls(rad(tab, f"{where}.tab"), wad(lot, f"{where}.lot"), ray(top, f"{where}.top"), calc,
                    None if tail is None else _seconds(tail, f"{where}.tail"),
                    None if cusp is None else ray(cusp, f"{where}.cusp"))

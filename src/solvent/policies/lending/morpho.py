@@ -20,9 +20,10 @@ virtual-share offsets are not modelled.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from ...core.errors import InvalidInput
 from . import WAD, ProtocolRevert, ceil_div, from_units, to_units
@@ -60,7 +61,7 @@ class MorphoConfig:
             raise InvalidInput("liquidation_cursor", "must be within [0, 1]")
 
     @classmethod
-    def from_table(cls, table: Mapping[str, Any], where: str = "liquidation") -> "MorphoConfig":
+    def from_table(cls, table: Mapping[str, Any], where: str = "liquidation") -> MorphoConfig:
         d = cls()
         return cls(
             max_liquidation_incentive_factor=(
