@@ -24,7 +24,7 @@ from solvent.bench.serve import free_port
 from solvent.store import CommandLog
 
 NATS = "nats://127.0.0.1:4222"
-ADMIN = "sk_admin_bus"
+ADMIN = "sk_admin_bus" + "_0123456789abcdef0123456789"  # at least 32 characters
 BIG = "100000000"
 
 pytestmark = pytest.mark.nats
@@ -40,7 +40,7 @@ def nats_up() -> None:
 def serve(db: str, port: int, log_path, *extra: str) -> subprocess.Popen:
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-c", "from solvent.cli.main import app; app()", "serve", "--port", str(port), *extra],
+            [sys.executable, "-c", "from solvent.cli.main import app; app()", "serve", "--init", "--port", str(port), *extra],
             env={**os.environ, "SOLVENT_ADMIN_KEY": ADMIN, "SOLVENT_DB": db, "SOLVENT_ACCESS_LOG": "0"},
             stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.monotonic() + 30
