@@ -22,7 +22,10 @@ from solvent.policies.options.auction import AuctionParams, start_fee
 
 DAY = 86400
 EXPIRY = 30 * DAY
-VECTORS = [Path("/work/shared/conformance/options.json"), Path(__file__).parent / "vectors" / "options_venue_cases.json"]
+# The venues' vectors beside the project (../shared/conformance) when present, and the harvested ones.
+SHARED_OPTIONS = Path(__file__).resolve().parents[2] / "shared" / "conformance" / "options.json"
+VECTORS = [path for path in (SHARED_OPTIONS, Path(__file__).parent / "vectors" / "options_venue_cases.json")
+           if path.is_file()]
 
 
 def surface(spot: str, vol: str, timestamp: int, forward: str | None = None, expiry: int = EXPIRY,
