@@ -517,3 +517,16 @@ def test_the_scenario_grid_refuses_an_inverse_book() -> None:
                                                    "settle_kind": "inverse"}))
     assert refused.value.field == "overrides.settle_kind"
     assert "v" not in getattr(engine, "options", {}) and "ETH" not in engine.ledger.assets
+
+
+def test_an_options_feeder_does_not_move_another_venues_clock():
+    """Each venue keeps its own clock: a surface far in the future on the options venue leaves a
+    perpetual venue's prices free to arrive at their own time."""
+    engine, _ = venue_with_straddle("derive", "10000")
+    engine.apply(c.CreateVenue("bn", "binance"))
+    engine.apply(surface("2000", "0.5", 10 * DAY))
+    assert engine.time_of("v") == 10 * DAY
+    engine.apply(c.UpdateOracle("bn", {"BTCUSDT": "60000"}, 5))  # earlier than the options venue's time
+    assert engine.time_of("bn") < engine.time_of("v")
+    with pytest.raises(CommandRejected):
+        engine.apply(surface("2000", "0.5", DAY))  # the options venue's own clock still holds

@@ -54,10 +54,12 @@ def _bounded_price(value: object, field_name: str) -> Decimal:
     return price
 
 
-def _timestamp(engine: Engine, value: object, field_name: str = "timestamp") -> int:
+def _timestamp(engine: Engine, venue: str, value: object, field_name: str = "timestamp") -> int:
+    """A time for ``venue``: never before its own clock (each venue keeps its own, see Engine.time_of)."""
     timestamp = to_int(value, field_name)
-    if timestamp < engine.timestamp:
-        raise InvalidInput(field_name, f"{timestamp} is before the engine's time {engine.timestamp}")
+    now = engine.time_of(venue)
+    if timestamp < now:
+        raise InvalidInput(field_name, f"{timestamp} is before {venue}'s time {now}")
     return timestamp
 
 
@@ -114,8 +116,8 @@ def _create_market(engine: Engine, command: oc.CreateOptionMarket) -> list[e.Eve
     if not underlying or SEPARATOR in underlying:
         raise InvalidInput("underlying", "must be non-empty")
     expiry = to_int(command.expiry, "expiry")
-    if expiry <= engine.timestamp:
-        raise InvalidInput("expiry", f"{expiry} is not after the engine's time {engine.timestamp}: already expired")
+    if expiry <= engine.time_of(venue.name):
+        raise InvalidInput("expiry", f"{expiry} is not after the engine's time {engine.time_of(venue.name)}: already expired")
     if expiry > MAX_TIMESTAMP:
         raise InvalidInput("expiry", f"must be at most {MAX_TIMESTAMP}, got {expiry}")
     strike = _bounded_price(command.strike, "strike")
@@ -168,7 +170,7 @@ def _withdraw(engine: Engine, command: c.Withdraw, base: Handler) -> list[e.Even
         if venue.holdings(command.account):
             units = engine.ledger.units(command.asset, positive(command.amount, "amount"))
             after = venue.margin(venue.holdings(command.account), cash_units(engine, venue, command.account) - units,
-                                 engine.timestamp)
+                                 engine.time_of(venue.name))
             if after.im < 0:
                 raise InvalidInput("amount", f"would leave {command.account!r} below initial margin on {venue.name} "
                                    f"(surplus {after.im!r})")
@@ -183,7 +185,7 @@ def _update_surface(engine: Engine, command: oc.UpdateVolSurface) -> list[e.Even
     underlying = str(command.underlying)
     if not any(market.underlying == underlying for market in venue.markets.values()):
         raise InvalidInput("underlying", f"no option market on {underlying!r} is listed on {venue.name}")
-    timestamp = _timestamp(engine, command.timestamp)
+    timestamp = _timestamp(engine, venue.name, command.timestamp)
     spot = _bounded_price(command.spot, "spot")
     spot_confidence = checked_float(command.spot_confidence, "spot_confidence")
     if spot_confidence > 1:
@@ -235,7 +237,7 @@ def _update_surface(engine: Engine, command: oc.UpdateVolSurface) -> list[e.Even
         venue.surfaces = venue_surfaces
     # Validated: now change state.
     events: list[e.Event] = []
-    engine.timestamp = timestamp
+    engine.clocks[venue.name] = timestamp  # this venue's clock only: no feeder moves another venue's time
     events += _settle_due(engine, venue, {underlying: spot})
     venue.surfaces[underlying] = surface
     events.append(oe.VolSurfaceUpdated(venue.name, underlying, str(spot), tuple(sorted(feeds)), timestamp))
@@ -264,7 +266,7 @@ def _settle_due(engine: Engine, venue: OptionsVenue, spots: Mapping[str, Decimal
     """Settle every held expiry before the engine's time at the underlying's index (``spots``
     first, else the latest surface's spot)."""
     due = sorted({(market.underlying, market.expiry) for held in venue.positions.values() for symbol in held
-                  if (market := venue.markets[symbol]).expiry < engine.timestamp})
+                  if (market := venue.markets[symbol]).expiry < engine.time_of(venue.name)})
     events: list[e.Event] = []
     for underlying, expiry in due:
         price = spots.get(underlying) or venue.surfaces[underlying].spot
@@ -314,8 +316,8 @@ def _settle_expiry(engine: Engine, command: oc.SettleExpiry) -> list[e.Event]:
                for h in venue.positions.values() for s in h)
     if not held:
         raise InvalidInput("expiry", f"expiry {expiry} of {underlying} has no open positions (settled already?)")
-    if engine.timestamp < expiry:
-        raise InvalidInput("expiry", f"{expiry} is after the engine's time {engine.timestamp}: not expired yet")
+    if engine.time_of(venue.name) < expiry:
+        raise InvalidInput("expiry", f"{expiry} is after the engine's time {engine.time_of(venue.name)}: not expired yet")
     events = settle(engine, venue, underlying, expiry, price)
     events += review(engine, venue, sorted(set(venue.positions) | venue.liquidating | venue.margin_called))
     return events
@@ -327,7 +329,7 @@ def _settle_expiry(engine: Engine, command: oc.SettleExpiry) -> list[e.Event]:
 def _apply_fill(engine: Engine, command: oc.ApplyOptionFill) -> list[e.Event]:
     venue = options_venue(engine, command.venue)
     market = venue.market(str(command.symbol))
-    now = engine.timestamp
+    now = engine.time_of(venue.name)
     if market.expiry <= now:
         raise InvalidInput("symbol", f"{market.symbol} expired at {market.expiry} (engine time {now})")
     venue.require_account(command.buyer, "buyer")

@@ -32,7 +32,7 @@ def cash_units(engine: Engine, venue: OptionsVenue, account: str) -> int:
 
 
 def account_margin(engine: Engine, venue: OptionsVenue, account: str) -> AccountMargin:
-    return venue.margin(venue.holdings(account), cash_units(engine, venue, account), engine.timestamp)
+    return venue.margin(venue.holdings(account), cash_units(engine, venue, account), engine.time_of(venue.name))
 
 
 def _text(value: float) -> str:
@@ -87,7 +87,7 @@ def _start_liquidation(engine: Engine, venue: OptionsVenue, account: str, margin
     fee_units = min(venue.units_of(state.fee, ROUND_CEILING), max(cash_units(engine, venue, account), 0))
     if fee_units:
         engine.ledger.transfer(account, venue.insurance, venue.settle, fee_units)
-    venue.auctions[account] = AuctionRecord(state, engine.timestamp)
+    venue.auctions[account] = AuctionRecord(state, engine.time_of(venue.name))
     events.append(oe.OptionAuctionStarted(venue.name, account, state.insolvent, str(mtm), str(mm),
                                           str(venue.amount_of(fee_units))))
     return events
@@ -104,7 +104,7 @@ def _review_liquidation(engine: Engine, venue: OptionsVenue, account: str, margi
         return steps
     params = venue.auction_params
     assert params is not None
-    elapsed = engine.timestamp - record.started
+    elapsed = engine.time_of(venue.name) - record.started
     reason = auction.termination_reason(params, record.state, elapsed, decimal_of(margin.mtm), decimal_of(margin.mm))
     if reason is None and not venue.holdings(account):
         reason = "no positions left"
@@ -149,7 +149,7 @@ def screened(engine: Engine, venue: OptionsVenue, underlying: str, accounts: lis
     if not single:
         return accounts
     portfolios = [venue.portfolio(venue.holdings(account), underlying, cash_units(engine, venue, account),
-                                  engine.timestamp) for account in single]
+                                  engine.time_of(venue.name)) for account in single]
     margins = evaluate_book(venue.grid, book_from_portfolios(portfolios))
     import numpy as np
 
@@ -170,7 +170,7 @@ def incremental_liquidation(engine: Engine, venue: OptionsVenue, account: str, m
     the mark (rounded up); what it cannot pay is a deficit the waterfall covers."""
     rules = venue.incremental
     events: list[e.Event] = []
-    now = engine.timestamp
+    now = engine.time_of(venue.name)
     for _ in range(rules.max_steps):
         if margin.mm >= 0:
             break
@@ -224,7 +224,7 @@ def bid(engine: Engine, venue: OptionsVenue, account: str, bidder: str, percent:
         raise InvalidInput("bidder", "an account cannot bid in its own auction")
     if bidder in venue.liquidating:
         raise InvalidInput("bidder", f"{bidder!r} is itself being liquidated")
-    now = engine.timestamp
+    now = engine.time_of(venue.name)
     margin = account_margin(engine, venue, account)
     mtm, mm = decimal_of(margin.mtm), decimal_of(margin.mm)
     state, started = record.state, record.started
