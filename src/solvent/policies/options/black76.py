@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 from scipy.special import ndtr
@@ -124,13 +125,26 @@ def black76_price(kind: str, forward: object, strike: object, vol: object, secon
     return call if is_call_kind(kind) else put
 
 
+class OptionKind(str, Enum):
+    """Call or put: the one parser of the family (``call``/``c``, ``put``/``p``, any case)."""
+
+    CALL = "call"
+    PUT = "put"
+
+    @classmethod
+    def parse(cls, value: object, field: str = "kind") -> OptionKind:
+        if isinstance(value, OptionKind):
+            return value
+        text = str(value).strip().lower()
+        if text in ("call", "c"):
+            return cls.CALL
+        if text in ("put", "p"):
+            return cls.PUT
+        raise InvalidInput(field, f"expected call or put, got {value!r}")
+
+
 def is_call_kind(kind: object, field: str = "kind") -> bool:
-    text = str(kind).strip().lower()
-    if text in ("call", "c"):
-        return True
-    if text in ("put", "p"):
-        return False
-    raise InvalidInput(field, f"expected call or put, got {kind!r}")
+    return OptionKind.parse(kind, field) is OptionKind.CALL
 
 
 def discount_factor(rate: float, seconds: float) -> float:

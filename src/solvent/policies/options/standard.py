@@ -32,6 +32,7 @@ from typing import Any
 from ...core.domain import Side
 from ...core.errors import InvalidInput
 from ...core.numbers import non_negative, positive, to_decimal
+from .black76 import OptionKind
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -39,22 +40,6 @@ ONE = Decimal(1)
 MAX_PRICE = Decimal("1e15")
 MAX_SIZE = Decimal("1e15")
 MAX_FACTOR = Decimal(100)
-
-
-class OptionKind(str, Enum):
-    CALL = "call"
-    PUT = "put"
-
-    @classmethod
-    def parse(cls, value: object, field: str = "kind") -> OptionKind:
-        if isinstance(value, OptionKind):
-            return value
-        text = str(value).strip().lower()
-        if text in ("call", "c"):
-            return cls.CALL
-        if text in ("put", "p"):
-            return cls.PUT
-        raise InvalidInput(field, f"expected 'call' or 'put', got {value!r}")
 
 
 class Settlement(str, Enum):
